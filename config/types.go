@@ -1,0 +1,115 @@
+package config
+
+import "time"
+
+// Config is the whole relay configuration as read from YAML.
+type Config struct {
+	Listen       string        `yaml:"listen"`
+	Admin        Admin         `yaml:"admin"`
+	Store        Store         `yaml:"store"`
+	Ingest       Ingest        `yaml:"ingest"`
+	Dedupe       Dedupe        `yaml:"dedupe"`
+	Delivery     Delivery      `yaml:"delivery"`
+	Routes       []Route       `yaml:"routes"`
+	Destinations []Destination `yaml:"destinations"`
+	Agents       []Agent       `yaml:"agents"`
+
+	// File is the path the config was loaded from ("" for Load from bytes).
+	File string `yaml:"-"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	Listen string `yaml:"listen"`
+	Token  string `yaml:"token"`
+}
+
+// Store selects exactly one backend.
+type Store struct {
+	Embedded *EmbeddedStore `yaml:"embedded"`
+	Redis    *RedisStore    `yaml:"redis"`
+}
+
+// EmbeddedStore configures the bbolt store.
+type EmbeddedStore struct {
+	Path string `yaml:"path"`
+}
+
+// RedisStore configures the Redis store.
+type RedisStore struct {
+	URL       string   `yaml:"url"`
+	Prefix    string   `yaml:"prefix"`
+	Retention Duration `yaml:"retention"`
+}
+
+// Ingest configures the provider-facing listener.
+type Ingest struct {
+	MaxBodyBytes   int64  `yaml:"max_body_bytes"`
+	ResponseStatus int    `yaml:"response_status"`
+	Unmatched      string `yaml:"unmatched"` // "park" or "reject"
+}
+
+// Unmatched policies.
+const (
+	UnmatchedPark   = "park"
+	UnmatchedReject = "reject"
+)
+
+// Dedupe configures duplicate suppression.
+type Dedupe struct {
+	Fields []string `yaml:"fields"`
+	TTL    Duration `yaml:"ttl"`
+}
+
+// Delivery holds settings shared by all destinations' workers.
+type Delivery struct {
+	// PollInterval is how often an idle dispatcher looks for due deliveries
+	// that no wake-up announced (retries coming due, other processes' work).
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Route sends events of one webhook_id (and matching fields) to destinations.
+type Route struct {
+	WebhookID string            `yaml:"webhook_id"`
+	Match     map[string]string `yaml:"match"`
+	To        []string          `yaml:"to"`
+
+	// Line is the route's line in the file, for messages.
+	Line int `yaml:"-"`
+}
+
+// Destination is a customer endpoint.
+type Destination struct {
+	Name          string            `yaml:"name"`
+	URL           string            `yaml:"url"`
+	Agent         string            `yaml:"agent"`
+	Headers       map[string]string `yaml:"headers"`
+	Timeout       Duration          `yaml:"timeout"`
+	SuccessStatus []int             `yaml:"success_status"`
+	Retry         Retry             `yaml:"retry"`
+	Concurrency   int               `yaml:"concurrency"`
+	RateLimit     float64           `yaml:"rate_limit"`
+	SigningSecret string            `yaml:"signing_secret"`
+
+	Line int `yaml:"-"`
+}
+
+// Retry is a destination's retry policy.
+type Retry struct {
+	MaxAttempts     int      `yaml:"max_attempts"`
+	InitialInterval Duration `yaml:"initial_interval"`
+	MaxInterval     Duration `yaml:"max_interval"`
+	MaxAge          Duration `yaml:"max_age"`
+}
+
+// Agent is a behind-the-firewall agent allowed to connect.
+type Agent struct {
+	Name  string `yaml:"name"`
+	Token string `yaml:"token"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("250ms", "24h").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
