@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Event is one callback as the provider sent it. Body holds the original bytes
+// and is never re-encoded.
+type Event struct {
+	ID        string `json:"id"`
+	WebhookID string `json:"webhook_id"`
+	// DedupeKey is the value of the dedupe fields (e.g. the mid, several
+	// fields joined by ":"), sent to receivers as Idempotency-Key; "" when the
+	// event is not deduped. The claim key given to Accept is scoped further by
+	// webhook_id.
+	DedupeKey   string    `json:"dedupe_key,omitempty"`
+	ContentType string    `json:"content_type,omitempty"`
+	Body        []byte    `json:"-"`
+	ReceivedAt  time.Time `json:"received_at"`
+	// Destinations lists where the event was routed at accept time; empty for a
+	// parked event.
+	Destinations []string `json:"destinations"`
+	// Parked is true while the event matched no route and waits for a replay.
+	Parked bool `json:"parked,omitempty"`
+}
+
+// DeliveryState is where a delivery is in its life.
+type DeliveryState string
+
+// Delivery states.
+const (
+	StatePending   DeliveryState = "pending"   // queued or leased, will be attempted
+	StateDelivered DeliveryState = "delivered" // a success status was received
+	StateDead      DeliveryState = "dead"      // in the dead-letter queue
+)
+
+// Delivery is one copy of an event on its way to one destination.
+type Delivery struct {
+	ID          string        `json:"id"`
+	EventID     string        `json:"event_id"`
+	Destination string        `json:"destination"`
+	State       DeliveryState `json:"state"`
+	// Attempts counts the attempts made so far; the next attempt is Attempts+1.
+	Attempts int `json:"attempts"`
+	// CreatedAt is when the delivery was first queued; max_age counts from it.
+	// A DLQ replay resets it.
+	CreatedAt  time.Time `json:"created_at"`
+	DueAt      time.Time `json:"due_at"`
+	LastStatus int       `json:"last_status,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+
+	// Lease is the token of the current lease; set only on deliveries returned
+	// by Lease, and required by Complete, Retry, DeadLetter and Release.
+	Lease string `json:"-"`
+	// Event is filled by Lease so the worker has the body without another read.
+	Event *Event `json:"-"`
+}
+
+// Attempt is the record of one HTTP attempt of a delivery.
+type Attempt struct {
+	N        int           `json:"n"` // 1-based
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration_ns"`
+	Status   int           `json:"status,omitempty"` // 0 when no response arrived
+	Error    string        `json:"error,omitempty"`
+	Response string        `json:"response,omitempty"` // truncated response body
+}
+
+// DeliveryRecord is a delivery with its attempt log.
+type DeliveryRecord struct {
+	Delivery
+	AttemptLog []Attempt `json:"attempt_log"`
+}
+
+// EventRecord is an event with all of its deliveries.
+type EventRecord struct {
+	Event      Event            `json:"event"`
+	Deliveries []DeliveryRecord `json:"deliveries"`
+}
+
+// Dedupe names the claim that Accept takes. A zero Key means no dedupe.
+type Dedupe struct {
+	Key string
+	TTL time.Duration
+}
+
+// AcceptResult reports what Accept did.
+type AcceptResult struct {
+	// EventID is the new event's id, or for a duplicate the id of the event
+	// that holds the claim.
+	EventID string
+	// Duplicate is true when the dedupe key was already claimed; nothing was
+	// written then.
+	Duplicate bool
+	// Deliveries is the number of deliveries queued (0 for a duplicate or a
+	// parked event).
+	Deliveries int
+}
+
+// Page selects a slice of a list. Cursor is opaque and comes from the previous
+// page's Next; Limit <= 0 means the backend's default (100).
+type Page struct {
+	Cursor string
+	Limit  int
+}
+
+// DefaultPageLimit is the page size used when Page.Limit is not set.
+const DefaultPageLimit = 100
+
+// Depths is a cheap snapshot of queue sizes.
+type Depths struct {
+	// Queued counts pending deliveries (due, scheduled or leased) per destination.
+	Queued map[string]int
+	// Dead counts dead-lettered deliveries per destination.
+	Dead map[string]int
+	// Parked counts parked events.
+	Parked int
+}
+
+// Store is the durable heart of Relay. All methods are safe for concurrent use.
+type Store interface {
+	// Accept atomically claims the dedupe key (if any), stores the event and
+	// queues one delivery per destination, due now. With no destinations the
+	// event is stored parked. On a live claim it writes nothing and reports
+	// Duplicate with the claiming event's id. It returns only after the write
+	// is durable.
+	Accept(ctx context.Context, ev Event, dests []string, dedupe Dedupe) (AcceptResult, error)
+
+	// Lease hands out up to n pending deliveries of dest whose due time has
+	// passed, oldest due first, each hidden from other leasers for lease. An
+	// expired lease makes the delivery due again, so a crashed worker's work is
+	// taken over.
+	Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]Delivery, error)
+	// ExtendLease pushes a held lease's expiry to now+lease.
+	ExtendLease(ctx context.Context, d Delivery, lease time.Duration) error
+	// Release gives a leased delivery back, due at due, without recording an
+	// attempt (shutdown, open circuit).
+	Release(ctx context.Context, d Delivery, due time.Time) error
+
+	// Complete records a successful attempt and finishes the delivery.
+	Complete(ctx context.Context, d Delivery, a Attempt) error
+	// Retry records a failed attempt and schedules the next one at due.
+	Retry(ctx context.Context, d Delivery, a Attempt, due time.Time) error
+	// DeadLetter records the last attempt and moves the delivery to the DLQ.
+	DeadLetter(ctx context.Context, d Delivery, a Attempt) error
+
+	// Event returns an event with its deliveries and their attempts.
+	Event(ctx context.Context, id string) (EventRecord, error)
+	// ListDLQ lists dead-lettered deliveries, oldest first; dest "" means all.
+	ListDLQ(ctx context.Context, dest string, p Page) (items []Delivery, next string, err error)
+	// ReplayDLQ moves one dead delivery back into its queue, due now, with its
+	// attempt count and age reset. ErrNotFound when it is not in the DLQ, so a
+	// second replay never queues it twice.
+	ReplayDLQ(ctx context.Context, id string) error
+	// ListParked lists parked events, oldest first.
+	ListParked(ctx context.Context, p Page) (items []Event, next string, err error)
+	// ReplayParked routes a parked event to dests (queued due now). With no
+	// dests the event stays parked. ErrNotFound when it is not parked.
+	ReplayParked(ctx context.Context, id string, dests []string) (int, error)
+
+	// Depths reports queue sizes without scanning the queues.
+	Depths(ctx context.Context) (Depths, error)
+	// Ping reports whether the backend answers.
+	Ping(ctx context.Context) error
+	// Close releases the backend. Calls after Close return ErrClosed.
+	Close() error
+}
