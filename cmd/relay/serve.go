@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay"
+)
+
+// runServe runs the proxy until SIGINT or SIGTERM.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "config file (default $RELAY_CONFIG, then relay.yaml)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay serve: %v\n", err)
+		return 2
+	}
+	path := configPath(*file)
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		printProblems(stderr, path, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := relay.New(ctx, cfg, relay.Options{Logger: log, Version: version})
+	if err != nil {
+		log.Error("relay: cannot start", "err", err)
+		return 1
+	}
+	if err := srv.Run(ctx); err != nil {
+		log.Error("relay: stopped with error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// printProblems prints a config error one problem per line.
+func printProblems(w io.Writer, path string, err error) {
+	var problems config.Errors
+	if errors.As(err, &problems) {
+		for _, p := range problems {
+			fmt.Fprintln(w, p.Error())
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad -log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad -log-format %q (text or json)", format)
+}

@@ -1,0 +1,270 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// Acceptor is the part of the store that ingest needs.
+type Acceptor interface {
+	Accept(ctx context.Context, ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error)
+}
+
+// Router decides where an event goes. *route.Table implements it.
+type Router interface {
+	Match(webhookID string, fields map[string]string) []string
+	NeedsBody(webhookID string) bool
+}
+
+// Outcomes reported to Handler.OnOutcome, one per request; they are the label
+// values of relay_ingest_requests_total.
+const (
+	OutcomeAccepted  = "accepted"
+	OutcomeDuplicate = "duplicate"
+	OutcomeParked    = "parked"
+	OutcomeRejected  = "rejected"  // bad request: no webhook_id, unreadable body, wrong method
+	OutcomeUnmatched = "unmatched" // no route under unmatched: reject
+	OutcomeTooLarge  = "too_large"
+	OutcomeError     = "error" // the store could not take the write
+)
+
+// Settings are the ingest behaviours taken from config; they can be swapped
+// at run time with Handler.Update.
+type Settings struct {
+	Router          Router
+	MaxBodyBytes    int64
+	ResponseStatus  int           // 200 or 202
+	RejectUnmatched bool          // false: park unmatched events
+	DedupeFields    []string      // empty: no dedupe
+	DedupeTTL       time.Duration //
+	// WriteTimeout bounds one store write; past it the provider gets a 503 and
+	// retries.
+	WriteTimeout time.Duration
+}
+
+// Handler serves POST /hooks/{webhook_id} and POST /hooks.
+type Handler struct {
+	store    Acceptor
+	log      *slog.Logger
+	settings atomic.Pointer[Settings]
+	router   *mux.Router
+
+	// OnAccepted, when set, is called with the destinations of every newly
+	// accepted event after the write is durable.
+	OnAccepted func(dests []string)
+	// OnOutcome, when set, is called once per request with its outcome and
+	// how long the answer took.
+	OnOutcome func(outcome string, took time.Duration)
+}
+
+// NewHandler returns a handler writing to st with the given settings.
+func NewHandler(st Acceptor, s Settings, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{store: st, log: log}
+	h.Update(s)
+	r := mux.NewRouter()
+	r.HandleFunc("/hooks/{webhook_id}", h.serveHook).Methods(http.MethodPost)
+	r.HandleFunc("/hooks", h.serveHook).Methods(http.MethodPost)
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, http.StatusMethodNotAllowed, OutcomeRejected, time.Now(), "method not allowed: use POST")
+	})
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, answer{Status: "error", Error: "not found: POST to /hooks/{webhook_id}"})
+	})
+	h.router = r
+	return h
+}
+
+// Update swaps the settings atomically (config reload); requests already
+// running finish with the settings they started with.
+func (h *Handler) Update(s Settings) {
+	if s.WriteTimeout <= 0 {
+		s.WriteTimeout = 10 * time.Second
+	}
+	h.settings.Store(&s)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.router.ServeHTTP(w, r)
+}
+
+// answer is the JSON body of every ingest response.
+type answer struct {
+	Status     string `json:"status"`
+	EventID    string `json:"event_id,omitempty"`
+	Deliveries *int   `json:"deliveries,omitempty"`
+	Parked     bool   `json:"parked,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s := h.settings.Load()
+	body, err := readBody(w, r, s.MaxBodyBytes)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.fail(w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, start, "body larger than max_body_bytes")
+			return
+		}
+		h.fail(w, http.StatusBadRequest, OutcomeRejected, start, "reading body: "+err.Error())
+		return
+	}
+	p, status, msg := parse(r, body, s)
+	if status != 0 {
+		h.fail(w, status, OutcomeRejected, start, msg)
+		return
+	}
+	dests := s.Router.Match(p.webhookID, p.fields)
+	if len(dests) == 0 && s.RejectUnmatched {
+		h.fail(w, http.StatusNotFound, OutcomeUnmatched, start, "no route for webhook_id "+p.webhookID)
+		return
+	}
+	h.accept(w, r, s, p, body, dests, start)
+}
+
+func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p parsed, body []byte, dests []string, start time.Time) {
+	ev := store.Event{
+		WebhookID:   p.webhookID,
+		DedupeKey:   dedupeValue(p.fields, s.DedupeFields),
+		ContentType: r.Header.Get("Content-Type"),
+		Body:        body,
+		ReceivedAt:  start.UTC(),
+	}
+	var dd store.Dedupe
+	if ev.DedupeKey != "" {
+		dd = store.Dedupe{Key: p.webhookID + "\x1f" + ev.DedupeKey, TTL: s.DedupeTTL}
+	}
+	// The write must not be cut short by the provider hanging up: it has
+	// either happened durably or not at all, and the provider retries anyway.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.WriteTimeout)
+	defer cancel()
+	res, err := h.store.Accept(ctx, ev, dests, dd)
+	if err != nil {
+		h.log.Error("ingest: store refused event", "webhook_id", p.webhookID, "err", err)
+		h.fail(w, http.StatusServiceUnavailable, OutcomeError, start, "store unavailable, retry later")
+		return
+	}
+	n := res.Deliveries
+	switch {
+	case res.Duplicate:
+		h.done(OutcomeDuplicate, start)
+		writeJSON(w, s.ResponseStatus, answer{Status: "duplicate", EventID: res.EventID, Deliveries: &n})
+		return
+	case len(dests) == 0:
+		h.log.Info("ingest: parked unmatched event", "event_id", res.EventID, "webhook_id", p.webhookID)
+		h.done(OutcomeParked, start)
+		writeJSON(w, s.ResponseStatus, answer{Status: "accepted", EventID: res.EventID, Deliveries: &n, Parked: true})
+		return
+	}
+	if h.OnAccepted != nil {
+		h.OnAccepted(dests)
+	}
+	h.done(OutcomeAccepted, start)
+	writeJSON(w, s.ResponseStatus, answer{Status: "accepted", EventID: res.EventID, Deliveries: &n})
+}
+
+// parsed is what routing and dedupe read from a request.
+type parsed struct {
+	webhookID string
+	fields    Fields
+}
+
+// parse finds the webhook_id and the body fields. A non-zero status means the
+// request must be refused with msg.
+func parse(r *http.Request, body []byte, s *Settings) (parsed, int, string) {
+	p := parsed{webhookID: mux.Vars(r)["webhook_id"]}
+	if p.webhookID == "" {
+		p.webhookID = r.URL.Query().Get("webhook_id")
+	}
+	kind := Kind(r.Header.Get("Content-Type"), body)
+	var perr error
+	switch kind {
+	case KindJSON:
+		p.fields, perr = ExtractJSON(body)
+	case KindForm:
+		p.fields, perr = ExtractForm(body)
+	}
+	if p.webhookID == "" {
+		p.webhookID = strings.TrimSpace(p.fields["webhook_id"])
+	}
+	switch {
+	case p.webhookID == "" && perr != nil:
+		return p, http.StatusBadRequest, "no webhook_id in path or query, and the body is unreadable: " + perr.Error()
+	case p.webhookID == "":
+		return p, http.StatusBadRequest, "no webhook_id in path, query or body"
+	case !s.Router.NeedsBody(p.webhookID):
+		return p, 0, ""
+	case kind == KindOther:
+		return p, http.StatusUnsupportedMediaType, "routes for webhook_id " + p.webhookID + " match body fields; send JSON or a form body"
+	case perr != nil:
+		return p, http.StatusBadRequest, "routes for webhook_id " + p.webhookID + " match body fields, but the body is unreadable: " + perr.Error()
+	}
+	return p, 0, ""
+}
+
+// dedupeValue joins the dedupe fields' values; "" (no dedupe) unless every
+// field is present and non-empty, so events without them are never dropped.
+func dedupeValue(f Fields, names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	vals := make([]string, 0, len(names))
+	for _, n := range names {
+		v := f[n]
+		if v == "" || v == "null" {
+			return ""
+		}
+		vals = append(vals, v)
+	}
+	return strings.Join(vals, ":")
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength > 0 {
+		// One exact allocation for the common case (net/http stops the body
+		// at Content-Length); the slice becomes the stored event body.
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(rd)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, status int, outcome string, start time.Time, msg string) {
+	h.done(outcome, start)
+	writeJSON(w, status, answer{Status: "error", Error: msg})
+}
+
+func (h *Handler) done(outcome string, start time.Time) {
+	if h.OnOutcome != nil {
+		h.OnOutcome(outcome, time.Since(start))
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, a answer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(a)
+}

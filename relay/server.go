@@ -1,0 +1,207 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/deliver"
+	"github.com/relaygw/relay/relay/ingest"
+	"github.com/relaygw/relay/relay/route"
+	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/bolt"
+	redisstore "github.com/relaygw/relay/relay/store/redis"
+)
+
+// Options are the process-level settings that do not come from the config
+// file.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	// ShutdownTimeout bounds each shutdown step (ingest drain, delivery drain).
+	ShutdownTimeout time.Duration
+}
+
+// Server is one running relay: listeners, store and delivery workers.
+type Server struct {
+	cfg     *config.Config
+	opts    Options
+	log     *slog.Logger
+	store   store.Store
+	ingest  *ingest.Handler
+	deliver *deliver.Manager
+
+	ingestLn, adminLn   net.Listener
+	ingestSrv, adminSrv *http.Server
+}
+
+// New opens the store and binds both listeners, so that the addresses are
+// known (a config may ask for port 0) before Run serves them.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger}
+	st, err := OpenStore(ctx, cfg.Store, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	if err := s.build(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenStore opens the backend that cfg selects.
+func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (store.Store, error) {
+	switch {
+	case cfg.Redis != nil:
+		st, err := redisstore.Open(ctx, redisstore.Options{
+			URL:       cfg.Redis.URL,
+			Prefix:    cfg.Redis.Prefix,
+			Retention: cfg.Redis.Retention.D(),
+			Logger:    log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("relay: open redis store: %w", err)
+		}
+		return st, nil
+	case cfg.Embedded != nil:
+		st, err := bolt.Open(cfg.Embedded.Path, bolt.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("relay: open embedded store %s: %w", cfg.Embedded.Path, err)
+		}
+		return st, nil
+	}
+	return nil, errors.New("relay: no store configured")
+}
+
+func (s *Server) build() error {
+	dm, err := deliver.NewManager(s.store, s.cfg.Destinations, deliver.Options{
+		Logger:       s.log,
+		PollInterval: s.cfg.Delivery.PollInterval.D(),
+		DrainTimeout: s.opts.ShutdownTimeout,
+		Version:      s.opts.Version,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: delivery: %w", err)
+	}
+	s.deliver = dm
+	s.ingest = ingest.NewHandler(s.store, ingestSettings(s.cfg), s.log)
+	s.ingest.OnAccepted = func(dests []string) {
+		for _, d := range dests {
+			dm.Wake(d)
+		}
+	}
+	return nil
+}
+
+// ingestSettings derives ingest's settings from the config.
+func ingestSettings(cfg *config.Config) ingest.Settings {
+	return ingest.Settings{
+		Router:          route.New(cfg.Routes),
+		MaxBodyBytes:    cfg.Ingest.MaxBodyBytes,
+		ResponseStatus:  cfg.Ingest.ResponseStatus,
+		RejectUnmatched: cfg.Ingest.Unmatched == config.UnmatchedReject,
+		DedupeFields:    cfg.Dedupe.Fields,
+		DedupeTTL:       cfg.Dedupe.TTL.D(),
+	}
+}
+
+func (s *Server) listen() error {
+	var err error
+	if s.ingestLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("relay: ingest listener: %w", err)
+	}
+	if s.adminLn, err = net.Listen("tcp", s.cfg.Admin.Listen); err != nil {
+		s.ingestLn.Close()
+		return fmt.Errorf("relay: admin listener: %w", err)
+	}
+	s.ingestSrv = newHTTPServer(s.ingest, s.log)
+	s.adminSrv = newHTTPServer(admin.NewHandler(admin.Options{Store: s.store}), s.log)
+	return nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// IngestAddr is the address the ingest listener is bound to.
+func (s *Server) IngestAddr() net.Addr { return s.ingestLn.Addr() }
+
+// AdminAddr is the address the admin listener is bound to.
+func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
+
+// Run serves until ctx ends or a listener fails, then shuts down in order:
+// stop taking callbacks (in-flight ones finish their durable write), drain or
+// release in-flight deliveries, stop admin, close the store.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("relay: serving", "listen", s.IngestAddr().String(), "admin", s.AdminAddr().String(),
+		"store", storeKind(s.cfg.Store), "routes", len(s.cfg.Routes), "destinations", len(s.cfg.Destinations))
+	errc := make(chan error, 2)
+	go func() { errc <- serve(s.ingestSrv, s.ingestLn) }()
+	go func() { errc <- serve(s.adminSrv, s.adminLn) }()
+	dctx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	delivered := make(chan error, 1)
+	go func() { delivered <- s.deliver.Run(dctx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("relay: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := s.ingestSrv.Shutdown(sctx); err != nil {
+		s.log.Warn("relay: ingest shutdown", "err", err)
+	}
+	stopDeliver()
+	if err := <-delivered; err != nil {
+		s.log.Warn("relay: delivery shutdown", "err", err)
+	}
+	if err := s.adminSrv.Shutdown(sctx); err != nil {
+		s.log.Warn("relay: admin shutdown", "err", err)
+	}
+	if err := s.store.Close(); err != nil {
+		s.log.Warn("relay: close store", "err", err)
+	}
+	s.log.Info("relay: stopped")
+	return runErr
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("relay: serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+func storeKind(c config.Store) string {
+	if c.Redis != nil {
+		return "redis"
+	}
+	return "embedded"
+}
