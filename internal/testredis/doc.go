@@ -1,0 +1,9 @@
+// Package testredis starts a real redis-server for tests: on a free loopback
+// port, in the test's temporary directory, with an append-only file so that a
+// killed and restarted server keeps what it acknowledged.
+//
+// Set RELAY_TEST_REDIS_URL to run the tests against an existing server
+// instead; tests that need to kill or restart the server are skipped then.
+// When redis-server is not on PATH, tests are skipped, unless CI=true, where
+// a missing server fails the test.
+package testredis
