@@ -1,0 +1,279 @@
+package storetest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+func testLeaseOrderAndLimit(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	ids := acceptN(t, s, 5, destA)
+
+	first := mustLease(t, s, destA, 3, long)
+	wantIDs(t, "first Lease(3)", eventIDsOf(first), ids[:3])
+	rest := mustLease(t, s, destA, 10, long)
+	wantIDs(t, "second Lease(10)", eventIDsOf(rest), ids[3:])
+	leaseNone(t, s, destA)
+	leaseNone(t, s, destB)
+
+	// Order by due time, not by acceptance: reschedule the first three into
+	// the past in a shuffled order, and the last two far into the future.
+	now := time.Now()
+	past := []time.Duration{-1 * time.Second, -3 * time.Second, -2 * time.Second}
+	for i, d := range first {
+		if err := s.Retry(ctx, d, attemptFor(d, 503, ""), now.Add(past[i])); err != nil {
+			t.Fatalf("Retry: %v", err)
+		}
+	}
+	for _, d := range rest {
+		if err := s.Retry(ctx, d, attemptFor(d, 503, ""), now.Add(long)); err != nil {
+			t.Fatalf("Retry: %v", err)
+		}
+	}
+	got := mustLease(t, s, destA, 10, long)
+	wantIDs(t, "Lease after Retry", eventIDsOf(got), []string{ids[1], ids[2], ids[0]})
+}
+
+func testLeaseFillsEvent(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ev := newEvent("1001", seedBody(3))
+	ev.DedupeKey = "1001:fill"
+	res := mustAccept(t, s, ev, []string{destA, destB}, store.Dedupe{Key: ev.DedupeKey, TTL: long})
+
+	d := leaseOne(t, s, destA, long)
+	if d.ID == "" || d.EventID != res.EventID || d.State != store.StatePending || d.Attempts != 0 {
+		t.Fatalf("leased delivery = %+v, want pending, no attempts, event %s", d, res.EventID)
+	}
+	if d.CreatedAt.IsZero() || d.DueAt.IsZero() {
+		t.Fatalf("leased delivery has zero CreatedAt %v or DueAt %v", d.CreatedAt, d.DueAt)
+	}
+	if d.Event == nil {
+		t.Fatal("leased delivery has no Event")
+	}
+	e := d.Event
+	if e.ID != res.EventID || e.WebhookID != "1001" || e.ContentType != ev.ContentType || e.DedupeKey != ev.DedupeKey {
+		t.Fatalf("leased Event = id %q webhook %q content type %q dedupe %q, want %q %q %q %q",
+			e.ID, e.WebhookID, e.ContentType, e.DedupeKey, res.EventID, "1001", ev.ContentType, ev.DedupeKey)
+	}
+	wantBody(t, "leased Event", e.Body, ev.Body)
+	wantIDs(t, "leased Event destinations", e.Destinations, []string{destA, destB})
+}
+
+func testLeaseHides(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ids := acceptN(t, s, 2, destA)
+	d1 := leaseOne(t, s, destA, long)
+	d2 := leaseOne(t, s, destA, long)
+	wantIDs(t, "leased events", []string{d1.EventID, d2.EventID}, ids)
+	leaseNone(t, s, destA)
+	wantDepths(t, s, map[string]int{destA: 2}, nil, 0)
+}
+
+func testLeaseExpiry(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	acceptN(t, s, 1, destA)
+
+	first := leaseOne(t, s, destA, 150*time.Millisecond)
+	second := eventuallyLease(t, s, destA, long)
+	if second.ID != first.ID {
+		t.Fatalf("re-leased delivery %s, want %s", second.ID, first.ID)
+	}
+	if second.Lease == first.Lease {
+		t.Fatal("a new lease reused the expired lease's token")
+	}
+	wantErr(t, "Complete with the expired lease", s.Complete(ctx, first, attemptFor(first, 200, "")), store.ErrLeaseLost)
+	if err := s.Complete(ctx, second, attemptFor(second, 200, "")); err != nil {
+		t.Fatalf("Complete with the new lease: %v", err)
+	}
+	leaseNone(t, s, destA)
+}
+
+func testLeaseConcurrent(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	const events, workers = 40, 8
+	acceptN(t, s, events, destA)
+
+	var (
+		mu     sync.Mutex
+		leased = map[string]int{}
+		wg     sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				ds, err := s.Lease(context.Background(), destA, 3, long)
+				if err != nil {
+					t.Errorf("Lease: %v", err)
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					leased[d.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(leased) != events {
+		t.Fatalf("leased %d distinct deliveries, want %d", len(leased), events)
+	}
+	for id, n := range leased {
+		if n != 1 {
+			t.Fatalf("delivery %s leased %d times under live leases", id, n)
+		}
+	}
+}
+
+func testStaleLease(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	res := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA}, store.Dedupe{})
+
+	stale := leaseOne(t, s, destA, 150*time.Millisecond)
+	live := eventuallyLease(t, s, destA, long)
+	foreign := live
+	foreign.Lease = "not-a-lease-token"
+	noToken := live
+	noToken.Lease = ""
+
+	for name, d := range map[string]store.Delivery{"stale": stale, "foreign": foreign, "empty": noToken} {
+		a := attemptFor(d, 500, "x")
+		wantErr(t, name+" Complete", s.Complete(ctx, d, a), store.ErrLeaseLost)
+		wantErr(t, name+" Retry", s.Retry(ctx, d, a, time.Now()), store.ErrLeaseLost)
+		wantErr(t, name+" DeadLetter", s.DeadLetter(ctx, d, a), store.ErrLeaseLost)
+		wantErr(t, name+" ExtendLease", s.ExtendLease(ctx, d, long), store.ErrLeaseLost)
+		wantErr(t, name+" Release", s.Release(ctx, d, time.Now()), store.ErrLeaseLost)
+	}
+
+	// None of the refused calls wrote anything.
+	got := deliveryOf(t, mustEvent(t, s, res.EventID), live.ID)
+	if got.State != store.StatePending || got.Attempts != 0 || len(got.AttemptLog) != 0 {
+		t.Fatalf("after refused calls delivery = %+v with %d attempts logged, want untouched",
+			got.Delivery, len(got.AttemptLog))
+	}
+	wantDepths(t, s, map[string]int{destA: 1}, nil, 0)
+	leaseNone(t, s, destA)
+
+	if err := s.Complete(ctx, live, attemptFor(live, 200, "")); err != nil {
+		t.Fatalf("Complete with the live lease: %v", err)
+	}
+	// The lease ends with the delivery: a repeated outcome is refused.
+	wantErr(t, "second Complete", s.Complete(ctx, live, attemptFor(live, 200, "")), store.ErrLeaseLost)
+	wantErr(t, "Retry after Complete", s.Retry(ctx, live, attemptFor(live, 500, ""), time.Now()), store.ErrLeaseLost)
+	wantErr(t, "DeadLetter after Complete", s.DeadLetter(ctx, live, attemptFor(live, 500, "")), store.ErrLeaseLost)
+	wantDepths(t, s, nil, nil, 0)
+}
+
+func testRetry(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	ids := acceptN(t, s, 2, destA)
+
+	d0 := leaseOne(t, s, destA, long)
+	due := time.Now().Add(long).Truncate(time.Millisecond)
+	a := attemptFor(d0, 503, "503 Service Unavailable")
+	if err := s.Retry(ctx, d0, a, due); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	got := deliveryOf(t, mustEvent(t, s, ids[0]), d0.ID)
+	if got.State != store.StatePending || got.Attempts != 1 || got.LastStatus != 503 || got.LastError != a.Error {
+		t.Fatalf("after Retry delivery = %+v, want pending, 1 attempt, last 503 %q", got.Delivery, a.Error)
+	}
+	if diff := got.DueAt.Sub(due).Abs(); diff > time.Millisecond {
+		t.Fatalf("after Retry DueAt = %v, want %v", got.DueAt, due)
+	}
+	if len(got.AttemptLog) != 1 {
+		t.Fatalf("after Retry %d attempts logged, want 1", len(got.AttemptLog))
+	}
+	wantAttempt(t, got.AttemptLog[0], a)
+	wantDepths(t, s, map[string]int{destA: 2}, nil, 0)
+
+	// d0 is not due for an hour; only the other delivery is leasable.
+	d1 := leaseOne(t, s, destA, long)
+	if d1.EventID != ids[1] {
+		t.Fatalf("leased event %s, want %s (the retried one is not due)", d1.EventID, ids[1])
+	}
+	leaseNone(t, s, destA)
+
+	if err := s.Retry(ctx, d1, attemptFor(d1, 0, "connection refused"), time.Now().Add(200*time.Millisecond)); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	again := eventuallyLease(t, s, destA, long)
+	if again.ID != d1.ID || again.Attempts != 1 {
+		t.Fatalf("leased %s with %d attempts, want %s with 1", again.ID, again.Attempts, d1.ID)
+	}
+	wantBody(t, "re-leased event", again.Event.Body, seedBody(1))
+	leaseNone(t, s, destA)
+}
+
+func testExtendLease(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	acceptN(t, s, 1, destA)
+
+	const short = time.Second
+	d := leaseOne(t, s, destA, short)
+	if err := s.ExtendLease(ctx, d, long); err != nil {
+		t.Fatalf("ExtendLease: %v", err)
+	}
+	time.Sleep(short + 300*time.Millisecond)
+	leaseNone(t, s, destA)
+	if err := s.ExtendLease(ctx, d, long); err != nil {
+		t.Fatalf("second ExtendLease: %v", err)
+	}
+	if err := s.Complete(ctx, d, attemptFor(d, 200, "")); err != nil {
+		t.Fatalf("Complete after ExtendLease: %v", err)
+	}
+}
+
+func testRelease(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	ids := acceptN(t, s, 1, destA)
+
+	d := leaseOne(t, s, destA, long)
+	if err := s.Release(ctx, d, time.Now()); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	wantErr(t, "Complete after Release", s.Complete(ctx, d, attemptFor(d, 200, "")), store.ErrLeaseLost)
+	again := leaseOne(t, s, destA, long)
+	if again.ID != d.ID || again.Attempts != 0 {
+		t.Fatalf("after Release leased %s with %d attempts, want %s with 0", again.ID, again.Attempts, d.ID)
+	}
+	if err := s.Release(ctx, again, time.Now().Add(long)); err != nil {
+		t.Fatalf("Release into the future: %v", err)
+	}
+	leaseNone(t, s, destA)
+
+	got := deliveryOf(t, mustEvent(t, s, ids[0]), d.ID)
+	if got.State != store.StatePending || got.Attempts != 0 || len(got.AttemptLog) != 0 {
+		t.Fatalf("after Release delivery = %+v with %d attempts logged, want pending, none",
+			got.Delivery, len(got.AttemptLog))
+	}
+	wantDepths(t, s, map[string]int{destA: 1}, nil, 0)
+}
+
+// attemptFor builds the attempt a worker records for its next try of d.
+func attemptFor(d store.Delivery, status int, errText string) store.Attempt {
+	a := attempt(status, errText)
+	a.N = d.Attempts + 1
+	return a
+}
+
+func wantAttempt(t testing.TB, got, want store.Attempt) {
+	t.Helper()
+	if got.N != want.N || !got.At.Equal(want.At) || got.Duration != want.Duration ||
+		got.Status != want.Status || got.Error != want.Error || got.Response != want.Response {
+		t.Fatalf("attempt = %+v, want %+v", got, want)
+	}
+}
