@@ -1,0 +1,87 @@
+package config
+
+import "time"
+
+// Defaults for keys the file leaves out. A zero value in a Config means
+// "unset" and is replaced by these in SetDefaults.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultAdminListen     = "127.0.0.1:9090"
+	DefaultEmbeddedPath    = "./relay-data"
+	DefaultRedisPrefix     = "relay:"
+	DefaultRedisRetention  = 72 * time.Hour
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultResponseStatus  = 202
+	DefaultUnmatched       = UnmatchedPark
+	DefaultDedupeField     = "mid"
+	DefaultDedupeTTL       = 24 * time.Hour
+	DefaultPollInterval    = 500 * time.Millisecond
+	DefaultTimeout         = 10 * time.Second
+	DefaultMaxAttempts     = 12
+	DefaultInitialInterval = time.Second
+	DefaultMaxInterval     = time.Hour
+	DefaultMaxAge          = 72 * time.Hour
+	DefaultConcurrency     = 4
+)
+
+// SetDefaults fills every unset (zero) field with its default. It is the one
+// place defaults live; Load calls it before validating, and code that builds
+// a Config by hand should call it too.
+//
+// Two zero values are meaningful and kept apart: Dedupe.Fields nil (key
+// absent) becomes [mid] while an empty non-nil slice (fields: []) turns
+// dedupe off; and an empty Destination.SuccessStatus stays empty, meaning
+// "any 2xx". A Store with neither backend becomes the embedded store at
+// ./relay-data (Load refuses a "store" key that names neither, before this
+// runs). RateLimit 0 means no limit and needs no default.
+func (c *Config) SetDefaults() {
+	setString(&c.Listen, DefaultListen)
+	setString(&c.Admin.Listen, DefaultAdminListen)
+	if c.Store.Embedded == nil && c.Store.Redis == nil {
+		c.Store.Embedded = &EmbeddedStore{Path: DefaultEmbeddedPath}
+	}
+	if r := c.Store.Redis; r != nil {
+		setString(&r.Prefix, DefaultRedisPrefix)
+		setDuration(&r.Retention, DefaultRedisRetention)
+	}
+	if c.Ingest.MaxBodyBytes == 0 {
+		c.Ingest.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	setInt(&c.Ingest.ResponseStatus, DefaultResponseStatus)
+	setString(&c.Ingest.Unmatched, DefaultUnmatched)
+	if c.Dedupe.Fields == nil {
+		c.Dedupe.Fields = []string{DefaultDedupeField}
+	}
+	setDuration(&c.Dedupe.TTL, DefaultDedupeTTL)
+	setDuration(&c.Delivery.PollInterval, DefaultPollInterval)
+	for i := range c.Destinations {
+		c.Destinations[i].setDefaults()
+	}
+}
+
+func (d *Destination) setDefaults() {
+	setDuration(&d.Timeout, DefaultTimeout)
+	setInt(&d.Retry.MaxAttempts, DefaultMaxAttempts)
+	setDuration(&d.Retry.InitialInterval, DefaultInitialInterval)
+	setDuration(&d.Retry.MaxInterval, DefaultMaxInterval)
+	setDuration(&d.Retry.MaxAge, DefaultMaxAge)
+	setInt(&d.Concurrency, DefaultConcurrency)
+}
+
+func setString(p *string, def string) {
+	if *p == "" {
+		*p = def
+	}
+}
+
+func setInt(p *int, def int) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+func setDuration(p *Duration, def time.Duration) {
+	if *p == 0 {
+		*p = Duration(def)
+	}
+}

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load([]byte("destinations:\n  - name: a\n    url: http://127.0.0.1:9999/a\n"), "")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := &Config{
+		Listen: "127.0.0.1:8080",
+		Admin:  Admin{Listen: "127.0.0.1:9090"},
+		Store:  Store{Embedded: &EmbeddedStore{Path: "./relay-data"}},
+		Ingest: Ingest{MaxBodyBytes: 1048576, ResponseStatus: 202, Unmatched: "park"},
+		Dedupe: Dedupe{Fields: []string{"mid"}, TTL: Duration(24 * time.Hour)},
+		Delivery: Delivery{
+			PollInterval: Duration(500 * time.Millisecond),
+		},
+		Destinations: []Destination{{
+			Name:    "a",
+			URL:     "http://127.0.0.1:9999/a",
+			Timeout: Duration(10 * time.Second),
+			Retry: Retry{
+				MaxAttempts:     12,
+				InitialInterval: Duration(time.Second),
+				MaxInterval:     Duration(time.Hour),
+				MaxAge:          Duration(72 * time.Hour),
+			},
+			Concurrency: 4,
+			Line:        2,
+		}},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+	if d := c.Destinations[0]; d.SuccessStatus != nil || d.RateLimit != 0 {
+		t.Errorf("success_status %v rate_limit %v, want empty (any 2xx) and 0", d.SuccessStatus, d.RateLimit)
+	}
+}
+
+func TestLoadDefaultsRedis(t *testing.T) {
+	c, err := Load([]byte("store:\n  redis: {url: \"redis://127.0.0.1:6379/0\"}\n"), "")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := Store{Redis: &RedisStore{URL: "redis://127.0.0.1:6379/0", Prefix: "relay:", Retention: Duration(72 * time.Hour)}}
+	if !reflect.DeepEqual(c.Store, want) {
+		t.Errorf("store = %+v %+v, want %+v", c.Store, c.Store.Redis, want.Redis)
+	}
+}
+
+func TestLoadDedupeFields(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"absent", "dedupe: {ttl: 1h}\n", []string{"mid"}},
+		{"null", "dedupe: {fields: }\n", []string{"mid"}},
+		{"empty list disables", "dedupe: {fields: []}\n", []string{}},
+		{"explicit", "dedupe: {fields: [mid, flow_id]}\n", []string{"mid", "flow_id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load([]byte(tt.yaml), "")
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if !reflect.DeepEqual(c.Dedupe.Fields, tt.want) {
+				t.Errorf("fields = %#v, want %#v", c.Dedupe.Fields, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadKeepsExplicitValues(t *testing.T) {
+	text := `listen: ":8000"
+admin: {listen: ":9000", token: t}
+store: {redis: {url: "rediss://h:6380/1", prefix: "x:", retention: 1h}}
+ingest: {max_body_bytes: 10, response_status: 200, unmatched: reject}
+dedupe: {ttl: 1m}
+delivery: {poll_interval: 2s}
+destinations:
+  - name: a
+    url: https://a.example/x
+    timeout: 3s
+    success_status: [200]
+    retry: {max_attempts: 1, initial_interval: 5s, max_interval: 5s, max_age: 1m}
+    concurrency: 9
+    rate_limit: 0.5
+`
+	c, err := Load([]byte(text), "")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	d := c.Destinations[0]
+	got := []any{c.Listen, c.Admin.Listen, c.Store.Redis.Prefix, c.Store.Redis.Retention.D(),
+		c.Ingest.MaxBodyBytes, c.Ingest.ResponseStatus, c.Ingest.Unmatched, c.Dedupe.TTL.D(),
+		c.Delivery.PollInterval.D(), d.Timeout.D(), d.SuccessStatus, d.Retry, d.Concurrency, d.RateLimit}
+	want := []any{":8000", ":9000", "x:", time.Hour,
+		int64(10), 200, "reject", time.Minute,
+		2 * time.Second, 3 * time.Second, []int{200},
+		Retry{1, Duration(5 * time.Second), Duration(5 * time.Second), Duration(time.Minute)}, 9, 0.5}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+}
+
+// TestSetDefaultsByHand covers a Config built in code, without Load.
+func TestSetDefaultsByHand(t *testing.T) {
+	c := &Config{Destinations: []Destination{{Name: "a", Concurrency: 2}}}
+	c.SetDefaults()
+	if c.Store.Embedded == nil || c.Store.Embedded.Path != DefaultEmbeddedPath {
+		t.Errorf("store = %+v, want embedded %s", c.Store, DefaultEmbeddedPath)
+	}
+	if d := c.Destinations[0]; d.Concurrency != 2 || d.Retry.MaxAttempts != DefaultMaxAttempts {
+		t.Errorf("destination = %+v, want concurrency kept and retry defaulted", d)
+	}
+}

@@ -1,0 +1,12 @@
+// Package config reads, defaults and validates Relay's YAML configuration.
+//
+// It owns the config file format: the plain-data types in types.go, strict
+// decoding (unknown keys, bad values and duplicate keys are errors), the
+// expansion of ${VAR} and ${VAR:-default} from the environment, the defaults
+// for every optional key (SetDefaults) and the checks that run before Relay
+// accepts a file. Every problem is reported with the file and line it came
+// from, all at once, as Errors.
+//
+// The package is plain data: it imports nothing from relay/, and runtime
+// packages build their own types (routing tables, HTTP clients) from it.
+package config

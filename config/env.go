@@ -1,0 +1,96 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// envName is what may stand between ${ and } (or :-).
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// lineMap maps a line of the expanded text to the line of the original file.
+// They differ only when a variable's value holds a newline.
+type lineMap []int
+
+// orig returns the original line of expanded line n (1-based).
+func (m lineMap) orig(n int) int {
+	if n < 1 || n > len(m) {
+		return n
+	}
+	return m[n-1]
+}
+
+// expandEnv replaces ${VAR} and ${VAR:-default} in data with values from
+// lookup, and $$ with a literal $. An unset ${VAR} becomes "", and
+// ${VAR:-default} uses default when VAR is unset or empty (as in POSIX sh).
+// A $ followed by anything else is kept as is, so "$5" needs no escaping.
+// The default runs to the first "}", so defaults cannot nest.
+//
+// The expansion is textual, before YAML parsing: a value holding a quote or a
+// newline changes the YAML around it. Line numbers in messages are mapped back
+// to the original file through the returned lineMap.
+func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, lineMap, []Error) {
+	var (
+		out   bytes.Buffer
+		lines = lineMap{1}
+		line  = 1
+		errs  []Error
+	)
+	out.Grow(len(data))
+	write := func(s string) {
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\n' {
+				lines = append(lines, line)
+			}
+		}
+		out.WriteString(s)
+	}
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '\n':
+			line++
+			lines = append(lines, line)
+			out.WriteByte(c)
+		case c == '$' && i+1 < len(data) && data[i+1] == '$':
+			out.WriteByte('$')
+			i++
+		case c == '$' && i+1 < len(data) && data[i+1] == '{':
+			end := bytes.IndexByte(data[i+2:], '}')
+			nl := bytes.IndexByte(data[i+2:], '\n')
+			if end < 0 || (nl >= 0 && nl < end) {
+				errs = append(errs, Error{Line: line, Msg: `unterminated "${": write "}" on the same line, or "$$" for a literal "$"`})
+				out.WriteByte(c)
+				continue
+			}
+			ref := string(data[i+2 : i+2+end])
+			val, err := expandRef(ref, lookup)
+			if err != nil {
+				errs = append(errs, Error{Line: line, Msg: err.Error()})
+			}
+			write(val)
+			i += 2 + end
+		default:
+			out.WriteByte(c)
+		}
+	}
+	return out.Bytes(), lines, errs
+}
+
+// expandRef expands the inside of one ${...}.
+func expandRef(ref string, lookup func(string) (string, bool)) (string, error) {
+	name, def, hasDef := ref, "", false
+	if i := strings.Index(ref, ":-"); i >= 0 {
+		name, def, hasDef = ref[:i], ref[i+2:], true
+	}
+	if !envName.MatchString(name) {
+		return "", fmt.Errorf("invalid variable reference %q: want ${NAME} or ${NAME:-default}", "${"+ref+"}")
+	}
+	val, ok := lookup(name)
+	if hasDef && (!ok || val == "") {
+		return def, nil
+	}
+	return val, nil
+}

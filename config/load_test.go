@@ -1,0 +1,323 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// problemLines loads file and returns its problems one per line, failing
+// the test if it loads cleanly or fails with something other than Errors.
+func problemLines(t testing.TB, file string) []string {
+	t.Helper()
+	_, err := LoadFile(file)
+	if err == nil {
+		t.Fatalf("LoadFile(%s) succeeded, want problems", file)
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("LoadFile(%s) error %T %v, want config.Errors", file, err, err)
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("LoadFile(%s) error does not match ErrInvalid", file)
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func assertLines(t testing.TB, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+const durationHint = `: want a Go duration such as "250ms", "10s" or "24h"`
+
+func TestLoadFileProblems(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"bad_duration.yaml", []string{
+			`4: timeout: invalid duration "10 seconds"` + durationHint,
+			`5: max_age: invalid duration "3d"` + durationHint,
+			`7: ttl: invalid duration "24"` + durationHint,
+		}},
+		{"unknown_key.yaml", []string{
+			`2: unknown key "lisen" (did you mean "listen"?)`,
+			`4: unknown key "max_body" in ingest (did you mean "max_body_bytes"?)`,
+			`6: unknown key "colour"`,
+		}},
+		{"misspelt_key.yaml", []string{
+			`4: unknown key "retyr" in destinations (did you mean "retry"?)`,
+			`9: unknown key "max_atempts" in retry (did you mean "max_attempts"?)`,
+		}},
+		{"unknown_destination.yaml", []string{
+			`9: route 3: unknown destination "acme-crn"`,
+		}},
+		{"duplicate_destination.yaml", []string{
+			`9: duplicate destination "acme-crm" (first defined at line 5)`,
+		}},
+		{"bad_url.yaml", []string{
+			`2: destination "no-url": url is required`,
+			`4: destination "relative": url "/calls" is not an absolute http:// or https:// URL`,
+			`6: destination "ftp": url "ftp://user:xxxxx@files.example/calls" is not an absolute http:// or https:// URL`,
+			`8: destination "broken": url is not a valid URL: missing ']' in host`,
+		}},
+		{"bad_status.yaml", []string{
+			`6: destination "acme-crm": success_status 99 is not between 100 and 599`,
+			`7: destination "acme-crm": success_status 600 is not between 100 and 599`,
+		}},
+		{"bad_response_status.yaml", []string{
+			`2: ingest.response_status must be 200 or 202, got 201`,
+		}},
+		{"both_stores.yaml", []string{
+			`1: store: set only one of embedded or redis, not both`,
+		}},
+		{"no_store.yaml", []string{
+			`2: store: set one of embedded or redis`,
+		}},
+		{"embedded_no_path.yaml", []string{
+			`2: store.embedded.path is required`,
+		}},
+		{"bad_redis_url.yaml", []string{
+			`3: store.redis.url: "http://:xxxxx@127.0.0.1:6379/0" must start with redis:// or rediss://`,
+			`4: store.redis.retention must be positive, got -1h0m0s`,
+		}},
+		{"duplicate_key.yaml", []string{
+			`4: mapping key "listen" already defined at line 1`,
+		}},
+		{"duplicate_agent.yaml", []string{
+			`4: duplicate agent "office-1" (first defined at line 2)`,
+			`6: agent "office-2": token is required`,
+		}},
+		{"unknown_agent.yaml", []string{
+			`6: destination "office": unknown agent "office-9"`,
+		}},
+		{"bad_name.yaml", []string{
+			`2: destination 1: name is required`,
+			`3: destination 2: name "acme crm" must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$`,
+			`5: destination 3: name "-acme" must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$`,
+		}},
+		{"bad_unmatched.yaml", []string{
+			`2: ingest.unmatched must be "park" or "reject", got "drop"`,
+		}},
+		{"bad_max_body.yaml", []string{
+			`2: ingest.max_body_bytes must be positive, got -1`,
+		}},
+		{"bad_route.yaml", []string{
+			`2: route 1: webhook_id is required`,
+			`3: route 2: to must name at least one destination`,
+			`5: route 3: destination "acme-crm" is listed twice`,
+			`5: route 3: to entry 3 is empty`,
+		}},
+		{"bad_retry.yaml", []string{
+			`5: destination "acme-crm": retry.max_attempts must be at least 1, got -1`,
+			`6: destination "acme-crm": retry.initial_interval 2h0m0s is greater than retry.max_interval 1h0m0s`,
+		}},
+		{"negative.yaml", []string{
+			`4: destination "acme-crm": timeout must be positive, got -1s`,
+			`5: destination "acme-crm": concurrency must not be negative, got -2`,
+			`6: destination "acme-crm": rate_limit must not be negative, got -0.5`,
+		}},
+		{"bad_dedupe.yaml", []string{
+			`2: dedupe.fields: entry 2 is empty`,
+			`2: dedupe.fields: "mid" is listed twice`,
+			`3: dedupe.ttl must be positive, got -1h0m0s`,
+		}},
+		{"bad_listen.yaml", []string{
+			`1: listen: "8080" is not host:port: missing port in address`,
+			`3: admin.listen: "localhost:http" is not host:port: port "http" is not a number from 0 to 65535`,
+		}},
+		{"bad_header.yaml", []string{
+			`5: destination "acme-crm": header name "X Api Key" is not a valid HTTP header name`,
+		}},
+		{"wrong_type.yaml", []string{
+			`3: to: expected a list, got "acme-crm"`,
+			`6: url: expected a single value, got a list`,
+			`7: concurrency: expected an integer, got "four"`,
+			`8: headers: expected a mapping, got a list`,
+		}},
+		{"syntax_error.yaml", []string{
+			// yaml.v3 places this error on the line before the bad indent.
+			`3: invalid YAML: did not find expected key`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", tt.file)
+			want := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				want[i] = path + ":" + w
+			}
+			assertLines(t, problemLines(t, path), want)
+		})
+	}
+}
+
+// TestLoadReportsEveryProblem checks that decoding errors and validation
+// problems from all parts of a file come back together, in line order.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	path := filepath.Join("testdata", "many_problems.yaml")
+	assertLines(t, problemLines(t, path), []string{
+		path + `:3: ingest.response_status must be 200 or 202, got 500`,
+		path + `:4: unknown key "unmatchd" in ingest (did you mean "unmatched"?)`,
+		path + `:5: store: set only one of embedded or redis, not both`,
+		path + `:10: route 1: unknown destination "acme-archive"`,
+		path + `:14: timeout: invalid duration "soon"` + durationHint,
+		path + `:15: destination "acme-crm": success_status 1000 is not between 100 and 599`,
+		path + `:16: duplicate destination "acme-crm" (first defined at line 12)`,
+		path + `:17: destination "acme-crm": url "mailto:ops@acme.example" is not an absolute http:// or https:// URL`,
+	})
+}
+
+func TestLoadInline(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"route to unknown destination", "routes:\n- webhook_id: '1'\n  to: [x]\n",
+			[]string{`<config>:3: route 1: unknown destination "x"`}},
+		{"not a mapping", "- listen\n",
+			[]string{`<config>:1: config: expected a mapping, got a list`}},
+		{"second document", "listen: ':1'\n---\nlisten: ':2'\n",
+			[]string{`<config>:2: a second YAML document ("---") is not allowed: write one config per file`}},
+		{"tab indent", "admin:\n\tlisten: ':1'\n",
+			[]string{`<config>:2: invalid YAML: found character that cannot start any token`}},
+		{"unknown anchor", "listen: ':1'\nadmin: *base\n",
+			[]string{`<config>:2: invalid YAML: unknown anchor 'base' referenced`}},
+		{"duplicate header", "destinations:\n- name: a\n  url: http://x\n  headers:\n    A: 1\n    A: 2\n",
+			[]string{`<config>:6: mapping key "A" already defined at line 5`}},
+		{"alias cycle", "destinations: &d\n- name: a\n  url: http://x\n  success_status: *d\n",
+			[]string{`<config>:4: success_status: alias refers to a value that contains it`}},
+		{"merge key non-mapping", "admin:\n  <<: 3\n",
+			[]string{`<config>:2: <<: expected a mapping or a list of mappings to merge, got "3"`}},
+		{"anchor on an unknown key", "defaults: &d {timeout: 5s}\n",
+			[]string{`<config>:1: unknown key "defaults"`}},
+		{"nan rate limit", "destinations:\n- name: a\n  url: http://x\n  rate_limit: .nan\n",
+			[]string{`<config>:4: destination "a": rate_limit must be a finite number`}},
+		{"header value with newline", "destinations:\n- name: a\n  url: http://x\n  headers: {A: \"x\\ny\"}\n",
+			[]string{`<config>:4: destination "a": header "A" value contains a line break or NUL`}},
+		{"same listeners", "listen: 127.0.0.1:80\nadmin: {listen: 127.0.0.1:80}\n",
+			[]string{`<config>:2: admin.listen must differ from listen (both "127.0.0.1:80")`}},
+		{"empty match field", "routes:\n- webhook_id: '1'\n  match: {'': x}\n  to: [a]\ndestinations: [{name: a, url: 'http://x'}]\n",
+			[]string{`<config>:3: route 1: match has an empty field name`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load([]byte(tt.yaml), "")
+			if err == nil {
+				t.Fatalf("Load succeeded, want %q", tt.want)
+			}
+			assertLines(t, strings.Split(err.Error(), "\n"), tt.want)
+		})
+	}
+}
+
+func TestLoadValid(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+	}{
+		{"empty file", ""},
+		{"only comments", "# nothing here\n"},
+		{"null document", "~\n"},
+		{"test listeners on port 0", "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n"},
+		{"unquoted numeric webhook_id", "routes: [{webhook_id: 1001, to: [a]}]\ndestinations: [{name: a, url: 'http://x'}]\n"},
+		{"quoted integers", "destinations: [{name: a, url: 'http://x', concurrency: '8', rate_limit: '2.5'}]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load([]byte(tt.yaml), "")
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.Listen == "" || c.Store.Embedded == nil {
+				t.Errorf("defaults not applied: %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoadMergeKeys(t *testing.T) {
+	text := `destinations:
+  - &base
+    name: a
+    url: "http://127.0.0.1:9999/a"
+    timeout: 5s
+    concurrency: 2
+  - <<: *base
+    name: b
+    concurrency: 7
+`
+	c, err := Load([]byte(text), "merge.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	b, ok := c.Destination("b")
+	if !ok {
+		t.Fatal("destination b missing")
+	}
+	if b.URL != "http://127.0.0.1:9999/a" || b.Timeout.D().String() != "5s" || b.Concurrency != 7 {
+		t.Errorf("merged destination b = %+v, want url of a, timeout 5s, concurrency 7", b)
+	}
+}
+
+func TestLoadSetsFileAndLines(t *testing.T) {
+	text := "routes:\n  - webhook_id: '1'\n    to: [a]\n\n  - webhook_id: '2'\n    to: [a]\ndestinations:\n  - name: a\n    url: http://x\n"
+	c, err := Load([]byte(text), "relay.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.File != "relay.yaml" {
+		t.Errorf("File = %q, want relay.yaml", c.File)
+	}
+	if c.Routes[0].Line != 2 || c.Routes[1].Line != 5 {
+		t.Errorf("route lines = %d, %d, want 2, 5", c.Routes[0].Line, c.Routes[1].Line)
+	}
+	if c.Destinations[0].Line != 8 {
+		t.Errorf("destination line = %d, want 8", c.Destinations[0].Line)
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	_, err := LoadFile(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("LoadFile error = %v, want os.ErrNotExist", err)
+	}
+	if errors.Is(err, ErrInvalid) {
+		t.Error("a missing file must not match ErrInvalid")
+	}
+}
+
+func TestExampleLoads(t *testing.T) {
+	// Variables the example reads must not leak in from the test's environment.
+	for _, v := range []string{"RELAY_ADMIN_TOKEN", "ACME_KEY", "ACME_WHSEC", "RELAY_REDIS_URL", "OFFICE_1_TOKEN"} {
+		t.Setenv(v, "")
+	}
+	c, err := LoadFile("../relay.example.yaml")
+	if err != nil {
+		t.Fatalf("LoadFile: %v", err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.Admin.Listen != "127.0.0.1:9090" || c.Admin.Token != "" {
+		t.Errorf("listeners = %q, %q token %q", c.Listen, c.Admin.Listen, c.Admin.Token)
+	}
+	if c.Store.Embedded == nil || c.Store.Embedded.Path != "./relay-data" || c.Store.Redis != nil {
+		t.Errorf("store = %+v, want embedded ./relay-data only", c.Store)
+	}
+	assertLines(t, c.RouteSummaries(), []string{
+		"1001 -> acme-crm, acme-archive",
+		"1002 [status=ANSWER] -> acme-crm",
+	})
+	crm, ok := c.Destination("acme-crm")
+	if !ok || crm.Headers["X-Api-Key"] != "demo-key" || crm.SigningSecret != "" {
+		t.Errorf("acme-crm = %+v, want X-Api-Key demo-key and no signing secret", crm)
+	}
+	for _, d := range c.Destinations {
+		if !strings.HasPrefix(d.URL, "http://127.0.0.1:9999/") {
+			t.Errorf("destination %s url %q, want the local sink", d.Name, d.URL)
+		}
+	}
+}

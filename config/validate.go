@@ -1,0 +1,359 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// namePattern is what destination and agent names must match: they appear
+// in metrics labels, store keys and admin URLs.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// validator collects every problem of a defaulted Config, each at the line
+// of the key it is about (or of the nearest enclosing key that is present).
+type validator struct {
+	c    *Config
+	pos  positions
+	errs []Error
+}
+
+func (v *validator) add(line int, format string, args ...any) {
+	v.errs = append(v.errs, Error{Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// checkPresence reports what only the raw file shows, before SetDefaults
+// fills it in: a "store" key that selects no backend.
+func checkPresence(c *Config, pos positions) []Error {
+	line, given := pos["store"]
+	if given && c.Store.Embedded == nil && c.Store.Redis == nil {
+		return []Error{{Line: line, Msg: "store: set one of embedded or redis"}}
+	}
+	return nil
+}
+
+// validate checks a Config after SetDefaults and returns every problem.
+func validate(c *Config, pos positions) []Error {
+	v := &validator{c: c, pos: pos}
+	v.listeners()
+	v.store()
+	v.ingest()
+	v.dedupe()
+	if c.Delivery.PollInterval <= 0 {
+		v.add(pos.line("delivery.poll_interval"), "delivery.poll_interval must be positive, got %s", c.Delivery.PollInterval)
+	}
+	v.destinations(v.agents())
+	v.routes()
+	return v.errs
+}
+
+func (v *validator) listeners() {
+	for _, l := range []struct{ key, addr string }{{"listen", v.c.Listen}, {"admin.listen", v.c.Admin.Listen}} {
+		if err := checkHostPort(l.addr); err != nil {
+			v.add(v.pos.line(l.key), "%s: %q is not host:port: %v", l.key, l.addr, err)
+		}
+	}
+	if v.c.Listen == v.c.Admin.Listen && !strings.HasSuffix(v.c.Listen, ":0") {
+		v.add(v.pos.line("admin.listen", "listen"), "admin.listen must differ from listen (both %q)", v.c.Listen)
+	}
+}
+
+// checkHostPort accepts what net.Listen accepts for TCP with a numeric port;
+// an empty host means every interface.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if ae, ok := err.(*net.AddrError); ok {
+			return fmt.Errorf("%s", ae.Err)
+		}
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func (v *validator) store() {
+	s := v.c.Store
+	if s.Embedded != nil && s.Redis != nil {
+		v.add(v.pos.line("store"), "store: set only one of embedded or redis, not both")
+	}
+	if e := s.Embedded; e != nil && e.Path == "" {
+		v.add(v.pos.line("store.embedded.path", "store.embedded"), "store.embedded.path is required")
+	}
+	r := s.Redis
+	if r == nil {
+		return
+	}
+	if line := v.pos.line("store.redis.url", "store.redis"); r.URL == "" {
+		v.add(line, "store.redis.url is required")
+	} else if err := checkRedisURL(r.URL); err != nil {
+		v.add(line, "store.redis.url: %v", err)
+	}
+	if r.Retention <= 0 {
+		v.add(v.pos.line("store.redis.retention"), "store.redis.retention must be positive, got %s", r.Retention)
+	}
+}
+
+// checkRedisURL never quotes the URL unredacted: it may hold a password.
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a valid URL: %v", unwrapURLError(err))
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return fmt.Errorf("%q must start with redis:// or rediss://", u.Redacted())
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", u.Redacted())
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func (v *validator) ingest() {
+	in := v.c.Ingest
+	if in.MaxBodyBytes <= 0 {
+		v.add(v.pos.line("ingest.max_body_bytes"), "ingest.max_body_bytes must be positive, got %d", in.MaxBodyBytes)
+	}
+	if in.ResponseStatus != 200 && in.ResponseStatus != 202 {
+		v.add(v.pos.line("ingest.response_status"), "ingest.response_status must be 200 or 202, got %d", in.ResponseStatus)
+	}
+	if in.Unmatched != UnmatchedPark && in.Unmatched != UnmatchedReject {
+		v.add(v.pos.line("ingest.unmatched"), "ingest.unmatched must be %q or %q, got %q", UnmatchedPark, UnmatchedReject, in.Unmatched)
+	}
+}
+
+func (v *validator) dedupe() {
+	seen := map[string]bool{}
+	for i, f := range v.c.Dedupe.Fields {
+		line := v.pos.line(fmt.Sprintf("dedupe.fields.%d", i), "dedupe.fields")
+		switch {
+		case f == "":
+			v.add(line, "dedupe.fields: entry %d is empty", i+1)
+		case seen[f]:
+			v.add(line, "dedupe.fields: %q is listed twice", f)
+		}
+		seen[f] = true
+	}
+	if v.c.Dedupe.TTL <= 0 {
+		v.add(v.pos.line("dedupe.ttl"), "dedupe.ttl must be positive, got %s", v.c.Dedupe.TTL)
+	}
+}
+
+// agents checks the agents and returns the valid names with their lines.
+func (v *validator) agents() map[string]int {
+	names := map[string]int{}
+	for i, a := range v.c.Agents {
+		p := fmt.Sprintf("agents.%d", i)
+		line := v.pos.line(p+".name", p)
+		lbl, ok := v.name("agent", i, a.Name, line, names)
+		if ok {
+			names[a.Name] = line
+		}
+		if a.Token == "" {
+			v.add(v.pos.line(p+".token", p), "%s: token is required", lbl)
+		}
+	}
+	return names
+}
+
+// name checks an agent's or destination's name and returns the label that
+// messages about the entry use: its name when valid, else "kind N".
+func (v *validator) name(kind string, i int, name string, line int, seen map[string]int) (string, bool) {
+	lbl := fmt.Sprintf("%s %d", kind, i+1)
+	switch first, dup := seen[name]; {
+	case name == "":
+		v.add(line, "%s: name is required", lbl)
+	case !namePattern.MatchString(name):
+		v.add(line, "%s: name %q must match %s", lbl, name, namePattern)
+	case dup:
+		v.add(line, "duplicate %s %q (first defined at line %d)", kind, name, first)
+		return fmt.Sprintf("%s %q", kind, name), false
+	default:
+		return fmt.Sprintf("%s %q", kind, name), true
+	}
+	return lbl, false
+}
+
+// destinations checks every destination.
+func (v *validator) destinations(agents map[string]int) {
+	names := map[string]int{}
+	for i := range v.c.Destinations {
+		d := &v.c.Destinations[i]
+		p := fmt.Sprintf("destinations.%d", i)
+		line := v.pos.line(p+".name", p)
+		if line == 0 {
+			line = d.Line
+		}
+		lbl, ok := v.name("destination", i, d.Name, line, names)
+		if ok {
+			names[d.Name] = line
+		}
+		dv := destValidator{validator: v, d: d, path: p, label: lbl, line: line}
+		dv.check(agents)
+	}
+}
+
+// destValidator checks one destination.
+type destValidator struct {
+	*validator
+	d     *Destination
+	path  string // positions path, "destinations.2"
+	label string // message prefix, `destination "acme-crm"`
+	line  int    // the destination's own line, for keys it lacks
+}
+
+func (dv destValidator) at(key string) int {
+	if l := dv.pos.line(dv.path + "." + key); l != 0 {
+		return l
+	}
+	return dv.line
+}
+
+func (dv destValidator) check(agents map[string]int) {
+	d := dv.d
+	dv.url()
+	if _, ok := agents[d.Agent]; d.Agent != "" && !ok {
+		dv.add(dv.at("agent"), "%s: unknown agent %q", dv.label, d.Agent)
+	}
+	dv.headers()
+	if d.Timeout <= 0 {
+		dv.add(dv.at("timeout"), "%s: timeout must be positive, got %s", dv.label, d.Timeout)
+	}
+	for i, s := range d.SuccessStatus {
+		if s < 100 || s > 599 {
+			dv.add(dv.at(fmt.Sprintf("success_status.%d", i)), "%s: success_status %d is not between 100 and 599", dv.label, s)
+		}
+	}
+	dv.retry()
+	if d.Concurrency < 0 {
+		dv.add(dv.at("concurrency"), "%s: concurrency must not be negative, got %d", dv.label, d.Concurrency)
+	}
+	if math.IsNaN(d.RateLimit) || math.IsInf(d.RateLimit, 0) {
+		dv.add(dv.at("rate_limit"), "%s: rate_limit must be a finite number", dv.label)
+	} else if d.RateLimit < 0 {
+		dv.add(dv.at("rate_limit"), "%s: rate_limit must not be negative, got %g", dv.label, d.RateLimit)
+	}
+}
+
+// url never quotes the URL unredacted: it may carry credentials.
+func (dv destValidator) url() {
+	raw := dv.d.URL
+	if raw == "" {
+		dv.add(dv.at("url"), "%s: url is required", dv.label)
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		dv.add(dv.at("url"), "%s: url is not a valid URL: %v", dv.label, unwrapURLError(err))
+		return
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		dv.add(dv.at("url"), "%s: url %q is not an absolute http:// or https:// URL", dv.label, u.Redacted())
+	}
+}
+
+// headers checks names and values; values are never quoted (API keys).
+func (dv destValidator) headers() {
+	for name, val := range dv.d.Headers {
+		line := dv.at("headers." + name)
+		if !validHeaderName(name) {
+			dv.add(line, "%s: header name %q is not a valid HTTP header name", dv.label, name)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			dv.add(line, "%s: header %q value contains a line break or NUL", dv.label, name)
+		}
+	}
+}
+
+func (dv destValidator) retry() {
+	r := dv.d.Retry
+	if r.MaxAttempts < 1 {
+		dv.add(dv.at("retry.max_attempts"), "%s: retry.max_attempts must be at least 1, got %d", dv.label, r.MaxAttempts)
+	}
+	for _, f := range []struct {
+		key string
+		val Duration
+	}{{"initial_interval", r.InitialInterval}, {"max_interval", r.MaxInterval}, {"max_age", r.MaxAge}} {
+		if f.val <= 0 {
+			dv.add(dv.at("retry."+f.key), "%s: retry.%s must be positive, got %s", dv.label, f.key, f.val)
+		}
+	}
+	if r.InitialInterval > r.MaxInterval {
+		dv.add(dv.at("retry.initial_interval"), "%s: retry.initial_interval %s is greater than retry.max_interval %s",
+			dv.label, r.InitialInterval, r.MaxInterval)
+	}
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		isAlnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !isAlnum && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) routes() {
+	for i, r := range v.c.Routes {
+		p := fmt.Sprintf("routes.%d", i)
+		lbl := fmt.Sprintf("route %d", i+1)
+		line := v.pos.line(p)
+		if line == 0 {
+			line = r.Line
+		}
+		at := func(key string) int {
+			if l := v.pos.line(p + "." + key); l != 0 {
+				return l
+			}
+			return line
+		}
+		if r.WebhookID == "" {
+			v.add(at("webhook_id"), "%s: webhook_id is required", lbl)
+		}
+		if _, ok := r.Match[""]; ok {
+			v.add(at("match"), "%s: match has an empty field name", lbl)
+		}
+		if len(r.To) == 0 {
+			v.add(at("to"), "%s: to must name at least one destination", lbl)
+		}
+		seen := map[string]bool{}
+		for j, name := range r.To {
+			entry := at(fmt.Sprintf("to.%d", j))
+			switch {
+			case name == "":
+				v.add(entry, "%s: to entry %d is empty", lbl, j+1)
+			case seen[name]:
+				v.add(entry, "%s: destination %q is listed twice", lbl, name)
+			case !v.hasDestination(name):
+				v.add(entry, "%s: unknown destination %q", lbl, name)
+			}
+			seen[name] = true
+		}
+	}
+}
+
+// hasDestination reports whether any destination, valid or not, has name,
+// so that a route naming a destination with problems of its own is not
+// reported again as naming an unknown one.
+func (v *validator) hasDestination(name string) bool {
+	_, ok := v.c.Destination(name)
+	return ok
+}
