@@ -1,0 +1,139 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// Accept claims the dedupe key, stores the event and queues one delivery per
+// destination in one script, one round trip. A Dedupe with a zero TTL claims
+// the key with no expiry. An event without an ID gets one.
+func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
+	if ev.ID == "" {
+		ev.ID = store.NewID("evt_")
+	}
+	op := "accept " + ev.ID
+	dj, err := destsJSON(dests)
+	if err != nil {
+		return store.AcceptResult{}, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	received := "" // the script then stamps the server's time
+	if !ev.ReceivedAt.IsZero() {
+		received = nanos(ev.ReceivedAt)
+	}
+	var ttl int64
+	if dd.Key != "" && dd.TTL > 0 {
+		ttl = max(dd.TTL.Milliseconds(), 1)
+	}
+	args := append(make([]any, 0, 10+2*len(dests)),
+		ev.ID, dd.Key, ttl, ev.WebhookID, ev.DedupeKey, ev.ContentType, ev.Body,
+		received, dj, len(dests))
+	args = appendRoute(args, dests)
+
+	reply, err := s.run(ctx, s.sc.accept, args...)
+	if err != nil {
+		return store.AcceptResult{}, s.fail(op, err)
+	}
+	arr, err := array(reply)
+	if err != nil || len(arr) != 3 {
+		return store.AcceptResult{}, fmt.Errorf("redis: %s: bad reply %v: %v", op, reply, err)
+	}
+	n, _ := integer(arr[2])
+	dup, _ := integer(arr[0])
+	return store.AcceptResult{EventID: text(arr[1]), Duplicate: dup == 1, Deliveries: int(n)}, nil
+}
+
+// ReplayParked routes a parked event to dests, queued due now. With no dests
+// the event stays parked.
+func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (int, error) {
+	op := "replay parked " + id
+	dj, err := destsJSON(dests)
+	if err != nil {
+		return 0, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	args := appendRoute([]any{id, dj, len(dests)}, dests)
+	reply, err := s.run(ctx, s.sc.replayParked, args...)
+	if err != nil {
+		return 0, s.fail(op, err)
+	}
+	n, err := integer(reply)
+	if err != nil {
+		return 0, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
+	}
+	return int(n), nil
+}
+
+// ListParked lists parked events, oldest first, with their bodies.
+func (s *Store) ListParked(ctx context.Context, p store.Page) ([]store.Event, string, error) {
+	hashes, next, err := s.list(ctx, "list parked", "parked", "ev:", p)
+	if err != nil {
+		return nil, "", err
+	}
+	items := make([]store.Event, 0, len(hashes))
+	for _, h := range hashes {
+		ev, err := eventFrom(h)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis: list parked: %w", err)
+		}
+		items = append(items, ev)
+	}
+	return items, next, nil
+}
+
+// list reads one page of a sequence-scored set: the hashes of its members
+// and the cursor of the next page ("" on the last).
+func (s *Store) list(ctx context.Context, op, set, hashPrefix string, p store.Page) ([]map[string]string, string, error) {
+	if p.Cursor != "" {
+		if _, err := strconv.ParseUint(p.Cursor, 10, 64); err != nil {
+			return nil, "", fmt.Errorf("redis: %s: %w %q", op, errBadCursor, p.Cursor)
+		}
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = store.DefaultPageLimit
+	}
+	reply, err := s.run(ctx, s.sc.list, set, hashPrefix, p.Cursor, limit)
+	if err != nil {
+		return nil, "", s.fail(op, err)
+	}
+	arr, err := array(reply)
+	if err != nil || len(arr) == 0 {
+		return nil, "", fmt.Errorf("redis: %s: bad reply %v: %v", op, reply, err)
+	}
+	hashes := make([]map[string]string, 0, len(arr)-1)
+	for _, raw := range arr[1:] {
+		h, err := fields(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis: %s: %w", op, err)
+		}
+		hashes = append(hashes, h)
+	}
+	return hashes, text(arr[0]), nil
+}
+
+// appendRoute appends the destinations and a new delivery id for each, the
+// tail of the accept and replay_parked arguments.
+func appendRoute(args []any, dests []string) []any {
+	for _, d := range dests {
+		args = append(args, d)
+	}
+	for range dests {
+		args = append(args, store.NewID("dlv_"))
+	}
+	return args
+}
+
+func destsJSON(dests []string) (string, error) {
+	if dests == nil {
+		dests = []string{}
+	}
+	b, err := json.Marshal(dests)
+	return string(b), err
+}

@@ -1,0 +1,130 @@
+package redis
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// Script replies arrive as go-redis values: arrays as []any, bulk strings as
+// string (binary safe, so []byte(s) gives back the exact bytes), integers as
+// int64.
+
+// fields turns a flat HGETALL reply [k1 v1 k2 v2 ...] into a map.
+func fields(v any) (map[string]string, error) {
+	arr, ok := v.([]any)
+	if !ok || len(arr)%2 != 0 {
+		return nil, fmt.Errorf("unexpected hash reply %T", v)
+	}
+	m := make(map[string]string, len(arr)/2)
+	for i := 0; i < len(arr); i += 2 {
+		m[text(arr[i])] = text(arr[i+1])
+	}
+	return m, nil
+}
+
+// array asserts that a reply is an array.
+func array(v any) ([]any, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply %T, want array", v)
+	}
+	return arr, nil
+}
+
+// integer reads an integer reply.
+func integer(v any) (int64, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("unexpected reply %T, want integer", v)
+	}
+	return n, nil
+}
+
+func text(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	default:
+		return ""
+	}
+}
+
+// nanos formats a time as the Unix nanoseconds the hashes store.
+func nanos(t time.Time) string {
+	return strconv.FormatInt(t.UnixNano(), 10)
+}
+
+// millis formats a time as a queue score.
+func millis(t time.Time) string {
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+func parseNanos(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+func eventFrom(h map[string]string) (store.Event, error) {
+	ev := store.Event{
+		ID:          h["id"],
+		WebhookID:   h["wh"],
+		DedupeKey:   h["dk"],
+		ContentType: h["ct"],
+		Body:        []byte(h["body"]),
+		ReceivedAt:  parseNanos(h["rcv"]),
+		Parked:      h["parked"] == "1",
+	}
+	if d := h["dests"]; d != "" {
+		if err := json.Unmarshal([]byte(d), &ev.Destinations); err != nil {
+			return ev, fmt.Errorf("event %s: destinations: %w", ev.ID, err)
+		}
+	}
+	return ev, nil
+}
+
+func deliveryFrom(h map[string]string) store.Delivery {
+	return store.Delivery{
+		ID:          h["id"],
+		EventID:     h["ev"],
+		Destination: h["dest"],
+		State:       store.DeliveryState(h["st"]),
+		Attempts:    atoi(h["n"]),
+		CreatedAt:   parseNanos(h["ca"]),
+		DueAt:       parseNanos(h["due"]),
+		LastStatus:  atoi(h["ls"]),
+		LastError:   h["le"],
+		UpdatedAt:   parseNanos(h["ua"]),
+	}
+}
+
+func attemptsFrom(v any) ([]store.Attempt, error) {
+	arr, err := array(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Attempt, 0, len(arr))
+	for _, raw := range arr {
+		var a store.Attempt
+		if err := json.Unmarshal([]byte(text(raw)), &a); err != nil {
+			return nil, fmt.Errorf("attempt: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

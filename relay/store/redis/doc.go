@@ -1,0 +1,52 @@
+// Package redis is the Redis backend of store.Store, for deployments where
+// several relay processes share one Redis and split the work.
+//
+// Every key lives under Options.Prefix. Every step that touches more than one
+// key is one Lua script (EVALSHA, loaded once), so a crash or a lost
+// connection never leaves a dedupe claim without its event and deliveries.
+// Accept is one round trip per event.
+//
+// # Keys
+//
+//	ev:{event id}      hash: id wh dk ct body rcv dests parked out nd dlvs
+//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu
+//	att:{delivery id}  list of attempts as JSON, oldest first
+//	q:{destination}    sorted set of pending delivery ids, scored by due ms
+//	dlq, dlq:{dest}    sorted sets of dead delivery ids, scored by seq
+//	parked             sorted set of parked event ids, scored by seq
+//	seq                counter that orders the DLQ and parked sets
+//	dd:{dedupe key}    string: id of the event holding the claim, PX = TTL
+//	depth              hash of counters: q:{dest}, d:{dest}, parked
+//
+// Times in hashes are Unix nanoseconds as decimal strings; "out" counts the
+// event's deliveries not yet delivered and "dlvs" lists its delivery ids.
+//
+// # Queues and time
+//
+// Each destination's queue is a visibility-timeout queue: Lease takes due
+// members and moves their score to now+lease, storing a fresh lease token in
+// the delivery hash. A worker that dies simply lets the score come due, and
+// any process leasing that destination takes the delivery over; its old token
+// no longer matches, so its late outcome is refused with store.ErrLeaseLost.
+// "Now" is always the Redis server's TIME, read inside the scripts, so
+// processes with skewed clocks agree on due times and lease expiry. Absolute
+// times that callers pass (Retry and Release due times) are used as given.
+//
+// # Retention
+//
+// When an event's last delivery is delivered, the event, its deliveries and
+// attempt logs expire after Options.Retention. Dead deliveries keep their
+// event until they are replayed and delivered; parked events keep until they
+// are replayed. Dedupe claims expire after their own TTL.
+//
+// # Durability and errors
+//
+// Accept returns once Redis has executed the script; how durable that is
+// depends on the server's appendonly/appendfsync settings ("appendfsync
+// always" for no loss on a host crash, "everysec" to lose at most about a
+// second). While Redis cannot be reached every method returns an error
+// wrapping store.ErrUnavailable.
+//
+// The scripts build key names at run time, so this backend needs a
+// standalone Redis (or one behind Sentinel), not Redis Cluster.
+package redis

@@ -1,0 +1,56 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// errBadCursor reports a page cursor that this backend did not hand out.
+var errBadCursor = errors.New("redis: bad page cursor")
+
+// Script status codes shared by the Lua scripts.
+const (
+	codeOK      = 1
+	codeLost    = 2
+	codeMissing = 3
+)
+
+// transientReplies are the server replies that mean "not now" rather than
+// "wrong request": a loading, read-only, busy or out-of-memory server.
+var transientReplies = []string{
+	"LOADING", "BUSY", "MASTERDOWN", "READONLY", "OOM", "TRYAGAIN",
+	"CLUSTERDOWN", "NOREPLICAS", "MISCONF", "MAXCLIENTS",
+	"ERR max number of clients",
+}
+
+// unavailable reports whether err means Redis cannot serve us right now:
+// any error that is not a reply from the server (dial, I/O, timeout, pool
+// exhausted), or a transient reply. A caller's own cancellation is not.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var reply goredis.Error
+	if !errors.As(err, &reply) {
+		return true
+	}
+	for _, p := range transientReplies {
+		if goredis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL rewrites err so that it does not repeat raw with its password.
+func redactURL(err error, raw string) error {
+	shown := "<redacted url>"
+	if u, perr := url.Parse(raw); perr == nil {
+		shown = u.Redacted()
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), raw, shown))
+}

@@ -1,0 +1,36 @@
+-- prelude.lua is prepended to every script. ARGV[1] is always the key prefix.
+-- Scripts build key names from it and from stored ids, so they run on a
+-- standalone Redis (or behind Sentinel), not on Redis Cluster.
+local P = ARGV[1]
+
+-- now returns the Redis server's clock, so that every process sharing this
+-- Redis agrees on due times and lease expiry: milliseconds as a number (for
+-- scores) and nanoseconds as a decimal string (a Lua double cannot hold it).
+local function now()
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return ms, t[1] .. string.format('%06d', tonumber(t[2])) .. '000'
+end
+
+-- enqueue stores one pending delivery per destination, due now.
+local function enqueue(evid, dests, ids, ms, ns)
+  for i = 1, #dests do
+    local dest, id = dests[i], ids[i]
+    redis.call('HSET', P .. 'dlv:' .. id, 'id', id, 'ev', evid, 'dest', dest,
+      'st', 'pending', 'n', 0, 'ca', ns, 'due', ns, 'ua', ns)
+    redis.call('ZADD', P .. 'q:' .. dest, ms, id)
+    redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, 1)
+  end
+end
+
+-- held returns the fields of a delivery whose live lease token is tok, or
+-- nil and a status code: 2 when the lease is lost (another token, expired,
+-- or the delivery is no longer pending), 3 when the delivery does not exist.
+local function held(dk, tok, ms)
+  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n')
+  if not h[1] then return nil, 3 end
+  if h[1] ~= 'pending' or h[2] ~= tok or (tonumber(h[3]) or 0) < ms then
+    return nil, 2
+  end
+  return {dest = h[4], ev = h[5], n = tonumber(h[6])}
+end

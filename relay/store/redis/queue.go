@@ -1,0 +1,162 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// Lease hands out up to n due deliveries of dest, oldest due first, each with
+// its event, in one round trip.
+func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error) {
+	op := "lease " + dest
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	// One random base per call; the script numbers the tokens under it.
+	reply, err := s.run(ctx, s.sc.lease, dest, n, max(lease.Milliseconds(), 1), rand.Text())
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	arr, err := array(reply)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	out := make([]store.Delivery, 0, len(arr))
+	for _, item := range arr {
+		d, err := leasedFrom(item)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %s: %w", op, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// leasedFrom decodes one {delivery fields, event fields} pair of the lease
+// script.
+func leasedFrom(item any) (store.Delivery, error) {
+	pair, err := array(item)
+	if err != nil || len(pair) != 2 {
+		return store.Delivery{}, fmt.Errorf("bad lease item %v: %v", item, err)
+	}
+	dh, err := fields(pair[0])
+	if err != nil {
+		return store.Delivery{}, err
+	}
+	eh, err := fields(pair[1])
+	if err != nil {
+		return store.Delivery{}, err
+	}
+	d := deliveryFrom(dh)
+	d.Lease = dh["tok"]
+	ev, err := eventFrom(eh)
+	if err != nil {
+		return store.Delivery{}, err
+	}
+	d.Event = &ev
+	return d, nil
+}
+
+// ExtendLease pushes a held lease's expiry to now+lease.
+func (s *Store) ExtendLease(ctx context.Context, d store.Delivery, lease time.Duration) error {
+	return s.leased(ctx, "extend lease", d, s.sc.extend, max(lease.Milliseconds(), 1))
+}
+
+// Release gives a leased delivery back, due at due, without an attempt.
+func (s *Store) Release(ctx context.Context, d store.Delivery, due time.Time) error {
+	due = dueOrNow(due)
+	return s.leased(ctx, "release", d, s.sc.release, millis(due), nanos(due))
+}
+
+// Complete records a successful attempt and finishes the delivery.
+func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
+	att, err := attemptJSON(d, a)
+	if err != nil {
+		return fmt.Errorf("redis: complete %s: %w", d.ID, err)
+	}
+	return s.leased(ctx, "complete", d, s.sc.complete, att, a.Status, a.Error, s.retention.Milliseconds())
+}
+
+// Retry records a failed attempt and schedules the next one at due.
+func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error {
+	att, err := attemptJSON(d, a)
+	if err != nil {
+		return fmt.Errorf("redis: retry %s: %w", d.ID, err)
+	}
+	due = dueOrNow(due)
+	return s.leased(ctx, "retry", d, s.sc.retry, att, a.Status, a.Error, millis(due), nanos(due))
+}
+
+// DeadLetter records the last attempt and moves the delivery to the DLQ.
+func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error {
+	att, err := attemptJSON(d, a)
+	if err != nil {
+		return fmt.Errorf("redis: dead-letter %s: %w", d.ID, err)
+	}
+	return s.leased(ctx, "dead-letter", d, s.sc.deadLetter, att, a.Status, a.Error)
+}
+
+// leased runs a script that acts on a held lease and maps its status code.
+//
+// go-redis retries a command whose reply was lost; if the first run did
+// finish, the retry finds the lease gone and this returns ErrLeaseLost for
+// an outcome that was in fact recorded. Callers treat ErrLeaseLost as "not
+// mine any more", which is safe either way.
+func (s *Store) leased(ctx context.Context, op string, d store.Delivery, sc *goredis.Script, args ...any) error {
+	op += " " + d.ID
+	if err := s.check(); err != nil {
+		return fmt.Errorf("redis: %s: %w", op, err)
+	}
+	if d.Lease == "" {
+		return fmt.Errorf("redis: %s: no lease token: %w", op, store.ErrLeaseLost)
+	}
+	reply, err := s.run(ctx, sc, append([]any{d.ID, d.Lease}, args...)...)
+	if err != nil {
+		return s.fail(op, err)
+	}
+	return statusErr(op, reply)
+}
+
+// statusErr maps a script's status code to nil or a sentinel error.
+func statusErr(op string, reply any) error {
+	code, err := integer(reply)
+	switch {
+	case err != nil:
+		return fmt.Errorf("redis: %s: %w", op, err)
+	case code == codeOK:
+		return nil
+	case code == codeLost:
+		return fmt.Errorf("redis: %s: %w", op, store.ErrLeaseLost)
+	case code == codeMissing:
+		return fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
+	default:
+		return fmt.Errorf("redis: %s: unexpected status %d", op, code)
+	}
+}
+
+// attemptJSON encodes an attempt for the log, numbering it when the caller
+// did not.
+func attemptJSON(d store.Delivery, a store.Attempt) (string, error) {
+	if a.N == 0 {
+		a.N = d.Attempts + 1
+	}
+	b, err := json.Marshal(a)
+	return string(b), err
+}
+
+func dueOrNow(due time.Time) time.Time {
+	if due.IsZero() {
+		return time.Now()
+	}
+	return due
+}

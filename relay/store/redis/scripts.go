@@ -1,0 +1,55 @@
+package redis
+
+import (
+	"embed"
+	"fmt"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// scripts holds the Lua scripts, each the shared prelude followed by its own
+// body. Script.Run sends EVALSHA and falls back to EVAL when the server's
+// script cache lost it (after a restart).
+type scripts struct {
+	accept, lease, extend, release, retry, complete, deadLetter *goredis.Script
+	replayDLQ, replayParked, event, list                        *goredis.Script
+}
+
+func newScripts() (*scripts, error) {
+	prelude, err := luaFiles.ReadFile("lua/prelude.lua")
+	if err != nil {
+		return nil, err
+	}
+	var firstErr error
+	load := func(name string) *goredis.Script {
+		body, err := luaFiles.ReadFile("lua/" + name + ".lua")
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("script %s: %w", name, err)
+		}
+		return goredis.NewScript(string(prelude) + "\n" + string(body))
+	}
+	sc := &scripts{
+		accept:       load("accept"),
+		lease:        load("lease"),
+		extend:       load("extend"),
+		release:      load("release"),
+		retry:        load("retry"),
+		complete:     load("complete"),
+		deadLetter:   load("deadletter"),
+		replayDLQ:    load("replay_dlq"),
+		replayParked: load("replay_parked"),
+		event:        load("event"),
+		list:         load("list"),
+	}
+	return sc, firstErr
+}
+
+func (sc *scripts) all() []*goredis.Script {
+	return []*goredis.Script{
+		sc.accept, sc.lease, sc.extend, sc.release, sc.retry, sc.complete,
+		sc.deadLetter, sc.replayDLQ, sc.replayParked, sc.event, sc.list,
+	}
+}

@@ -1,0 +1,176 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// Defaults for zero Options fields.
+const (
+	// DefaultPrefix is the key prefix when Options.Prefix is empty.
+	DefaultPrefix = "relay:"
+	// DefaultRetention is how long a finished event is kept.
+	DefaultRetention = 72 * time.Hour
+)
+
+// Options configures Open.
+type Options struct {
+	// URL is a redis:// or rediss:// URL; its query may set go-redis options
+	// such as dial_timeout or read_timeout.
+	URL string
+	// Prefix is prepended to every key ("relay:" when empty). Processes
+	// sharing a prefix share the queues.
+	Prefix string
+	// Retention is how long an event whose deliveries are all delivered is
+	// kept (72h when zero).
+	Retention time.Duration
+	// PoolSize is the maximum number of connections (go-redis default, ten
+	// per CPU, when zero).
+	PoolSize int
+	// DialTimeout, ReadTimeout and WriteTimeout bound each connection
+	// attempt and socket read or write; zero keeps the URL's value or the
+	// go-redis default (5s).
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is a store.Store kept in Redis. It is safe for concurrent use, and
+// several Stores, in one process or many, may share one Redis and prefix.
+type Store struct {
+	rdb       *goredis.Client
+	sc        *scripts
+	prefix    string
+	retention time.Duration
+	log       *slog.Logger
+	closed    atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to Redis, checks that it answers and loads the scripts. The
+// error wraps store.ErrUnavailable when Redis cannot be reached.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	ro, err := goredis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: open: parse url: %w", redactURL(err, opts.URL))
+	}
+	if opts.PoolSize > 0 {
+		ro.PoolSize = opts.PoolSize
+	}
+	if opts.DialTimeout > 0 {
+		ro.DialTimeout = opts.DialTimeout
+	}
+	if opts.ReadTimeout > 0 {
+		ro.ReadTimeout = opts.ReadTimeout
+	}
+	if opts.WriteTimeout > 0 {
+		ro.WriteTimeout = opts.WriteTimeout
+	}
+	// go-redis already retries a failed command a few times with backoff;
+	// retrying each dial inside that loop as well only delays the
+	// ErrUnavailable that ingest turns into a 503.
+	ro.DialerRetries = 1
+	ro.ContextTimeoutEnabled = true
+	ro.DisableIdentity = true
+
+	sc, err := newScripts()
+	if err != nil {
+		return nil, fmt.Errorf("redis: open: %w", err)
+	}
+	s := &Store{
+		rdb:       goredis.NewClient(ro),
+		sc:        sc,
+		prefix:    opts.Prefix,
+		retention: opts.Retention,
+		log:       opts.Logger,
+	}
+	if s.prefix == "" {
+		s.prefix = DefaultPrefix
+	}
+	if s.retention <= 0 {
+		s.retention = DefaultRetention
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.load(ctx); err != nil {
+		_ = s.rdb.Close()
+		return nil, s.fail("open", err)
+	}
+	s.log.Debug("redis store open", "addr", ro.Addr, "db", ro.DB, "prefix", s.prefix)
+	return s, nil
+}
+
+// load loads every script into the server's script cache, so the first
+// calls are EVALSHA hits. After a Redis restart the cache is empty again;
+// go-redis then falls back to EVAL once per script.
+func (s *Store) load(ctx context.Context) error {
+	pipe := s.rdb.Pipeline()
+	for _, sc := range s.sc.all() {
+		sc.Load(ctx, pipe)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return fmt.Errorf("redis: ping: %w", err)
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return s.fail("ping", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool. Calls after Close return store.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.rdb.Close(); err != nil {
+		return fmt.Errorf("redis: close: %w", err)
+	}
+	return nil
+}
+
+// check refuses calls on a closed store.
+func (s *Store) check() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// run runs a script with the prefix as ARGV[1].
+func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return sc.Run(ctx, s.rdb, nil, append([]any{s.prefix}, args...)...).Result()
+}
+
+// fail wraps a Redis error for op, marking connection trouble as
+// store.ErrUnavailable.
+func (s *Store) fail(op string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrClosed), errors.Is(err, goredis.ErrClosed):
+		return fmt.Errorf("redis: %s: %w", op, store.ErrClosed)
+	case unavailable(err):
+		return fmt.Errorf("redis: %s: %w: %w", op, store.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("redis: %s: %w", op, err)
+	}
+}
