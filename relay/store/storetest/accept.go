@@ -94,9 +94,9 @@ func testDedupeDuplicate(t *testing.T, open Opener) {
 		{"routed", []string{destA, destB}},
 		{"parked", nil},
 	}
+	s := openStore(t, open)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := openStore(t, open)
 			key := "1001:mid-" + tc.name
 			first := mustAccept(t, s, newEvent("1001", seedBody(1)), tc.dests, store.Dedupe{Key: key, TTL: long})
 			before, err := s.Depths(context.Background())
