@@ -116,12 +116,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // calls are EVALSHA hits. After a Redis restart the cache is empty again;
 // go-redis then falls back to EVAL once per script.
 func (s *Store) load(ctx context.Context) error {
-	pipe := s.rdb.Pipeline()
+	// Not pipelined: Script.Load keeps the digest the server returns, and a
+	// pipelined command has no value yet when Load reads it.
 	for _, sc := range s.sc.all() {
-		sc.Load(ctx, pipe)
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return err
+		}
 	}
-	_, err := pipe.Exec(ctx)
-	return err
+	return nil
 }
 
 // Ping reports whether Redis answers.
