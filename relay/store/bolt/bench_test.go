@@ -1,0 +1,109 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// Run with:
+//
+//	go test -run '^$' -bench 'Accept|Naive' -benchtime 3s ./relay/store/bolt/
+//
+// Every benchmark writes the same data per accept (a seed-sized body, two
+// destinations, a unique dedupe key) with an fsync before the call returns;
+// they differ only in how writes share transactions.
+
+// parallelism is goroutines per GOMAXPROCS; ingest sees many concurrent
+// requests, so the interesting numbers are the higher ones.
+var parallelism = []int{1, 8, 32, 128}
+
+// BenchmarkAcceptParallel measures Accept through the group committer.
+func BenchmarkAcceptParallel(b *testing.B) {
+	for _, p := range parallelism {
+		b.Run(fmt.Sprintf("goroutines=%d", p*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			s := openBench(b)
+			benchAccepts(b, s, p, func(apply func(*batch) error) error {
+				return s.submit(context.Background(), apply)
+			})
+		})
+	}
+}
+
+// BenchmarkNaiveBatchPerRequest is the baseline: each accept is its own
+// db.Batch call, bbolt's built-in coalescing with its 10ms delay timer.
+func BenchmarkNaiveBatchPerRequest(b *testing.B) {
+	for _, p := range parallelism {
+		b.Run(fmt.Sprintf("goroutines=%d", p*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			s := openBench(b)
+			benchAccepts(b, s, p, func(apply func(*batch) error) error {
+				return s.db.Batch(func(tx *bbolt.Tx) error {
+					return apply(&batch{tx: tx, now: time.Now()})
+				})
+			})
+		})
+	}
+}
+
+// BenchmarkNaiveUpdatePerRequest is the plainest baseline: one db.Update,
+// so one fsync, per accept.
+func BenchmarkNaiveUpdatePerRequest(b *testing.B) {
+	for _, p := range parallelism {
+		b.Run(fmt.Sprintf("goroutines=%d", p*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			s := openBench(b)
+			benchAccepts(b, s, p, func(apply func(*batch) error) error {
+				return s.db.Update(func(tx *bbolt.Tx) error {
+					return apply(&batch{tx: tx, now: time.Now()})
+				})
+			})
+		})
+	}
+}
+
+func openBench(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// benchAccepts runs accepts from p goroutines per CPU through run and reports
+// accepts/s and, for the committer, accepts per transaction.
+func benchAccepts(b *testing.B, s *Store, p int, run func(func(*batch) error) error) {
+	var seq atomic.Int64
+	body := seedBody(0)
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(p)
+	commits := s.commits.Load()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body}
+			d := store.Dedupe{Key: fmt.Sprintf("1001:mid-%d", n), TTL: 24 * time.Hour}
+			apply, res, err := acceptOp(ev, []string{"acme-crm", "acme-archive"}, d)
+			if err == nil {
+				err = run(apply)
+			}
+			if err != nil || res.Duplicate {
+				b.Errorf("accept %d: %+v, %v", n, res, err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "accepts/s")
+	if c := s.commits.Load() - commits; c > 0 {
+		b.ReportMetric(float64(b.N)/float64(c), "accepts/commit")
+	}
+}

@@ -1,0 +1,179 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// FileName is the name of the database file inside the store's directory.
+const FileName = "relay.db"
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxBatch      = 1000
+	DefaultSweepInterval = time.Minute
+	DefaultOpenTimeout   = 5 * time.Second
+)
+
+// Options tunes an embedded store. The zero value is ready to use.
+type Options struct {
+	// Logger receives commit failures and sweep summaries; nil discards them.
+	Logger *slog.Logger
+	// MaxBatch caps how many writes share one transaction (DefaultMaxBatch).
+	MaxBatch int
+	// SweepInterval is how often expired dedupe claims and leases are dropped
+	// (DefaultSweepInterval). Expired claims are ignored before that anyway.
+	SweepInterval time.Duration
+	// OpenTimeout is how long Open waits for another process to release the
+	// file lock (DefaultOpenTimeout).
+	OpenTimeout time.Duration
+}
+
+// Store is the embedded store.Store. Create it with Open.
+type Store struct {
+	db       *bbolt.DB
+	log      *slog.Logger
+	maxBatch int
+
+	// ops feeds the committer; closeMu guards sends against Close.
+	ops     chan *op
+	closeMu sync.RWMutex
+	closed  bool
+
+	committerDone chan struct{}
+	stopSweep     chan struct{}
+	sweepDone     chan struct{}
+
+	leases leaseTable
+
+	commits atomic.Int64 // transactions committed, for tests and benchmarks
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in directory dir, which is created
+// with mode 0700 if missing and holds the file relay.db.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: opts.OpenTimeout,
+		// The freelist is rebuilt on open instead of written on every
+		// commit, which makes each commit cheaper (as etcd does).
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			err = fmt.Errorf("%w (is another relay using it?)", err)
+		}
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	if err := initBuckets(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:            db,
+		log:           opts.Logger,
+		maxBatch:      opts.MaxBatch,
+		ops:           make(chan *op, opts.MaxBatch),
+		committerDone: make(chan struct{}),
+		stopSweep:     make(chan struct{}),
+		sweepDone:     make(chan struct{}),
+		leases:        leaseTable{m: map[string]*lease{}},
+	}
+	go s.commitLoop()
+	go s.sweepLoop(opts.SweepInterval)
+	return s, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.OpenTimeout <= 0 {
+		o.OpenTimeout = DefaultOpenTimeout
+	}
+	return o
+}
+
+func initBuckets(db *bbolt.DB) error {
+	return db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get([]byte("version")); {
+		case v == nil:
+			return meta.Put([]byte("version"), []byte(formatVersion))
+		case string(v) != formatVersion:
+			return fmt.Errorf("format version %q, this relay reads %q", v, formatVersion)
+		}
+		return nil
+	})
+}
+
+// Close waits for queued writes to commit, then closes the file. Calls after
+// Close return store.ErrClosed.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return fmt.Errorf("bolt: close: %w", store.ErrClosed)
+	}
+	s.closed = true
+	close(s.ops)
+	s.closeMu.Unlock()
+
+	<-s.committerDone
+	close(s.stopSweep)
+	<-s.sweepDone
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("bolt: close: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the file can be read.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.view(ctx, "ping", func(*bbolt.Tx) error { return nil })
+}
+
+// view runs fn in a read-only transaction unless the store is closed.
+func (s *Store) view(ctx context.Context, what string, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: %s: %w", what, err)
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("bolt: %s: %w", what, store.ErrClosed)
+	}
+	if err := s.db.View(fn); err != nil {
+		return fmt.Errorf("bolt: %s: %w", what, err)
+	}
+	return nil
+}

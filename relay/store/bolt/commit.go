@@ -1,0 +1,149 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// op is one write waiting for the committer.
+type op struct {
+	ctx   context.Context
+	apply func(*batch) error
+	done  chan error
+}
+
+// batch is the state one transaction's ops share.
+type batch struct {
+	tx  *bbolt.Tx
+	now time.Time
+	// claimed are the leases that this transaction's outcomes end; they are
+	// dropped only once the outcome is durable.
+	claimed []claim
+}
+
+type claim struct {
+	id string
+	l  *lease
+}
+
+// submit queues a write and waits until it is durable or refused.
+func (s *Store) submit(ctx context.Context, apply func(*batch) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return store.ErrClosed
+	}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	// Once queued the op may commit even if ctx ends now; the caller then
+	// does not learn the outcome, which at-least-once delivery tolerates.
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitLoop is the committer: it takes whatever ops are waiting, up to
+// maxBatch, and commits them in one transaction. Ops that arrive during a
+// commit's fsync form the next batch.
+func (s *Store) commitLoop() {
+	defer close(s.committerDone)
+	ops := make([]*op, 0, s.maxBatch)
+	for first := range s.ops {
+		ops = append(ops[:0], first)
+	gather:
+		for len(ops) < s.maxBatch {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break gather
+				}
+				ops = append(ops, o)
+			default:
+				break gather
+			}
+		}
+		s.commit(ops)
+		clear(ops)
+	}
+}
+
+// commit applies ops in order in one transaction and answers each. An op that
+// fails other than by a rejection is answered alone and the rest are applied
+// again without it; a failed commit fails the whole batch.
+func (s *Store) commit(ops []*op) {
+	live := ops[:0:0]
+	for _, o := range ops {
+		if err := o.ctx.Err(); err != nil {
+			o.done <- err
+			continue
+		}
+		live = append(live, o)
+	}
+	for len(live) > 0 {
+		results, bad, err := s.tryCommit(live)
+		if bad < 0 {
+			for i, o := range live {
+				if err != nil {
+					o.done <- err
+				} else {
+					o.done <- results[i]
+				}
+			}
+			return
+		}
+		live[bad].done <- err
+		live = append(live[:bad:bad], live[bad+1:]...)
+	}
+}
+
+// tryCommit runs one transaction. It returns the index of an op that failed
+// (the transaction was rolled back) or -1 with every op's result and the
+// commit error, if any.
+func (s *Store) tryCommit(ops []*op) (results []error, bad int, err error) {
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, -1, fmt.Errorf("begin: %w: %w", store.ErrUnavailable, err)
+	}
+	b := &batch{tx: tx, now: time.Now()}
+	results = make([]error, len(ops))
+	for i, o := range ops {
+		err := o.apply(b)
+		if err != nil && !isReject(err) {
+			s.abort(b)
+			return nil, i, err
+		}
+		results[i] = err
+	}
+	if err := tx.Commit(); err != nil {
+		s.leases.unclaim(b.claimed)
+		s.log.Error("bolt: commit failed", "ops", len(ops), "err", err)
+		return nil, -1, fmt.Errorf("commit: %w: %w", store.ErrUnavailable, err)
+	}
+	s.commits.Add(1)
+	s.leases.drop(b.claimed)
+	return results, -1, nil
+}
+
+func (s *Store) abort(b *batch) {
+	if err := b.tx.Rollback(); err != nil {
+		s.log.Error("bolt: rollback failed", "err", err)
+	}
+	s.leases.unclaim(b.claimed)
+}

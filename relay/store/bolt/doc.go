@@ -1,0 +1,32 @@
+// Package bolt is Relay's embedded store: a store.Store kept in one bbolt file
+// (relay.db) inside a directory, needing no server. It is for one process;
+// bbolt's file lock keeps a second process out.
+//
+// Every write that matters is fsynced before the call returns, so an accepted
+// event survives kill -9. To make that cheap, writes go through group commit:
+// one committer goroutine applies every write that is waiting in a single
+// read-write transaction and a single fsync, then answers each caller. While
+// one commit is syncing the next batch gathers, so throughput grows with the
+// number of concurrent callers without a fixed delay.
+//
+// Leases live in memory only. Leasing is a read-only view over the due index
+// plus an in-memory map and costs no fsync; after a restart no lease exists,
+// so everything that was in flight is due again at once (at-least-once).
+//
+// Layout of the file (all top-level buckets):
+//
+//	meta       "version" -> format version
+//	events     eventID -> JSON eventRec (the event without its body, plus delivery ids)
+//	bodies     eventID -> the body bytes exactly as received
+//	deliveries deliveryID -> JSON deliveryRec
+//	attempts   deliveryID 0x00 seq(4, big-endian) -> JSON store.Attempt
+//	queue      one nested bucket per destination: due(8) deliveryID -> empty (the due index)
+//	dlq        deadAt(8) deliveryID -> empty (all destinations, oldest first)
+//	dlqdest    one nested bucket per destination: deadAt(8) deliveryID -> empty
+//	parked     receivedAt(8) eventID -> empty
+//	dedupe     key -> expiry(8) eventID (expiry 0: never)
+//	dedupexp   expiry(8) key -> empty (what the sweeper deletes, soonest first)
+//	counts     "q" 0x00 dest, "d" 0x00 dest, "p" -> int64(8): the depths
+//
+// Times in keys are big-endian unix nanoseconds, so byte order is time order.
+package bolt

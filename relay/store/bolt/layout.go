@@ -1,0 +1,221 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// formatVersion is stored in the meta bucket; Open refuses other versions.
+const formatVersion = "1"
+
+// Top-level bucket names.
+var (
+	bucketMeta       = []byte("meta")
+	bucketEvents     = []byte("events")
+	bucketBodies     = []byte("bodies")
+	bucketDeliveries = []byte("deliveries")
+	bucketAttempts   = []byte("attempts")
+	bucketQueue      = []byte("queue")
+	bucketDLQ        = []byte("dlq")
+	bucketDLQDest    = []byte("dlqdest")
+	bucketParked     = []byte("parked")
+	bucketDedupe     = []byte("dedupe")
+	bucketDedupeExp  = []byte("dedupexp")
+	bucketCounts     = []byte("counts")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketEvents, bucketBodies, bucketDeliveries, bucketAttempts, bucketQueue,
+		bucketDLQ, bucketDLQDest, bucketParked, bucketDedupe, bucketDedupeExp, bucketCounts,
+	}
+)
+
+// eventRec is an event as stored: the body lives in its own bucket so its
+// bytes are never re-encoded.
+type eventRec struct {
+	store.Event
+	DeliveryIDs []string `json:"delivery_ids,omitempty"`
+}
+
+// deliveryRec is a delivery as stored.
+type deliveryRec struct {
+	store.Delivery
+	// Logged counts attempt records; unlike Attempts it survives a DLQ replay,
+	// so the log keeps every attempt ever made.
+	Logged int `json:"logged,omitempty"`
+	// DeadAt is the time in the delivery's DLQ keys while it is dead.
+	DeadAt int64 `json:"dead_at,omitempty"`
+}
+
+// timeKey is a key that sorts by time, then by id.
+func timeKey(nanos int64, id string) []byte {
+	k := make([]byte, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(max(nanos, 0)))
+	copy(k[8:], id)
+	return k
+}
+
+func dueKey(d *store.Delivery) []byte { return timeKey(d.DueAt.UnixNano(), d.ID) }
+
+// splitTimeKey returns the time and id of a timeKey.
+func splitTimeKey(k []byte) (int64, string) {
+	if len(k) < 8 {
+		return 0, ""
+	}
+	return int64(binary.BigEndian.Uint64(k)), string(k[8:])
+}
+
+func attemptKey(deliveryID string, seq int) []byte {
+	k := make([]byte, len(deliveryID)+1+4)
+	copy(k, deliveryID)
+	binary.BigEndian.PutUint32(k[len(deliveryID)+1:], uint32(seq))
+	return k
+}
+
+func attemptPrefix(deliveryID string) []byte {
+	return append([]byte(deliveryID), 0)
+}
+
+func queuedKey(dest string) []byte { return append([]byte("q\x00"), dest...) }
+func deadKey(dest string) []byte   { return append([]byte("d\x00"), dest...) }
+
+var parkedCountKey = []byte("p")
+
+// dedupeValue encodes a claim: its expiry (0 for never) and the holder.
+func dedupeValue(expiry int64, eventID string) []byte { return timeKey(expiry, eventID) }
+
+// getEvent loads an event with its body.
+func getEvent(tx *bbolt.Tx, id string) (*eventRec, error) {
+	rec, err := getEventMeta(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	rec.Body = clone(tx.Bucket(bucketBodies).Get([]byte(id)))
+	return rec, nil
+}
+
+// getEventMeta loads an event without its body.
+func getEventMeta(tx *bbolt.Tx, id string) (*eventRec, error) {
+	v := tx.Bucket(bucketEvents).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	rec := new(eventRec)
+	if err := json.Unmarshal(v, rec); err != nil {
+		return nil, fmt.Errorf("decode event %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+func putEvent(tx *bbolt.Tx, rec *eventRec) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", rec.ID, err)
+	}
+	return tx.Bucket(bucketEvents).Put([]byte(rec.ID), v)
+}
+
+func getDelivery(tx *bbolt.Tx, id string) (*deliveryRec, error) {
+	v := tx.Bucket(bucketDeliveries).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+	}
+	rec := new(deliveryRec)
+	if err := json.Unmarshal(v, rec); err != nil {
+		return nil, fmt.Errorf("decode delivery %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode delivery %s: %w", rec.ID, err)
+	}
+	return tx.Bucket(bucketDeliveries).Put([]byte(rec.ID), v)
+}
+
+// appendAttempt logs a and counts it on rec; the caller stores rec.
+func appendAttempt(tx *bbolt.Tx, rec *deliveryRec, a store.Attempt) error {
+	if a.N == 0 {
+		a.N = rec.Attempts + 1
+	}
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode attempt of %s: %w", rec.ID, err)
+	}
+	rec.Logged++
+	rec.Attempts++
+	rec.LastStatus = a.Status
+	rec.LastError = a.Error
+	return tx.Bucket(bucketAttempts).Put(attemptKey(rec.ID, rec.Logged), v)
+}
+
+func attemptLog(tx *bbolt.Tx, deliveryID string) ([]store.Attempt, error) {
+	log := []store.Attempt{}
+	prefix := attemptPrefix(deliveryID)
+	c := tx.Bucket(bucketAttempts).Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		var a store.Attempt
+		if err := json.Unmarshal(v, &a); err != nil {
+			return nil, fmt.Errorf("decode attempt %x: %w", k, err)
+		}
+		log = append(log, a)
+	}
+	return log, nil
+}
+
+// queueBucket returns dest's due index, creating it in a write transaction.
+func queueBucket(tx *bbolt.Tx, dest string) (*bbolt.Bucket, error) {
+	return nested(tx, bucketQueue, dest)
+}
+
+func dlqDestBucket(tx *bbolt.Tx, dest string) (*bbolt.Bucket, error) {
+	return nested(tx, bucketDLQDest, dest)
+}
+
+// nested returns the bucket name inside parent; in a read-only transaction a
+// missing bucket is nil, nil.
+func nested(tx *bbolt.Tx, parent []byte, name string) (*bbolt.Bucket, error) {
+	p := tx.Bucket(parent)
+	if !tx.Writable() {
+		return p.Bucket([]byte(name)), nil
+	}
+	b, err := p.CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s/%q: %w", parent, name, err)
+	}
+	return b, nil
+}
+
+// addCount adds delta to the counter at key.
+func addCount(tx *bbolt.Tx, key []byte, delta int64) error {
+	b := tx.Bucket(bucketCounts)
+	n := delta
+	if v := b.Get(key); len(v) == 8 {
+		n += int64(binary.BigEndian.Uint64(v))
+	}
+	if n <= 0 {
+		return b.Delete(key)
+	}
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, uint64(n))
+	return b.Put(key, v)
+}
+
+func hasPrefix(k, prefix []byte) bool {
+	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
+}
+
+// clone copies bytes out of bbolt's memory map, which is only valid inside the
+// transaction.
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}

@@ -1,0 +1,157 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// finish commits an outcome for a leased delivery: it checks that d's lease
+// is still held, then lets fn change the stored record, then stores it.
+func (s *Store) finish(ctx context.Context, what string, d store.Delivery, fn func(*batch, *deliveryRec) error) error {
+	err := s.submit(ctx, func(b *batch) error {
+		rec, err := getDelivery(b.tx, d.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return reject(store.ErrLeaseLost)
+		case err != nil:
+			return err
+		case rec.State != store.StatePending:
+			return reject(store.ErrLeaseLost)
+		}
+		if err := s.leases.claim(b, d.ID, d.Lease); err != nil {
+			return reject(err)
+		}
+		if err := fn(b, rec); err != nil {
+			return err
+		}
+		rec.UpdatedAt = b.now
+		return putDelivery(b.tx, rec)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: %s %s: %w", what, d.ID, err)
+	}
+	return nil
+}
+
+// Complete records a successful attempt and finishes the delivery.
+func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
+	return s.finish(ctx, "complete", d, func(b *batch, rec *deliveryRec) error {
+		if err := unqueue(b.tx, rec, true); err != nil {
+			return err
+		}
+		rec.State = store.StateDelivered
+		return appendAttempt(b.tx, rec, a)
+	})
+}
+
+// Retry records a failed attempt and schedules the next one at due.
+func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error {
+	return s.finish(ctx, "retry", d, func(b *batch, rec *deliveryRec) error {
+		if err := appendAttempt(b.tx, rec, a); err != nil {
+			return err
+		}
+		return reschedule(b.tx, rec, due)
+	})
+}
+
+// Release gives a leased delivery back, due at due, recording no attempt.
+func (s *Store) Release(ctx context.Context, d store.Delivery, due time.Time) error {
+	return s.finish(ctx, "release", d, func(b *batch, rec *deliveryRec) error {
+		return reschedule(b.tx, rec, due)
+	})
+}
+
+// reschedule moves rec's due-index entry to due.
+func reschedule(tx *bbolt.Tx, rec *deliveryRec, due time.Time) error {
+	if err := unqueue(tx, rec, false); err != nil {
+		return err
+	}
+	rec.DueAt = due
+	q, err := queueBucket(tx, rec.Destination)
+	if err != nil {
+		return err
+	}
+	return q.Put(dueKey(&rec.Delivery), empty)
+}
+
+// DeadLetter records the last attempt and moves the delivery to the DLQ.
+func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error {
+	return s.finish(ctx, "dead-letter", d, func(b *batch, rec *deliveryRec) error {
+		if err := unqueue(b.tx, rec, true); err != nil {
+			return err
+		}
+		if err := appendAttempt(b.tx, rec, a); err != nil {
+			return err
+		}
+		rec.State = store.StateDead
+		rec.DeadAt = b.now.UnixNano()
+		return putDead(b.tx, rec)
+	})
+}
+
+func putDead(tx *bbolt.Tx, rec *deliveryRec) error {
+	k := timeKey(rec.DeadAt, rec.ID)
+	if err := tx.Bucket(bucketDLQ).Put(k, empty); err != nil {
+		return err
+	}
+	dq, err := dlqDestBucket(tx, rec.Destination)
+	if err != nil {
+		return err
+	}
+	if err := dq.Put(k, empty); err != nil {
+		return err
+	}
+	return addCount(tx, deadKey(rec.Destination), 1)
+}
+
+func deleteDead(tx *bbolt.Tx, rec *deliveryRec) error {
+	k := timeKey(rec.DeadAt, rec.ID)
+	if err := tx.Bucket(bucketDLQ).Delete(k); err != nil {
+		return err
+	}
+	dq, err := dlqDestBucket(tx, rec.Destination)
+	if err != nil {
+		return err
+	}
+	if err := dq.Delete(k); err != nil {
+		return err
+	}
+	return addCount(tx, deadKey(rec.Destination), -1)
+}
+
+// ReplayDLQ moves a dead delivery back into its queue, due now, with its
+// attempt count and age reset. Its attempt log is kept.
+func (s *Store) ReplayDLQ(ctx context.Context, id string) error {
+	err := s.submit(ctx, func(b *batch) error {
+		rec, err := getDelivery(b.tx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return reject(err)
+		case err != nil:
+			return err
+		case rec.State != store.StateDead:
+			return reject(fmt.Errorf("not dead-lettered: %w", store.ErrNotFound))
+		}
+		if err := deleteDead(b.tx, rec); err != nil {
+			return err
+		}
+		rec.State = store.StatePending
+		rec.Attempts = 0
+		rec.DeadAt = 0
+		rec.CreatedAt, rec.DueAt, rec.UpdatedAt = b.now, b.now, b.now
+		if err := enqueue(b.tx, rec); err != nil {
+			return err
+		}
+		return putDelivery(b.tx, rec)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: replay dlq %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,363 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+func event(n int) store.Event {
+	return store.Event{
+		WebhookID:   "1001",
+		ContentType: "application/json",
+		Body:        seedBody(n),
+	}
+}
+
+func TestGroupCommitBatches(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	const goroutines, each = 200, 5
+
+	before := s.commits.Load()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for g := range goroutines {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				key := store.Dedupe{Key: fmt.Sprintf("k-%d-%d", g, i), TTL: time.Hour}
+				if _, err := s.Accept(context.Background(), event(i), []string{"a", "b"}, key); err != nil {
+					t.Errorf("Accept: %v", err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	const accepts = goroutines * each
+	commits := s.commits.Load() - before
+	t.Logf("%d accepts in %d commits", accepts, commits)
+	if commits >= accepts {
+		t.Fatalf("%d accepts took %d commits; group commit did not batch", accepts, commits)
+	}
+	wantCounts(t, s, map[string]int{"a": accepts, "b": accepts})
+}
+
+// runBatch commits prepared ops as one batch, the way the committer does,
+// and returns each op's answer.
+func runBatch(t *testing.T, s *Store, applies ...func(*batch) error) []error {
+	t.Helper()
+	ops := make([]*op, len(applies))
+	for i, apply := range applies {
+		ops[i] = &op{ctx: context.Background(), apply: apply, done: make(chan error, 1)}
+	}
+	s.commit(ops)
+	errs := make([]error, len(ops))
+	for i, o := range ops {
+		errs[i] = <-o.done
+	}
+	return errs
+}
+
+func mustAcceptOp(t *testing.T, ev store.Event, dests []string, d store.Dedupe) (func(*batch) error, *store.AcceptResult) {
+	t.Helper()
+	apply, res, err := acceptOp(ev, dests, d)
+	if err != nil {
+		t.Fatalf("acceptOp: %v", err)
+	}
+	return apply, res
+}
+
+func TestBatchOneDedupeWinner(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	d := store.Dedupe{Key: "1001:same", TTL: time.Hour}
+	first, r1 := mustAcceptOp(t, event(1), []string{"a"}, d)
+	second, r2 := mustAcceptOp(t, event(2), []string{"a"}, d)
+
+	before := s.commits.Load()
+	for i, err := range runBatch(t, s, first, second) {
+		if err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	if n := s.commits.Load() - before; n != 1 {
+		t.Fatalf("one batch took %d commits", n)
+	}
+	if r1.Duplicate || !r2.Duplicate || r2.EventID != r1.EventID {
+		t.Fatalf("results %+v and %+v, want the first to win and the second to be its duplicate", *r1, *r2)
+	}
+	wantCounts(t, s, map[string]int{"a": 1})
+}
+
+func TestBatchFailedOpLeavesOthers(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	ok1, r1 := mustAcceptOp(t, event(1), []string{"a"}, store.Dedupe{})
+	// bbolt refuses a key this long, after the op has written its event:
+	// the transaction must roll back and run again without it.
+	huge := store.Dedupe{Key: strings.Repeat("k", bbolt.MaxKeySize+1), TTL: time.Hour}
+	badEvent := event(2)
+	badEvent.ID = "evt_bad"
+	bad, _ := mustAcceptOp(t, badEvent, []string{"a"}, huge)
+	ok2, r2 := mustAcceptOp(t, event(3), []string{"a", "b"}, store.Dedupe{})
+
+	errs := runBatch(t, s, ok1, bad, ok2)
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("good ops failed: %v, %v", errs[0], errs[2])
+	}
+	if errs[1] == nil || errors.Is(errs[1], store.ErrUnavailable) {
+		t.Fatalf("bad op: err = %v, want its own error, not ErrUnavailable", errs[1])
+	}
+	for _, id := range []string{r1.EventID, r2.EventID} {
+		if _, err := s.Event(context.Background(), id); err != nil {
+			t.Fatalf("Event(%s): %v", id, err)
+		}
+	}
+	if _, err := s.Event(context.Background(), badEvent.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Event of the failed op: err = %v, want ErrNotFound", err)
+	}
+	wantCounts(t, s, map[string]int{"a": 2, "b": 1})
+}
+
+func TestLeaseWritesNothing(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := s.Accept(ctx, event(i), []string{"a"}, store.Dedupe{}); err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+	}
+	before := s.commits.Load()
+	ds, err := s.Lease(ctx, "a", 3, time.Hour)
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("Lease = %d deliveries, %v; want 3", len(ds), err)
+	}
+	for _, d := range ds {
+		if err := s.ExtendLease(ctx, d, 2*time.Hour); err != nil {
+			t.Fatalf("ExtendLease: %v", err)
+		}
+	}
+	if n := s.commits.Load() - before; n != 0 {
+		t.Fatalf("Lease and ExtendLease committed %d transactions, want 0", n)
+	}
+}
+
+func TestSweepClaims(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	claims := []struct {
+		key string
+		ttl time.Duration
+	}{
+		{"expires", time.Millisecond},
+		{"reclaimed", time.Millisecond},
+		{"lives", time.Hour},
+		{"forever", 0},
+	}
+	for i, c := range claims {
+		if _, err := s.Accept(ctx, event(i), []string{"a"}, store.Dedupe{Key: c.key, TTL: c.ttl}); err != nil {
+			t.Fatalf("Accept %s: %v", c.key, err)
+		}
+	}
+	time.Sleep(10 * time.Millisecond)
+	// Claimed again after expiry: the old index entry must not delete it.
+	res, err := s.Accept(ctx, event(9), []string{"a"}, store.Dedupe{Key: "reclaimed", TTL: time.Hour})
+	if err != nil || res.Duplicate {
+		t.Fatalf("Accept of an expired key = %+v, %v; want accepted", res, err)
+	}
+
+	n, err := s.sweepClaims(ctx)
+	if err != nil {
+		t.Fatalf("sweepClaims: %v", err)
+	}
+	if n != 1 {
+		t.Fatalf("swept %d claims, want 1", n)
+	}
+	if got, want := keys(t, s, bucketDedupe), []string{"forever", "lives", "reclaimed"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("claims after sweep = %v, want %v", got, want)
+	}
+	if got := keys(t, s, bucketDedupeExp); len(got) != 2 {
+		t.Fatalf("expiry index has %d entries after sweep, want 2 (lives, reclaimed)", len(got))
+	}
+	res, err = s.Accept(ctx, event(9), []string{"a"}, store.Dedupe{Key: "reclaimed", TTL: time.Hour})
+	if err != nil || !res.Duplicate {
+		t.Fatalf("Accept of a reclaimed key after sweep = %+v, %v; want duplicate", res, err)
+	}
+}
+
+func keys(t *testing.T, s *Store, bucket []byte) []string {
+	t.Helper()
+	var out []string
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatalf("keys of %s: %v", bucket, err)
+	}
+	return out
+}
+
+func TestOpenErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) string
+		want  string
+	}{
+		{"dir is a file", func(t *testing.T, dir string) string {
+			path := filepath.Join(dir, "file")
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}, "not a directory"},
+		{"unknown format version", func(t *testing.T, dir string) string {
+			db, err := bbolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.Update(func(tx *bbolt.Tx) error {
+				b, err := tx.CreateBucket(bucketMeta)
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte("version"), []byte("99"))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, `format version "99"`},
+		{"locked by another open", func(t *testing.T, dir string) string {
+			s := openTest(t, dir)
+			t.Cleanup(func() { _ = s.Close() })
+			return dir
+		}, "another relay"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.setup(t, t.TempDir())
+			s, err := Open(path, Options{OpenTimeout: 100 * time.Millisecond})
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOpenCreatesPrivateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "relay-data")
+	s := openTest(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Fatalf("dir mode %v, want 0700", perm)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		t.Fatalf("no %s: %v", FileName, err)
+	}
+}
+
+// wantCounts checks the queued counters against the due indexes and the
+// stored deliveries, so a counter can never drift from what it counts.
+func wantCounts(t testing.TB, s *Store, queued map[string]int) {
+	t.Helper()
+	d, err := s.Depths(context.Background())
+	if err != nil {
+		t.Fatalf("Depths: %v", err)
+	}
+	for dest, n := range queued {
+		if d.Queued[dest] != n {
+			t.Fatalf("Depths.Queued[%s] = %d, want %d", dest, d.Queued[dest], n)
+		}
+	}
+	checkIntegrity(t, s)
+}
+
+// checkIntegrity recounts everything the counters summarize.
+func checkIntegrity(t testing.TB, s *Store) {
+	t.Helper()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		want := map[string]int{}
+		count := func(key []byte, n int) {
+			if n != 0 {
+				want[string(key)] += n
+			}
+		}
+		err := tx.Bucket(bucketDeliveries).ForEach(func(k, v []byte) error {
+			rec, err := getDelivery(tx, string(k))
+			if err != nil {
+				return err
+			}
+			switch rec.State {
+			case store.StatePending:
+				count(queuedKey(rec.Destination), 1)
+				if q := tx.Bucket(bucketQueue).Bucket([]byte(rec.Destination)); q == nil || q.Get(dueKey(&rec.Delivery)) == nil {
+					return fmt.Errorf("pending delivery %s is not in the due index", k)
+				}
+			case store.StateDead:
+				count(deadKey(rec.Destination), 1)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		count(parkedCountKey, tx.Bucket(bucketParked).Stats().KeyN)
+		err = tx.Bucket(bucketQueue).ForEachBucket(func(dest []byte) error {
+			if n := tx.Bucket(bucketQueue).Bucket(dest).Stats().KeyN; n != want[string(queuedKey(string(dest)))] {
+				return fmt.Errorf("due index of %s has %d entries, %d deliveries are pending", dest, n, want[string(queuedKey(string(dest)))])
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		got := map[string]int{}
+		err = tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
+			got[string(k)] = int(binary.BigEndian.Uint64(v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("counters %v, recounted %v", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("integrity: %v", err)
+	}
+}
