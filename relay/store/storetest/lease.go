@@ -134,6 +134,30 @@ func testLeaseConcurrent(t *testing.T, open Opener) {
 	}
 }
 
+// A lease that ran out is lost even when nobody took the delivery over.
+func testExpiredLease(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	acceptN(t, s, 1, destA)
+
+	const lease = 100 * time.Millisecond
+	for _, outcome := range []struct {
+		name string
+		call func(store.Delivery) error
+	}{
+		{"Complete", func(d store.Delivery) error { return s.Complete(ctx, d, attemptFor(d, 200, "")) }},
+		{"Retry", func(d store.Delivery) error { return s.Retry(ctx, d, attemptFor(d, 500, ""), time.Now()) }},
+		{"DeadLetter", func(d store.Delivery) error { return s.DeadLetter(ctx, d, attemptFor(d, 500, "")) }},
+		{"ExtendLease", func(d store.Delivery) error { return s.ExtendLease(ctx, d, long) }},
+		{"Release", func(d store.Delivery) error { return s.Release(ctx, d, time.Now()) }},
+	} {
+		d := eventuallyLease(t, s, destA, lease)
+		time.Sleep(3 * lease)
+		wantErr(t, outcome.name+" after the lease ran out", outcome.call(d), store.ErrLeaseLost)
+	}
+	wantDepths(t, s, map[string]int{destA: 1}, nil, 0)
+}
+
 func testStaleLease(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	ctx := context.Background()

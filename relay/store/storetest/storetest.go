@@ -38,6 +38,7 @@ func Run(t *testing.T, newBackend func(t testing.TB) Opener) {
 		{"LeaseExpiryReturnsDelivery", testLeaseExpiry},
 		{"LeaseConcurrentNoDoubleLease", testLeaseConcurrent},
 		{"StaleLeaseToken", testStaleLease},
+		{"ExpiredLeaseRefused", testExpiredLease},
 		{"Retry", testRetry},
 		{"ExtendLease", testExtendLease},
 		{"Release", testRelease},
