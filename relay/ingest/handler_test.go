@@ -1,0 +1,146 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/ingest"
+	"github.com/relaygw/relay/relay/route"
+	"github.com/relaygw/relay/relay/store"
+)
+
+// acceptFunc adapts a function to ingest.Acceptor. The real stores are
+// exercised end to end in package relay; here the store's answer is what is
+// under control.
+type acceptFunc func(ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error)
+
+func (f acceptFunc) Accept(_ context.Context, ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
+	return f(ev, dests, dd)
+}
+
+func newHandler(t *testing.T, acc ingest.Acceptor) (*ingest.Handler, *[]string) {
+	t.Helper()
+	h := ingest.NewHandler(acc, ingest.Settings{
+		Router:         route.New([]config.Route{{WebhookID: "1001", To: []string{"a", "b"}}}),
+		MaxBodyBytes:   1 << 20,
+		ResponseStatus: http.StatusAccepted,
+		DedupeFields:   []string{"mid"},
+		DedupeTTL:      time.Hour,
+	}, nil)
+	var mu sync.Mutex
+	outcomes := []string{}
+	h.OnOutcome = func(o string, _ time.Duration) {
+		mu.Lock()
+		outcomes = append(outcomes, o)
+		mu.Unlock()
+	}
+	return h, &outcomes
+}
+
+func TestStoreRefusalIs503(t *testing.T) {
+	for _, err := range []error{store.ErrUnavailable, fmt.Errorf("bolt: commit: %w", store.ErrUnavailable), errors.New("disk on fire")} {
+		h, outcomes := newHandler(t, acceptFunc(func(store.Event, []string, store.Dedupe) (store.AcceptResult, error) {
+			return store.AcceptResult{}, err
+		}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(`{"mid":"x"}`)))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("store error %v: status %d, want 503", err, rec.Code)
+		}
+		if strings.Contains(rec.Body.String(), "fire") {
+			t.Errorf("store error text leaked to the provider: %s", rec.Body)
+		}
+		if len(*outcomes) != 1 || (*outcomes)[0] != ingest.OutcomeError {
+			t.Errorf("outcomes %v, want [error]", *outcomes)
+		}
+	}
+}
+
+// TestAnswersOnlyAfterWrite holds the store write open and checks that no
+// byte of the answer is written until it returns.
+func TestAnswersOnlyAfterWrite(t *testing.T) {
+	inside, release := make(chan struct{}), make(chan struct{})
+	h, _ := newHandler(t, acceptFunc(func(ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
+		close(inside)
+		<-release
+		return store.AcceptResult{EventID: "evt_1", Deliveries: len(dests)}, nil
+	}))
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(`{"mid":"x"}`)))
+		close(done)
+	}()
+	<-inside
+	select {
+	case <-done:
+		t.Fatal("handler answered while the write was still running")
+	default:
+	}
+	close(release)
+	<-done
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("status %d", rec.Code)
+	}
+}
+
+// TestAcceptArguments checks what ingest hands the store: the original body
+// and content type, the dedupe value and a claim key scoped by webhook_id.
+func TestAcceptArguments(t *testing.T) {
+	var got store.Event
+	var gotDests []string
+	var gotDD store.Dedupe
+	h, _ := newHandler(t, acceptFunc(func(ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
+		got, gotDests, gotDD = ev, dests, dd
+		return store.AcceptResult{EventID: "evt_1", Deliveries: len(dests)}, nil
+	}))
+	body := "{ \"mid\" : \"m-1\", \"n\": 123456789012345678901234567890, }"
+	req := httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+
+	var a struct {
+		Status     string `json:"status"`
+		EventID    string `json:"event_id"`
+		Deliveries int    `json:"deliveries"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.Status != "accepted" || a.EventID != "evt_1" || a.Deliveries != 2 {
+		t.Fatalf("answer %s (%v)", rec.Body, err)
+	}
+	if string(got.Body) != body || got.ContentType != "application/json; charset=utf-8" || got.WebhookID != "1001" {
+		t.Errorf("event %+v", got)
+	}
+	if got.DedupeKey != "m-1" || gotDD.Key == "" || !strings.Contains(gotDD.Key, "1001") || gotDD.TTL != time.Hour {
+		t.Errorf("dedupe value %q, claim %+v", got.DedupeKey, gotDD)
+	}
+	if strings.Join(gotDests, ",") != "a,b" {
+		t.Errorf("dests %v", gotDests)
+	}
+}
+
+// TestNoDedupeWithoutField checks an event lacking the dedupe field is
+// stored without a claim, so it is never dropped as a duplicate.
+func TestNoDedupeWithoutField(t *testing.T) {
+	var gotDD store.Dedupe
+	h, _ := newHandler(t, acceptFunc(func(ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
+		gotDD = dd
+		return store.AcceptResult{EventID: "evt_1", Deliveries: 2}, nil
+	}))
+	for _, body := range []string{`{"status":"ANSWER"}`, `{"mid":""}`, `{"mid":null}`, ``} {
+		gotDD = store.Dedupe{Key: "unset"}
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(body)))
+		if gotDD.Key != "" {
+			t.Errorf("body %q: claim %q, want none", body, gotDD.Key)
+		}
+	}
+}
