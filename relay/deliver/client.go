@@ -2,6 +2,8 @@ package deliver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -147,9 +149,9 @@ func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
 	if key == "" {
 		key = ev.ID
 	}
-	h.Set(HeaderIdempotencyKey, key)
+	h.Set(HeaderIdempotencyKey, headerSafe(key))
 	h.Set(HeaderEventID, ev.ID)
-	h.Set(HeaderWebhookIDRelay, ev.WebhookID)
+	h.Set(HeaderWebhookIDRelay, headerSafe(ev.WebhookID))
 	h.Set(HeaderAttempt, strconv.Itoa(d.Attempts+1))
 	if ep.signer != nil {
 		h[HeaderWebhookID] = []string{d.ID}
@@ -157,6 +159,40 @@ func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
 		h[HeaderWebhookSignature] = []string{ep.signer.Sign(d.ID, now, ev.Body)}
 	}
 	return h
+}
+
+// maxKeyHeader bounds a header built from provider data.
+const maxKeyHeader = 200
+
+// headerSafe makes a value taken from the provider's request (the dedupe
+// value, the webhook id) fit for a header: net/http refuses control bytes,
+// and that refusal would dead-letter the delivery. A value with bytes outside
+// printable ASCII is percent-encoded; an overlong one is replaced by its
+// SHA-256. Both are deterministic, so the key stays the same on every retry.
+func headerSafe(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		var b strings.Builder
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x21 || c > 0x7e || c == '%' {
+				fmt.Fprintf(&b, "%%%02X", c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+		v = b.String()
+	}
+	if len(v) > maxKeyHeader {
+		sum := sha256.Sum256([]byte(v))
+		v = "sha256-" + hex.EncodeToString(sum[:])
+	}
+	return v
 }
 
 // do makes one attempt of d. ctx cancels it (shutdown drain); the client's

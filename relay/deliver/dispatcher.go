@@ -224,6 +224,9 @@ func (dp *dispatcher) finish(hard context.Context, d store.Delivery, ext *extend
 	if dp.opts.OnAttempt != nil {
 		dp.opts.OnAttempt(dp.name, outcome, res.status, res.took)
 	}
+	// The store refuses extensions while it commits an outcome, so stop
+	// extending first; the lease has at least two thirds of its time left.
+	ext.stop()
 	dp.record(hard, ext, log, record)
 }
 
@@ -309,6 +312,7 @@ func (dp *dispatcher) release(d store.Delivery, log *slog.Logger) {
 type extender struct {
 	until atomic.Int64 // unix nanoseconds of the lease's expiry
 	quit  chan struct{}
+	once  sync.Once
 	wg    sync.WaitGroup
 }
 
@@ -349,7 +353,8 @@ func (dp *dispatcher) extend(hard context.Context, d store.Delivery, log *slog.L
 
 func (e *extender) expires() time.Time { return time.Unix(0, e.until.Load()) }
 
+// stop ends the extensions; it may be called more than once.
 func (e *extender) stop() {
-	close(e.quit)
+	e.once.Do(func() { close(e.quit) })
 	e.wg.Wait()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/bolt"
 )
 
 // testStore is what the tests need of a store: the Queue, plus Accept to
@@ -18,9 +19,19 @@ type testStore interface {
 	Event(ctx context.Context, id string) (store.EventRecord, error)
 }
 
+// newTestStore opens a real embedded store in a temporary directory.
 func newTestStore(tb testing.TB) testStore {
 	tb.Helper()
-	return newMemStore()
+	st, err := bolt.Open(tb.TempDir(), bolt.Options{})
+	if err != nil {
+		tb.Fatalf("bolt.Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			tb.Errorf("close store: %v", err)
+		}
+	})
+	return st
 }
 
 // waitTimeout is generous: tests wait for states, never for durations.

@@ -25,19 +25,12 @@ type Queue interface {
 
 var _ Queue = store.Store(nil)
 
-// Defaults for Options and for destination fields left zero. The config
-// package normally fills destination fields; these keep a zero value from
-// meaning "no timeout" or "retry forever".
+// Defaults for Options. Destination fields left zero (a Config built by hand
+// without SetDefaults) take config's defaults, so a zero never means "no
+// timeout" or "retry forever".
 const (
-	DefaultPollInterval    = 500 * time.Millisecond
-	DefaultDrainTimeout    = 10 * time.Second
-	DefaultLeaseMargin     = 30 * time.Second
-	DefaultTimeout         = 10 * time.Second
-	DefaultConcurrency     = 1
-	DefaultMaxAttempts     = 12
-	DefaultInitialInterval = time.Second
-	DefaultMaxInterval     = time.Hour
-	DefaultMaxAge          = 72 * time.Hour
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultLeaseMargin  = 30 * time.Second
 )
 
 // Options tunes a Manager. The zero value is usable.
@@ -71,7 +64,7 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = DefaultPollInterval
+		o.PollInterval = config.DefaultPollInterval
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
@@ -180,18 +173,18 @@ type destSettings struct {
 
 func settingsFor(d config.Destination) destSettings {
 	s := destSettings{
-		timeout:     orDefault(d.Timeout.D(), DefaultTimeout),
+		timeout:     orDefault(d.Timeout.D(), config.DefaultTimeout),
 		concurrency: d.Concurrency,
 		maxAttempts: d.Retry.MaxAttempts,
-		initial:     orDefault(d.Retry.InitialInterval.D(), DefaultInitialInterval),
-		maxInterval: orDefault(d.Retry.MaxInterval.D(), DefaultMaxInterval),
-		maxAge:      orDefault(d.Retry.MaxAge.D(), DefaultMaxAge),
+		initial:     orDefault(d.Retry.InitialInterval.D(), config.DefaultInitialInterval),
+		maxInterval: orDefault(d.Retry.MaxInterval.D(), config.DefaultMaxInterval),
+		maxAge:      orDefault(d.Retry.MaxAge.D(), config.DefaultMaxAge),
 	}
 	if s.concurrency <= 0 {
-		s.concurrency = DefaultConcurrency
+		s.concurrency = config.DefaultConcurrency
 	}
 	if s.maxAttempts <= 0 {
-		s.maxAttempts = DefaultMaxAttempts
+		s.maxAttempts = config.DefaultMaxAttempts
 	}
 	if len(d.SuccessStatus) > 0 {
 		s.success = make(map[int]bool, len(d.SuccessStatus))

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -199,6 +200,24 @@ func TestTruncate(t *testing.T) {
 	for _, tt := range tests {
 		if got := truncate([]byte(tt.in), tt.n); got != tt.want {
 			t.Errorf("truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestHeaderSafe(t *testing.T) {
+	long := strings.Repeat("x", maxKeyHeader+1)
+	tests := []struct{ in, want string }{
+		{"1234-1333-XXXXX", "1234-1333-XXXXX"},
+		{"evt_01JD3Y", "evt_01JD3Y"},
+		{"100%", "100%"}, // printable: left alone
+		{"a b", "a%20b"},
+		{"line\nbreak%", "line%0Abreak%25"},
+		{"caf\u00e9", "caf%C3%A9"},
+		{long, "sha256-" + fmt.Sprintf("%x", sha256.Sum256([]byte(long)))},
+	}
+	for _, tt := range tests {
+		if got := headerSafe(tt.in); got != tt.want {
+			t.Errorf("headerSafe(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
