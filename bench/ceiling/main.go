@@ -1,0 +1,136 @@
+// Command ceiling runs the minimal servers that Relay's ingest is measured
+// against in bench/ingest.sh: the same request handled with nothing but
+// net/http and the one store write that a durable relay cannot avoid.
+//
+//	ceiling -mode bare  -listen ADDR                answer 202, nothing stored
+//	ceiling -mode bolt  -listen ADDR -path DIR      one bbolt Batch (fsync) per request
+//	ceiling -mode redis -listen ADDR -redis URL     one Lua script per request: SET NX EX + XADD
+//
+// It is a benchmark tool, not part of Relay.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/relaygw/relay/relay/ingest"
+)
+
+// claimAndAppend is the least a Redis-backed relay must do per callback:
+// claim the dedupe key and append the event to a stream, atomically.
+var claimAndAppend = goredis.NewScript(`
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then
+  redis.call('XADD', KEYS[2], '*', 'body', ARGV[1])
+  return 1
+end
+return 0`)
+
+func main() {
+	mode := flag.String("mode", "bare", "bare, bolt or redis")
+	listen := flag.String("listen", "127.0.0.1:8180", "listen address")
+	path := flag.String("path", "", "bolt: data directory")
+	redisURL := flag.String("redis", "redis://127.0.0.1:6379/0", "redis: server URL")
+	flag.Parse()
+
+	h, err := handler(*mode, *path, *redisURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
+
+func handler(mode, path, redisURL string) (http.HandlerFunc, error) {
+	switch mode {
+	case "bare":
+		return func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusAccepted)
+		}, nil
+	case "bolt":
+		return boltHandler(path)
+	case "redis":
+		return redisHandler(redisURL)
+	}
+	return nil, fmt.Errorf("unknown mode %q", mode)
+}
+
+func boltHandler(dir string) (http.HandlerFunc, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(dir, "ceiling.db"), 0o600, nil)
+	if err != nil {
+		return nil, err
+	}
+	var seq atomic.Uint64
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		f, _ := ingest.ExtractJSON(body)
+		key := binary.BigEndian.AppendUint64(nil, seq.Add(1))
+		err = db.Batch(func(tx *bolt.Tx) error {
+			dd, err := tx.CreateBucketIfNotExists([]byte("dedupe"))
+			if err != nil {
+				return err
+			}
+			if dd.Get([]byte(f["mid"])) != nil {
+				return nil
+			}
+			if err := dd.Put([]byte(f["mid"]), key); err != nil {
+				return err
+			}
+			ev, err := tx.CreateBucketIfNotExists([]byte("events"))
+			if err != nil {
+				return err
+			}
+			return ev.Put(key, body)
+		})
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}, nil
+}
+
+func redisHandler(url string) (http.HandlerFunc, error) {
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	opt.PoolSize = 256
+	rdb := goredis.NewClient(opt)
+	if err := claimAndAppend.Load(context.Background(), rdb).Err(); err != nil {
+		return nil, err
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		f, _ := ingest.ExtractJSON(body)
+		err = claimAndAppend.EvalSha(r.Context(), rdb, []string{"ceil:dd:" + f["mid"], "ceil:stream"}, body).Err()
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}, nil
+}
