@@ -198,16 +198,21 @@ func headerSafe(v string) string {
 // do makes one attempt of d. ctx cancels it (shutdown drain); the client's
 // timeout bounds it.
 func (ep *endpoint) do(ctx context.Context, d store.Delivery, now time.Time) result {
+	return post(ctx, ep.client, ep.url, ep.host, ep.headers(d, now), d.Event.Body)
+}
+
+// post makes one POST attempt; a relay agent's Sender uses it too.
+func post(ctx context.Context, client *retryablehttp.Client, rawURL, host string, header http.Header, body []byte) result {
 	start := time.Now()
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, ep.url, d.Event.Body)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, rawURL, body)
 	if err != nil {
 		return result{err: fmt.Errorf("build request: %s", sanitize(err))}
 	}
-	req.Header = ep.headers(d, now)
-	if ep.host != "" {
-		req.Host = ep.host
+	req.Header = header
+	if host != "" {
+		req.Host = host
 	}
-	resp, err := ep.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return result{err: transportError{err}, took: time.Since(start)}
 	}

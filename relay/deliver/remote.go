@@ -1,0 +1,134 @@
+package deliver
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/store"
+)
+
+// This file exports the two halves of one attempt for deliveries made
+// elsewhere (by a relay agent behind the receiver's firewall): Remote is the
+// relay's half (headers and signature before, policy after), Sender is the
+// agent's half (the HTTP request itself). Both call the same code as a local
+// worker, so an agent destination follows the same rules as a direct one.
+
+// Result is what one attempt produced, in a form that can cross a wire.
+type Result struct {
+	// Status is the response status, 0 when no response arrived.
+	Status int
+	// Header holds the response headers; only Retry-After affects policy.
+	Header http.Header
+	// Err is set when no response arrived (transport error, timeout).
+	Err error
+	// Location is the redacted Location of a 3xx response.
+	Location string
+	// Response is the start of the response body, truncated.
+	Response string
+	// Took is how long the attempt ran.
+	Took time.Duration
+}
+
+func (r Result) internal() result {
+	return result{status: r.Status, header: r.Header, err: r.Err, location: r.Location, response: r.Response, took: r.Took}
+}
+
+func (r result) exported() Result {
+	return Result{Status: r.status, Header: r.header, Err: r.err, Location: r.location, Response: r.response, Took: r.took}
+}
+
+// Remote is a destination compiled for attempts made by someone else. The
+// relay builds each attempt's headers (the signing secret never leaves it)
+// and classifies the result that comes back with the destination's policy.
+type Remote struct {
+	dp *dispatcher
+}
+
+// NewRemote compiles d. opts supplies CheckRetry, Backoff, Now and Version;
+// the rest is ignored. It fails like NewManager on a bad URL or secret.
+func NewRemote(d config.Destination, opts Options) (*Remote, error) {
+	o := opts.withDefaults()
+	dp, err := newDispatcher(nil, d, &o)
+	if err != nil {
+		return nil, err
+	}
+	return &Remote{dp: dp}, nil
+}
+
+// Header returns every header of d's next attempt, signed at now. d.Event
+// must be set.
+func (r *Remote) Header(d store.Delivery, now time.Time) http.Header {
+	return r.dp.ep.headers(d, now)
+}
+
+// Host returns the Host header override from the destination's headers, or
+// "" for none.
+func (r *Remote) Host() string { return r.dp.ep.host }
+
+// Timeout returns the destination's per-attempt timeout.
+func (r *Remote) Timeout() time.Duration { return r.dp.set.timeout }
+
+// Concurrency returns how many attempts of the destination may run at once.
+func (r *Remote) Concurrency() int { return r.dp.set.concurrency }
+
+// Success reports whether status counts as delivered.
+func (r *Remote) Success(status int) bool { return r.dp.success(status) }
+
+// Outcome applies the destination's policy to one attempt of d: what to
+// record (the attempt, with the failure and the reason it is final when it
+// is), and for a retry when the next attempt is due.
+func (r *Remote) Outcome(d store.Delivery, res Result, now time.Time) (Outcome, store.Attempt, time.Time) {
+	in := res.internal()
+	a := store.Attempt{
+		N:        d.Attempts + 1,
+		At:       now.Add(-in.took),
+		Duration: in.took,
+		Status:   in.status,
+		Response: in.response,
+	}
+	outcome, due, why := r.dp.decide(d, in, now)
+	if outcome != OutcomeSuccess {
+		a.Error = in.failure().Error()
+		if why != "" {
+			a.Error += "; " + why
+		}
+	}
+	return outcome, a, due
+}
+
+// Sender makes single POST attempts the way a worker does: retries off,
+// redirects not followed, the response read to a cap and kept truncated,
+// errors free of the URL. It is safe for concurrent use.
+type Sender struct {
+	client *retryablehttp.Client
+}
+
+// NewSender returns a Sender whose attempts time out after timeout and whose
+// connection pool is sized for conc concurrent attempts.
+func NewSender(timeout time.Duration, conc int) *Sender {
+	return &Sender{client: newClient(timeout, conc)}
+}
+
+// Send POSTs body to rawURL with header (and host as the Host header when
+// not ""). ctx cancels the attempt.
+func (s *Sender) Send(ctx context.Context, rawURL, host string, header http.Header, body []byte) Result {
+	return post(ctx, s.client, rawURL, host, header, body).exported()
+}
+
+// Close drops the Sender's idle connections.
+func (s *Sender) Close() { s.client.HTTPClient.CloseIdleConnections() }
+
+// RedactURL returns raw without userinfo and query, fit for logs; "" when
+// raw does not parse.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return redactURL(u)
+}
