@@ -22,6 +22,8 @@ const (
 	DefaultMaxInterval     = time.Hour
 	DefaultMaxAge          = 72 * time.Hour
 	DefaultConcurrency     = 4
+	DefaultCircuitFailures = 10
+	DefaultCircuitCooldown = 30 * time.Second
 )
 
 // SetDefaults fills every unset (zero) field with its default. It is the one
@@ -33,7 +35,9 @@ const (
 // dedupe off; and an empty Destination.SuccessStatus stays empty, meaning
 // "any 2xx". A Store with neither backend becomes the embedded store at
 // ./relay-data (Load refuses a "store" key that names neither, before this
-// runs). RateLimit 0 means no limit and needs no default.
+// runs). RateLimit 0 means no limit and needs no default. A destination
+// with a retry.schedule and no max_attempts gets one attempt more than the
+// schedule has entries, so every listed wait is used once.
 func (c *Config) SetDefaults() {
 	setString(&c.Listen, DefaultListen)
 	setString(&c.Admin.Listen, DefaultAdminListen)
@@ -61,11 +65,16 @@ func (c *Config) SetDefaults() {
 
 func (d *Destination) setDefaults() {
 	setDuration(&d.Timeout, DefaultTimeout)
+	if len(d.Retry.Schedule) > 0 {
+		setInt(&d.Retry.MaxAttempts, len(d.Retry.Schedule)+1)
+	}
 	setInt(&d.Retry.MaxAttempts, DefaultMaxAttempts)
 	setDuration(&d.Retry.InitialInterval, DefaultInitialInterval)
 	setDuration(&d.Retry.MaxInterval, DefaultMaxInterval)
 	setDuration(&d.Retry.MaxAge, DefaultMaxAge)
 	setInt(&d.Concurrency, DefaultConcurrency)
+	setInt(&d.Circuit.Failures, DefaultCircuitFailures)
+	setDuration(&d.Circuit.Cooldown, DefaultCircuitCooldown)
 }
 
 func setString(p *string, def string) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ func TestLoadDefaults(t *testing.T) {
 				MaxAge:          Duration(72 * time.Hour),
 			},
 			Concurrency: 4,
+			Circuit:     Circuit{Failures: 10, Cooldown: Duration(30 * time.Second)},
 			Line:        2,
 		}},
 	}
@@ -103,7 +105,7 @@ destinations:
 	want := []any{":8000", ":9000", "x:", time.Hour,
 		int64(10), 200, "reject", time.Minute,
 		2 * time.Second, 3 * time.Second, []int{200},
-		Retry{1, Duration(5 * time.Second), Duration(5 * time.Second), Duration(time.Minute)}, 9, 0.5}
+		Retry{MaxAttempts: 1, InitialInterval: Duration(5 * time.Second), MaxInterval: Duration(5 * time.Second), MaxAge: Duration(time.Minute)}, 9, 0.5}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
@@ -118,5 +120,53 @@ func TestSetDefaultsByHand(t *testing.T) {
 	}
 	if d := c.Destinations[0]; d.Concurrency != 2 || d.Retry.MaxAttempts != DefaultMaxAttempts {
 		t.Errorf("destination = %+v, want concurrency kept and retry defaulted", d)
+	}
+}
+
+// TestLoadDeliveryKeys covers the keys of trustworthy delivery: the retry
+// schedule (and the max_attempts it implies), the circuit breaker, redirects
+// and TLS.
+func TestLoadDeliveryKeys(t *testing.T) {
+	ca := filepath.Join("testdata", "ca.pem")
+	tests := []struct {
+		name string
+		yaml string
+		want func(Destination) bool
+	}{
+		{"schedule sets max_attempts to its length + 1",
+			"retry: {schedule: [0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h]}",
+			func(d Destination) bool {
+				return d.Retry.MaxAttempts == 9 && len(d.Retry.Schedule) == 8 && d.Retry.Schedule[3].D() == 30*time.Minute
+			}},
+		{"explicit max_attempts beside a schedule is kept",
+			"retry: {schedule: [1s], max_attempts: 4}",
+			func(d Destination) bool { return d.Retry.MaxAttempts == 4 }},
+		{"empty schedule means exponential",
+			"retry: {schedule: []}",
+			func(d Destination) bool { return d.Retry.MaxAttempts == DefaultMaxAttempts }},
+		{"circuit keeps explicit values",
+			"circuit: {failures: 3, cooldown: 1m}",
+			func(d Destination) bool { return d.Circuit == Circuit{Failures: 3, Cooldown: Duration(time.Minute)} }},
+		{"circuit disabled",
+			"circuit: {disabled: true}",
+			func(d Destination) bool { return d.Circuit.Disabled && d.Circuit.Failures == DefaultCircuitFailures }},
+		{"redirects and tls",
+			"follow_redirects: true\n    tls: {ca_file: '" + ca + "'}",
+			func(d Destination) bool { return d.FollowRedirects && d.TLS.CAFile == ca && !d.TLS.InsecureSkipVerify }},
+		{"insecure",
+			"tls: {insecure_skip_verify: true}",
+			func(d Destination) bool { return d.TLS.InsecureSkipVerify }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := "destinations:\n  - name: a\n    url: https://a.example/x\n    " + tt.yaml + "\n"
+			c, err := Load([]byte(text), "")
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if d := c.Destinations[0]; !tt.want(d) {
+				t.Errorf("destination = %+v", d)
+			}
+		})
 	}
 }

@@ -117,6 +117,20 @@ func TestLoadFileProblems(t *testing.T) {
 			`5: destination "acme-crm": retry.max_attempts must be at least 1, got -1`,
 			`6: destination "acme-crm": retry.initial_interval 2h0m0s is greater than retry.max_interval 1h0m0s`,
 		}},
+		{"bad_schedule.yaml", []string{
+			`5: destination "acme-crm": retry.schedule entry 3 must not be negative, got -5m0s`,
+			`6: destination "acme-crm": retry.initial_interval has no effect with retry.schedule; remove one of them`,
+			`7: destination "acme-crm": retry.max_interval has no effect with retry.schedule; remove one of them`,
+		}},
+		{"bad_circuit.yaml", []string{
+			`5: destination "acme-crm": circuit.failures must be positive, got -1 (circuit.disabled: true turns the breaker off)`,
+			`6: destination "acme-crm": circuit.cooldown must be positive, got -5s`,
+		}},
+		{"bad_tls.yaml", []string{
+			`4: destination "missing": tls.ca_file: open testdata/no-such-ca.pem: no such file or directory`,
+			`8: destination "not-pem": tls.ca_file "testdata/not_a_cert.pem" holds no PEM certificate`,
+			`11: destination "both": tls.ca_file has no effect with tls.insecure_skip_verify; remove one of them`,
+		}},
 		{"negative.yaml", []string{
 			`4: destination "acme-crm": timeout must be positive, got -1s`,
 			`5: destination "acme-crm": concurrency must not be negative, got -2`,

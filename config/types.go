@@ -90,8 +90,32 @@ type Destination struct {
 	Concurrency   int               `yaml:"concurrency"`
 	RateLimit     float64           `yaml:"rate_limit"`
 	SigningSecret string            `yaml:"signing_secret"`
+	// FollowRedirects makes a 301, 302, 307 or 308 answer be followed (up
+	// to 5 hops, same scheme only), re-sending the POST with its body.
+	FollowRedirects bool    `yaml:"follow_redirects"`
+	TLS             TLS     `yaml:"tls"`
+	Circuit         Circuit `yaml:"circuit"`
 
 	Line int `yaml:"-"`
+}
+
+// TLS configures how a destination's certificate is checked.
+type TLS struct {
+	// CAFile is a PEM file of CA certificates trusted in addition to the
+	// system's, for receivers behind a private CA.
+	CAFile string `yaml:"ca_file"`
+	// InsecureSkipVerify turns certificate checks off (testing only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Circuit configures a destination's circuit breaker: after Failures
+// consecutive failed attempts the destination is paused for Cooldown, then
+// one probe delivery decides whether it resumes.
+type Circuit struct {
+	Failures int      `yaml:"failures"`
+	Cooldown Duration `yaml:"cooldown"`
+	// Disabled turns the breaker off: the destination is never paused.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Retry is a destination's retry policy.
@@ -100,6 +124,10 @@ type Retry struct {
 	InitialInterval Duration `yaml:"initial_interval"`
 	MaxInterval     Duration `yaml:"max_interval"`
 	MaxAge          Duration `yaml:"max_age"`
+	// Schedule, when set, lists the wait before each retry instead of
+	// exponential backoff: entry 1 after the first failed attempt, and so
+	// on; the last entry repeats if max_attempts asks for more.
+	Schedule []Duration `yaml:"schedule"`
 }
 
 // Agent is a behind-the-firewall agent allowed to connect.

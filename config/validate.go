@@ -1,10 +1,12 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -238,6 +240,12 @@ func (dv destValidator) check(agents map[string]int) {
 		}
 	}
 	dv.retry()
+	dv.circuit()
+	if d.Agent == "" {
+		// An agent reaches the URL itself, from another machine: the
+		// relay's files and TLS settings are not its business here.
+		dv.tls()
+	}
 	if d.Concurrency < 0 {
 		dv.add(dv.at("concurrency"), "%s: concurrency must not be negative, got %d", dv.label, d.Concurrency)
 	}
@@ -294,6 +302,58 @@ func (dv destValidator) retry() {
 	if r.InitialInterval > r.MaxInterval {
 		dv.add(dv.at("retry.initial_interval"), "%s: retry.initial_interval %s is greater than retry.max_interval %s",
 			dv.label, r.InitialInterval, r.MaxInterval)
+	}
+	dv.schedule()
+}
+
+// schedule checks retry.schedule. The exponential keys mean nothing beside
+// it, so writing both is refused rather than silently ignored.
+func (dv destValidator) schedule() {
+	r := dv.d.Retry
+	if len(r.Schedule) == 0 {
+		return
+	}
+	for i, w := range r.Schedule {
+		if w < 0 {
+			dv.add(dv.at(fmt.Sprintf("retry.schedule.%d", i)), "%s: retry.schedule entry %d must not be negative, got %s", dv.label, i+1, w)
+		}
+	}
+	for _, key := range []string{"initial_interval", "max_interval"} {
+		if l := dv.pos.line(dv.path + ".retry." + key); l != 0 {
+			dv.add(l, "%s: retry.%s has no effect with retry.schedule; remove one of them", dv.label, key)
+		}
+	}
+}
+
+func (dv destValidator) circuit() {
+	c := dv.d.Circuit
+	if c.Failures < 0 {
+		dv.add(dv.at("circuit.failures"), "%s: circuit.failures must be positive, got %d (circuit.disabled: true turns the breaker off)", dv.label, c.Failures)
+	}
+	if c.Cooldown <= 0 {
+		dv.add(dv.at("circuit.cooldown"), "%s: circuit.cooldown must be positive, got %s", dv.label, c.Cooldown)
+	}
+}
+
+// tls reads tls.ca_file now, so a missing or unusable file is reported with
+// its line rather than when the first delivery fails.
+func (dv destValidator) tls() {
+	t := dv.d.TLS
+	if t.CAFile == "" {
+		return
+	}
+	line := dv.at("tls.ca_file")
+	if t.InsecureSkipVerify {
+		dv.add(line, "%s: tls.ca_file has no effect with tls.insecure_skip_verify; remove one of them", dv.label)
+		return
+	}
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		dv.add(line, "%s: tls.ca_file: %v", dv.label, err)
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		dv.add(line, "%s: tls.ca_file %q holds no PEM certificate", dv.label, t.CAFile)
 	}
 }
 
