@@ -33,6 +33,9 @@ const (
 	StatePending   DeliveryState = "pending"   // queued or leased, will be attempted
 	StateDelivered DeliveryState = "delivered" // a success status was received
 	StateDead      DeliveryState = "dead"      // in the dead-letter queue
+	// StateDiscarded marks a delivery an operator deleted from the DLQ; it is
+	// never attempted again but stays in its event's record.
+	StateDiscarded DeliveryState = "discarded"
 )
 
 // Delivery is one copy of an event on its way to one destination.
@@ -154,6 +157,15 @@ type Store interface {
 	// attempt count and age reset. ErrNotFound when it is not in the DLQ, so a
 	// second replay never queues it twice.
 	ReplayDLQ(ctx context.Context, id string) error
+	// DeleteDLQ takes one dead delivery out of the DLQ for good: it stays in
+	// its event's record as StateDiscarded and is never attempted again.
+	// ErrNotFound when it is not in the DLQ.
+	DeleteDLQ(ctx context.Context, id string) error
+	// FindEvents lists the events that q matches, newest first, each with
+	// its deliveries but without body or attempt logs. One call examines at
+	// most FindScanLimit events, so a page may hold fewer than p.Limit items,
+	// even none, while next is not empty; follow next to search further.
+	FindEvents(ctx context.Context, q EventQuery, p Page) (items []EventRecord, next string, err error)
 	// ListParked lists parked events, oldest first.
 	ListParked(ctx context.Context, p Page) (items []Event, next string, err error)
 	// ReplayParked routes a parked event to dests (queued due now). With no

@@ -17,6 +17,10 @@
 //	seq                counter that orders the DLQ and parked sets
 //	dd:{dedupe key}    string: id of the event holding the claim, PX = TTL
 //	depth              hash of counters: q:{dest}, d:{dest}, parked
+//	evidx              sorted set of event ids, all scored 0 so they sort by id
+//	                   (by time): the FindEvents index
+//	evexp              sorted set of retired event ids, scored by expiry ms;
+//	                   their evidx entries are dropped once expired
 //
 // Times in hashes are Unix nanoseconds as decimal strings; "out" counts the
 // event's deliveries not yet delivered and "dlvs" lists its delivery ids.
@@ -35,7 +39,8 @@
 // # Retention
 //
 // When an event's last delivery is delivered, the event, its deliveries and
-// attempt logs expire after Options.Retention. Dead deliveries keep their
+// attempt logs expire after Options.Retention (so do those of an event whose
+// last unfinished delivery is deleted from the DLQ). Dead deliveries keep their
 // event until they are replayed and delivered; parked events keep until they
 // are replayed. Dedupe claims expire after their own TTL.
 //

@@ -15,7 +15,7 @@ var luaFiles embed.FS
 // script cache lost it (after a restart).
 type scripts struct {
 	accept, lease, extend, release, retry, complete, deadLetter *goredis.Script
-	replayDLQ, replayParked, event, list                        *goredis.Script
+	replayDLQ, deleteDLQ, replayParked, event, list             *goredis.Script
 }
 
 func newScripts() (*scripts, error) {
@@ -40,6 +40,7 @@ func newScripts() (*scripts, error) {
 		complete:     load("complete"),
 		deadLetter:   load("deadletter"),
 		replayDLQ:    load("replay_dlq"),
+		deleteDLQ:    load("delete_dlq"),
 		replayParked: load("replay_parked"),
 		event:        load("event"),
 		list:         load("list"),
@@ -50,6 +51,6 @@ func newScripts() (*scripts, error) {
 func (sc *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		sc.accept, sc.lease, sc.extend, sc.release, sc.retry, sc.complete,
-		sc.deadLetter, sc.replayDLQ, sc.replayParked, sc.event, sc.list,
+		sc.deadLetter, sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list,
 	}
 }

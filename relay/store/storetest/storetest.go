@@ -45,6 +45,8 @@ func Run(t *testing.T, newBackend func(t testing.TB) Opener) {
 		{"DeadLetter", testDeadLetter},
 		{"ListDLQFilterAndPages", testListDLQPages},
 		{"ReplayDLQ", testReplayDLQ},
+		{"DeleteDLQ", testDeleteDLQ},
+		{"FindEvents", testFindEvents},
 		{"Parked", testParked},
 		{"ListParkedPages", testListParkedPages},
 		{"EventRecord", testEventRecord},

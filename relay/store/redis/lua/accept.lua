@@ -36,6 +36,8 @@ if n == 0 then parked = 1 end
 redis.call('HSET', evk, 'id', id, 'wh', ARGV[5], 'dk', ARGV[6], 'ct', ARGV[7],
   'body', ARGV[8], 'rcv', rcv, 'dests', ARGV[10], 'parked', parked,
   'out', n, 'nd', n, 'dlvs', table.concat(ids, ' '))
+-- The search index: one score, so members sort by id, which is by time.
+redis.call('ZADD', P .. 'evidx', 0, id)
 if n == 0 then
   local seq = redis.call('INCR', P .. 'seq')
   redis.call('ZADD', P .. 'parked', seq, id)

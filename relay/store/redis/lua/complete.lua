@@ -13,13 +13,7 @@ redis.call('ZREM', P .. 'q:' .. h.dest, id)
 redis.call('HINCRBY', P .. 'depth', 'q:' .. h.dest, -1)
 redis.call('HSET', dk, 'st', 'delivered', 'n', h.n + 1, 'ls', ARGV[5],
   'le', ARGV[6], 'ua', ns, 'tok', '', 'lu', 0)
-local evk = P .. 'ev:' .. h.ev
-if redis.call('HINCRBY', evk, 'out', -1) <= 0 then
-  local ret = ARGV[7]
-  for d in string.gmatch(redis.call('HGET', evk, 'dlvs') or '', '%S+') do
-    redis.call('PEXPIRE', P .. 'dlv:' .. d, ret)
-    redis.call('PEXPIRE', P .. 'att:' .. d, ret)
-  end
-  redis.call('PEXPIRE', evk, ret)
+if redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
+  retire(h.ev, ARGV[7], ms)
 end
 return 1

@@ -34,3 +34,22 @@ local function held(dk, tok, ms)
   end
   return {dest = h[4], ev = h[5], n = tonumber(h[6])}
 end
+
+-- retire lets a finished event (no delivery left to make) expire, with its
+-- deliveries and attempt logs, after ret ms. Its search index entry goes
+-- when it has expired: evexp holds each retired event's expiry, and every
+-- retire drops a few index entries whose time has come.
+local function retire(evid, ret, ms)
+  local evk = P .. 'ev:' .. evid
+  for d in string.gmatch(redis.call('HGET', evk, 'dlvs') or '', '%S+') do
+    redis.call('PEXPIRE', P .. 'dlv:' .. d, ret)
+    redis.call('PEXPIRE', P .. 'att:' .. d, ret)
+  end
+  redis.call('PEXPIRE', evk, ret)
+  redis.call('ZADD', P .. 'evexp', ms + tonumber(ret), evid)
+  local gone = redis.call('ZRANGEBYSCORE', P .. 'evexp', '-inf', ms, 'LIMIT', 0, 16)
+  if #gone > 0 then
+    redis.call('ZREM', P .. 'evidx', unpack(gone))
+    redis.call('ZREM', P .. 'evexp', unpack(gone))
+  end
+end

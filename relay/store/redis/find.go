@@ -1,0 +1,151 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// DeleteDLQ takes a dead delivery out of the DLQ for good; it stays in its
+// event's record as discarded.
+func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
+	op := "delete dlq " + id
+	reply, err := s.run(ctx, s.sc.deleteDLQ, id, s.retention.Milliseconds())
+	if err != nil {
+		return s.fail(op, err)
+	}
+	return statusErr(op, reply)
+}
+
+// findBatch is how many index entries FindEvents reads per round trip.
+const findBatch = 200
+
+// eventFields are the event hash fields a search reads: all but the body.
+var eventFields = []string{"id", "wh", "dk", "ct", "rcv", "dests", "parked", "dlvs"}
+
+// FindEvents walks the evidx index newest first from the cursor, the last
+// id examined. A search is a read, not a step that must be atomic, so it
+// pipelines plain commands instead of running a script that would hold the
+// server for the whole batch.
+func (s *Store) FindEvents(ctx context.Context, q store.EventQuery, p store.Page) ([]store.EventRecord, string, error) {
+	const op = "find events"
+	if err := s.check(); err != nil {
+		return nil, "", fmt.Errorf("redis: %s: %w", op, err)
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = store.DefaultPageLimit
+	}
+	items := []store.EventRecord{}
+	top, examined := "+", 0
+	if p.Cursor != "" {
+		top = "(" + p.Cursor
+	}
+	for examined < store.FindScanLimit {
+		want := min(findBatch, store.FindScanLimit-examined)
+		ids, err := s.rdb.ZRevRangeByLex(ctx, s.prefix+"evidx", &goredis.ZRangeBy{
+			Max: top, Min: "-", Count: int64(want),
+		}).Result()
+		if err != nil {
+			return nil, "", s.fail(op, err)
+		}
+		if len(ids) == 0 {
+			return items, "", nil
+		}
+		evs, err := s.findEvents(ctx, ids, q)
+		if err != nil {
+			return nil, "", err
+		}
+		for i, id := range ids {
+			if q.Exhausted(id) {
+				return items, "", nil
+			}
+			examined++
+			if rec, ok := evs[id]; ok && q.Matches(rec) {
+				items = append(items, rec)
+			}
+			if len(items) == limit || examined == store.FindScanLimit {
+				if i == len(ids)-1 && len(ids) < want {
+					return items, "", nil // the index ends here
+				}
+				return items, id, nil
+			}
+		}
+		top = "(" + ids[len(ids)-1]
+	}
+	return items, strings.TrimPrefix(top, "("), nil
+}
+
+// findEvents reads the events ids (no bodies) and, for those whose own
+// fields match q, their deliveries. Index entries of expired events are
+// dropped on the way.
+func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery) (map[string]store.EventRecord, error) {
+	const op = "find events"
+	pipe := s.rdb.Pipeline()
+	evCmds := make([]*goredis.SliceCmd, len(ids))
+	for i, id := range ids {
+		evCmds[i] = pipe.HMGet(ctx, s.prefix+"ev:"+id, eventFields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, s.fail(op, err)
+	}
+	var gone []any
+	recs := make(map[string]store.EventRecord, len(ids))
+	dlvCmds := map[string][]*goredis.MapStringStringCmd{}
+	pipe = s.rdb.Pipeline()
+	for i, id := range ids {
+		h := hashOf(eventFields, evCmds[i].Val())
+		if h["id"] == "" {
+			gone = append(gone, id)
+			continue
+		}
+		ev, err := eventFrom(h)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %s: %w", op, err)
+		}
+		rec := store.EventRecord{Event: ev}
+		if !(store.EventQuery{WebhookID: q.WebhookID, DedupeKey: q.DedupeKey, Since: q.Since}).Matches(rec) {
+			continue
+		}
+		recs[id] = rec
+		for d := range strings.FieldsSeq(h["dlvs"]) {
+			dlvCmds[id] = append(dlvCmds[id], pipe.HGetAll(ctx, s.prefix+"dlv:"+d))
+		}
+	}
+	if len(gone) > 0 {
+		pipe.ZRem(ctx, s.prefix+"evidx", gone...)
+		pipe.ZRem(ctx, s.prefix+"evexp", gone...)
+	}
+	if pipe.Len() > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, s.fail(op, err)
+		}
+	}
+	for id, cmds := range dlvCmds {
+		rec := recs[id]
+		rec.Deliveries = make([]store.DeliveryRecord, 0, len(cmds))
+		for _, c := range cmds {
+			if h := c.Val(); len(h) > 0 {
+				rec.Deliveries = append(rec.Deliveries, store.DeliveryRecord{Delivery: deliveryFrom(h)})
+			}
+		}
+		recs[id] = rec
+	}
+	return recs, nil
+}
+
+// hashOf pairs an HMGET reply with the field names asked for.
+func hashOf(names []string, vals []any) map[string]string {
+	h := make(map[string]string, len(names))
+	for i, v := range vals {
+		if i < len(names) {
+			h[names[i]] = text(v)
+		}
+	}
+	return h
+}
