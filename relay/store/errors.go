@@ -12,6 +12,8 @@ var (
 	// ErrUnavailable reports that the backend cannot take reads or writes right
 	// now (Redis down, disk error); ingest answers 503 on it.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrBadCursor reports a page cursor that the backend did not hand out.
+	ErrBadCursor = errors.New("store: bad page cursor")
 	// ErrClosed reports a call on a closed store.
 	ErrClosed = errors.New("store: closed")
 )

@@ -47,7 +47,7 @@ func (s *Store) FindEvents(ctx context.Context, q store.EventQuery, p store.Page
 	}
 	after, err := base64.RawURLEncoding.DecodeString(p.Cursor)
 	if err != nil {
-		return nil, "", fmt.Errorf("bolt: find events: bad cursor %q: %w", p.Cursor, err)
+		return nil, "", fmt.Errorf("bolt: find events: %w %q: %w", store.ErrBadCursor, p.Cursor, err)
 	}
 	items := []store.EventRecord{}
 	var next string

@@ -107,7 +107,7 @@ func page(b *bbolt.Bucket, p store.Page, fn func(k []byte) error) (string, error
 	}
 	after, err := base64.RawURLEncoding.DecodeString(p.Cursor)
 	if err != nil {
-		return "", fmt.Errorf("bad cursor %q: %w", p.Cursor, err)
+		return "", fmt.Errorf("%w %q: %w", store.ErrBadCursor, p.Cursor, err)
 	}
 	c := b.Cursor()
 	k, _ := c.First()

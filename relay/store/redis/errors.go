@@ -7,10 +7,12 @@ import (
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/relaygw/relay/relay/store"
 )
 
 // errBadCursor reports a page cursor that this backend did not hand out.
-var errBadCursor = errors.New("redis: bad page cursor")
+var errBadCursor = store.ErrBadCursor
 
 // Script status codes shared by the Lua scripts.
 const (

@@ -143,3 +143,14 @@ func testFindEvents(t *testing.T, open Opener) {
 		t.Fatalf("dead event's deliveries = %+v, want one dead on %s", d, destA)
 	}
 }
+
+func testBadCursor(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	acceptN(t, s, 1)
+	const bad = "!!not a cursor!!"
+	_, _, err := s.ListDLQ(ctx, "", store.Page{Cursor: bad})
+	wantErr(t, "ListDLQ with a bad cursor", err, store.ErrBadCursor)
+	_, _, err = s.ListParked(ctx, store.Page{Cursor: bad})
+	wantErr(t, "ListParked with a bad cursor", err, store.ErrBadCursor)
+}

@@ -47,6 +47,7 @@ func Run(t *testing.T, newBackend func(t testing.TB) Opener) {
 		{"ReplayDLQ", testReplayDLQ},
 		{"DeleteDLQ", testDeleteDLQ},
 		{"FindEvents", testFindEvents},
+		{"BadCursor", testBadCursor},
 		{"Parked", testParked},
 		{"ListParkedPages", testListParkedPages},
 		{"EventRecord", testEventRecord},
