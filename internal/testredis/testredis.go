@@ -85,6 +85,10 @@ func (s *Server) URL() string { return s.url }
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return s.addr }
 
+// External reports whether the server is the one RELAY_TEST_REDIS_URL names,
+// which tests must not kill or restart.
+func (s *Server) External() bool { return s.external }
+
 // Dir returns the server's data directory ("" for an external server).
 func (s *Server) Dir() string { return s.dir }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +158,9 @@ func TestLeaseTakeoverAcrossHandles(t *testing.T) {
 // restart the same handle works again and finds what was written before.
 func TestRedisDownAndBack(t *testing.T) {
 	srv := testredis.Start(t)
+	if srv.External() {
+		t.Skip("kills the server")
+	}
 	prefix := uniquePrefix(t)
 	short := func(o *Options) {
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
@@ -314,19 +318,27 @@ func TestKeysAndRetention(t *testing.T) {
 	s := openStore(t, srv.URL(), prefix, func(o *Options) { o.Retention = time.Second })
 	ctx := context.Background()
 
-	done := accept(t, s, event(1), []string{"alpha", "beta"}, store.Dedupe{Key: "1001:done", TTL: time.Hour})
-	dead := accept(t, s, event(2), []string{"gamma"}, store.Dedupe{})
+	// Names unique to this test, so that scanning for them works on a
+	// shared server (RELAY_TEST_REDIS_URL) too.
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
+	alpha, beta, gamma, delta := "alpha-"+tag, "beta-"+tag, "gamma-"+tag, "delta-"+tag
+	dd := store.Dedupe{Key: "1001:done-" + tag, TTL: time.Hour}
+
+	done := accept(t, s, event(1), []string{alpha, beta}, dd)
+	dead := accept(t, s, event(2), []string{gamma}, store.Dedupe{})
 	parked := accept(t, s, event(3), nil, store.Dedupe{})
-	pending := accept(t, s, event(4), []string{"delta"}, store.Dedupe{})
+	pending := accept(t, s, event(4), []string{delta}, store.Dedupe{})
+	tokens := []string{tag, done.EventID, dead.EventID, parked.EventID, pending.EventID}
 
 	var doneKeys []string
-	for _, dest := range []string{"alpha", "beta"} {
+	for _, dest := range []string{alpha, beta} {
 		d := leaseN(t, s, dest, 1, time.Hour)[0]
 		if err := s.Complete(ctx, d, ok200()); err != nil {
 			t.Fatalf("Complete: %v", err)
 		}
 		doneKeys = append(doneKeys, prefix+"dlv:"+d.ID, prefix+"att:"+d.ID)
-		if dest == "alpha" {
+		tokens = append(tokens, d.ID)
+		if dest == alpha {
 			// One delivery still out: the event must not expire yet.
 			if ttl := raw.PTTL(ctx, prefix+"ev:"+done.EventID).Val(); ttl != -1 {
 				t.Fatalf("event with a pending delivery has TTL %v, want none", ttl)
@@ -334,19 +346,25 @@ func TestKeysAndRetention(t *testing.T) {
 		}
 	}
 	doneKeys = append(doneKeys, prefix+"ev:"+done.EventID)
-	g := leaseN(t, s, "gamma", 1, time.Hour)[0]
+	g := leaseN(t, s, gamma, 1, time.Hour)[0]
 	if err := s.DeadLetter(ctx, g, store.Attempt{At: time.Now(), Status: 500}); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 
-	keys, err := raw.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatalf("KEYS: %v", err)
-	}
-	for _, k := range keys {
-		if !strings.HasPrefix(k, prefix) {
-			t.Errorf("key %q is outside the prefix %q", k, prefix)
+	for _, tok := range tokens {
+		keys, err := raw.Keys(ctx, "*"+tok+"*").Result()
+		if err != nil {
+			t.Fatalf("KEYS: %v", err)
 		}
+		for _, k := range keys {
+			if !strings.HasPrefix(k, prefix) {
+				t.Errorf("key %q is outside the prefix %q", k, prefix)
+			}
+		}
+	}
+	fixed := []string{"depth", "seq", "parked", "dlq", "evidx", "evexp"}
+	if n := raw.Exists(ctx, fixed...).Val(); n != 0 {
+		t.Errorf("%d of %v exist without the prefix", n, fixed)
 	}
 
 	eventually(t, "finished event expires", func() error {
@@ -359,7 +377,7 @@ func TestKeysAndRetention(t *testing.T) {
 	if _, err := s.Event(ctx, done.EventID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Event of an expired event: %v, want ErrNotFound", err)
 	}
-	if res := accept(t, s, event(1), []string{"alpha"}, store.Dedupe{Key: "1001:done", TTL: time.Hour}); !res.Duplicate {
+	if res := accept(t, s, event(1), []string{alpha}, dd); !res.Duplicate {
 		t.Fatal("the dedupe claim expired with the event; it has its own TTL")
 	}
 	for _, id := range []string{dead.EventID, parked.EventID, pending.EventID} {
