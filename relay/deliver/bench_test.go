@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +18,14 @@ import (
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
 )
+
+// Run the delivery benchmarks with:
+//
+//	go test -run '^$' -bench 'DeliverBacklog|DeliverLatency' -benchtime 1x ./relay/deliver/
+//
+// RELAY_BENCH_EVENTS sets the backlog (default 100000) and
+// RELAY_BENCH_CONCURRENCY the destination's concurrency and the ceiling's
+// goroutines (default 8).
 
 // benchBody is the size and shape of the provider's seed callback.
 var benchBody = []byte(`{
@@ -31,70 +42,234 @@ var benchBody = []byte(`{
       "recording_url": "https://youraudiofilelocation/",
 }`)
 
-const benchConcurrency = 8
+func envInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
 
-// BenchmarkDeliver measures deliveries per second to a local sink answering
-// 200: "relay" runs b.N queued deliveries through a Manager (lease, attempt,
-// record in the store), "net-http" is the floor: the same number of POSTs
-// from benchConcurrency goroutines with a plain net/http client.
-func BenchmarkDeliver(b *testing.B) {
+// fill queues n events for dest from many goroutines, so the store's group
+// commit takes them in large transactions.
+func fill(tb testing.TB, st testStore, n int, dest string) {
+	tb.Helper()
+	const writers = 64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				ev := store.Event{WebhookID: "1001", Body: benchBody, ContentType: "application/json", ReceivedAt: time.Now()}
+				if _, err := st.Accept(context.Background(), ev, []string{dest}, store.Dedupe{}); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func newBenchSink(tb testing.TB) *httptest.Server {
+	tb.Helper()
 	sk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 	}))
-	b.Cleanup(sk.Close)
+	tb.Cleanup(sk.Close)
+	return sk
+}
 
-	b.Run("relay", func(b *testing.B) {
+// BenchmarkDeliverBacklog measures deliveries per second from a queued
+// backlog to a local sink answering 200, beside the ceiling: the same number
+// of POSTs of the same body from as many goroutines as the destination's
+// concurrency, with a plain net/http client and nothing else. Relay leases,
+// signs, attempts and durably records every delivery.
+func BenchmarkDeliverBacklog(b *testing.B) {
+	n := envInt(b, "RELAY_BENCH_EVENTS", 100000)
+	conc := envInt(b, "RELAY_BENCH_CONCURRENCY", 8)
+	sk := newBenchSink(b)
+	for range b.N {
+		b.StopTimer()
 		st := newTestStore(b)
-		for i := range b.N {
-			accept(b, st, store.Event{Body: benchBody, ContentType: "application/json", DedupeKey: fmt.Sprint("1001:", i)}, "sink")
+		t0 := time.Now()
+		fill(b, st, n, "sink")
+		b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "queued/s")
+		b.StartTimer()
+
+		relay := runBacklog(b, st, sk.URL, n, conc)
+		ceiling := runCeiling(b, sk.URL, n, conc)
+		b.ReportMetric(relay, "relay-deliveries/s")
+		b.ReportMetric(ceiling, "ceiling-posts/s")
+		b.ReportMetric(100*relay/ceiling, "%-of-ceiling")
+	}
+}
+
+// runBacklog delivers n queued deliveries and returns deliveries per second.
+func runBacklog(tb testing.TB, st Queue, url string, n, conc int) float64 {
+	tb.Helper()
+	d := dest("sink", url)
+	d.Concurrency = conc
+	d.SigningSecret = vectorSecret
+	var delivered atomic.Int64
+	all := make(chan struct{})
+	opts := testOptions()
+	opts.OnAttempt = func(_ string, o Outcome, _ int, _ time.Duration) {
+		if o == OutcomeSuccess && delivered.Add(1) == int64(n) {
+			close(all)
 		}
-		d := dest("sink", sk.URL)
-		d.Concurrency = benchConcurrency
-		d.SigningSecret = vectorSecret
-		var delivered atomic.Int64
-		all := make(chan struct{})
-		opts := testOptions()
-		opts.OnAttempt = func(_ string, o Outcome, _ int, _ time.Duration) {
-			if o == OutcomeSuccess && delivered.Add(1) == int64(b.N) {
+	}
+	m, err := NewManager(st, []config.Destination{d}, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- m.Run(ctx) }()
+	<-all
+	cancel()
+	<-done // the last outcomes are durable before Run returns
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// runCeiling POSTs the body n times from conc goroutines and returns POSTs
+// per second.
+func runCeiling(tb testing.TB, url string, n, conc int) float64 {
+	tb.Helper()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
+	defer client.CloseIdleConnections()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				resp, err := client.Post(url, "application/json", bytes.NewReader(benchBody))
+				if err != nil {
+					tb.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkDeliverLatency measures a healthy destination's queue-to-delivered
+// latency (from Accept returning to the receiver getting the request) for a
+// steady stream of events, alone and while a second destination hangs every
+// request, holding its whole worker pool, with deliveries queued for it too.
+func BenchmarkDeliverLatency(b *testing.B) {
+	const (
+		events = 2000
+		every  = time.Millisecond // 1000 events/s
+	)
+	for _, hanging := range []bool{false, true} {
+		b.Run(fmt.Sprintf("hanging=%v", hanging), func(b *testing.B) {
+			for range b.N {
+				lat := latencyRun(b, events, every, hanging)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+			}
+		})
+	}
+}
+
+// latencyRun accepts events one every interval for a healthy destination
+// (and a hanging one when hanging), waking the dispatchers as ingest does,
+// and returns the healthy latencies, sorted.
+func latencyRun(b *testing.B, events int, every time.Duration, hanging bool) []time.Duration {
+	var mu sync.Mutex
+	arrived := map[string]time.Time{}
+	all := make(chan struct{})
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at := time.Now()
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.Header.Get(HeaderEventID)
+		if _, dup := arrived[id]; !dup {
+			arrived[id] = at
+			if len(arrived) == events {
 				close(all)
 			}
 		}
-		m, err := NewManager(st, []config.Destination{d}, opts)
+	}))
+	defer healthy.Close()
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+
+	st := newTestStore(b)
+	h, x := dest("healthy", healthy.URL), dest("hanging", hang.URL)
+	h.Concurrency, x.Concurrency = 8, 8
+	x.Timeout = config.Duration(time.Hour)
+	opts := testOptions()
+	opts.PollInterval = config.DefaultPollInterval
+	opts.DrainTimeout = 10 * time.Millisecond
+	m, err := NewManager(st, []config.Destination{h, x}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	queued := make(map[string]time.Time, events)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for i := range events {
+		<-tick.C
+		dests := []string{"healthy"}
+		if hanging && i%10 == 0 {
+			dests = append(dests, "hanging")
+		}
+		res, err := st.Accept(context.Background(), store.Event{WebhookID: "1001", Body: benchBody, ReceivedAt: time.Now()}, dests, store.Dedupe{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		b.ResetTimer()
-		start := time.Now()
-		go func() { done <- m.Run(ctx) }()
-		<-all
-		cancel()
-		<-done // the last outcomes are recorded before Run returns
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")
-	})
-
-	b.Run("net-http", func(b *testing.B) {
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchConcurrency}}
-		b.Cleanup(client.CloseIdleConnections)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		b.ResetTimer()
-		start := time.Now()
-		for range benchConcurrency {
-			wg.Go(func() {
-				for next.Add(1) <= int64(b.N) {
-					resp, err := client.Post(sk.URL, "application/json", bytes.NewReader(benchBody))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
+		queued[res.EventID] = time.Now()
+		for _, d := range dests {
+			m.Wake(d)
 		}
-		wg.Wait()
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")
-	})
+	}
+	select {
+	case <-all:
+	case <-time.After(time.Minute):
+		b.Fatalf("not every event was delivered to the healthy destination within a minute")
+	}
+	if hanging {
+		for _, s := range m.States() {
+			if s.Name == "hanging" && s.InFlight != x.Concurrency {
+				b.Fatalf("hanging destination has %d attempts in flight, want its whole pool (%d)", s.InFlight, x.Concurrency)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lat := make([]time.Duration, 0, events)
+	for id, q := range queued {
+		// An arrival a hair before Accept returned (the receiver can be
+		// quicker than the caller's wake-up) counts as zero.
+		lat = append(lat, max(arrived[id].Sub(q), 0))
+	}
+	slices.Sort(lat)
+	return lat
 }

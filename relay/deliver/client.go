@@ -3,6 +3,8 @@ package deliver
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +42,10 @@ const (
 	defaultContentType = "application/octet-stream"
 )
 
+// maxRedirects is how many redirects follow_redirects follows in one
+// attempt, as curl's and browsers' limits go (net/http allows 10).
+const maxRedirects = 5
+
 // endpoint is a destination compiled for sending: its client, its fixed
 // headers and its signer. It makes exactly one HTTP attempt per call.
 type endpoint struct {
@@ -49,6 +56,8 @@ type endpoint struct {
 	signer    *Signer
 	userAgent string
 	client    *retryablehttp.Client
+	follow    bool // follow_redirects
+	insecure  bool // tls.insecure_skip_verify, for a warning at start
 }
 
 // result is what one attempt produced.
@@ -57,6 +66,7 @@ type result struct {
 	header   http.Header
 	err      error  // no response: transport error or timeout
 	location string // redacted Location of a 3xx
+	why      string // why a 3xx was not followed, when follow_redirects is on
 	response string
 	took     time.Duration
 }
@@ -67,22 +77,28 @@ func (r result) failure() error {
 	case r.err != nil:
 		return r.err
 	case r.status >= 300 && r.status < 400:
-		return fmt.Errorf("%w: status %d to %s", ErrRedirect, r.status, r.location)
+		return fmt.Errorf("%w: status %d to %s%s", ErrRedirect, r.status, r.location, r.why)
 	}
 	return fmt.Errorf("%w %d", ErrStatus, r.status)
 }
 
-func newEndpoint(d config.Destination, timeout time.Duration, conc int, version string) (*endpoint, error) {
+func newEndpoint(d config.Destination, set destSettings, version string) (*endpoint, error) {
 	u, err := url.Parse(d.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w %q: url must be an absolute http or https URL", ErrBadDestination, d.Name)
+	}
+	tlsConf, err := tlsConfig(d.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrBadDestination, d.Name, err)
 	}
 	ep := &endpoint{
 		url:       d.URL,
 		redacted:  redactURL(u),
 		header:    http.Header{},
 		userAgent: "relay/" + version,
-		client:    newClient(timeout, conc),
+		client:    newClient(set.timeout, set.concurrency, tlsConf),
+		follow:    d.FollowRedirects,
+		insecure:  d.TLS.InsecureSkipVerify,
 	}
 	for k, v := range d.Headers {
 		if strings.EqualFold(k, "Host") {
@@ -99,14 +115,41 @@ func newEndpoint(d config.Destination, timeout time.Duration, conc int, version 
 	return ep, nil
 }
 
+// tlsConfig builds the client TLS settings of tls; nil means Go's defaults.
+// A ca_file adds to the system's roots rather than replacing them, so a
+// receiver that moves to a public certificate keeps working.
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	if t.CAFile == "" && !t.InsecureSkipVerify {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
 // newClient builds the destination's own client: its own connection pool, so
 // a hanging destination cannot starve another of connections, sized for its
 // workers; retries off, because Relay's retries are scheduled in the store.
-func newClient(timeout time.Duration, conc int) *retryablehttp.Client {
+// tlsConf nil means Go's defaults.
+func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryablehttp.Client {
 	dialer := &net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConf,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          max(conc, 2) * 2,
 		MaxIdleConnsPerHost:   max(conc, 2),
@@ -195,27 +238,100 @@ func headerSafe(v string) string {
 	return v
 }
 
-// do makes one attempt of d. ctx cancels it (shutdown drain); the client's
-// timeout bounds it.
+// do makes one attempt of d. ctx cancels it (shutdown drain); the
+// destination's timeout bounds it, redirects included.
 func (ep *endpoint) do(ctx context.Context, d store.Delivery, now time.Time) result {
-	return post(ctx, ep.client, ep.url, ep.host, ep.headers(d, now), d.Event.Body)
+	return post(ctx, ep.client, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow)
 }
 
-// post makes one POST attempt; a relay agent's Sender uses it too.
-func post(ctx context.Context, client *retryablehttp.Client, rawURL, host string, header http.Header, body []byte) result {
+// post makes one POST attempt, following up to maxRedirects redirects when
+// follow is set; a relay agent's Sender uses it too. The client's Timeout
+// bounds the whole attempt.
+func post(ctx context.Context, client *retryablehttp.Client, rawURL, host string, header http.Header, body []byte, follow bool) result {
 	start := time.Now()
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, rawURL, body)
-	if err != nil {
-		return result{err: fmt.Errorf("build request: %s", sanitize(err))}
+	attemptCtx := ctx
+	timeout := client.HTTPClient.Timeout
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		attemptCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	req.Header = header
-	if host != "" {
-		req.Host = host
+	target := rawURL
+	for hops := 0; ; hops++ {
+		req, err := retryablehttp.NewRequestWithContext(attemptCtx, http.MethodPost, target, body)
+		if err != nil {
+			return result{err: fmt.Errorf("build request: %s", sanitize(err))}
+		}
+		req.Header = header
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil && (attemptCtx.Err() != nil || isTimeout(err)) {
+				err = timeoutError{after: timeout, err: err}
+			}
+			return result{err: transportError{err}, took: time.Since(start)}
+		}
+		var next *url.URL
+		var why string
+		if follow && followable(resp.StatusCode) {
+			next, why = nextHop(resp, hops)
+		}
+		if next == nil {
+			r := readResponse(resp, start)
+			r.why = why
+			return r
+		}
+		// Read a little so the connection can be reused, never the whole of
+		// a body that may not end.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, responseReadLimit))
+		resp.Body.Close()
+		if next.Host != resp.Request.URL.Host {
+			// As net/http does: credentials stay with the host they were
+			// configured for.
+			header = header.Clone()
+			for _, h := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+				header.Del(h)
+			}
+			host = ""
+		}
+		target = next.String()
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return result{err: transportError{err}, took: time.Since(start)}
+}
+
+// followable reports the redirects that follow_redirects follows: those a
+// POST may be repeated for. 303 asks for a GET, which no receiver of a
+// webhook wants, and 300, 304 and 305 are not redirects to one place.
+func followable(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
 	}
+	return false
+}
+
+// nextHop returns where a redirect leads, or nil and why it is not followed.
+func nextHop(resp *http.Response, hops int) (*url.URL, string) {
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return nil, ""
+	}
+	u, err := resp.Request.URL.Parse(loc)
+	switch {
+	case err != nil:
+		return nil, ""
+	case u.Scheme != resp.Request.URL.Scheme:
+		return nil, " (not followed: it changes the scheme)"
+	case hops >= maxRedirects:
+		return nil, fmt.Sprintf(" (not followed: %d redirects followed already)", maxRedirects)
+	}
+	return u, ""
+}
+
+// readResponse reads up to responseReadLimit of resp's body and closes it:
+// a receiver that streams without end cannot hold a worker or its memory.
+func readResponse(resp *http.Response, start time.Time) result {
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, responseReadLimit))
 	r := result{
@@ -234,6 +350,26 @@ func post(ctx context.Context, client *retryablehttp.Client, rawURL, host string
 	return r
 }
 
+// timeoutError is an attempt that ran out of its destination's timeout.
+type timeoutError struct {
+	after time.Duration
+	err   error
+}
+
+func (e timeoutError) Error() string {
+	if e.after <= 0 {
+		return "timed out"
+	}
+	return "timed out after " + e.after.String()
+}
+func (e timeoutError) Unwrap() error { return e.err }
+func (e timeoutError) Timeout() bool { return true }
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
 // transportError wraps a client error so its text never carries the URL
 // (net/http's *url.Error quotes it whole, query and userinfo included) while
 // errors.As still reaches the cause.
@@ -243,13 +379,14 @@ func (e transportError) Error() string { return sanitize(e.err) }
 func (e transportError) Unwrap() error { return e.err }
 
 // Timeout reports whether the attempt ran out of time.
-func (e transportError) Timeout() bool {
-	var t interface{ Timeout() bool }
-	return errors.As(e.err, &t) && t.Timeout()
-}
+func (e transportError) Timeout() bool { return isTimeout(e.err) }
 
 // sanitize returns err's text without the request URL.
 func sanitize(err error) string {
+	var te timeoutError
+	if errors.As(err, &te) {
+		return te.Error()
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return strings.ToLower(ue.Op) + ": " + ue.Err.Error()

@@ -459,8 +459,8 @@ func TestNewManager(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(m.order) != tt.count {
-				t.Fatalf("%d dispatchers, want %d", len(m.order), tt.count)
+			if n := len(m.set.Load().byName); n != tt.count {
+				t.Fatalf("%d dispatchers, want %d", n, tt.count)
 			}
 			m.Wake("office") // an agent destination: a no-op, must not block
 		})

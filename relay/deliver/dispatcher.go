@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
@@ -25,61 +26,172 @@ const (
 )
 
 // dispatcher leases one destination's due deliveries and runs each on a
-// worker goroutine, never more at once than the destination's concurrency.
+// worker goroutine, never more attempts at once than the destination's
+// concurrency, and leases nothing while its circuit is open.
 type dispatcher struct {
-	name  string
-	q     Queue
-	ep    *endpoint
-	set   destSettings
-	lease time.Duration
-	opts  *Options
-	log   *slog.Logger
-	wake  chan struct{}
-	// done receives one value per finished worker. It is buffered to the
-	// concurrency, so a worker never blocks on it, even after run returned.
-	done chan struct{}
+	name    string
+	q       Queue
+	opts    *Options
+	log     *slog.Logger
+	prof    atomic.Pointer[profile]
+	br      *breaker
+	limiter *rate.Limiter // shared by the profiles, so a reload keeps its pace
+	wake    chan struct{}
+	// kick tells run that a worker freed its slot or finished recording.
+	// Workers never block on it (it holds one pending signal), even after
+	// run returned.
+	kick chan struct{}
+	busy atomic.Int32 // deliveries being attempted (a worker slot each)
+	held atomic.Int32 // deliveries leased whose outcome is not written yet
+
+	cancel context.CancelFunc // stops run; guarded by Manager.mu
+
+	hookMu  sync.Mutex
+	hookSeq uint64 // the last circuit transition reported
 }
 
 func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, error) {
-	set := settingsFor(d)
-	ep, err := newEndpoint(d, set.timeout, set.concurrency, opts.Version)
+	p, err := newProfile(d, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &dispatcher{
-		name:  d.Name,
-		q:     q,
-		ep:    ep,
-		set:   set,
-		lease: set.timeout + opts.LeaseMargin,
-		opts:  opts,
-		log:   opts.Logger.With("destination", d.Name),
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}, set.concurrency),
-	}, nil
+	dp := &dispatcher{
+		name:    d.Name,
+		q:       q,
+		opts:    opts,
+		log:     opts.Logger.With("destination", d.Name),
+		br:      newBreaker(p.set.circuit),
+		limiter: rate.NewLimiter(limitOf(p.set.rateLimit), 1),
+		wake:    make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+	}
+	dp.prof.Store(p)
+	dp.warnInsecure(p)
+	return dp, nil
+}
+
+// limitOf is a rate_limit as a rate.Limit. A burst of one spreads
+// deliveries evenly instead of letting a backlog out in a rush after an
+// outage.
+func limitOf(perSecond float64) rate.Limit {
+	if perSecond <= 0 {
+		return rate.Inf
+	}
+	return rate.Limit(perSecond)
+}
+
+func (dp *dispatcher) warnInsecure(p *profile) {
+	if p.ep.insecure {
+		dp.log.Warn("deliver: TLS certificate checks are off for this destination (tls.insecure_skip_verify)")
+	}
+}
+
+func (dp *dispatcher) profile() *profile { return dp.prof.Load() }
+
+// apply switches to a new profile (a config reload). Attempts in flight
+// keep the old one; its idle connections are closed.
+func (dp *dispatcher) apply(p *profile) {
+	old := dp.prof.Swap(p)
+	dp.limiter.SetLimit(limitOf(p.set.rateLimit))
+	dp.notify(dp.br.configure(p.set.circuit))
+	dp.warnInsecure(p)
+	old.ep.client.HTTPClient.CloseIdleConnections()
+	dp.kickRun() // concurrency may have grown
+	dp.log.Info("deliver: destination settings changed", "url", p.ep.redacted, "concurrency", p.set.concurrency)
+}
+
+// stop ends run (the destination was removed); attempts in flight finish.
+// Manager.mu is held.
+func (dp *dispatcher) stop() {
+	if dp.cancel != nil {
+		dp.cancel()
+	}
+	dp.profile().ep.client.HTTPClient.CloseIdleConnections()
+	dp.log.Info("deliver: destination removed; its queued deliveries stay in the store")
+}
+
+func (dp *dispatcher) kickRun() {
+	select {
+	case dp.kick <- struct{}{}:
+	default:
+	}
+}
+
+// state is the destination's snapshot for Manager.States.
+func (dp *dispatcher) state() DestinationState {
+	v := dp.br.view()
+	return DestinationState{
+		Name:                dp.name,
+		InFlight:            int(dp.busy.Load()),
+		Circuit:             v.state,
+		ConsecutiveFailures: v.failures,
+		LastSuccess:         v.lastSuccess,
+		LastFailure:         v.lastFailure,
+		LastError:           v.lastError,
+	}
+}
+
+// notify logs a circuit transition and reports it to Options.OnCircuit, in
+// order: a transition older than one already reported is dropped.
+func (dp *dispatcher) notify(tr transition) {
+	if tr.state == "" {
+		return
+	}
+	dp.hookMu.Lock()
+	defer dp.hookMu.Unlock()
+	if tr.seq <= dp.hookSeq {
+		return
+	}
+	dp.hookSeq = tr.seq
+	switch c := dp.profile().set.circuit; tr.state {
+	case CircuitOpen:
+		dp.log.Warn("deliver: circuit open; destination paused, its deliveries wait in the queue",
+			"failures", c.failures, "cooldown", c.cooldown)
+	case CircuitHalfOpen:
+		dp.log.Info("deliver: circuit half-open; sending one probe delivery")
+	case CircuitClosed:
+		dp.log.Info("deliver: circuit closed; destination resumed")
+	}
+	if dp.opts.OnCircuit != nil {
+		dp.opts.OnCircuit(dp.name, tr.state)
+	}
 }
 
 // run leases and hands out work until ctx ends. Workers run under hard.
 func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
-	dp.log.Debug("deliver: dispatcher started", "url", dp.ep.redacted, "concurrency", dp.set.concurrency)
-	busy := 0
+	dp.log.Debug("deliver: dispatcher started", "url", dp.profile().ep.redacted)
 	var backoff time.Duration
 	for {
-		// Lease no more than there are free workers to take.
-		for busy >= dp.set.concurrency {
-			select {
-			case <-dp.done:
-				busy--
-			case <-ctx.Done():
+		p := dp.profile()
+		// Lease no more than there are free workers to take, nor more than
+		// may wait for their outcome to be written.
+		n := min(p.set.concurrency-int(dp.busy.Load()), heldLimit(p.set.concurrency)-int(dp.held.Load()))
+		if n <= 0 {
+			if !dp.pause(ctx, 0) {
 				return
 			}
+			continue
 		}
-		n := dp.set.concurrency - busy
-		batch, err := dp.q.Lease(ctx, dp.name, n, dp.lease)
+		adm, wait, tr := dp.br.admit(time.Now())
+		dp.notify(tr)
+		if adm == admitNone {
+			if !dp.pause(ctx, wait) {
+				return
+			}
+			continue
+		}
+		probe := adm == admitProbe
+		if probe {
+			n = 1
+		}
+		batch, err := dp.q.Lease(ctx, dp.name, n, p.lease)
+		if probe && len(batch) == 0 {
+			dp.br.probeUnused()
+		}
 		if ctx.Err() != nil {
 			// Deliveries leased as the context ended still get a worker,
 			// which releases them at once.
-			dp.start(ctx, hard, batch, workers, &busy)
+			dp.start(ctx, hard, p, batch, probe, workers)
 			return
 		}
 		if err != nil {
@@ -87,7 +199,7 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 				dp.log.Error("deliver: lease failed; retrying with backoff until the store answers", "error", err)
 			}
 			backoff = nextBackoff(backoff)
-			if !dp.sleep(ctx, backoff, &busy) {
+			if !sleep(ctx, backoff) {
 				return
 			}
 			continue
@@ -96,59 +208,67 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 			dp.log.Info("deliver: store answers again")
 			backoff = 0
 		}
-		dp.start(ctx, hard, batch, workers, &busy)
+		dp.start(ctx, hard, p, batch, probe, workers)
 		if len(batch) == n {
 			continue // a full batch: more may be due
 		}
-		if !dp.idle(ctx, &busy) {
+		if !dp.idle(ctx) {
 			return
 		}
 	}
 }
 
-func (dp *dispatcher) start(ctx, hard context.Context, batch []store.Delivery, workers *sync.WaitGroup, busy *int) {
-	for _, d := range batch {
-		*busy++
-		workers.Go(func() {
-			defer func() { dp.done <- struct{}{} }()
-			dp.work(ctx, hard, d)
-		})
+func (dp *dispatcher) start(ctx, hard context.Context, p *profile, batch []store.Delivery, probe bool, workers *sync.WaitGroup) {
+	for i, d := range batch {
+		dp.busy.Add(1)
+		dp.held.Add(1)
+		isProbe := probe && i == 0
+		workers.Go(func() { dp.work(ctx, hard, p, d, isProbe) })
 	}
 }
 
-// idle waits for a Wake or the poll interval, counting finished workers
-// meanwhile. It returns false when ctx ended.
-func (dp *dispatcher) idle(ctx context.Context, busy *int) bool {
+// pause waits until a worker reports, a Wake, d (if positive) passes, or
+// ctx ends (false).
+func (dp *dispatcher) pause(ctx context.Context, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-dp.kick:
+	case <-dp.wake:
+	case <-timeout:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// idle waits for a Wake or the poll interval; false when ctx ended.
+func (dp *dispatcher) idle(ctx context.Context) bool {
 	t := time.NewTimer(dp.opts.PollInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-dp.wake:
-			return true
-		case <-t.C:
-			return true
-		case <-dp.done:
-			*busy--
-		case <-ctx.Done():
-			return false
-		}
+	select {
+	case <-dp.wake:
+	case <-t.C:
+	case <-ctx.Done():
+		return false
 	}
+	return true
 }
 
-// sleep waits for d, counting finished workers; false when ctx ended. Wakes
-// are left pending: the store is failing, and more calls would not help.
-func (dp *dispatcher) sleep(ctx context.Context, d time.Duration, busy *int) bool {
+// sleep waits for d; false when ctx ended. Wakes are left pending: the
+// store is failing, and more calls would not help.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			return true
-		case <-dp.done:
-			*busy--
-		case <-ctx.Done():
-			return false
-		}
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -157,115 +277,121 @@ func nextBackoff(b time.Duration) time.Duration {
 	return min(max(2*b, storeBackoffMin), storeBackoffMax)
 }
 
-// work makes one attempt of d and records its outcome. A delivery that cannot
-// be attempted because Relay is shutting down is released, due now.
-func (dp *dispatcher) work(ctx, hard context.Context, d store.Delivery) {
-	log := dp.log.With("delivery", d.ID, "attempt", d.Attempts+1)
-	ext := dp.extend(hard, d, log)
+// work makes one attempt of d and records its outcome. A delivery that
+// cannot be attempted now (Relay is shutting down, the destination was
+// removed, or its circuit opened after the lease) is released, due now,
+// with no attempt counted. The worker slot is freed as soon as the attempt
+// is classified, so the next attempt runs while the outcome is written.
+func (dp *dispatcher) work(ctx, hard context.Context, p *profile, d store.Delivery, probe bool) {
+	slot := true
+	freeSlot := func() {
+		if slot {
+			slot = false
+			dp.busy.Add(-1)
+			dp.kickRun()
+		}
+	}
+	defer func() {
+		freeSlot()
+		dp.held.Add(-1)
+		dp.kickRun()
+	}()
+	ext := dp.extend(hard, p, d)
 	defer ext.stop()
 
-	if dp.set.limiter != nil {
-		if err := dp.set.limiter.Wait(ctx); err != nil {
-			dp.release(d, log)
+	if !dp.ready(ctx, p, probe) {
+		dp.giveBack(d, probe)
+		return
+	}
+	var res result
+	if d.Event == nil {
+		res = result{err: fmt.Errorf("%w (event %s)", ErrNoEvent, d.EventID)}
+	} else {
+		res = p.ep.do(hard, d, dp.opts.Now())
+		if res.err != nil && hard.Err() != nil {
+			// The drain ran out mid-attempt: not the receiver's failure.
+			dp.giveBack(d, probe)
 			return
 		}
 	}
-	if ctx.Err() != nil {
-		dp.release(d, log)
-		return
-	}
-	if d.Event == nil {
-		dp.finish(hard, d, ext, log, result{err: fmt.Errorf("%w (event %s)", ErrNoEvent, d.EventID)})
-		return
-	}
-	res := dp.ep.do(hard, d, dp.opts.Now())
-	if res.err != nil && hard.Err() != nil {
-		// The drain ran out mid-attempt: not the receiver's failure.
-		dp.release(d, log)
-		return
-	}
-	dp.finish(hard, d, ext, log, res)
-}
-
-// finish classifies res, records it and reports it.
-func (dp *dispatcher) finish(hard context.Context, d store.Delivery, ext *extender, log *slog.Logger, res result) {
 	now := dp.opts.Now()
-	a := store.Attempt{
-		N:        d.Attempts + 1,
-		At:       now.Add(-res.took),
-		Duration: res.took,
-		Status:   res.status,
-		Response: res.response,
-	}
-	outcome, due, why := dp.decide(d, res, now)
-	if outcome != OutcomeSuccess {
-		a.Error = res.failure().Error()
-		if why != "" {
-			a.Error += "; " + why
-		}
-	}
-	log = log.With("status", res.status)
-	if a.Error != "" {
-		log = log.With("error", a.Error)
-	}
-
-	var record func(ctx context.Context) error
-	switch outcome {
-	case OutcomeSuccess:
-		log.Debug("deliver: delivered", "took", res.took)
-		record = func(ctx context.Context) error { return dp.q.Complete(ctx, d, a) }
-	case OutcomeRetry:
-		log.Info("deliver: attempt failed; retry scheduled", "due", due)
-		record = func(ctx context.Context) error { return dp.q.Retry(ctx, d, a, due) }
-	default:
-		log.Warn("deliver: dead-lettered")
-		record = func(ctx context.Context) error { return dp.q.DeadLetter(ctx, d, a) }
+	outcome, a, due := p.attemptRecord(dp.opts, d, res, now)
+	if d.Event != nil {
+		dp.notify(dp.br.record(outcome == OutcomeSuccess, probe, now, a.Error))
+	} else if probe {
+		dp.br.probeUnused() // the store's fault, not the receiver's
 	}
 	if dp.opts.OnAttempt != nil {
 		dp.opts.OnAttempt(dp.name, outcome, res.status, res.took)
 	}
+	dp.logOutcome(d, outcome, a, due)
+	freeSlot()
 	// The store refuses extensions while it commits an outcome, so stop
 	// extending first; the lease has at least two thirds of its time left.
 	ext.stop()
-	dp.record(hard, ext, log, record)
+	d.Event = nil // the body is not needed any more; let it go
+	dp.record(hard, ext, d, func(ctx context.Context) error {
+		switch outcome {
+		case OutcomeSuccess:
+			return dp.q.Complete(ctx, d, a)
+		case OutcomeRetry:
+			return dp.q.Retry(ctx, d, a, due)
+		}
+		return dp.q.DeadLetter(ctx, d, a)
+	})
 }
 
-// decide applies the destination's policy to one attempt's result. why is
-// set when a failure is final.
-func (dp *dispatcher) decide(d store.Delivery, res result, now time.Time) (o Outcome, due time.Time, why string) {
-	if res.err == nil && dp.success(res.status) {
-		return OutcomeSuccess, time.Time{}, ""
+// ready waits for the rate limit and reports whether d may be attempted:
+// false once ctx ended or while the circuit is open (unless d is the probe).
+func (dp *dispatcher) ready(ctx context.Context, p *profile, probe bool) bool {
+	if p.set.rateLimit > 0 {
+		if err := dp.limiter.Wait(ctx); err != nil {
+			return false
+		}
 	}
-	n := d.Attempts + 1
-	switch {
-	case errors.Is(res.err, ErrNoEvent) || !dp.opts.CheckRetry(res.status, res.err):
-		return OutcomeDead, time.Time{}, "not retryable"
-	case n >= dp.set.maxAttempts:
-		return OutcomeDead, time.Time{}, fmt.Sprintf("gave up after max_attempts (%d)", dp.set.maxAttempts)
-	}
-	var resp *http.Response
-	if res.status != 0 {
-		resp = &http.Response{StatusCode: res.status, Header: res.header}
-	}
-	due = now.Add(dp.opts.Backoff(dp.set.initial, dp.set.maxInterval, n, resp))
-	if deadline := d.CreatedAt.Add(dp.set.maxAge); due.After(deadline) {
-		return OutcomeDead, time.Time{}, fmt.Sprintf("gave up: next attempt would pass max_age (%s)", dp.set.maxAge)
-	}
-	return OutcomeRetry, due, ""
+	return ctx.Err() == nil && dp.br.allows(probe)
 }
 
-func (dp *dispatcher) success(status int) bool {
-	if dp.set.success == nil {
-		return status >= 200 && status < 300
+// giveBack releases d unattempted, and the probe's turn with it.
+func (dp *dispatcher) giveBack(d store.Delivery, probe bool) {
+	if probe {
+		dp.br.probeUnused()
 	}
-	return dp.set.success[status]
+	dp.release(d)
+}
+
+func (dp *dispatcher) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time) {
+	level, msg := slog.LevelDebug, "deliver: delivered"
+	switch outcome {
+	case OutcomeRetry:
+		level, msg = slog.LevelInfo, "deliver: attempt failed; retry scheduled"
+	case OutcomeDead:
+		level, msg = slog.LevelWarn, "deliver: dead-lettered"
+	}
+	if !dp.log.Enabled(context.Background(), level) {
+		return
+	}
+	args := []any{"delivery", d.ID, "attempt", a.N, "status", a.Status, "took", a.Duration}
+	if a.Error != "" {
+		args = append(args, "error", a.Error)
+	}
+	if outcome == OutcomeRetry {
+		args = append(args, "due", due)
+	}
+	dp.log.Log(context.Background(), level, msg, args...)
+}
+
+// logFor is the logger for messages about one delivery. It is built only
+// when there is something to say: With formats eagerly.
+func (dp *dispatcher) logFor(d store.Delivery) *slog.Logger {
+	return dp.log.With("delivery", d.ID, "attempt", d.Attempts+1)
 }
 
 // record runs one outcome write, retrying while the store fails and the
 // lease still holds. A lost lease means another worker owns the delivery now;
 // giving up otherwise is safe because the lease expires and the delivery is
 // attempted again (at-least-once), and it is logged as an error.
-func (dp *dispatcher) record(hard context.Context, ext *extender, log *slog.Logger, write func(context.Context) error) {
+func (dp *dispatcher) record(hard context.Context, ext *extender, d store.Delivery, write func(context.Context) error) {
 	var backoff time.Duration
 	for {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(hard), storeCallTimeout)
@@ -274,20 +400,20 @@ func (dp *dispatcher) record(hard context.Context, ext *extender, log *slog.Logg
 		switch {
 		case err == nil:
 			if backoff != 0 {
-				log.Info("deliver: outcome recorded after store recovered")
+				dp.logFor(d).Info("deliver: outcome recorded after store recovered")
 			}
 			return
 		case errors.Is(err, store.ErrLeaseLost):
-			log.Warn("deliver: lease lost before the outcome was recorded; another worker owns the delivery", "store_error", err)
+			dp.logFor(d).Warn("deliver: lease lost before the outcome was recorded; another worker owns the delivery", "store_error", err)
 			return
 		}
 		backoff = nextBackoff(backoff)
 		if hard.Err() != nil || dp.opts.Now().Add(backoff).After(ext.expires()) {
-			log.Error("deliver: outcome not recorded; the delivery will be attempted again when its lease expires", "store_error", err)
+			dp.logFor(d).Error("deliver: outcome not recorded; the delivery will be attempted again when its lease expires", "store_error", err)
 			return
 		}
 		if backoff == storeBackoffMin {
-			log.Warn("deliver: recording outcome failed; retrying", "store_error", err)
+			dp.logFor(d).Warn("deliver: recording outcome failed; retrying", "store_error", err)
 		}
 		select {
 		case <-time.After(backoff):
@@ -297,14 +423,14 @@ func (dp *dispatcher) record(hard context.Context, ext *extender, log *slog.Logg
 }
 
 // release gives d back, due now, without recording an attempt.
-func (dp *dispatcher) release(d store.Delivery, log *slog.Logger) {
+func (dp *dispatcher) release(d store.Delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	if err := dp.q.Release(ctx, d, dp.opts.Now()); err != nil {
-		log.Warn("deliver: release failed; the delivery is due again when its lease expires", "store_error", err)
+		dp.logFor(d).Warn("deliver: release failed; the delivery is due again when its lease expires", "store_error", err)
 		return
 	}
-	log.Debug("deliver: released")
+	dp.log.Debug("deliver: released", "delivery", d.ID)
 }
 
 // extender keeps a worker's lease alive while it waits (rate limit) or
@@ -316,11 +442,12 @@ type extender struct {
 	wg    sync.WaitGroup
 }
 
-func (dp *dispatcher) extend(hard context.Context, d store.Delivery, log *slog.Logger) *extender {
+func (dp *dispatcher) extend(hard context.Context, p *profile, d store.Delivery) *extender {
+	lease := p.lease
 	e := &extender{quit: make(chan struct{})}
-	e.until.Store(dp.opts.Now().Add(dp.lease).UnixNano())
+	e.until.Store(dp.opts.Now().Add(lease).UnixNano())
 	e.wg.Go(func() {
-		t := time.NewTicker(dp.lease / 3)
+		t := time.NewTicker(lease / 3)
 		defer t.Stop()
 		failing := false
 		for {
@@ -331,20 +458,20 @@ func (dp *dispatcher) extend(hard context.Context, d store.Delivery, log *slog.L
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(hard, dp.lease/3)
+			ctx, cancel := context.WithTimeout(hard, lease/3)
 			at := dp.opts.Now()
-			err := dp.q.ExtendLease(ctx, d, dp.lease)
+			err := dp.q.ExtendLease(ctx, d, lease)
 			cancel()
 			switch {
 			case err == nil:
-				e.until.Store(at.Add(dp.lease).UnixNano())
+				e.until.Store(at.Add(lease).UnixNano())
 				failing = false
 			case errors.Is(err, store.ErrLeaseLost):
-				log.Warn("deliver: lease lost during the attempt", "store_error", err)
+				dp.logFor(d).Warn("deliver: lease lost during the attempt", "store_error", err)
 				return
 			case !failing:
 				failing = true
-				log.Warn("deliver: extending lease failed; will try again", "store_error", err)
+				dp.logFor(d).Warn("deliver: extending lease failed; will try again", "store_error", err)
 			}
 		}
 	})

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
@@ -46,6 +45,12 @@ type Options struct {
 	DrainTimeout time.Duration
 	// OnAttempt, if set, is called after every attempt (for metrics).
 	OnAttempt func(dest string, outcome Outcome, status int, took time.Duration)
+	// OnCircuit, if set, is called when a destination's circuit changes
+	// state (CircuitClosed, CircuitOpen, CircuitHalfOpen), for metrics. It
+	// is called without locks held, one call at a time per destination, and
+	// a late report of an older state is skipped rather than delivered
+	// after a newer one.
+	OnCircuit func(dest string, state string)
 	// Now is the clock for due times and signatures; default time.Now.
 	Now func() time.Time
 	// Version goes into the User-Agent, "relay/<Version>"; default "dev".
@@ -88,42 +93,139 @@ func (o Options) withDefaults() Options {
 }
 
 // Manager runs one dispatcher per destination, each with its own pool of
-// workers, its own HTTP client and its own leasing, so a destination that
-// hangs holds only its own workers.
+// workers, its own HTTP client, its own circuit breaker and its own leasing,
+// so a destination that hangs holds only its own workers.
 type Manager struct {
-	q     Queue
-	opts  Options
-	dests map[string]*dispatcher
-	order []*dispatcher
+	q    Queue
+	opts Options
+	set  atomic.Pointer[destSet] // read by Wake and States without locking
+
+	mu  sync.Mutex // serialises Update against Run's start and end
+	run *runState  // set while Run runs
+}
+
+// destSet is one version of the destination list.
+type destSet struct {
+	all    []config.Destination // in config order, agent destinations too
+	byName map[string]*dispatcher
+}
+
+// runState is what Update needs to start a dispatcher while Run runs.
+type runState struct {
+	ctx, hard            context.Context
+	workers, dispatchers *sync.WaitGroup
+}
+
+// DestinationState is a snapshot of one destination, for the admin API and
+// metrics.
+type DestinationState struct {
+	Name string
+	// InFlight counts the deliveries being attempted now (including those
+	// waiting for the rate limit).
+	InFlight int
+	// Circuit is CircuitClosed, CircuitOpen or CircuitHalfOpen; "" for a
+	// destination served by an agent, which has no breaker here.
+	Circuit string
+	// ConsecutiveFailures counts the failed attempts since the last success.
+	ConsecutiveFailures int
+	// LastSuccess and LastFailure are when the last attempts that ended so
+	// ended; zero if none since the process started.
+	LastSuccess, LastFailure time.Time
+	// LastError is the last failed attempt's error.
+	LastError string
+	// Agent names the agent that delivers for the destination, or "".
+	Agent string
 }
 
 // NewManager compiles dests for delivery. Destinations served by an agent
-// (Agent != "") are skipped: their deliveries are leased by the agent server.
-// It fails on a destination that cannot be sent to (bad URL, bad secret,
-// duplicate name).
+// (Agent != "") are listed by States but not dispatched: the agent server
+// leases their deliveries. It fails on a destination that cannot be sent to
+// (bad URL, bad secret, unreadable CA file, duplicate name).
 func NewManager(q Queue, dests []config.Destination, opts Options) (*Manager, error) {
-	opts = opts.withDefaults()
-	m := &Manager{q: q, opts: opts, dests: make(map[string]*dispatcher)}
-	for _, d := range dests {
-		if d.Agent != "" {
-			continue
-		}
-		if _, dup := m.dests[d.Name]; dup || d.Name == "" {
-			return nil, fmt.Errorf("%w %q: missing or duplicate name", ErrBadDestination, d.Name)
-		}
-		dp, err := newDispatcher(q, d, &m.opts)
-		if err != nil {
-			return nil, err
-		}
-		m.dests[d.Name] = dp
-		m.order = append(m.order, dp)
+	m := &Manager{q: q, opts: opts.withDefaults()}
+	m.set.Store(&destSet{byName: map[string]*dispatcher{}})
+	if err := m.Update(dests); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
+// Update swaps the destination set, for a config reload. New destinations
+// start; removed ones stop leasing (their queued deliveries stay in the
+// store, and attempts in flight finish and are recorded); changed ones apply
+// their new settings from their next attempt on, keeping their circuit
+// state, while attempts in flight finish with the settings they started
+// with. On an error (see NewManager) nothing changes. It may be called
+// before, during or after Run.
+func (m *Manager) Update(dests []config.Destination) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.set.Load()
+	next := &destSet{all: dests, byName: map[string]*dispatcher{}}
+	type change struct {
+		dp *dispatcher
+		p  *profile
+	}
+	var changes []change
+	var added []*dispatcher
+	seen := map[string]bool{}
+	for _, d := range dests {
+		if seen[d.Name] || d.Name == "" {
+			return fmt.Errorf("%w %q: missing or duplicate name", ErrBadDestination, d.Name)
+		}
+		seen[d.Name] = true
+		if d.Agent != "" {
+			continue
+		}
+		dp := old.byName[d.Name]
+		switch {
+		case dp == nil:
+			var err error
+			if dp, err = newDispatcher(m.q, d, &m.opts); err != nil {
+				return err
+			}
+			added = append(added, dp)
+		case !sameDestination(dp.profile().cfg, d):
+			p, err := newProfile(d, &m.opts)
+			if err != nil {
+				return err
+			}
+			changes = append(changes, change{dp, p})
+		}
+		next.byName[d.Name] = dp
+	}
+	for _, c := range changes {
+		c.dp.apply(c.p)
+	}
+	for name, dp := range old.byName {
+		if next.byName[name] != dp {
+			dp.stop()
+		}
+	}
+	m.set.Store(next)
+	if m.run != nil {
+		for _, dp := range added {
+			m.startLocked(dp)
+		}
+	}
+	if len(changes)+len(added) > 0 || len(next.byName) != len(old.byName) {
+		m.opts.Logger.Info("deliver: destinations updated", "destinations", len(next.byName), "added", len(added), "changed", len(changes))
+	}
+	return nil
+}
+
+// startLocked runs dp's dispatcher under Run; m.mu is held and m.run set.
+func (m *Manager) startLocked(dp *dispatcher) {
+	ctx, cancel := context.WithCancel(m.run.ctx)
+	dp.cancel = cancel
+	r := m.run
+	r.dispatchers.Go(func() { dp.run(ctx, r.hard, r.workers) })
+}
+
 // Run dispatches until ctx ends, then stops leasing, lets in-flight attempts
 // finish for up to DrainTimeout, releases the deliveries still held (due
-// now, so the next process takes them at once) and returns nil. Call it once.
+// now, so the next process takes them at once), waits for outcomes to be
+// written and returns nil. Call it once.
 func (m *Manager) Run(ctx context.Context) error {
 	// hard outlives ctx by DrainTimeout: attempts and their recording run
 	// under it, so a shutdown does not cut an attempt that is about to answer.
@@ -136,10 +238,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer stopDrainTimer()
 
 	var workers, dispatchers sync.WaitGroup
-	for _, dp := range m.order {
-		dispatchers.Go(func() { dp.run(ctx, hard, &workers) })
+	m.mu.Lock()
+	m.run = &runState{ctx: ctx, hard: hard, workers: &workers, dispatchers: &dispatchers}
+	set := m.set.Load()
+	for _, d := range set.all {
+		if dp := set.byName[d.Name]; dp != nil {
+			m.startLocked(dp)
+		}
 	}
-	m.opts.Logger.Info("deliver: started", "destinations", len(m.order))
+	m.mu.Unlock()
+	m.opts.Logger.Info("deliver: started", "destinations", len(set.byName))
+
+	<-ctx.Done()
+	m.mu.Lock()
+	m.run = nil // Update starts no dispatcher from now on
+	m.mu.Unlock()
 	dispatchers.Wait()
 	// Every dispatcher has returned, so no worker is added after this.
 	workers.Wait()
@@ -151,7 +264,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // once instead of at its next poll. It never blocks; unknown and agent
 // destinations are ignored.
 func (m *Manager) Wake(dest string) {
-	if dp, ok := m.dests[dest]; ok {
+	if dp, ok := m.set.Load().byName[dest]; ok {
 		select {
 		case dp.wake <- struct{}{}:
 		default: // a wake-up is already pending; one is enough
@@ -159,50 +272,17 @@ func (m *Manager) Wake(dest string) {
 	}
 }
 
-// destSettings are a destination's numbers with defaults applied.
-type destSettings struct {
-	timeout     time.Duration
-	concurrency int
-	maxAttempts int
-	initial     time.Duration
-	maxInterval time.Duration
-	maxAge      time.Duration
-	success     map[int]bool // nil means any 2xx
-	limiter     *rate.Limiter
-}
-
-func settingsFor(d config.Destination) destSettings {
-	s := destSettings{
-		timeout:     orDefault(d.Timeout.D(), config.DefaultTimeout),
-		concurrency: d.Concurrency,
-		maxAttempts: d.Retry.MaxAttempts,
-		initial:     orDefault(d.Retry.InitialInterval.D(), config.DefaultInitialInterval),
-		maxInterval: orDefault(d.Retry.MaxInterval.D(), config.DefaultMaxInterval),
-		maxAge:      orDefault(d.Retry.MaxAge.D(), config.DefaultMaxAge),
-	}
-	if s.concurrency <= 0 {
-		s.concurrency = config.DefaultConcurrency
-	}
-	if s.maxAttempts <= 0 {
-		s.maxAttempts = config.DefaultMaxAttempts
-	}
-	if len(d.SuccessStatus) > 0 {
-		s.success = make(map[int]bool, len(d.SuccessStatus))
-		for _, c := range d.SuccessStatus {
-			s.success[c] = true
+// States returns a snapshot of every destination, in config order.
+func (m *Manager) States() []DestinationState {
+	set := m.set.Load()
+	out := make([]DestinationState, 0, len(set.all))
+	for _, d := range set.all {
+		dp := set.byName[d.Name]
+		if dp == nil {
+			out = append(out, DestinationState{Name: d.Name, Agent: d.Agent})
+			continue
 		}
+		out = append(out, dp.state())
 	}
-	if d.RateLimit > 0 {
-		// A burst of one spreads deliveries evenly instead of letting a
-		// backlog out in a rush after an outage.
-		s.limiter = rate.NewLimiter(rate.Limit(d.RateLimit), 1)
-	}
-	return s
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
+	return out
 }

@@ -166,13 +166,13 @@ func TestDecide(t *testing.T) {
 	opts := testOptions().withDefaults()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dp, err := newDispatcher(nil, tt.d, &opts)
+			p, err := newProfile(tt.d, &opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			d := store.Delivery{Attempts: tt.attempts, CreatedAt: tt.created}
 			now := time.Now()
-			got, due, why := dp.decide(d, tt.res, now)
+			got, due, why := p.decide(&opts, d, tt.res, now)
 			if got != tt.want || !strings.Contains(why, tt.why) || (tt.why == "") != (why == "") {
 				t.Fatalf("decide = %s, %q; want %s, %q", got, why, tt.want, tt.why)
 			}

@@ -46,59 +46,45 @@ func (r result) exported() Result {
 // relay builds each attempt's headers (the signing secret never leaves it)
 // and classifies the result that comes back with the destination's policy.
 type Remote struct {
-	dp *dispatcher
+	p    *profile
+	opts *Options
 }
 
 // NewRemote compiles d. opts supplies CheckRetry, Backoff, Now and Version;
 // the rest is ignored. It fails like NewManager on a bad URL or secret.
 func NewRemote(d config.Destination, opts Options) (*Remote, error) {
 	o := opts.withDefaults()
-	dp, err := newDispatcher(nil, d, &o)
+	p, err := newProfile(d, &o)
 	if err != nil {
 		return nil, err
 	}
-	return &Remote{dp: dp}, nil
+	return &Remote{p: p, opts: &o}, nil
 }
 
 // Header returns every header of d's next attempt, signed at now. d.Event
 // must be set.
 func (r *Remote) Header(d store.Delivery, now time.Time) http.Header {
-	return r.dp.ep.headers(d, now)
+	return r.p.ep.headers(d, now)
 }
 
 // Host returns the Host header override from the destination's headers, or
 // "" for none.
-func (r *Remote) Host() string { return r.dp.ep.host }
+func (r *Remote) Host() string { return r.p.ep.host }
 
 // Timeout returns the destination's per-attempt timeout.
-func (r *Remote) Timeout() time.Duration { return r.dp.set.timeout }
+func (r *Remote) Timeout() time.Duration { return r.p.set.timeout }
 
 // Concurrency returns how many attempts of the destination may run at once.
-func (r *Remote) Concurrency() int { return r.dp.set.concurrency }
+func (r *Remote) Concurrency() int { return r.p.set.concurrency }
 
 // Success reports whether status counts as delivered.
-func (r *Remote) Success(status int) bool { return r.dp.success(status) }
+func (r *Remote) Success(status int) bool { return r.p.success(status) }
 
 // Outcome applies the destination's policy to one attempt of d: what to
 // record (the attempt, with the failure and the reason it is final when it
 // is), and for a retry when the next attempt is due.
 func (r *Remote) Outcome(d store.Delivery, res Result, now time.Time) (Outcome, store.Attempt, time.Time) {
-	in := res.internal()
-	a := store.Attempt{
-		N:        d.Attempts + 1,
-		At:       now.Add(-in.took),
-		Duration: in.took,
-		Status:   in.status,
-		Response: in.response,
-	}
-	outcome, due, why := r.dp.decide(d, in, now)
-	if outcome != OutcomeSuccess {
-		a.Error = in.failure().Error()
-		if why != "" {
-			a.Error += "; " + why
-		}
-	}
-	return outcome, a, due
+	return r.p.attemptRecord(r.opts, d, res.internal(), now)
 }
 
 // Sender makes single POST attempts the way a worker does: retries off,
@@ -111,13 +97,13 @@ type Sender struct {
 // NewSender returns a Sender whose attempts time out after timeout and whose
 // connection pool is sized for conc concurrent attempts.
 func NewSender(timeout time.Duration, conc int) *Sender {
-	return &Sender{client: newClient(timeout, conc)}
+	return &Sender{client: newClient(timeout, conc, nil)}
 }
 
 // Send POSTs body to rawURL with header (and host as the Host header when
 // not ""). ctx cancels the attempt.
 func (s *Sender) Send(ctx context.Context, rawURL, host string, header http.Header, body []byte) Result {
-	return post(ctx, s.client, rawURL, host, header, body).exported()
+	return post(ctx, s.client, rawURL, host, header, body, false).exported()
 }
 
 // Close drops the Sender's idle connections.

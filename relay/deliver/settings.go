@@ -1,0 +1,171 @@
+package deliver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/store"
+)
+
+// destSettings are a destination's numbers with defaults applied.
+type destSettings struct {
+	timeout     time.Duration
+	concurrency int
+	maxAttempts int
+	initial     time.Duration
+	maxInterval time.Duration
+	maxAge      time.Duration
+	schedule    []time.Duration // explicit waits; nil means exponential backoff
+	success     map[int]bool    // nil means any 2xx
+	rateLimit   float64         // deliveries per second; 0 means none
+	circuit     breakerConfig
+}
+
+func settingsFor(d config.Destination) destSettings {
+	s := destSettings{
+		timeout:     orDefault(d.Timeout.D(), config.DefaultTimeout),
+		concurrency: d.Concurrency,
+		maxAttempts: d.Retry.MaxAttempts,
+		initial:     orDefault(d.Retry.InitialInterval.D(), config.DefaultInitialInterval),
+		maxInterval: orDefault(d.Retry.MaxInterval.D(), config.DefaultMaxInterval),
+		maxAge:      orDefault(d.Retry.MaxAge.D(), config.DefaultMaxAge),
+		rateLimit:   d.RateLimit,
+		circuit: breakerConfig{
+			failures: d.Circuit.Failures,
+			cooldown: orDefault(d.Circuit.Cooldown.D(), config.DefaultCircuitCooldown),
+			disabled: d.Circuit.Disabled,
+		},
+	}
+	if s.concurrency <= 0 {
+		s.concurrency = config.DefaultConcurrency
+	}
+	for _, w := range d.Retry.Schedule {
+		s.schedule = append(s.schedule, max(w.D(), 0))
+	}
+	if s.maxAttempts <= 0 {
+		s.maxAttempts = config.DefaultMaxAttempts
+		if len(s.schedule) > 0 {
+			s.maxAttempts = len(s.schedule) + 1
+		}
+	}
+	if s.circuit.failures <= 0 {
+		s.circuit.failures = config.DefaultCircuitFailures
+	}
+	if len(d.SuccessStatus) > 0 {
+		s.success = make(map[int]bool, len(d.SuccessStatus))
+		for _, c := range d.SuccessStatus {
+			s.success[c] = true
+		}
+	}
+	return s
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// heldLimit bounds the deliveries a dispatcher holds at once: the ones being
+// attempted (at most concurrency) plus the ones whose outcome is still being
+// written. Letting outcomes be written while the next attempts run is what
+// lets many of them share one store commit; the bound keeps a slow store
+// from piling up leases.
+func heldLimit(concurrency int) int { return concurrency + max(concurrency, 64) }
+
+// profile is one version of a destination, compiled: its settings and its
+// endpoint. A config reload gives a dispatcher a new profile; an attempt
+// keeps the profile it started with to the end.
+type profile struct {
+	cfg   config.Destination
+	set   destSettings
+	ep    *endpoint
+	lease time.Duration // the destination's timeout plus Options.LeaseMargin
+}
+
+func newProfile(d config.Destination, opts *Options) (*profile, error) {
+	set := settingsFor(d)
+	ep, err := newEndpoint(d, set, opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	return &profile{cfg: d, set: set, ep: ep, lease: set.timeout + opts.LeaseMargin}, nil
+}
+
+// sameDestination reports whether a and b configure a destination the same
+// way; a reload that only moved it in the file changes nothing.
+func sameDestination(a, b config.Destination) bool {
+	a.Line, b.Line = 0, 0
+	return reflect.DeepEqual(a, b)
+}
+
+func (p *profile) success(status int) bool {
+	if p.set.success == nil {
+		return status >= 200 && status < 300
+	}
+	return p.set.success[status]
+}
+
+// decide applies the destination's policy to one attempt's result. why is
+// set when a failure is final.
+func (p *profile) decide(opts *Options, d store.Delivery, res result, now time.Time) (o Outcome, due time.Time, why string) {
+	if res.err == nil && p.success(res.status) {
+		return OutcomeSuccess, time.Time{}, ""
+	}
+	n := d.Attempts + 1
+	switch {
+	case errors.Is(res.err, ErrNoEvent) || !opts.CheckRetry(res.status, res.err):
+		return OutcomeDead, time.Time{}, "not retryable"
+	case n >= p.set.maxAttempts:
+		return OutcomeDead, time.Time{}, fmt.Sprintf("gave up after max_attempts (%d)", p.set.maxAttempts)
+	}
+	var resp *http.Response
+	if res.status != 0 {
+		resp = &http.Response{StatusCode: res.status, Header: res.header}
+	}
+	due = now.Add(p.wait(opts, n, resp, now))
+	if deadline := d.CreatedAt.Add(p.set.maxAge); due.After(deadline) {
+		return OutcomeDead, time.Time{}, fmt.Sprintf("gave up: next attempt would pass max_age (%s)", p.set.maxAge)
+	}
+	return OutcomeRetry, due, ""
+}
+
+// wait is how long to wait after failed attempt n: the schedule's entry
+// (its last entry once attempts outrun it) or Options.Backoff. A longer
+// Retry-After wins over a schedule as it does over the backoff.
+func (p *profile) wait(opts *Options, n int, resp *http.Response, now time.Time) time.Duration {
+	if len(p.set.schedule) == 0 {
+		return opts.Backoff(p.set.initial, p.set.maxInterval, n, resp)
+	}
+	w := p.set.schedule[min(n, len(p.set.schedule))-1]
+	if resp != nil {
+		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok && ra > w {
+			w = ra
+		}
+	}
+	return w
+}
+
+// attemptRecord builds the stored record of one attempt and its outcome.
+func (p *profile) attemptRecord(opts *Options, d store.Delivery, res result, now time.Time) (Outcome, store.Attempt, time.Time) {
+	a := store.Attempt{
+		N:        d.Attempts + 1,
+		At:       now.Add(-res.took),
+		Duration: res.took,
+		Status:   res.status,
+		Response: res.response,
+	}
+	outcome, due, why := p.decide(opts, d, res, now)
+	if outcome != OutcomeSuccess {
+		a.Error = res.failure().Error()
+		if why != "" {
+			a.Error += "; " + why
+		}
+	}
+	return outcome, a, due
+}
