@@ -1,0 +1,502 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaygw/relay/relay/deliver"
+)
+
+// Defaults for ClientOptions.
+const (
+	DefaultConcurrency  = 8
+	DefaultDeadAfter    = 15 * time.Second
+	DefaultMinBackoff   = 500 * time.Millisecond
+	DefaultMaxBackoff   = 30 * time.Second
+	DefaultDrainTimeout = 10 * time.Second
+	// defaultHeartbeat is used until the relay says how often it wants one.
+	defaultHeartbeat = 10 * time.Second
+)
+
+// ClientOptions configures a Client.
+type ClientOptions struct {
+	// Server is the relay's base URL (the ingest listener, or the proxy in
+	// front of it that terminates TLS). It must be https:// unless Insecure.
+	Server string
+	// Name and Token are the agent's entry in the relay's agents config.
+	Name  string
+	Token string
+	// RootCAs verifies the relay's certificate; nil means the system roots.
+	RootCAs *x509.CertPool
+	// Insecure allows a plain http:// Server, for local testing only.
+	Insecure bool
+	// Concurrency bounds the attempts running at once; default
+	// DefaultConcurrency.
+	Concurrency int
+	// Proxy picks the proxy for the connection to the relay; default
+	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY). Note that it never
+	// proxies requests to localhost or loopback addresses.
+	Proxy func(*http.Request) (*url.URL, error)
+	// PollWait is how long the agent asks the relay to hold a poll open;
+	// default DefaultPollWait. The relay may answer sooner.
+	PollWait time.Duration
+	// DeadAfter is how long past PollWait a poll, and how long any other
+	// call, may go unanswered before the connection counts as dead and is
+	// replaced; default DefaultDeadAfter.
+	DeadAfter time.Duration
+	// MinBackoff and MaxBackoff bound the wait between reconnection tries,
+	// which doubles from one to the other, with jitter, and never gives up.
+	MinBackoff, MaxBackoff time.Duration
+	// DrainTimeout is how long running attempts may finish after Run's
+	// context ends; the rest are cancelled and handed back to the relay.
+	DrainTimeout time.Duration
+	// Logger receives connection changes and failed attempts; default
+	// slog.Default().
+	Logger *slog.Logger
+	// Version goes into the User-Agent of calls to the relay.
+	Version string
+}
+
+func (o ClientOptions) withDefaults() ClientOptions {
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.Proxy == nil {
+		o.Proxy = http.ProxyFromEnvironment
+	}
+	if o.PollWait <= 0 {
+		o.PollWait = DefaultPollWait
+	}
+	if o.DeadAfter <= 0 {
+		o.DeadAfter = DefaultDeadAfter
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	return o
+}
+
+// Client is the agent: it runs inside the receiver's network, dials out to
+// the relay, attempts the deliveries it is handed and reports each outcome.
+// It only ever opens connections; it listens on nothing.
+type Client struct {
+	opts      ClientOptions
+	server    string // base URL without a trailing slash
+	redacted  string // for logs
+	tr        *http.Transport
+	hc        *http.Client
+	log       *slog.Logger
+	slots     chan struct{} // one token per free attempt slot
+	notify    chan struct{} // an outcome is waiting to be reported
+	heartbeat atomic.Int64  // nanoseconds, as the relay asks
+
+	mu      sync.Mutex
+	held    map[string]*flight // by ticket: attempting, or outcome not yet acknowledged
+	pending []outcome          // finished, not yet acknowledged, oldest first
+
+	sendersMu sync.Mutex
+	senders   map[string]*deliver.Sender
+
+	connMu    sync.Mutex
+	connected bool
+	fails     int // consecutive failed calls, for the log
+}
+
+// flight is a delivery the agent holds.
+type flight struct {
+	id, dest string
+	cancel   context.CancelFunc
+	lost     bool // the relay said the lease is gone: drop the outcome
+	finished bool // the outcome is in pending
+}
+
+// NewClient checks opts and prepares the connection to the relay. It dials
+// nothing yet.
+func NewClient(opts ClientOptions) (*Client, error) {
+	opts = opts.withDefaults()
+	u, err := url.Parse(opts.Server)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return nil, fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrServerURL, deliver.RedactURL(opts.Server))
+	case u.User != nil || u.RawQuery != "":
+		return nil, fmt.Errorf("%w: it must not carry credentials or a query; the token goes in -token", ErrServerURL)
+	case u.Scheme == "http" && !opts.Insecure:
+		return nil, fmt.Errorf("%w: %s is plain http; use https, or -insecure for local testing", ErrServerURL, u.Redacted())
+	case opts.Name == "" || opts.Token == "":
+		return nil, fmt.Errorf("%w: the agent name and token are required", ErrBadConfig)
+	}
+	c := &Client{
+		opts:     opts,
+		server:   strings.TrimSuffix(u.String(), "/"),
+		redacted: u.Redacted(),
+		log:      opts.Logger.With("agent", opts.Name),
+		slots:    make(chan struct{}, opts.Concurrency),
+		notify:   make(chan struct{}, 1),
+		held:     map[string]*flight{},
+		senders:  map[string]*deliver.Sender{},
+	}
+	for range opts.Concurrency {
+		c.slots <- struct{}{}
+	}
+	c.heartbeat.Store(int64(defaultHeartbeat))
+	c.tr = &http.Transport{
+		Proxy:               opts.Proxy,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		// HTTP/1.1 on purpose: a call that times out closes its own
+		// connection, so a dead one is never reused (an HTTP/2 stream
+		// timeout would leave the connection in the pool).
+		ForceAttemptHTTP2:   false,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	c.hc = &http.Client{Transport: c.tr}
+	return c, nil
+}
+
+// LoadCA returns the system roots plus the certificates in the PEM file, to
+// verify a relay whose certificate a private CA issued.
+func LoadCA(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("agent: read CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("agent: CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// Connected reports whether the last call to the relay succeeded.
+func (c *Client) Connected() bool {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.connected
+}
+
+// Run polls the relay and attempts deliveries until ctx ends, reconnecting
+// forever when the connection fails. Then it stops polling, lets running
+// attempts finish for up to DrainTimeout, hands the rest back, reports what
+// it can and returns nil.
+func (c *Client) Run(ctx context.Context) error {
+	c.log.Info("agent: starting", "server", c.redacted, "concurrency", c.opts.Concurrency)
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stopDrainTimer := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(c.opts.DrainTimeout, cancelHard)
+		context.AfterFunc(hard, func() { t.Stop() })
+	})
+	defer stopDrainTimer()
+
+	// The reporter outlives the poller so that attempts finishing during
+	// the drain are reported and their leases kept alive meanwhile.
+	rctx, stopReporter := context.WithCancel(context.WithoutCancel(ctx))
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		c.reportLoop(rctx)
+	}()
+	var workers sync.WaitGroup
+	c.pollLoop(ctx, hard, &workers)
+	workers.Wait()
+	stopReporter()
+	<-reported
+	c.flush()
+	c.closeSenders()
+	c.tr.CloseIdleConnections()
+	c.log.Info("agent: stopped")
+	return nil
+}
+
+// pollLoop asks for as many deliveries as there are free slots, whenever
+// there is at least one, until ctx ends.
+func (c *Client) pollLoop(ctx, hard context.Context, workers *sync.WaitGroup) {
+	fails := 0
+	for {
+		n, ok := c.acquire(ctx)
+		if !ok {
+			return
+		}
+		var resp leaseResponse
+		req := leaseRequest{Max: n, WaitMS: millis(c.opts.PollWait)}
+		err := c.call(ctx, PathLease, req, &resp, c.opts.PollWait+c.opts.DeadAfter)
+		if ctx.Err() != nil {
+			c.releaseSlots(n)
+			// A poll cut short by the shutdown may have been answered.
+			for _, j := range resp.Deliveries {
+				c.push(outcome{Ticket: j.Ticket, Release: true})
+			}
+			return
+		}
+		if err != nil {
+			c.releaseSlots(n)
+			fails++
+			if !sleep(ctx, c.down(err, fails)) {
+				return
+			}
+			continue
+		}
+		fails = 0
+		c.up(resp.HeartbeatMS)
+		jobs := resp.Deliveries
+		if len(jobs) > n { // more than asked for: give the extra back
+			for _, j := range jobs[n:] {
+				c.push(outcome{Ticket: j.Ticket, Release: true})
+			}
+			jobs = jobs[:n]
+		}
+		c.releaseSlots(n - len(jobs))
+		for _, j := range jobs {
+			c.start(hard, j, workers)
+		}
+	}
+}
+
+// acquire waits for a free slot and takes every free one.
+func (c *Client) acquire(ctx context.Context) (int, bool) {
+	select {
+	case <-c.slots:
+	case <-ctx.Done():
+		return 0, false
+	}
+	n := 1
+	for {
+		select {
+		case <-c.slots:
+			n++
+		default:
+			return n, true
+		}
+	}
+}
+
+func (c *Client) releaseSlots(n int) {
+	for range n {
+		c.slots <- struct{}{}
+	}
+}
+
+// start runs one attempt on its own goroutine, in one of the slots that
+// pollLoop took.
+func (c *Client) start(hard context.Context, j job, workers *sync.WaitGroup) {
+	actx, cancel := context.WithCancel(hard)
+	f := &flight{id: j.ID, dest: j.Destination, cancel: cancel}
+	c.mu.Lock()
+	c.held[j.Ticket] = f
+	c.mu.Unlock()
+	workers.Go(func() {
+		defer func() { c.slots <- struct{}{} }()
+		defer cancel()
+		c.attempt(actx, hard, j, f)
+	})
+}
+
+// attempt makes the POST and queues its outcome for the reporter.
+func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
+	log := c.log.With("destination", j.Destination, "delivery", j.ID, "attempt", j.Attempt)
+	res := c.sender(j).Send(ctx, j.URL, j.Host, j.Header, j.Body)
+	c.mu.Lock()
+	lost := f.lost
+	c.mu.Unlock()
+	if lost {
+		log.Warn("agent: lease lost during the attempt; the relay has given the delivery to someone else")
+		return
+	}
+	if res.Err != nil && hard.Err() != nil {
+		log.Info("agent: attempt cut short by shutdown; handing the delivery back")
+		c.push(outcome{Ticket: j.Ticket, Release: true})
+		return
+	}
+	o := outcome{
+		Ticket:     j.Ticket,
+		Status:     res.Status,
+		Location:   res.Location,
+		Response:   res.Response,
+		DurationNS: int64(res.Took),
+	}
+	if res.Err != nil {
+		o.Error = res.Err.Error()
+		o.Final = !deliver.DefaultCheckRetry(0, res.Err)
+	}
+	if res.Header != nil {
+		o.RetryAfter = res.Header.Get("Retry-After")
+	}
+	if res.Err == nil && success(j.SuccessStatus, res.Status) {
+		log.Debug("agent: delivered", "status", res.Status, "took", res.Took)
+	} else {
+		log.Info("agent: attempt failed", "status", res.Status, "error", o.Error, "took", res.Took)
+	}
+	c.push(o)
+}
+
+func success(list []int, status int) bool {
+	if len(list) == 0 {
+		return status >= 200 && status < 300
+	}
+	for _, s := range list {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+// sender returns the Sender for j's destination and timeout. Each
+// destination gets its own connection pool, as on the relay.
+func (c *Client) sender(j job) *deliver.Sender {
+	timeout := fromMillis(j.TimeoutMS)
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	key := fmt.Sprintf("%s|%d", j.Destination, timeout)
+	c.sendersMu.Lock()
+	defer c.sendersMu.Unlock()
+	s := c.senders[key]
+	if s == nil {
+		s = deliver.NewSender(timeout, c.opts.Concurrency)
+		c.senders[key] = s
+	}
+	return s
+}
+
+func (c *Client) closeSenders() {
+	c.sendersMu.Lock()
+	defer c.sendersMu.Unlock()
+	for _, s := range c.senders {
+		s.Close()
+	}
+}
+
+// call POSTs in to the relay and decodes its answer into out. Any failure
+// drops the idle connections too: after a network change they are likely
+// dead as well.
+func (c *Client) call(ctx context.Context, path string, in, out any, timeout time.Duration) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("agent: %s: %w", path, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("agent: %s: %w", path, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	req.Header.Set(HeaderAgent, c.opts.Name)
+	req.Header.Set("User-Agent", "relay-agent/"+c.opts.Version)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.tr.CloseIdleConnections()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL
+		}
+		return fmt.Errorf("agent: %s: %w", path, err)
+	}
+	defer func() {
+		// Read to the end so the connection can carry the next call.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxRequestBytes))
+		resp.Body.Close()
+	}()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("%s: %w", path, ErrUnauthorized)
+	case resp.StatusCode != http.StatusOK:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("agent: %s: relay answered %d: %s", path, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		c.tr.CloseIdleConnections()
+		return fmt.Errorf("agent: %s: read answer: %w", path, err)
+	}
+	return nil
+}
+
+// up records a successful call, logging a change of state, and takes the
+// relay's heartbeat interval.
+func (c *Client) up(heartbeatMS int64) {
+	if hb := fromMillis(heartbeatMS); hb > 0 {
+		c.heartbeat.Store(int64(min(max(hb, 10*time.Millisecond), time.Minute)))
+	}
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if !c.connected {
+		c.log.Info("agent: connected to relay", "server", c.redacted, "after_failures", c.fails)
+	}
+	c.connected, c.fails = true, 0
+}
+
+// down records a failed call, logs it, and returns how long to wait before
+// the next try: capped exponential backoff with jitter, forever.
+func (c *Client) down(err error, attempt int) time.Duration {
+	wait := backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt)
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	c.fails++
+	switch {
+	case errors.Is(err, ErrUnauthorized):
+		c.log.Error("agent: the relay refused this agent's name or token; check -name and -token", "retry_in", wait)
+	case c.connected:
+		c.log.Warn("agent: connection to relay lost; reconnecting", "error", err, "retry_in", wait)
+	default:
+		c.log.Info("agent: relay unreachable; retrying", "error", err, "failures", c.fails, "retry_in", wait)
+	}
+	c.connected = false
+	return wait
+}
+
+// backoff returns a wait in [d/2, d] with d = lo*2^(attempt-1) capped at hi.
+func backoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

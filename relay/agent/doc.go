@@ -1,0 +1,29 @@
+// Package agent owns delivery behind firewalls: the relay's agent endpoint
+// (Server) and the agent that runs inside the receiver's network (Client,
+// the engine of `relay agent`).
+//
+// The agent dials out only, over HTTPS (through HTTPS_PROXY where set), and
+// speaks two calls on the relay's ingest listener: a long-poll that hands it
+// deliveries (PathLease) and a report that records outcomes and doubles as
+// the heartbeat (PathReport). docs/agent.md explains why long-polling rather
+// than a WebSocket, and describes the protocol.
+//
+// Deliveries are leased from the store exactly as a local worker leases
+// them, with a visibility timeout (ServerOptions.Lease) that the agent's
+// heartbeats extend while it holds them. An agent that dies, or whose
+// network goes away, stops extending; its leases expire and the deliveries
+// are handed to the next agent (at-least-once; receivers drop repeats by
+// Idempotency-Key). The relay builds every header and signature, so the
+// signing secret never leaves it, and applies the destination's retry
+// policy to the outcomes the agent reports through deliver.Remote, the same
+// code as direct delivery. Outcomes carry an opaque ticket holding the lease,
+// so the relay needs no memory of what it handed out to record them.
+//
+// The Client reconnects forever with capped exponential backoff and jitter,
+// treats a call that goes unanswered past its deadline as a dead connection,
+// keeps outcomes until the relay acknowledges them (so a dropped connection
+// loses no acknowledged work and repeats none), and bounds the attempts it
+// runs at once. Several agents with the same name share their destinations'
+// work: each poll leases what is due, and the store never leases one
+// delivery twice.
+package agent

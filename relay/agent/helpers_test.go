@@ -1,0 +1,321 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay"
+	"github.com/relaygw/relay/relay/agent"
+	"github.com/relaygw/relay/relay/agent/agenttest"
+	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/bolt"
+)
+
+const (
+	agentName  = "office-1"
+	agentToken = "agent-token-8c1f"
+	// testLease is short so that a dead agent's deliveries come back fast.
+	testLease = time.Second
+	// waitTimeout is generous: tests wait for states, never for durations.
+	waitTimeout = 20 * time.Second
+)
+
+// logBuffer collects a test's log lines; they are printed if it fails.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func newLog(t testing.TB) (*slog.Logger, *logBuffer) {
+	t.Helper()
+	lb := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", lb.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
+}
+
+// waitFor polls cond until it holds or waitTimeout passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sink is the private receiver. While holding, it keeps each request open
+// until release or until the caller goes away.
+type sink struct {
+	*httptest.Server
+	mu      sync.Mutex
+	got     []received
+	holding bool
+	held    int
+	release chan struct{}
+}
+
+type received struct {
+	header http.Header
+	body   []byte
+	done   bool // answered 200, not cut off while held
+}
+
+func newSink(t testing.TB) *sink {
+	t.Helper()
+	s := &sink{release: make(chan struct{})}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		i := len(s.got)
+		s.got = append(s.got, received{header: r.Header.Clone(), body: body})
+		hold, release := s.holding, s.release
+		if hold {
+			s.held++
+		}
+		s.mu.Unlock()
+		if hold {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		s.mu.Lock()
+		s.got[i].done = true
+		s.mu.Unlock()
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// hold makes the sink keep requests open until unhold.
+func (s *sink) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holding = true
+}
+
+// stopHolding answers new requests at once and leaves the held ones held
+// until their callers go away.
+func (s *sink) stopHolding() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holding = false
+}
+
+// unhold answers the held requests and new ones at once.
+func (s *sink) unhold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holding = false
+	close(s.release)
+	s.release = make(chan struct{})
+}
+
+func (s *sink) heldCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+func (s *sink) requests() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.got...)
+}
+
+// answered waits until n requests have been answered 200 and returns all.
+func (s *sink) answered(t testing.TB, n int) []received {
+	t.Helper()
+	var got []received
+	waitFor(t, fmt.Sprintf("%d answered requests at the sink", n), func() bool {
+		got = s.requests()
+		done := 0
+		for _, r := range got {
+			if r.done {
+				done++
+			}
+		}
+		return done >= n
+	})
+	return got
+}
+
+// env is a relay with one agent destination ("office", served by
+// agentName, URL the sink), a TLS terminator in front of its ingest
+// listener (the agent must speak HTTPS to pass a CONNECT proxy), and a
+// CONNECT proxy.
+type env struct {
+	base    string // the relay's ingest listener, plain HTTP
+	front   *httptest.Server
+	roots   *x509.CertPool
+	proxy   *agenttest.Proxy
+	sink    *sink
+	log     *slog.Logger
+	logs    *logBuffer
+	dataDir string
+	stop    func()
+}
+
+// destination extra keys, indented for the destination's mapping.
+const officeDest = `
+    retry: {initial_interval: 10ms, max_interval: 50ms}
+`
+
+func newEnv(t *testing.T, destExtra string) *env {
+	t.Helper()
+	log, logs := newLog(t)
+	e := &env{sink: newSink(t), log: log, logs: logs, dataDir: t.TempDir()}
+	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n" +
+		"store: {embedded: {path: " + e.dataDir + "}}\n" +
+		"delivery: {poll_interval: 50ms}\n" +
+		"agents: [{name: " + agentName + ", token: " + agentToken + "}]\n" +
+		"routes: [{webhook_id: \"1001\", to: [office]}]\n" +
+		"destinations:\n  - name: office\n    agent: " + agentName + "\n    url: " + e.sink.URL + "/hook\n" + destExtra
+	cfg, err := config.Load([]byte(text), "test.yaml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := relay.New(ctx, cfg, relay.Options{Logger: log, ShutdownTimeout: 5 * time.Second, AgentLease: testLease})
+	if err != nil {
+		cancel()
+		t.Fatalf("relay.New: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	e.stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay.Run: %v", err)
+		}
+	})
+	t.Cleanup(e.stop)
+	e.base = "http://" + srv.IngestAddr().String()
+
+	u, _ := url.Parse(e.base)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	e.front = httptest.NewUnstartedServer(rp)
+	e.front.Config.ErrorLog = rp.ErrorLog // handshakes cut by the proxy tests
+	e.front.StartTLS()
+	t.Cleanup(e.front.Close)
+	e.roots = x509.NewCertPool()
+	e.roots.AddCert(e.front.Certificate())
+	e.proxy = agenttest.NewProxy(t)
+	return e
+}
+
+// clientOptions are test-sized options for an agent reaching the relay
+// through the TLS front and the proxy.
+func (e *env) clientOptions(proxy *agenttest.Proxy) agent.ClientOptions {
+	return agent.ClientOptions{
+		Server:       e.front.URL,
+		Name:         agentName,
+		Token:        agentToken,
+		RootCAs:      e.roots,
+		Proxy:        http.ProxyURL(proxy.URL),
+		Concurrency:  4,
+		PollWait:     2 * time.Second,
+		DeadAfter:    2 * time.Second,
+		MinBackoff:   20 * time.Millisecond,
+		MaxBackoff:   200 * time.Millisecond,
+		DrainTimeout: 2 * time.Second,
+		Logger:       e.log,
+		Version:      "test",
+	}
+}
+
+// startAgent runs an agent in-process; stop (also run at cleanup) cancels
+// it and waits for Run to return.
+func startAgent(t *testing.T, o agent.ClientOptions) (c *agent.Client, stop func()) {
+	t.Helper()
+	c, err := agent.NewClient(o)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent Run: %v", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Errorf("agent Run did not return after cancel")
+		}
+	})
+	t.Cleanup(stop)
+	return c, stop
+}
+
+// post sends one callback with the given mid and returns its event id.
+func (e *env) post(t testing.TB, mid string) string {
+	t.Helper()
+	body := `{"mid":"` + mid + `","status":"ANSWER"}`
+	resp, err := http.Post(e.base+"/hooks/1001", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	defer resp.Body.Close()
+	var a struct {
+		Status  string `json:"status"`
+		EventID string `json:"event_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != http.StatusAccepted || a.Status != "accepted" {
+		t.Fatalf("POST: %d %+v %v", resp.StatusCode, a, err)
+	}
+	return a.EventID
+}
+
+// inspect stops the relay and reads an event's delivery to office from the
+// store it leaves behind.
+func (e *env) inspect(t testing.TB, eventID string) store.DeliveryRecord {
+	t.Helper()
+	e.stop()
+	st, err := bolt.Open(e.dataDir, bolt.Options{})
+	if err != nil {
+		t.Fatalf("bolt.Open: %v", err)
+	}
+	defer st.Close()
+	rec, err := st.Event(context.Background(), eventID)
+	if err != nil || len(rec.Deliveries) != 1 {
+		t.Fatalf("Event(%s) = %+v, %v", eventID, rec, err)
+	}
+	return rec.Deliveries[0]
+}

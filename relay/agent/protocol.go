@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// The agent protocol is two JSON-over-HTTPS calls on the relay's ingest
+// listener, both POST and both authenticated with HeaderAgent and a bearer
+// token. docs/agent.md describes it for people writing their own agent.
+const (
+	// PathLease long-polls for deliveries: the relay answers as soon as it
+	// has some, or empty after the wait.
+	PathLease = "/agent/v1/lease"
+	// PathReport reports outcomes and keeps held leases alive; it is also the
+	// agent's heartbeat.
+	PathReport = "/agent/v1/report"
+	// PathPrefix is where both are mounted.
+	PathPrefix = "/agent/v1/"
+	// HeaderAgent carries the agent's name.
+	HeaderAgent = "X-Relay-Agent"
+)
+
+// Acknowledgements of one reported outcome. Every value except ackRetry
+// means the relay is done with the report and the agent drops it.
+const (
+	ackRetry     = ""           // not recorded (store unavailable): send it again
+	ackReleased  = "released"   // given back unattempted, due now
+	ackLeaseLost = "lease_lost" // the lease expired or the outcome was already recorded
+	ackInvalid   = "invalid"    // unreadable ticket or not this agent's destination
+)
+
+// leaseRequest asks for up to Max deliveries, waiting up to WaitMS for some.
+type leaseRequest struct {
+	Max    int   `json:"max"`
+	WaitMS int64 `json:"wait_ms"`
+}
+
+// leaseResponse hands out deliveries. LeaseMS is how long a lease lasts
+// unless the agent extends it; the agent reports at least every HeartbeatMS.
+type leaseResponse struct {
+	Deliveries  []job `json:"deliveries"`
+	LeaseMS     int64 `json:"lease_ms"`
+	HeartbeatMS int64 `json:"heartbeat_ms"`
+}
+
+// job is one delivery for the agent to attempt: everything the attempt needs,
+// headers and signature already built by the relay.
+type job struct {
+	// Ticket is opaque to the agent; it goes back with the outcome and in
+	// the held list. It holds the lease token: never log it.
+	Ticket      string      `json:"ticket"`
+	ID          string      `json:"id"`
+	Destination string      `json:"destination"`
+	Attempt     int         `json:"attempt"`
+	URL         string      `json:"url"`
+	Host        string      `json:"host,omitempty"`
+	Header      http.Header `json:"header"`
+	Body        []byte      `json:"body"`
+	TimeoutMS   int64       `json:"timeout_ms"`
+	// SuccessStatus lists the statuses that count as delivered; empty means
+	// any 2xx.
+	SuccessStatus []int `json:"success_status,omitempty"`
+}
+
+// reportRequest carries finished attempts and the tickets still held (being
+// attempted or waiting for their outcome to be acknowledged), whose leases
+// the relay extends. An empty report is a heartbeat.
+type reportRequest struct {
+	Outcomes []outcome `json:"outcomes"`
+	Held     []string  `json:"held"`
+}
+
+// outcome is what one attempt produced, or a release of a delivery the agent
+// did not attempt.
+type outcome struct {
+	Ticket  string `json:"ticket"`
+	Release bool   `json:"release,omitempty"`
+	Status  int    `json:"status,omitempty"`
+	// Error is set when no response arrived; Final when no retry can fix it
+	// (the agent does not trust the receiver's certificate, say).
+	Error      string `json:"error,omitempty"`
+	Final      bool   `json:"final,omitempty"`
+	RetryAfter string `json:"retry_after,omitempty"`
+	Location   string `json:"location,omitempty"`
+	Response   string `json:"response,omitempty"`
+	DurationNS int64  `json:"duration_ns"`
+}
+
+// reportResponse acknowledges each outcome (same order) and lists the
+// indexes of held tickets whose leases are gone, so the agent stops working
+// on them.
+type reportResponse struct {
+	Acks        []string `json:"acks"`
+	Lost        []int    `json:"lost,omitempty"`
+	LeaseMS     int64    `json:"lease_ms"`
+	HeartbeatMS int64    `json:"heartbeat_ms"`
+}
+
+// errorResponse is the body of every refusal.
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// ticket is what the relay needs to record an outcome without remembering
+// anything: the lease and the fields the retry policy reads. The agent
+// echoes it back, so reports work whichever relay process (sharing a Redis
+// store) answers them.
+type ticket struct {
+	ID          string `json:"i"`
+	Lease       string `json:"l"`
+	Destination string `json:"d"`
+	EventID     string `json:"e"`
+	Attempts    int    `json:"a"`
+	CreatedAt   int64  `json:"c"` // unix nanoseconds
+}
+
+func newTicket(d store.Delivery) ticket {
+	return ticket{ID: d.ID, Lease: d.Lease, Destination: d.Destination, EventID: d.EventID,
+		Attempts: d.Attempts, CreatedAt: d.CreatedAt.UnixNano()}
+}
+
+func (t ticket) encode() string {
+	b, _ := json.Marshal(t) // plain strings and ints: cannot fail
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeTicket(s string) (ticket, error) {
+	var t ticket
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || t.ID == "" || t.Lease == "" || t.Destination == "" {
+		return ticket{}, fmt.Errorf("%w: unreadable", ErrBadTicket)
+	}
+	return t, nil
+}
+
+// delivery rebuilds the leased delivery that the ticket stands for.
+func (t ticket) delivery() store.Delivery {
+	return store.Delivery{
+		ID: t.ID, EventID: t.EventID, Destination: t.Destination, State: store.StatePending,
+		Attempts: t.Attempts, CreatedAt: time.Unix(0, t.CreatedAt), Lease: t.Lease,
+	}
+}
+
+func millis(d time.Duration) int64 { return d.Milliseconds() }
+
+func fromMillis(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

@@ -1,0 +1,188 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/relaygw/relay/relay/deliver"
+	"github.com/relaygw/relay/relay/store"
+)
+
+// serveReport records the agent's outcomes, extends the leases it still
+// holds, and answers which outcomes are done with and which leases are lost.
+func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.auth(w, r)
+	if !ok {
+		return
+	}
+	var req reportRequest
+	if !decodeRequest(w, r, &req) {
+		return
+	}
+	if len(req.Outcomes) > maxReportItems || len(req.Held) > maxReportItems {
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "too many items in one report"})
+		return
+	}
+	// An agent that hangs up mid-report must not leave outcomes half
+	// recorded; it sends the report again and gets lease_lost for the ones
+	// that were.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeCallTimeout)
+	defer cancel()
+
+	resp := reportResponse{
+		Acks:        make([]string, len(req.Outcomes)),
+		LeaseMS:     millis(s.opts.Lease),
+		HeartbeatMS: millis(s.opts.heartbeat()),
+	}
+	lost := make([]bool, len(req.Held))
+	sem := make(chan struct{}, recordParallel)
+	var wg sync.WaitGroup
+	for i, o := range req.Outcomes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			resp.Acks[i] = s.record(ctx, name, o)
+		})
+	}
+	for i, tk := range req.Held {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			lost[i] = s.extend(ctx, name, tk)
+		})
+	}
+	wg.Wait()
+	for i, l := range lost {
+		if l {
+			resp.Lost = append(resp.Lost, i)
+		}
+	}
+	if len(req.Outcomes) > 0 {
+		// Slots are free again: let a held poll look at once.
+		s.wakeAgent(name)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// ticketFor reads a ticket and checks that it belongs to one of the agent's
+// destinations. dest is nil when the destination is no longer configured.
+func (s *Server) ticketFor(name, raw string) (t ticket, dest *destination, ok bool) {
+	t, err := decodeTicket(raw)
+	if err != nil {
+		s.log.Warn("agent: unreadable ticket", "agent", name)
+		return t, nil, false
+	}
+	dest = s.tbl.Load().byName[t.Destination]
+	if dest != nil && dest.agent != name {
+		s.log.Warn("agent: ticket for another agent's destination refused", "agent", name, "destination", t.Destination)
+		return t, nil, false
+	}
+	return t, dest, true
+}
+
+// record applies the destination's policy to one reported outcome and
+// writes it, returning the acknowledgement.
+func (s *Server) record(ctx context.Context, name string, o outcome) string {
+	t, d, ok := s.ticketFor(name, o.Ticket)
+	if !ok {
+		return ackInvalid
+	}
+	dl := t.delivery()
+	if o.Release || d == nil {
+		// A destination removed by a reload keeps its deliveries queued,
+		// not judged by a policy that no longer exists.
+		ack := s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl)
+		if ack != ackRetry {
+			s.untrack(t.Destination, t.ID)
+		}
+		return ack
+	}
+	res := deliver.Result{
+		Status:   o.Status,
+		Location: o.Location,
+		Response: o.Response,
+		Took:     time.Duration(o.DurationNS),
+	}
+	if o.RetryAfter != "" {
+		res.Header = http.Header{"Retry-After": {o.RetryAfter}}
+	}
+	if o.Error != "" && o.Status == 0 {
+		res.Err = &reportedError{msg: o.Error, final: o.Final}
+	}
+	return s.recordResult(ctx, d, dl, res)
+}
+
+// recordResult writes the outcome of one attempt of dl, as a local worker
+// would, and returns the acknowledgement.
+func (s *Server) recordResult(ctx context.Context, d *destination, dl store.Delivery, res deliver.Result) string {
+	outcome, a, due := d.remote.Outcome(dl, res, s.opts.Now())
+	var err error
+	switch outcome {
+	case deliver.OutcomeSuccess:
+		err = s.q.Complete(ctx, dl, a)
+	case deliver.OutcomeRetry:
+		err = s.q.Retry(ctx, dl, a, due)
+	default:
+		err = s.q.DeadLetter(ctx, dl, a)
+	}
+	ack := s.ack(err, string(outcome), dl)
+	if ack == ackRetry {
+		return ack
+	}
+	s.untrack(d.name, dl.ID)
+	if ack != string(outcome) {
+		return ack
+	}
+	log := s.log.With("agent", d.agent, "destination", d.name, "delivery", dl.ID, "attempt", a.N, "status", a.Status)
+	switch outcome {
+	case deliver.OutcomeSuccess:
+		log.Debug("agent: delivered", "took", a.Duration)
+	case deliver.OutcomeRetry:
+		log.Info("agent: attempt failed; retry scheduled", "error", a.Error, "due", due)
+	default:
+		log.Warn("agent: dead-lettered", "error", a.Error)
+	}
+	if s.opts.OnAttempt != nil {
+		s.opts.OnAttempt(d.name, outcome, a.Status, a.Duration)
+	}
+	return ack
+}
+
+// ack maps a store write's error to an acknowledgement: done is the answer
+// for success; a lost lease means another holder (or an earlier copy of this
+// report) settled it; anything else asks the agent to report again.
+func (s *Server) ack(err error, done string, dl store.Delivery) string {
+	switch {
+	case err == nil:
+		return done
+	case errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
+		return ackLeaseLost
+	}
+	s.log.Warn("agent: recording an outcome failed; the agent will report it again", "delivery", dl.ID, "error", err)
+	return ackRetry
+}
+
+// extend pushes a held ticket's lease out by a lease period and reports
+// whether the lease is lost. Other failures leave the lease to run and are
+// tried again at the next heartbeat.
+func (s *Server) extend(ctx context.Context, name, raw string) (lost bool) {
+	t, d, ok := s.ticketFor(name, raw)
+	if !ok || d == nil {
+		return true
+	}
+	at := s.opts.Now()
+	err := s.q.ExtendLease(ctx, t.delivery(), s.opts.Lease)
+	switch {
+	case err == nil:
+		s.track(d.name, t.ID, at.Add(s.opts.Lease))
+		return false
+	case errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
+		s.untrack(d.name, t.ID)
+		return true
+	}
+	s.log.Warn("agent: extending a lease failed; will try at the next heartbeat", "delivery", t.ID, "error", err)
+	return false
+}

@@ -1,0 +1,428 @@
+package agent
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/deliver"
+)
+
+// Defaults for ServerOptions.
+const (
+	// DefaultLease is how long an agent's lease lasts without a heartbeat.
+	// An agent that dies mid-delivery holds its deliveries this long at most.
+	DefaultLease = 30 * time.Second
+	// DefaultPollWait is the longest the relay holds a lease poll open with
+	// nothing to hand out: under the 60 s idle timeout of common proxies.
+	DefaultPollWait = 25 * time.Second
+)
+
+// Limits on one request, so an agent (even an authenticated one) cannot
+// make the relay buffer or work without bound.
+const (
+	maxLeaseBatch   = 100
+	maxReportItems  = 1000
+	maxRequestBytes = 8 << 20
+	// deadlineGrace is added to a poll's wait for the connection deadlines.
+	deadlineGrace = 10 * time.Second
+	// storeCallTimeout bounds the store calls of one report.
+	storeCallTimeout = 10 * time.Second
+	// recordParallel bounds the store calls one report runs at once; they
+	// run together so the embedded store commits them in one group.
+	recordParallel = 32
+)
+
+// ServerOptions tunes a Server. The zero value is usable.
+type ServerOptions struct {
+	// Logger receives connection changes, refusals and outcomes; default
+	// slog.Default().
+	Logger *slog.Logger
+	// Lease is the visibility timeout of a delivery handed to an agent; the
+	// agent extends it every Lease/3 while it holds the delivery. Default
+	// DefaultLease.
+	Lease time.Duration
+	// PollWait caps how long a lease poll is held open; default
+	// DefaultPollWait.
+	PollWait time.Duration
+	// PollInterval is how often a held poll looks for deliveries that no
+	// Wake announced (retries coming due); default 500ms.
+	PollInterval time.Duration
+	// OnAttempt, if set, is called after every recorded attempt (metrics).
+	OnAttempt func(dest string, outcome deliver.Outcome, status int, took time.Duration)
+	// Now is the clock for signatures and due times; default time.Now.
+	Now func() time.Time
+	// Version goes into the User-Agent of deliveries; default "dev".
+	Version string
+	// CheckRetry and Backoff are the retry policy, as in deliver.Options.
+	CheckRetry deliver.CheckRetry
+	Backoff    deliver.Backoff
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.PollWait <= 0 {
+		o.PollWait = DefaultPollWait
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = config.DefaultPollInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CheckRetry == nil {
+		o.CheckRetry = deliver.DefaultCheckRetry
+	}
+	if o.Backoff == nil {
+		o.Backoff = deliver.DefaultBackoff
+	}
+	return o
+}
+
+// heartbeat is how often agents must report: three chances per lease.
+func (o ServerOptions) heartbeat() time.Duration { return o.Lease / 3 }
+
+// Server is the relay's end of the agent protocol. It leases the deliveries
+// of agent destinations from the store on behalf of the agents that poll for
+// them, extends those leases on the agents' heartbeats, and records the
+// outcomes they report with the destination's retry policy. It keeps no
+// delivery state of its own that matters for correctness: an agent that
+// vanishes simply stops extending, and the store hands its deliveries out
+// again when the leases expire.
+type Server struct {
+	q     deliver.Queue
+	opts  ServerOptions
+	log   *slog.Logger
+	tbl   atomic.Pointer[table]
+	dummy [sha256.Size]byte // compared against when the agent name is unknown
+	rot   atomic.Uint64     // rotates which destination a poll serves first
+
+	mu      sync.Mutex
+	agents  map[string]*presence
+	flights map[string]map[string]time.Time // destination → delivery → lease expiry
+
+	storeFailing atomic.Bool
+	quit         chan struct{}
+	closeOnce    sync.Once
+}
+
+// presence is what the server knows of the agents of one name.
+type presence struct {
+	lastSeen  time.Time
+	connected bool          // as last logged
+	wake      chan struct{} // closed and replaced by each wake-up
+}
+
+// table is the compiled config: swapped whole on Reload.
+type table struct {
+	tokens  map[string][sha256.Size]byte // agent name → SHA-256 of its token
+	order   []string                     // agent names, config order
+	byAgent map[string][]*destination
+	byName  map[string]*destination
+}
+
+// destination is an agent destination compiled for leasing and recording.
+type destination struct {
+	name    string
+	agent   string
+	url     string
+	remote  *deliver.Remote
+	success []int
+	limiter *rate.Limiter
+}
+
+// NewServer compiles cfg's agents and agent destinations. q is the store.
+func NewServer(q deliver.Queue, cfg *config.Config, opts ServerOptions) (*Server, error) {
+	s := &Server{
+		q:       q,
+		opts:    opts.withDefaults(),
+		agents:  map[string]*presence{},
+		flights: map[string]map[string]time.Time{},
+		quit:    make(chan struct{}),
+	}
+	s.log = s.opts.Logger
+	s.dummy = sha256.Sum256([]byte(rand.Text()))
+	if err := s.Reload(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload swaps in cfg's agents and agent destinations. Polls in progress
+// finish under the old ones; deliveries already handed out are recorded
+// under the new destination settings.
+func (s *Server) Reload(cfg *config.Config) error {
+	t, err := compile(cfg, s.opts)
+	if err != nil {
+		return err
+	}
+	s.tbl.Store(t)
+	return nil
+}
+
+func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
+	t := &table{
+		tokens:  map[string][sha256.Size]byte{},
+		byAgent: map[string][]*destination{},
+		byName:  map[string]*destination{},
+	}
+	for _, a := range cfg.Agents {
+		if _, dup := t.tokens[a.Name]; dup || a.Name == "" || a.Token == "" {
+			return nil, fmt.Errorf("%w: agent %q: missing or duplicate name, or no token", ErrBadConfig, a.Name)
+		}
+		t.tokens[a.Name] = sha256.Sum256([]byte(a.Token))
+		t.order = append(t.order, a.Name)
+	}
+	dopts := deliver.Options{
+		Now: opts.Now, Version: opts.Version, Backoff: opts.Backoff,
+		CheckRetry: reportedCheck(opts.CheckRetry),
+	}
+	for _, d := range cfg.Destinations {
+		if d.Agent == "" {
+			continue
+		}
+		if _, ok := t.tokens[d.Agent]; !ok {
+			return nil, fmt.Errorf("%w: destination %q: unknown agent %q", ErrBadConfig, d.Name, d.Agent)
+		}
+		r, err := deliver.NewRemote(d, dopts)
+		if err != nil {
+			return nil, fmt.Errorf("agent: destination %q: %w", d.Name, err)
+		}
+		cd := &destination{name: d.Name, agent: d.Agent, url: d.URL, remote: r, success: d.SuccessStatus}
+		if d.RateLimit > 0 {
+			cd.limiter = rate.NewLimiter(rate.Limit(d.RateLimit), 1)
+		}
+		t.byAgent[d.Agent] = append(t.byAgent[d.Agent], cd)
+		t.byName[d.Name] = cd
+	}
+	return t, nil
+}
+
+// reportedError is a transport error that an agent reported as text. The
+// agent judged whether a retry could fix it, since the error's type did not
+// survive the trip.
+type reportedError struct {
+	msg   string
+	final bool
+}
+
+func (e *reportedError) Error() string { return e.msg }
+
+// reportedCheck trusts the agent's verdict on its transport errors and asks
+// base about everything else.
+func reportedCheck(base deliver.CheckRetry) deliver.CheckRetry {
+	return func(status int, err error) bool {
+		var re *reportedError
+		if errors.As(err, &re) {
+			return !re.final
+		}
+		return base(status, err)
+	}
+}
+
+// Handler serves the agent protocol under PathPrefix. Mount it on the
+// ingest listener.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathLease, s.serveLease)
+	mux.HandleFunc("POST "+PathReport, s.serveReport)
+	return mux
+}
+
+// Wake tells the agents serving dest that a delivery is due now, so a held
+// poll hands it out at once. It never blocks; other destinations are
+// ignored.
+func (s *Server) Wake(dest string) {
+	if d := s.tbl.Load().byName[dest]; d != nil {
+		s.wakeAgent(d.agent)
+	}
+}
+
+// Close ends held polls (they answer with nothing) and refuses new ones, so
+// the HTTP server can shut down without waiting for them. Reports are still
+// recorded. Call it when the relay begins to shut down.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.quit) })
+}
+
+func (s *Server) closed() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// State is what the relay knows of the agents of one name.
+type State struct {
+	Name string `json:"name"`
+	// Connected is true when an agent of this name was heard from within
+	// the last lease period.
+	Connected bool      `json:"connected"`
+	LastSeen  time.Time `json:"last_seen,omitzero"`
+	// Destinations are the destinations this agent serves.
+	Destinations []string `json:"destinations"`
+	// InFlight counts deliveries handed to agents of this name by this
+	// process and not yet reported (or expired).
+	InFlight int `json:"in_flight"`
+}
+
+// States reports every configured agent, in config order.
+func (s *Server) States() []State {
+	t := s.tbl.Load()
+	out := make([]State, 0, len(t.order))
+	for _, name := range t.order {
+		st := State{Name: name, Destinations: []string{}}
+		st.Connected, st.LastSeen = s.presenceOf(name)
+		for _, d := range t.byAgent[name] {
+			st.Destinations = append(st.Destinations, d.name)
+			st.InFlight += s.inFlight(d.name)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Connected reports whether an agent called name was heard from within the
+// last lease period.
+func (s *Server) Connected(name string) bool {
+	c, _ := s.presenceOf(name)
+	return c
+}
+
+// DestinationState reports the agent that serves dest and whether it is
+// connected; ok is false when dest is not an agent destination. The admin
+// API shows a disconnected one as "agent disconnected".
+func (s *Server) DestinationState(dest string) (agentName string, connected, ok bool) {
+	d := s.tbl.Load().byName[dest]
+	if d == nil {
+		return "", false, false
+	}
+	return d.agent, s.Connected(d.agent), true
+}
+
+// presenceOf computes name's connection state, logging a change to
+// disconnected when it notices one.
+func (s *Server) presenceOf(name string) (bool, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.agents[name]
+	if p == nil {
+		return false, time.Time{}
+	}
+	c := s.opts.Now().Sub(p.lastSeen) < s.opts.Lease
+	if p.connected && !c {
+		p.connected = false
+		s.log.Warn("agent: disconnected; its deliveries wait until an agent connects", "agent", name, "last_seen", p.lastSeen)
+	}
+	return c, p.lastSeen
+}
+
+// presence returns name's record; s.mu must be held.
+func (s *Server) presence(name string) *presence {
+	p := s.agents[name]
+	if p == nil {
+		p = &presence{wake: make(chan struct{})}
+		s.agents[name] = p
+	}
+	return p
+}
+
+func (s *Server) seen(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.presence(name)
+	p.lastSeen = s.opts.Now()
+	if !p.connected {
+		p.connected = true
+		s.log.Info("agent: connected", "agent", name)
+	}
+}
+
+func (s *Server) wakeAgent(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.presence(name)
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
+func (s *Server) wakeChan(name string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.presence(name).wake
+}
+
+// auth checks the agent's name and token in constant time and answers 401
+// when they do not match. The log line says only that it happened: which of
+// the two was wrong would help someone guessing.
+func (s *Server) auth(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name := r.Header.Get(HeaderAgent)
+	tok, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got := sha256.Sum256([]byte(tok))
+	want, known := s.tbl.Load().tokens[name]
+	if !known {
+		want = s.dummy
+	}
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !known || !bearer {
+		s.log.Warn("agent: refused a request with a bad agent name or token", "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="relay-agent"`)
+		writeJSON(w, http.StatusUnauthorized, errorResponse{Error: "unauthorized"})
+		return "", false
+	}
+	s.seen(name)
+	return name, true
+}
+
+// decodeRequest reads a JSON body of at most maxRequestBytes, answering 413
+// or 400 itself when it cannot.
+func decodeRequest(w http.ResponseWriter, r *http.Request, v any) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{Error: "request too large"})
+		return false
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "request is not valid JSON"})
+		return false
+	}
+	return true
+}
+
+// writeJSON writes v with its length and flushes it, so a failed write is
+// seen here and the answer is complete once written.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return http.NewResponseController(w).Flush()
+}
