@@ -221,3 +221,58 @@ func TestHeaderSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestRetrySchedule covers retry.schedule: entry n is the wait after failed
+// attempt n, the last entry repeats, Retry-After wins only when longer, and
+// max_attempts defaults to the schedule's length plus one.
+func TestRetrySchedule(t *testing.T) {
+	svix := []config.Duration{0, config.Duration(5 * time.Second), config.Duration(5 * time.Minute), config.Duration(30 * time.Minute),
+		config.Duration(2 * time.Hour), config.Duration(5 * time.Hour), config.Duration(10 * time.Hour), config.Duration(10 * time.Hour)}
+	d := dest("d", "http://127.0.0.1:1/")
+	d.Retry = config.Retry{Schedule: svix, MaxAge: config.Duration(100 * time.Hour)}
+	opts := testOptions().withDefaults()
+	p, err := newProfile(d, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.set.maxAttempts != 9 {
+		t.Fatalf("max attempts = %d, want len(schedule)+1 = 9", p.set.maxAttempts)
+	}
+	retryAfter := func(v string) http.Header { return http.Header{"Retry-After": {v}} }
+	tests := []struct {
+		name     string
+		attempts int // made before this one
+		res      result
+		want     Outcome
+		wait     time.Duration
+	}{
+		{"first failure: entry 1 (0s)", 0, result{status: 500}, OutcomeRetry, 0},
+		{"second failure: entry 2", 1, result{status: 500}, OutcomeRetry, 5 * time.Second},
+		{"fourth failure: entry 4", 3, result{err: errors.New("connection reset")}, OutcomeRetry, 30 * time.Minute},
+		{"eighth failure: entry 8", 7, result{status: 503}, OutcomeRetry, 10 * time.Hour},
+		{"ninth failure: max_attempts", 8, result{status: 503}, OutcomeDead, 0},
+		{"longer Retry-After wins", 1, result{status: 429, header: retryAfter("60")}, OutcomeRetry, time.Minute},
+		{"shorter Retry-After loses", 2, result{status: 429, header: retryAfter("60")}, OutcomeRetry, 5 * time.Minute},
+	}
+	now := time.Now()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, due, _ := p.decide(&opts, store.Delivery{Attempts: tt.attempts, CreatedAt: now}, tt.res, now)
+			if got != tt.want {
+				t.Fatalf("outcome %s, want %s", got, tt.want)
+			}
+			if got == OutcomeRetry && due.Sub(now) != tt.wait {
+				t.Fatalf("due in %v, want exactly %v (no jitter)", due.Sub(now), tt.wait)
+			}
+		})
+	}
+
+	// With more attempts than entries, the last entry repeats.
+	d.Retry = config.Retry{Schedule: svix[:2], MaxAttempts: 6, MaxAge: config.Duration(time.Hour)}
+	if p, err = newProfile(d, &opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, due, _ := p.decide(&opts, store.Delivery{Attempts: 4, CreatedAt: now}, result{status: 500}, now); due.Sub(now) != 5*time.Second {
+		t.Fatalf("attempt 5 beyond the schedule: due in %v, want the last entry, 5s", due.Sub(now))
+	}
+}
