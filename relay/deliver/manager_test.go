@@ -36,7 +36,7 @@ func TestUpdateChangesAddsAndRemoves(t *testing.T) {
 	aNew := aOld
 	aNew.Headers = map[string]string{"X-Version": "2"}
 	aNew.Timeout = config.Duration(time.Millisecond) // would fail the held attempt if it applied
-	aNew.Line = 42                                    // moved in the file: not itself a change
+	aNew.Line = 42                                   // moved in the file: not itself a change
 	bDest := dest("b", b.URL)
 	office := config.Destination{Name: "office", Agent: "office-1", URL: "http://10.0.0.5/hook"}
 	if err := r.Update([]config.Destination{aNew, bDest, office}); err != nil {
