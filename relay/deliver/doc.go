@@ -3,9 +3,10 @@
 // It owns the delivery side of Relay: one dispatcher goroutine per
 // destination that leases due deliveries from the store (no more than the
 // destination has free workers), a bounded pool of workers per destination
-// that each make one HTTP attempt, the retry policy (CheckRetry, Backoff) and
+// that each make one HTTP attempt, the retry policy (CheckRetry, Backoff, or
+// an explicit retry.schedule), a circuit breaker per destination, and
 // Standard Webhooks signing (Signer). Destinations served by an agent are not
-// dispatched here.
+// dispatched here; Remote and Sender give the agent the same rules.
 //
 // Retries are never kept in memory: a failed attempt is recorded with
 // Queue.Retry and a due time, and the delivery comes back through Lease when
@@ -15,17 +16,41 @@
 // takes the delivery over, so delivery is at-least-once. Receivers
 // deduplicate on the Idempotency-Key or webhook-id header.
 //
+// A worker frees its slot as soon as the attempt is classified and writes
+// the outcome afterwards, so the next attempt runs while the store commits
+// the last one, and outcomes of many workers share one commit. The number of
+// deliveries a destination holds (attempting or being recorded) is bounded,
+// so a slow store cannot pile up leases.
+//
+// The circuit breaker counts consecutive failed attempts of any kind. At
+// circuit.failures it opens: the dispatcher stops leasing, so deliveries
+// wait in the queue without spending attempts, and deliveries already leased
+// but not yet attempted are released. After circuit.cooldown one probe
+// delivery is leased; its success closes the circuit, its failure opens it
+// for another cooldown. Workers record each result before freeing their
+// slot, so with concurrency 1 no attempt follows the one that opened it.
+// The breaker is per process: with the Redis store each relay keeps its own.
+//
 // HTTP goes through github.com/hashicorp/go-retryablehttp with its retry loop
 // turned off (RetryMax 0, a CheckRetry that never retries,
 // PassthroughErrorHandler). What it adds here is the rewindable request body:
 // it sets GetBody, which lets net/http replay the POST on a pooled connection
 // that the server had closed (net/http does this for requests carrying an
-// Idempotency-Key), and its request and response hooks are there for later
-// use. Its logger is off because it would print the URL's query string.
+// Idempotency-Key). Its logger is off because it would print the URL's query
+// string.
 //
 // Each destination has its own http.Client and connection pool: a
-// destination that hangs exhausts only its own. Redirects are not followed
-// (a 3xx is a retryable failure naming the Location), so a receiver can never
-// point a signed body somewhere else. URLs are logged and recorded without
-// userinfo or query, and header values and secrets are never logged.
+// destination that hangs exhausts only its own. Its timeout bounds the whole
+// attempt, redirects and reading the response included; the response body is
+// read to 64 KiB at most and 1 KiB of it is kept. Redirects are not followed
+// by default (a 3xx is a retryable failure naming the Location), so a
+// receiver cannot point a signed body somewhere else; with follow_redirects,
+// 301, 302, 307 and 308 are followed up to 5 times, to the same scheme only,
+// re-sending the POST, and without Authorization or Cookie headers once the
+// host changes. URLs are logged and recorded without userinfo or query, and
+// header values and secrets are never logged.
+//
+// Manager.Update applies a new destination list (a config reload) without
+// stopping anything, and Manager.States reports each destination's circuit,
+// attempts in flight and last results for the admin API and metrics.
 package deliver

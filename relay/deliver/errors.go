@@ -12,9 +12,10 @@ var (
 	ErrBadSecret = errors.New("deliver: bad signing secret")
 	// ErrStatus reports a response whose status is not a success.
 	ErrStatus = errors.New("deliver: unsuccessful status")
-	// ErrRedirect reports a 3xx response. Redirects are never followed: a
-	// relay that followed them would send the body and signature wherever the
-	// receiver points.
+	// ErrRedirect reports a 3xx response that was not followed: redirects
+	// are not followed unless follow_redirects is set (a relay that followed
+	// them would send the body and signature wherever the receiver points),
+	// and even then not a 303, another scheme, or a sixth hop.
 	ErrRedirect = errors.New("deliver: redirect not followed")
 	// ErrNoEvent reports a leased delivery without its event (the store lost
 	// or pruned the body), which no retry can fix.
