@@ -1,0 +1,471 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/bolt"
+)
+
+// These tests speak the protocol by hand against a Server on a real
+// embedded store, to pin down what the relay does with each report.
+
+const serverConfig = `
+agents:
+  - {name: office-1, token: tok-1}
+  - {name: office-2, token: tok-2}
+destinations:
+  - {name: office, agent: office-1, url: "http://10.0.0.5/hook", retry: {max_attempts: 5, initial_interval: 1s, max_interval: 2s}}
+  - {name: office-once, agent: office-1, url: "http://10.0.0.5/once", retry: {max_attempts: 1}}
+  - {name: office-202, agent: office-1, url: "http://10.0.0.5/202", success_status: [202]}
+  - {name: pair, agent: office-1, url: "http://10.0.0.5/pair", concurrency: 2}
+  - {name: slow, agent: office-1, url: "http://10.0.0.5/slow", rate_limit: 0.001}
+  - {name: other, agent: office-2, url: "http://10.0.0.6/hook"}
+  - {name: direct, url: "http://127.0.0.1:1/direct"}
+`
+
+type testServer struct {
+	*Server
+	st   *bolt.Store
+	url  string
+	logs *bytes.Buffer
+	mu   *sync.Mutex
+}
+
+func newTestServer(t *testing.T, opts ServerOptions) *testServer {
+	t.Helper()
+	cfg, err := config.Load([]byte(serverConfig), "agents.yaml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	st, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ts := &testServer{st: st, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{ts.mu, ts.logs}, nil))
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 10 * time.Millisecond
+	}
+	ts.Server, err = NewServer(st, cfg, opts)
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	hs := httptest.NewServer(ts.Handler())
+	t.Cleanup(hs.Close)
+	t.Cleanup(ts.Close) // before hs.Close: ends held polls
+	ts.url = hs.URL
+	return ts
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (ts *testServer) log() string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.logs.String()
+}
+
+// queue accepts one event for dest and returns its id.
+func (ts *testServer) queue(t *testing.T, dest string) string {
+	t.Helper()
+	ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: []byte(`{"mid":"x"}`), ReceivedAt: time.Now()}
+	res, err := ts.st.Accept(context.Background(), ev, []string{dest}, store.Dedupe{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.EventID
+}
+
+func (ts *testServer) delivery(t *testing.T, eventID string) store.DeliveryRecord {
+	t.Helper()
+	rec, err := ts.st.Event(context.Background(), eventID)
+	if err != nil || len(rec.Deliveries) != 1 {
+		t.Fatalf("Event(%s) = %+v, %v", eventID, rec, err)
+	}
+	return rec.Deliveries[0]
+}
+
+// call makes one protocol call as agent name and decodes a 200 answer.
+func (ts *testServer) call(t *testing.T, name, path string, in, out any) int {
+	t.Helper()
+	b, _ := json.Marshal(in)
+	req, _ := http.NewRequest(http.MethodPost, ts.url+path, bytes.NewReader(b))
+	req.Header.Set(HeaderAgent, name)
+	req.Header.Set("Authorization", "Bearer tok-"+strings.TrimPrefix(name, "office-"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s: decode: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (ts *testServer) lease(t *testing.T, name string, n int, wait time.Duration) []job {
+	t.Helper()
+	var resp leaseResponse
+	if code := ts.call(t, name, PathLease, leaseRequest{Max: n, WaitMS: millis(wait)}, &resp); code != http.StatusOK {
+		t.Fatalf("lease: status %d", code)
+	}
+	return resp.Deliveries
+}
+
+// leaseOne waits for the next delivery of dest.
+func (ts *testServer) leaseOne(t *testing.T, name, dest string) job {
+	t.Helper()
+	for range 50 {
+		for _, j := range ts.lease(t, name, 1, 200*time.Millisecond) {
+			if j.Destination == dest {
+				return j
+			}
+			t.Fatalf("leased %s of %s, want one of %s", j.ID, j.Destination, dest)
+		}
+	}
+	t.Fatalf("no delivery of %s handed out", dest)
+	return job{}
+}
+
+func (ts *testServer) report(t *testing.T, name string, req reportRequest) reportResponse {
+	t.Helper()
+	var resp reportResponse
+	if code := ts.call(t, name, PathReport, req, &resp); code != http.StatusOK {
+		t.Fatalf("report: status %d", code)
+	}
+	return resp
+}
+
+// TestReportOutcomes reports one outcome of each kind and checks the
+// acknowledgement and what the store recorded: the destination's policy, as
+// for direct delivery.
+func TestReportOutcomes(t *testing.T) {
+	tests := []struct {
+		name    string
+		dest    string
+		out     outcome
+		wantAck string
+		check   func(t *testing.T, d store.DeliveryRecord)
+	}{
+		{"success", "office", outcome{Status: 200}, "success", func(t *testing.T, d store.DeliveryRecord) {
+			if d.State != store.StateDelivered || len(d.AttemptLog) != 1 || d.AttemptLog[0].Status != 200 {
+				t.Errorf("got %s %+v, want delivered with one attempt", d.State, d.AttemptLog)
+			}
+		}},
+		{"retryable status", "office", outcome{Status: 500, Response: "oops"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
+			if d.State != store.StatePending || d.Attempts != 1 || !d.DueAt.After(time.Now()) || !strings.Contains(d.LastError, "500") {
+				t.Errorf("got %s, %d attempts, due %v, error %q; want pending, retried later", d.State, d.Attempts, d.DueAt, d.LastError)
+			}
+			if d.AttemptLog[0].Response != "oops" {
+				t.Errorf("response %q not recorded", d.AttemptLog[0].Response)
+			}
+		}},
+		{"final status", "office", outcome{Status: 400}, "dead", func(t *testing.T, d store.DeliveryRecord) {
+			if d.State != store.StateDead || !strings.Contains(d.LastError, "not retryable") {
+				t.Errorf("got %s %q, want dead, not retryable", d.State, d.LastError)
+			}
+		}},
+		{"retry-after wins", "office", outcome{Status: 503, RetryAfter: "120"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
+			if d.DueAt.Before(time.Now().Add(110 * time.Second)) {
+				t.Errorf("due %v, want Retry-After's 120s from now", d.DueAt)
+			}
+		}},
+		{"status outside success_status", "office-202", outcome{Status: 200}, "retry", nil},
+		{"status in success_status", "office-202", outcome{Status: 202}, "success", nil},
+		{"transport error", "office", outcome{Error: "dial tcp 10.0.0.5:80: connect: connection refused"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
+			if !strings.Contains(d.LastError, "connection refused") || d.LastStatus != 0 {
+				t.Errorf("last error %q status %d, want the agent's error text and no status", d.LastError, d.LastStatus)
+			}
+		}},
+		{"final transport error", "office", outcome{Error: "tls: failed to verify certificate", Final: true}, "dead", nil},
+		{"max_attempts", "office-once", outcome{Status: 500}, "dead", func(t *testing.T, d store.DeliveryRecord) {
+			if !strings.Contains(d.LastError, "max_attempts") {
+				t.Errorf("last error %q, want the max_attempts reason", d.LastError)
+			}
+		}},
+		{"release", "office", outcome{Release: true}, "released", func(t *testing.T, d store.DeliveryRecord) {
+			if d.State != store.StatePending || d.Attempts != 0 {
+				t.Errorf("got %s with %d attempts, want pending with none", d.State, d.Attempts)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, ServerOptions{})
+			id := ts.queue(t, tc.dest)
+			j := ts.leaseOne(t, "office-1", tc.dest)
+			if j.URL == "" || j.Header.Get("Idempotency-Key") == "" || string(j.Body) != `{"mid":"x"}` || j.TimeoutMS <= 0 {
+				t.Fatalf("job lacks what the attempt needs: %+v", j)
+			}
+			tc.out.Ticket = j.Ticket
+			resp := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{tc.out}})
+			if len(resp.Acks) != 1 || resp.Acks[0] != tc.wantAck {
+				t.Fatalf("acks %q, want [%q]", resp.Acks, tc.wantAck)
+			}
+			if tc.check != nil {
+				tc.check(t, ts.delivery(t, id))
+			}
+			// The same report again is settled already.
+			if again := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{tc.out}}); again.Acks[0] != ackLeaseLost {
+				t.Errorf("second report acked %q, want %q", again.Acks[0], ackLeaseLost)
+			}
+		})
+	}
+}
+
+// TestTicketChecks refuses tickets that are unreadable or belong to another
+// agent's destination, and leaves the delivery alone.
+func TestTicketChecks(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{})
+	id := ts.queue(t, "other")
+	j := ts.leaseOne(t, "office-2", "other")
+	resp := ts.report(t, "office-1", reportRequest{
+		Outcomes: []outcome{{Ticket: j.Ticket, Status: 200}, {Ticket: "not-a-ticket", Status: 200}},
+		Held:     []string{j.Ticket},
+	})
+	if resp.Acks[0] != ackInvalid || resp.Acks[1] != ackInvalid {
+		t.Errorf("acks %q, want both invalid", resp.Acks)
+	}
+	if len(resp.Lost) != 1 {
+		t.Errorf("lost %v: another agent's held ticket must not be extended", resp.Lost)
+	}
+	if d := ts.delivery(t, id); d.State != store.StatePending || d.Attempts != 0 {
+		t.Errorf("delivery %s with %d attempts; a refused report must not change it", d.State, d.Attempts)
+	}
+	if ack := ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: j.Ticket, Status: 200}}}).Acks[0]; ack != "success" {
+		t.Errorf("owner's report acked %q, want success", ack)
+	}
+}
+
+// TestLeaseExpiresWithoutHeartbeat: a delivery whose agent stops reporting
+// is handed out again once its lease expires, and the first holder's late
+// outcome is refused.
+func TestLeaseExpiresWithoutHeartbeat(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{Lease: 200 * time.Millisecond})
+	id := ts.queue(t, "office")
+	first := ts.leaseOne(t, "office-1", "office")
+	second := ts.leaseOne(t, "office-1", "office")
+	if first.ID != second.ID || first.Ticket == second.Ticket {
+		t.Fatalf("re-offered %s (same ticket: %v), want %s with a new lease", second.ID, first.Ticket == second.Ticket, first.ID)
+	}
+	resp := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{
+		{Ticket: first.Ticket, Status: 200}, {Ticket: second.Ticket, Status: 200},
+	}})
+	if resp.Acks[0] != ackLeaseLost || resp.Acks[1] != "success" {
+		t.Errorf("acks %q, want the expired lease refused and the live one recorded", resp.Acks)
+	}
+	if d := ts.delivery(t, id); d.State != store.StateDelivered || len(d.AttemptLog) != 1 {
+		t.Errorf("delivery %s with %d attempts, want delivered once", d.State, len(d.AttemptLog))
+	}
+}
+
+// TestHeartbeatKeepsLease: while the agent reports the ticket as held, the
+// delivery is not handed to anyone else, however long the attempt runs.
+func TestHeartbeatKeepsLease(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{Lease: 300 * time.Millisecond})
+	ts.queue(t, "office")
+	j := ts.leaseOne(t, "office-1", "office")
+	for range 10 { // three lease periods
+		if resp := ts.report(t, "office-1", reportRequest{Held: []string{j.Ticket}}); len(resp.Lost) != 0 {
+			t.Fatalf("lease lost although extended at every heartbeat")
+		}
+		if again := ts.lease(t, "office-1", 1, 100*time.Millisecond); len(again) != 0 {
+			t.Fatalf("re-offered while held: %s", again[0].ID)
+		}
+	}
+}
+
+// TestLeaseLimits: a poll never takes more than the destination's
+// concurrency leaves free, nor more than its rate limit allows.
+func TestLeaseLimits(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{})
+	for range 4 {
+		ts.queue(t, "pair")
+	}
+	got := ts.lease(t, "office-1", 10, time.Second)
+	if len(got) != 2 {
+		t.Fatalf("first poll got %d deliveries of a destination with concurrency 2", len(got))
+	}
+	if more := ts.lease(t, "office-1", 10, 0); len(more) != 0 {
+		t.Fatalf("got %d more while 2 are in flight", len(more))
+	}
+	ts.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: got[0].Ticket, Status: 200}}})
+	if more := ts.lease(t, "office-1", 10, time.Second); len(more) != 1 {
+		t.Fatalf("got %d after one finished, want 1", len(more))
+	}
+
+	for range 3 {
+		ts.queue(t, "slow")
+	}
+	var slow int
+	for _, j := range ts.lease(t, "office-1", 10, time.Second) {
+		if j.Destination == "slow" {
+			slow++
+		}
+	}
+	if slow != 1 {
+		t.Errorf("got %d deliveries of a destination limited to one per 1000 s, want the burst of 1", slow)
+	}
+}
+
+// TestConnectedState follows an agent's presence on a fake clock: unknown
+// until it calls, connected after, disconnected a lease period after its
+// last call.
+func TestConnectedState(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Now: clock})
+
+	if ts.Connected("office-1") {
+		t.Error("connected before any call")
+	}
+	ts.report(t, "office-1", reportRequest{})
+	if agent, connected, ok := ts.DestinationState("office"); agent != "office-1" || !connected || !ok {
+		t.Errorf("DestinationState(office) = %q %v %v, want office-1 connected", agent, connected, ok)
+	}
+	if _, _, ok := ts.DestinationState("direct"); ok {
+		t.Error("a direct destination reported as an agent destination")
+	}
+	states := ts.States()
+	if len(states) != 2 || states[0].Name != "office-1" || !states[0].Connected || len(states[0].Destinations) != 5 ||
+		states[1].Name != "office-2" || states[1].Connected {
+		t.Errorf("States() = %+v", states)
+	}
+
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if ts.Connected("office-1") {
+		t.Error("still connected a lease period after the last call")
+	}
+	if !strings.Contains(ts.log(), "agent: disconnected") {
+		t.Error("the change to disconnected was not logged")
+	}
+}
+
+// TestCloseEndsPolls: Close answers held polls at once and refuses new ones,
+// so the HTTP server can shut down.
+func TestCloseEndsPolls(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{PollWait: time.Hour})
+	type answer struct {
+		code int
+		jobs []job
+	}
+	done := make(chan answer, 1)
+	go func() {
+		b, _ := json.Marshal(leaseRequest{Max: 1, WaitMS: millis(time.Hour)})
+		req, _ := http.NewRequest(http.MethodPost, ts.url+PathLease, bytes.NewReader(b))
+		req.Header.Set(HeaderAgent, "office-1")
+		req.Header.Set("Authorization", "Bearer tok-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{}
+			return
+		}
+		defer resp.Body.Close()
+		var lr leaseResponse
+		json.NewDecoder(resp.Body).Decode(&lr)
+		done <- answer{resp.StatusCode, lr.Deliveries}
+	}()
+	// Wait until the poll has arrived: the agent shows as connected.
+	for !ts.Connected("office-1") {
+		time.Sleep(time.Millisecond)
+	}
+	ts.Close()
+	select {
+	case a := <-done:
+		// 200 with nothing when the poll was held, 503 if Close won the race.
+		if (a.code != http.StatusOK && a.code != http.StatusServiceUnavailable) || len(a.jobs) != 0 {
+			t.Errorf("poll ended by Close: status %d, %d deliveries", a.code, len(a.jobs))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("held poll not ended by Close")
+	}
+	var resp leaseResponse
+	if code := ts.call(t, "office-1", PathLease, leaseRequest{Max: 1}, &resp); code != http.StatusServiceUnavailable {
+		t.Errorf("poll after Close: status %d, want 503", code)
+	}
+}
+
+// TestBadRequests: malformed and oversized bodies are refused with a JSON
+// error.
+func TestBadRequests(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{})
+	tests := []struct {
+		name string
+		body string
+		want int
+	}{
+		{"not JSON", "{", http.StatusBadRequest},
+		{"too large", `{"held":["` + strings.Repeat("x", maxRequestBytes) + `"]}`, http.StatusRequestEntityTooLarge},
+		{"too many items", `{"held":[` + strings.TrimSuffix(strings.Repeat(`"x",`, maxReportItems+1), ",") + `]}`, http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, ts.url+PathReport, strings.NewReader(tc.body))
+			req.Header.Set(HeaderAgent, "office-1")
+			req.Header.Set("Authorization", "Bearer tok-1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e errorResponse
+			if resp.StatusCode != tc.want || json.NewDecoder(resp.Body).Decode(&e) != nil || e.Error == "" {
+				t.Errorf("status %d error %q, want %d with a message", resp.StatusCode, e.Error, tc.want)
+			}
+		})
+	}
+	resp, err := http.Get(ts.url + PathLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET %s: %d, want 405", PathLease, resp.StatusCode)
+	}
+}
+
+func TestNewServerRefusesBadConfig(t *testing.T) {
+	for _, cfg := range []*config.Config{
+		{Agents: []config.Agent{{Name: "a"}}},
+		{Agents: []config.Agent{{Name: "a", Token: "t"}, {Name: "a", Token: "u"}}},
+		{Destinations: []config.Destination{{Name: "d", Agent: "nobody", URL: "http://x/"}}},
+	} {
+		if _, err := NewServer(nil, cfg, ServerOptions{}); err == nil {
+			t.Errorf("NewServer(%+v) accepted", cfg)
+		}
+	}
+}
+
+func ExampleNewClient() {
+	_, err := NewClient(ClientOptions{Server: "http://relay.example.com", Name: "office-1", Token: "t"})
+	fmt.Println(err)
+	// Output: agent: bad server URL: http://relay.example.com is plain http; use https, or -insecure for local testing
+}
