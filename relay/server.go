@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/agent"
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/ingest"
 	"github.com/relaygw/relay/relay/route"
@@ -26,6 +27,9 @@ type Options struct {
 	Version string
 	// ShutdownTimeout bounds each shutdown step (ingest drain, delivery drain).
 	ShutdownTimeout time.Duration
+	// AgentLease is how long a delivery handed to an agent stays leased
+	// without the agent's heartbeat; default agent.DefaultLease.
+	AgentLease time.Duration
 }
 
 // Server is one running relay: listeners, store and delivery workers.
@@ -36,6 +40,7 @@ type Server struct {
 	store   store.Store
 	ingest  *ingest.Handler
 	deliver *deliver.Manager
+	agents  *agent.Server
 
 	ingestLn, adminLn   net.Listener
 	ingestSrv, adminSrv *http.Server
@@ -102,10 +107,20 @@ func (s *Server) build() error {
 		return fmt.Errorf("relay: delivery: %w", err)
 	}
 	s.deliver = dm
+	s.agents, err = agent.NewServer(s.store, s.cfg, agent.ServerOptions{
+		Logger:       s.log,
+		Lease:        s.opts.AgentLease,
+		PollInterval: s.cfg.Delivery.PollInterval.D(),
+		Version:      s.opts.Version,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: agents: %w", err)
+	}
 	s.ingest = ingest.NewHandler(s.store, ingestSettings(s.cfg), s.log)
 	s.ingest.OnAccepted = func(dests []string) {
 		for _, d := range dests {
 			dm.Wake(d)
+			s.agents.Wake(d)
 		}
 	}
 	return nil
@@ -132,7 +147,13 @@ func (s *Server) listen() error {
 		s.ingestLn.Close()
 		return fmt.Errorf("relay: admin listener: %w", err)
 	}
-	s.ingestSrv = newHTTPServer(s.ingest, s.log)
+	// Agents dial in on the ingest listener: it is the one already reachable
+	// from outside. Closing the agent server ends held polls at shutdown.
+	mux := http.NewServeMux()
+	mux.Handle(agent.PathPrefix, s.agents.Handler())
+	mux.Handle("/", s.ingest)
+	s.ingestSrv = newHTTPServer(mux, s.log)
+	s.ingestSrv.RegisterOnShutdown(s.agents.Close)
 	s.adminSrv = newHTTPServer(admin.NewHandler(admin.Options{Store: s.store}), s.log)
 	return nil
 }

@@ -30,6 +30,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCheck(rest, stdout, stderr)
 	case "sink":
 		return runSink(ctx, rest, stdout, stderr)
+	case "agent":
+		return runAgent(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "relay %s\n", version)
 		return 0

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/relaygw/relay/relay/agent"
+)
+
+// agentFlags are the flags of `relay agent`.
+type agentFlags struct {
+	server, token, name, ca string
+	insecure                bool
+	concurrency             int
+	drain                   time.Duration
+	level, format           string
+}
+
+func (f *agentFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "the relay's URL, https://... (required)")
+	fs.StringVar(&f.token, "token", "", "this agent's token from the relay's agents config (default $RELAY_AGENT_TOKEN, which keeps it out of ps)")
+	fs.StringVar(&f.name, "name", "", "this agent's name from the relay's agents config (required)")
+	fs.StringVar(&f.ca, "ca", "", "PEM file of CA certificates to trust for the relay, besides the system's")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow a plain http:// server URL, for local testing only (TLS is never skipped)")
+	fs.IntVar(&f.concurrency, "concurrency", agent.DefaultConcurrency, "deliveries attempted at once")
+	fs.DurationVar(&f.drain, "drain-timeout", agent.DefaultDrainTimeout, "on SIGTERM, how long running attempts may finish")
+	fs.StringVar(&f.level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.format, "log-format", "text", "log format: text or json")
+}
+
+// runAgent runs the behind-the-firewall agent until SIGINT or SIGTERM.
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f agentFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if f.token == "" {
+		f.token = os.Getenv("RELAY_AGENT_TOKEN")
+	}
+	if f.server == "" || f.name == "" || f.token == "" {
+		fmt.Fprintln(stderr, "relay agent: -server, -name and -token (or $RELAY_AGENT_TOKEN) are required")
+		return 2
+	}
+	log, err := newLogger(stderr, f.level, f.format)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay agent: %v\n", err)
+		return 2
+	}
+	opts := agent.ClientOptions{
+		Server:       f.server,
+		Name:         f.name,
+		Token:        f.token,
+		Insecure:     f.insecure,
+		Concurrency:  f.concurrency,
+		DrainTimeout: f.drain,
+		Logger:       log,
+		Version:      version,
+	}
+	if f.ca != "" {
+		if opts.RootCAs, err = agent.LoadCA(f.ca); err != nil {
+			fmt.Fprintf(stderr, "relay agent: %v\n", err)
+			return 1
+		}
+	}
+	c, err := agent.NewClient(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay agent: %v\n", err)
+		if errors.Is(err, agent.ErrServerURL) || errors.Is(err, agent.ErrBadConfig) {
+			return 2
+		}
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := c.Run(ctx); err != nil {
+		log.Error("relay agent: stopped with error", "err", err)
+		return 1
+	}
+	return 0
+}
