@@ -13,6 +13,8 @@ Usage:
   relay serve   [-config FILE]   run the proxy (FILE: $RELAY_CONFIG, then relay.yaml)
   relay check   [-config FILE]   validate a config file
   relay sink    [-listen ADDR]   run a test receiver that prints every request
+  relay agent   -server URL -token T -name NAME [-ca FILE] [-insecure]
+                                 deliver behind a firewall: dial out to the relay, POST to private URLs
   relay version                  print the version
 `
 
