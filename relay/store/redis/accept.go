@@ -10,16 +10,28 @@ import (
 )
 
 // Accept claims the dedupe key, stores the event and queues one delivery per
-// destination in one script, one round trip. A Dedupe with a zero TTL claims
-// the key with no expiry. An event without an ID gets one.
+// destination, all in one script call that concurrent Accepts share (see
+// submitAccept). A Dedupe with a zero TTL claims the key with no expiry. An
+// event without an ID gets one.
 func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
 	if ev.ID == "" {
 		ev.ID = store.NewID("evt_")
 	}
-	op := "accept " + ev.ID
+	if err := s.check(); err != nil {
+		return store.AcceptResult{}, fmt.Errorf("redis: accept %s: %w", ev.ID, err)
+	}
+	r, err := newAcceptReq(ctx, ev, dests, dd)
+	if err != nil {
+		return store.AcceptResult{}, fmt.Errorf("redis: accept %s: %w", ev.ID, err)
+	}
+	return s.submitAccept(r)
+}
+
+// newAcceptReq prepares ev's part of the accept script's arguments.
+func newAcceptReq(ctx context.Context, ev store.Event, dests []string, dd store.Dedupe) (*acceptReq, error) {
 	dj, err := destsJSON(dests)
 	if err != nil {
-		return store.AcceptResult{}, fmt.Errorf("redis: %s: %w", op, err)
+		return nil, err
 	}
 	received := "" // the script then stamps the server's time
 	if !ev.ReceivedAt.IsZero() {
@@ -33,18 +45,7 @@ func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dd s
 		ev.ID, dd.Key, ttl, ev.WebhookID, ev.DedupeKey, ev.ContentType, ev.Body,
 		received, dj, len(dests))
 	args = appendRoute(args, dests)
-
-	reply, err := s.run(ctx, s.sc.accept, args...)
-	if err != nil {
-		return store.AcceptResult{}, s.fail(op, err)
-	}
-	arr, err := array(reply)
-	if err != nil || len(arr) != 3 {
-		return store.AcceptResult{}, fmt.Errorf("redis: %s: bad reply %v: %v", op, reply, err)
-	}
-	n, _ := integer(arr[2])
-	dup, _ := integer(arr[0])
-	return store.AcceptResult{EventID: text(arr[1]), Duplicate: dup == 1, Deliveries: int(n)}, nil
+	return &acceptReq{ctx: ctx, id: ev.ID, args: args, done: make(chan struct{})}, nil
 }
 
 // ReplayParked routes a parked event to dests, queued due now. With no dests

@@ -4,7 +4,9 @@
 // Every key lives under Options.Prefix. Every step that touches more than one
 // key is one Lua script (EVALSHA, loaded once), so a crash or a lost
 // connection never leaves a dedupe claim without its event and deliveries.
-// Accept is one round trip per event.
+// Accept is one script call per event, except that Accepts arriving while
+// others are on their way share the next call: the script still decides
+// each event on its own, and each caller is answered once the call is done.
 //
 // # Keys
 //

@@ -54,6 +54,7 @@ type Store struct {
 	retention time.Duration
 	log       *slog.Logger
 	closed    atomic.Bool
+	accepts   acceptQueue
 }
 
 var _ store.Store = (*Store)(nil)

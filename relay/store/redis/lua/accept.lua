@@ -1,48 +1,85 @@
--- accept: claim the dedupe key, store the event, queue its deliveries.
--- ARGV: prefix, event id, dedupe key ('' = none), dedupe ttl ms (0 = none),
+-- accept: for each event of a batch, claim its dedupe key, store it and
+-- queue its deliveries. Concurrent Accepts share one call (see batch.go);
+-- each event is decided on its own, in order, as if accepted alone.
+-- ARGV: prefix, number of events, then per event:
+--       event id, dedupe key ('' = none), dedupe ttl ms (0 = none),
 --       webhook id, dedupe value, content type, body, received ns ('' = now),
 --       destinations JSON, n, n destinations, n delivery ids.
--- Returns {duplicate 0|1, event id, deliveries queued}.
-local id = ARGV[2]
-local evk = P .. 'ev:' .. id
--- A client retry after a lost reply finds its own event: report it again.
-if redis.call('EXISTS', evk) == 1 then
-  return {0, id, tonumber(redis.call('HGET', evk, 'nd')) or 0}
-end
-if ARGV[3] ~= '' then
-  local ddk = P .. 'dd:' .. ARGV[3]
-  local ttl = tonumber(ARGV[4])
-  local ok
-  if ttl > 0 then
-    ok = redis.call('SET', ddk, id, 'NX', 'PX', ttl)
-  else
-    ok = redis.call('SET', ddk, id, 'NX')
-  end
-  if not ok then
-    return {1, redis.call('GET', ddk), 0}
-  end
-end
+-- Returns per event {duplicate 0|1, event id, deliveries queued}, flattened.
 local ms, ns = now()
-local rcv = ARGV[9]
-if rcv == '' then rcv = ns end
-local n = tonumber(ARGV[11])
-local dests, ids = {}, {}
-for i = 1, n do
-  dests[i] = ARGV[11 + i]
-  ids[i] = ARGV[11 + n + i]
+local out = {}
+-- What many events add to the same key is written once at the end: the
+-- search index, each destination's queue and depth counter.
+local indexed = {}
+local queued, qorder = {}, {}
+local a = 3
+for e = 1, tonumber(ARGV[2]) do
+  local id = ARGV[a]
+  local n = tonumber(ARGV[a + 9])
+  local evk = P .. 'ev:' .. id
+  local dup, res, nq = 0, id, n
+  local fresh = true
+  -- A client retry after a lost reply finds its own event: report it again.
+  if redis.call('EXISTS', evk) == 1 then
+    nq = tonumber(redis.call('HGET', evk, 'nd')) or 0
+    fresh = false
+  elseif ARGV[a + 1] ~= '' then
+    local ddk = P .. 'dd:' .. ARGV[a + 1]
+    local ttl = tonumber(ARGV[a + 2])
+    local ok
+    if ttl > 0 then
+      ok = redis.call('SET', ddk, id, 'NX', 'PX', ttl)
+    else
+      ok = redis.call('SET', ddk, id, 'NX')
+    end
+    if not ok then
+      dup, res, nq = 1, redis.call('GET', ddk), 0
+      fresh = false
+    end
+  end
+  if fresh then
+    local rcv = ARGV[a + 7]
+    if rcv == '' then rcv = ns end
+    local ids = {}
+    for i = 1, n do
+      local dest, did = ARGV[a + 9 + i], ARGV[a + 9 + n + i]
+      ids[i] = did
+      redis.call('HSET', P .. 'dlv:' .. did, 'id', did, 'ev', id, 'dest', dest,
+        'st', 'pending', 'n', 0, 'ca', ns, 'due', ns, 'ua', ns)
+      local q = queued[dest]
+      if not q then
+        q = {}
+        queued[dest] = q
+        qorder[#qorder + 1] = dest
+      end
+      q[#q + 1] = ms
+      q[#q + 1] = did
+    end
+    local parked = 0
+    if n == 0 then parked = 1 end
+    redis.call('HSET', evk, 'id', id, 'wh', ARGV[a + 3], 'dk', ARGV[a + 4],
+      'ct', ARGV[a + 5], 'body', ARGV[a + 6], 'rcv', rcv, 'dests', ARGV[a + 8],
+      'parked', parked, 'out', n, 'nd', n, 'dlvs', table.concat(ids, ' '))
+    -- The search index: one score, so members sort by id, which is by time.
+    indexed[#indexed + 1] = 0
+    indexed[#indexed + 1] = id
+    if n == 0 then
+      local seq = redis.call('INCR', P .. 'seq')
+      redis.call('ZADD', P .. 'parked', seq, id)
+      redis.call('HINCRBY', P .. 'depth', 'parked', 1)
+    end
+  end
+  out[#out + 1] = dup
+  out[#out + 1] = res
+  out[#out + 1] = nq
+  a = a + 10 + 2 * n
 end
-local parked = 0
-if n == 0 then parked = 1 end
-redis.call('HSET', evk, 'id', id, 'wh', ARGV[5], 'dk', ARGV[6], 'ct', ARGV[7],
-  'body', ARGV[8], 'rcv', rcv, 'dests', ARGV[10], 'parked', parked,
-  'out', n, 'nd', n, 'dlvs', table.concat(ids, ' '))
--- The search index: one score, so members sort by id, which is by time.
-redis.call('ZADD', P .. 'evidx', 0, id)
-if n == 0 then
-  local seq = redis.call('INCR', P .. 'seq')
-  redis.call('ZADD', P .. 'parked', seq, id)
-  redis.call('HINCRBY', P .. 'depth', 'parked', 1)
-else
-  enqueue(id, dests, ids, ms, ns)
+if #indexed > 0 then
+  redis.call('ZADD', P .. 'evidx', unpack(indexed))
 end
-return {0, id, n}
+for _, dest in ipairs(qorder) do
+  local q = queued[dest]
+  redis.call('ZADD', P .. 'q:' .. dest, unpack(q))
+  redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, #q / 2)
+end
+return out
