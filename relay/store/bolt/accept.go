@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,9 +22,10 @@ type newDelivery struct {
 	json []byte
 }
 
-func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery, []string, error) {
+func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery, []string) {
 	out := make([]newDelivery, len(dests))
 	ids := make([]string, len(dests))
+	nowJSON := appendTime(make([]byte, 0, 40), now)
 	for i, dest := range dests {
 		rec := &deliveryRec{Delivery: store.Delivery{
 			ID:          store.NewID("dlv_"),
@@ -36,14 +36,11 @@ func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery
 			DueAt:       now,
 			UpdatedAt:   now,
 		}}
-		v, err := json.Marshal(rec)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode delivery: %w", err)
-		}
+		v := appendNewDelivery(make([]byte, 0, 256), rec.ID, eventID, dest, nowJSON)
 		out[i] = newDelivery{rec: rec, json: v}
 		ids[i] = rec.ID
 	}
-	return out, ids, nil
+	return out, ids
 }
 
 // putNew stores new deliveries and queues them.
@@ -91,11 +88,8 @@ func unqueue(tx *bbolt.Tx, rec *deliveryRec, finished bool) error {
 // transaction, or reports a duplicate when the dedupe key has a live claim.
 // An empty ev.ID gets a new id and a zero ReceivedAt becomes now.
 func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dedupe store.Dedupe) (store.AcceptResult, error) {
-	apply, res, err := acceptOp(ev, dests, dedupe)
-	if err == nil {
-		err = s.submit(ctx, apply)
-	}
-	if err != nil {
+	apply, res := acceptOp(ev, dests, dedupe)
+	if err := s.submit(ctx, apply); err != nil {
 		return store.AcceptResult{}, fmt.Errorf("bolt: accept: %w", err)
 	}
 	return *res, nil
@@ -104,7 +98,7 @@ func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dedu
 // acceptOp prepares an Accept: everything that needs no transaction (ids,
 // encoding) happens here, in the caller's goroutine, and the returned op
 // only checks the claim and writes. res is valid once the op committed.
-func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*batch) error, res *store.AcceptResult, err error) {
+func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*batch) error, res *store.AcceptResult) {
 	now := time.Now()
 	if ev.ID == "" {
 		ev.ID = store.NewID("evt_")
@@ -119,14 +113,8 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 	ev.Parked = len(dests) == 0
 	body := clone(ev.Body) // bbolt keeps the slice until the commit
 
-	ds, ids, err := newDeliveries(ev.ID, dests, now)
-	if err != nil {
-		return nil, nil, fmt.Errorf("event %s: %w", ev.ID, err)
-	}
-	evJSON, err := json.Marshal(eventRec{Event: ev, DeliveryIDs: ids})
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
-	}
+	ds, ids := newDeliveries(ev.ID, dests, now)
+	evJSON := appendNewEvent(make([]byte, 0, 384), &eventRec{Event: ev, DeliveryIDs: ids})
 
 	res = new(store.AcceptResult)
 	apply = func(b *batch) error {
@@ -162,7 +150,7 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 		*res = store.AcceptResult{EventID: ev.ID, Deliveries: len(ds)}
 		return nil
 	}
-	return apply, res, nil
+	return apply, res
 }
 
 func park(tx *bbolt.Tx, ev *store.Event) error {
@@ -224,11 +212,8 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 		})
 		return 0, err
 	}
-	ds, ids, err := newDeliveries(id, dests, time.Now())
-	if err != nil {
-		return 0, fmt.Errorf("bolt: replay parked %s: %w", id, err)
-	}
-	err = s.submit(ctx, func(b *batch) error {
+	ds, ids := newDeliveries(id, dests, time.Now())
+	err := s.submit(ctx, func(b *batch) error {
 		rec, err := parkedEvent(b.tx, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {

@@ -121,6 +121,7 @@ func (s *Store) tryCommit(ops []*op) (results []error, bad int, err error) {
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin: %w: %w", store.ErrUnavailable, err)
 	}
+	fillForAppends(tx)
 	b := &batch{tx: tx, now: time.Now()}
 	results = make([]error, len(ops))
 	for i, o := range ops {

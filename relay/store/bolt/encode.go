@@ -1,0 +1,98 @@
+package bolt
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Accept encodes an event record and one delivery record per destination for
+// every callback, and encoding/json spends most of that time on reflection and
+// on formatting the same timestamp over and over. These encoders write the
+// records that Accept creates directly. They produce what json.Marshal
+// produces for the same values (encode_test.go checks it through
+// newDeliveries and acceptOp), and json.Unmarshal reads them back as always.
+
+// appendNewDelivery encodes the deliveryRec that newDeliveries creates: a
+// pending delivery with no attempts, created, due and updated at the time
+// whose JSON form is now.
+func appendNewDelivery(b []byte, id, eventID, dest string, now []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"event_id":`...)
+	b = appendString(b, eventID)
+	b = append(b, `,"destination":`...)
+	b = appendString(b, dest)
+	b = append(b, `,"state":"pending","attempts":0,"created_at":`...)
+	b = append(b, now...)
+	b = append(b, `,"due_at":`...)
+	b = append(b, now...)
+	b = append(b, `,"updated_at":`...)
+	b = append(b, now...)
+	return append(b, '}')
+}
+
+// appendNewEvent encodes the eventRec that acceptOp creates.
+func appendNewEvent(b []byte, rec *eventRec) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, rec.ID)
+	b = append(b, `,"webhook_id":`...)
+	b = appendString(b, rec.WebhookID)
+	if rec.DedupeKey != "" {
+		b = append(b, `,"dedupe_key":`...)
+		b = appendString(b, rec.DedupeKey)
+	}
+	if rec.ContentType != "" {
+		b = append(b, `,"content_type":`...)
+		b = appendString(b, rec.ContentType)
+	}
+	b = append(b, `,"received_at":`...)
+	b = appendTime(b, rec.ReceivedAt)
+	b = append(b, `,"destinations":`...)
+	b = appendStrings(b, rec.Destinations)
+	if rec.Parked {
+		b = append(b, `,"parked":true`...)
+	}
+	if len(rec.DeliveryIDs) > 0 {
+		b = append(b, `,"delivery_ids":`...)
+		b = appendStrings(b, rec.DeliveryIDs)
+	}
+	return append(b, '}')
+}
+
+// appendTime is time.Time.MarshalJSON without its allocation.
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendStrings encodes a string slice; nil is null, as json.Marshal has it.
+func appendStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendString quotes s as json.Marshal does. Ids, names and most keys are
+// plain ASCII and are copied as they are; anything else goes through
+// encoding/json, so its escaping rules (HTML characters, invalid UTF-8,
+// U+2028) stay the only ones.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
