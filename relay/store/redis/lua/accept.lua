@@ -7,6 +7,9 @@
 --       destinations JSON, n, n destinations, n delivery ids.
 -- Returns per event {duplicate 0|1, event id, deliveries queued}, flattened.
 local ms, ns = now()
+-- Lua numbers given to redis.call are formatted with printf on every call;
+-- values repeated for every event are turned into strings once.
+local score = string.format('%d', ms)
 local out = {}
 -- What many events add to the same key is written once at the end: the
 -- search index, each destination's queue and depth counter.
@@ -15,7 +18,8 @@ local queued, qorder = {}, {}
 local a = 3
 for e = 1, tonumber(ARGV[2]) do
   local id = ARGV[a]
-  local n = tonumber(ARGV[a + 9])
+  local nstr = ARGV[a + 9]
+  local n = tonumber(nstr)
   local evk = P .. 'ev:' .. id
   local dup, res, nq = 0, id, n
   local fresh = true
@@ -25,9 +29,9 @@ for e = 1, tonumber(ARGV[2]) do
     fresh = false
   elseif ARGV[a + 1] ~= '' then
     local ddk = P .. 'dd:' .. ARGV[a + 1]
-    local ttl = tonumber(ARGV[a + 2])
+    local ttl = ARGV[a + 2]
     local ok
-    if ttl > 0 then
+    if tonumber(ttl) > 0 then
       ok = redis.call('SET', ddk, id, 'NX', 'PX', ttl)
     else
       ok = redis.call('SET', ddk, id, 'NX')
@@ -45,23 +49,23 @@ for e = 1, tonumber(ARGV[2]) do
       local dest, did = ARGV[a + 9 + i], ARGV[a + 9 + n + i]
       ids[i] = did
       redis.call('HSET', P .. 'dlv:' .. did, 'id', did, 'ev', id, 'dest', dest,
-        'st', 'pending', 'n', 0, 'ca', ns, 'due', ns, 'ua', ns)
+        'st', 'pending', 'n', '0', 'ca', ns, 'due', ns, 'ua', ns)
       local q = queued[dest]
       if not q then
         q = {}
         queued[dest] = q
         qorder[#qorder + 1] = dest
       end
-      q[#q + 1] = ms
+      q[#q + 1] = score
       q[#q + 1] = did
     end
-    local parked = 0
-    if n == 0 then parked = 1 end
+    local parked = '0'
+    if n == 0 then parked = '1' end
     redis.call('HSET', evk, 'id', id, 'wh', ARGV[a + 3], 'dk', ARGV[a + 4],
       'ct', ARGV[a + 5], 'body', ARGV[a + 6], 'rcv', rcv, 'dests', ARGV[a + 8],
-      'parked', parked, 'out', n, 'nd', n, 'dlvs', table.concat(ids, ' '))
+      'parked', parked, 'out', nstr, 'nd', nstr, 'dlvs', table.concat(ids, ' '))
     -- The search index: one score, so members sort by id, which is by time.
-    indexed[#indexed + 1] = 0
+    indexed[#indexed + 1] = '0'
     indexed[#indexed + 1] = id
     if n == 0 then
       local seq = redis.call('INCR', P .. 'seq')
