@@ -74,9 +74,12 @@ func orDefault(d, def time.Duration) time.Duration {
 // heldLimit bounds the deliveries a dispatcher holds at once: the ones being
 // attempted (at most concurrency) plus the ones whose outcome is still being
 // written. Letting outcomes be written while the next attempts run is what
-// lets many of them share one store commit; the bound keeps a slow store
-// from piling up leases.
-func heldLimit(concurrency int) int { return concurrency + max(concurrency, 64) }
+// lets many of them share one store commit: on the embedded store a commit
+// costs two fdatasyncs however many outcomes it holds, and with 256 waiting
+// rather than 64 the backlog benchmark ran 1.2 to 1.6 times faster on a
+// busy machine. The bound keeps a slow store from piling up leases and
+// goroutines (a few KiB each).
+func heldLimit(concurrency int) int { return concurrency + max(4*concurrency, 256) }
 
 // profile is one version of a destination, compiled: its settings and its
 // endpoint. A config reload gives a dispatcher a new profile; an attempt
