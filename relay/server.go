@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaygw/relay/config"
@@ -42,6 +44,15 @@ type Server struct {
 	deliver *deliver.Manager
 	agents  *agent.Server
 
+	// Operating state: metrics, the admin API, the ingest gate that a
+	// drain closes, and what Reload swaps.
+	metrics  *admin.Metrics
+	admin    *admin.Handler
+	gate     *gate
+	router   atomic.Pointer[route.Table]   // running routes, for parked replay
+	live     atomic.Pointer[config.Config] // running config
+	reloadMu sync.Mutex
+
 	ingestLn, adminLn   net.Listener
 	ingestSrv, adminSrv *http.Server
 }
@@ -56,6 +67,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		opts.ShutdownTimeout = 10 * time.Second
 	}
 	s := &Server{cfg: cfg, opts: opts, log: opts.Logger}
+	s.live.Store(cfg)
 	st, err := OpenStore(ctx, cfg.Store, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -97,7 +109,12 @@ func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (store.S
 }
 
 func (s *Server) build() error {
+	s.metrics = admin.NewMetrics(admin.MetricsOptions{
+		Depths: s.store, Destinations: s.destinationStates, Version: s.opts.Version, Logger: s.log,
+	})
+	s.metrics.KnowDestinations(destinationNames(s.cfg))
 	dm, err := deliver.NewManager(s.store, s.cfg.Destinations, deliver.Options{
+		OnAttempt:    s.onAttempt,
 		Logger:       s.log,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
 		DrainTimeout: s.opts.ShutdownTimeout,
@@ -110,6 +127,7 @@ func (s *Server) build() error {
 	s.agents, err = agent.NewServer(s.store, s.cfg, agent.ServerOptions{
 		Logger:       s.log,
 		Lease:        s.opts.AgentLease,
+		OnAttempt:    s.onAttempt,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
 		Version:      s.opts.Version,
 	})
@@ -123,6 +141,10 @@ func (s *Server) build() error {
 			s.agents.Wake(d)
 		}
 	}
+	s.ingest.OnOutcome = s.metrics.Ingest
+	s.router.Store(route.New(s.cfg.Routes))
+	s.gate = newGate(s.ingest)
+	s.admin = admin.NewHandler(s.adminOptions())
 	return nil
 }
 
@@ -151,11 +173,21 @@ func (s *Server) listen() error {
 	// from outside. Closing the agent server ends held polls at shutdown.
 	mux := http.NewServeMux()
 	mux.Handle(agent.PathPrefix, s.agents.Handler())
-	mux.Handle("/", s.ingest)
+	mux.Handle("/", s.gate)
 	s.ingestSrv = newHTTPServer(mux, s.log)
 	s.ingestSrv.RegisterOnShutdown(s.agents.Close)
-	s.adminSrv = newHTTPServer(admin.NewHandler(admin.Options{Store: s.store}), s.log)
+	s.adminSrv = newHTTPServer(s.admin, s.log)
+	s.warnOpenAdmin(s.cfg.Admin.Token)
 	return nil
+}
+
+// warnOpenAdmin warns when the admin API takes requests from other hosts
+// without a token.
+func (s *Server) warnOpenAdmin(token string) {
+	if token == "" && admin.Exposed(s.adminLn.Addr()) {
+		s.log.Warn("relay: admin.token is empty and the admin listener is not loopback: anyone who reaches it can replay and delete deliveries; set admin.token",
+			"admin", s.adminLn.Addr().String())
+	}
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -175,9 +207,8 @@ func (s *Server) IngestAddr() net.Addr { return s.ingestLn.Addr() }
 // AdminAddr is the address the admin listener is bound to.
 func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
 
-// Run serves until ctx ends or a listener fails, then shuts down in order:
-// stop taking callbacks (in-flight ones finish their durable write), drain or
-// release in-flight deliveries, stop admin, close the store.
+// Run serves until ctx ends or a listener fails, then drains (see
+// shutdown) and returns nil, or the listener's error.
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("relay: serving", "listen", s.IngestAddr().String(), "admin", s.AdminAddr().String(),
 		"store", storeKind(s.cfg.Store), "routes", len(s.cfg.Routes), "destinations", len(s.cfg.Destinations))
@@ -193,23 +224,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	s.log.Info("relay: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-	defer cancel()
-	if err := s.ingestSrv.Shutdown(sctx); err != nil {
-		s.log.Warn("relay: ingest shutdown", "err", err)
-	}
-	stopDeliver()
-	if err := <-delivered; err != nil {
-		s.log.Warn("relay: delivery shutdown", "err", err)
-	}
-	if err := s.adminSrv.Shutdown(sctx); err != nil {
-		s.log.Warn("relay: admin shutdown", "err", err)
-	}
-	if err := s.store.Close(); err != nil {
-		s.log.Warn("relay: close store", "err", err)
-	}
-	s.log.Info("relay: stopped")
+	s.shutdown(stopDeliver, delivered)
 	return runErr
 }
 

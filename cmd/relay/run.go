@@ -15,6 +15,9 @@ Usage:
   relay sink    [-listen ADDR]   run a test receiver that prints every request
   relay agent   -server URL -token T -name NAME [-ca FILE] [-insecure]
                                  deliver behind a firewall: dial out to the relay, POST to private URLs
+  relay dlq     list|replay|delete  a running relay's dead-letter queue (relay dlq help)
+  relay events  get|list         look up callbacks in a running relay (relay events help)
+  relay reload  [-admin URL]     make a running relay reload its config file (as SIGHUP does)
   relay version                  print the version
 `
 
@@ -34,6 +37,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runSink(ctx, rest, stdout, stderr)
 	case "agent":
 		return runAgent(ctx, rest, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, rest, stdout, stderr)
+	case "events":
+		return runEvents(ctx, rest, stdout, stderr)
+	case "reload":
+		return runReload(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "relay %s\n", version)
 		return 0

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/relaygw/relay/relay/admin"
+)
+
+const dlqUsage = `Usage:
+  relay dlq list   [-admin URL] [--destination NAME] [--limit N] [--json]
+  relay dlq replay [-admin URL] [--destination NAME] [--all | ID...]
+  relay dlq delete [-admin URL] ID...
+
+Talks to a running relay's admin API (-admin, default ` + defaultAdminURL + `);
+the bearer token comes from $RELAY_ADMIN_TOKEN.
+`
+
+// runDLQ runs `relay dlq list|replay|delete`.
+func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, dlqUsage)
+		return 2
+	}
+	switch args[0] {
+	case "list", "ls":
+		return runDLQList(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return runDLQReplay(ctx, args[1:], stdout, stderr)
+	case "delete", "rm":
+		return runDLQDelete(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, dlqUsage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "relay dlq: unknown command %q\n\n%s", args[0], dlqUsage)
+	return 2
+}
+
+func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dlq list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	dest := fs.String("destination", "", "list only this destination's dead deliveries")
+	limit := fs.Int("limit", 0, "list at most N (0: all)")
+	asJSON := fs.Bool("json", false, "print the JSON list instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		return fail(stderr, "dlq list", err, 2)
+	}
+	q := url.Values{}
+	if *dest != "" {
+		q.Set("destination", *dest)
+	}
+	items, err := listAll[admin.DeliveryView](ctx, c, "/api/dlq", q, *limit)
+	if err != nil {
+		return fail(stderr, "dlq list", err, 1)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(nonNilSlice(items))
+		return 0
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, "the dead-letter queue is empty"+forDest(*dest))
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDESTINATION\tEVENT\tATTEMPTS\tLAST STATUS\tDEAD SINCE\tLAST ERROR")
+	for _, d := range items {
+		status := "-"
+		if d.LastStatus != 0 {
+			status = strconv.Itoa(d.LastStatus)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.Destination, d.EventID, d.Attempts, status,
+			d.UpdatedAt.UTC().Format(time.RFC3339), shorten(d.LastError, 70))
+	}
+	tw.Flush()
+	return 0
+}
+
+func runDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dlq replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	dest := fs.String("destination", "", "replay this destination's dead deliveries")
+	all := fs.Bool("all", false, "replay every dead delivery (of --destination, if given)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ids := fs.Args()
+	switch {
+	case len(ids) > 0 && (*all || *dest != ""):
+		fmt.Fprintln(stderr, "relay dlq replay: pass delivery IDs, or --all / --destination NAME, not both")
+		return 2
+	case len(ids) == 0 && !*all && *dest == "":
+		fmt.Fprintln(stderr, "relay dlq replay: name the delivery IDs to replay, or pass --all (--destination NAME for one destination's)")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		return fail(stderr, "dlq replay", err, 2)
+	}
+	explicit := len(ids) > 0
+	if !explicit {
+		q := url.Values{}
+		if *dest != "" {
+			q.Set("destination", *dest)
+		}
+		items, err := listAll[admin.DeliveryView](ctx, c, "/api/dlq", q, 0)
+		if err != nil {
+			return fail(stderr, "dlq replay", err, 1)
+		}
+		if len(items) == 0 {
+			fmt.Fprintln(stdout, "nothing to replay: the dead-letter queue is empty"+forDest(*dest))
+			return 0
+		}
+		for _, d := range items {
+			ids = append(ids, d.ID)
+		}
+	}
+	return replayIDs(ctx, c, ids, explicit, isTerminal(stdout), stdout, stderr)
+}
+
+// replayIDs replays each id, with a progress bar when progress is set (a
+// terminal) and one line per delivery otherwise. An id that is no longer in
+// the DLQ is a failure when the user named it, and skipped when it came from
+// a listing (replayed by someone else meanwhile). Connection and token
+// errors stop at once.
+func replayIDs(ctx context.Context, c *adminClient, ids []string, explicit, progress bool, stdout, stderr io.Writer) int {
+	var bar *progressbar.ProgressBar
+	if progress && len(ids) > 1 {
+		bar = progressbar.NewOptions(len(ids), progressbar.OptionSetWriter(stdout),
+			progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionOnCompletion(func() { fmt.Fprintln(stdout) }))
+	}
+	replayed, skipped, failed := 0, 0, 0
+	var problems []string
+	for _, id := range ids {
+		_, err := c.do(ctx, http.MethodPost, "/api/dlq/"+url.PathEscape(id)+"/replay", nil, nil)
+		var line string
+		switch {
+		case err == nil:
+			replayed++
+			line = "replayed " + id
+		case errors.Is(err, errNotFound) && !explicit:
+			skipped++
+			line = id + ": skipped, no longer in the dead-letter queue"
+		case errors.Is(err, errNotFound):
+			failed++
+			line = id + ": not in the dead-letter queue (unknown, already replayed or deleted)"
+		default:
+			if bar != nil {
+				_ = bar.Exit()
+				fmt.Fprintln(stdout)
+			}
+			return fail(stderr, "dlq replay", fmt.Errorf("%s: %w (replayed %d before this)", id, err, replayed), 1)
+		}
+		if bar != nil {
+			_ = bar.Add(1)
+			if err != nil && explicit {
+				problems = append(problems, line)
+			}
+			continue
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p)
+	}
+	fmt.Fprintf(stdout, "replayed %d of %d deliveries", replayed, len(ids))
+	if skipped > 0 {
+		fmt.Fprintf(stdout, " (%d skipped)", skipped)
+	}
+	fmt.Fprintln(stdout)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func runDLQDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dlq delete", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "relay dlq delete: name the delivery IDs to delete from the dead-letter queue")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		return fail(stderr, "dlq delete", err, 2)
+	}
+	code := 0
+	for _, id := range fs.Args() {
+		_, err := c.do(ctx, http.MethodDelete, "/api/dlq/"+url.PathEscape(id), nil, nil)
+		switch {
+		case err == nil:
+			fmt.Fprintln(stdout, "deleted "+id)
+		case errors.Is(err, errNotFound):
+			fmt.Fprintln(stderr, id+": not in the dead-letter queue")
+			code = 1
+		default:
+			return fail(stderr, "dlq delete", err, 1)
+		}
+	}
+	return code
+}
+
+// fail prints err as a relay error line and returns code.
+func fail(w io.Writer, cmd string, err error, code int) int {
+	fmt.Fprintf(w, "relay %s: %v\n", cmd, err)
+	return code
+}
+
+func forDest(dest string) string {
+	if dest == "" {
+		return ""
+	}
+	return " for " + dest
+}
+
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func nonNilSlice[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

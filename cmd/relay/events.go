@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/relaygw/relay/relay/admin"
+)
+
+const eventsUsage = `Usage:
+  relay events get  [-admin URL] [--json] ID
+  relay events list [-admin URL] [--mid MID] [--webhook-id ID] [--status S] [--since T] [--limit N] [--json]
+
+list finds events newest first: --mid matches the dedupe key (the mid by
+default), --status is parked, pending, dead, discarded or delivered, --since
+is a duration ago (2h) or an RFC 3339 time. Talks to a running relay's admin
+API (-admin, default ` + defaultAdminURL + `); token from $RELAY_ADMIN_TOKEN.
+`
+
+// runEvents runs `relay events get|list`.
+func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, eventsUsage)
+		return 2
+	}
+	switch args[0] {
+	case "get", "show":
+		return runEventsGet(ctx, args[1:], stdout, stderr)
+	case "list", "ls", "find":
+		return runEventsList(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, eventsUsage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "relay events: unknown command %q\n\n%s", args[0], eventsUsage)
+	return 2
+}
+
+func runEventsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("events get", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	asJSON := fs.Bool("json", false, "print the API's JSON instead of a summary")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "relay events get: name one event ID (find it with: relay events list --mid MID)")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		return fail(stderr, "events get", err, 2)
+	}
+	id := fs.Arg(0)
+	var raw json.RawMessage
+	if _, err := c.do(ctx, http.MethodGet, "/api/events/"+url.PathEscape(id), nil, &raw); err != nil {
+		if errors.Is(err, errNotFound) {
+			err = fmt.Errorf("no event %s (events expire after the store's retention)", id)
+		}
+		return fail(stderr, "events get", err, 1)
+	}
+	if *asJSON {
+		stdout.Write(raw)
+		return 0
+	}
+	var ev admin.EventView
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return fail(stderr, "events get", err, 1)
+	}
+	printEvent(stdout, ev)
+	return 0
+}
+
+// printEvent writes an event for a person: its fields, its body, then each
+// delivery with its attempts.
+func printEvent(w io.Writer, ev admin.EventView) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "event\t%s\n", ev.ID)
+	fmt.Fprintf(tw, "webhook_id\t%s\n", ev.WebhookID)
+	if ev.DedupeKey != "" {
+		fmt.Fprintf(tw, "dedupe key\t%s\n", ev.DedupeKey)
+	}
+	fmt.Fprintf(tw, "received\t%s\n", ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(tw, "status\t%s\n", ev.Status)
+	route := "parked (matched no route)"
+	if !ev.Route.Parked {
+		route = strings.Join(ev.Route.Destinations, ", ")
+	}
+	fmt.Fprintf(tw, "route\t%s -> %s\n", ev.Route.WebhookID, route)
+	fmt.Fprintf(tw, "body\t%d bytes, %s, shown as %s\n", ev.BodyBytes, orDash(ev.ContentType), ev.Encoding)
+	tw.Flush()
+	fmt.Fprintln(w, ev.Body)
+	for _, d := range ev.Deliveries {
+		fmt.Fprintf(w, "\ndelivery %s to %s: %s after %s\n", d.ID, d.Destination, d.State, plural(d.Attempts, "attempt"))
+		if len(d.AttemptLog) == 0 {
+			fmt.Fprintf(w, "  no attempt yet; due %s\n", d.DueAt.UTC().Format(time.RFC3339))
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  #\tAT\tSTATUS\tTOOK\tERROR")
+		for _, a := range d.AttemptLog {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", a.N, a.At.UTC().Format(time.RFC3339), statusText(a.Status),
+				time.Duration(a.DurationMS*float64(time.Millisecond)).Round(time.Millisecond), shorten(a.Error, 80))
+		}
+		tw.Flush()
+	}
+}
+
+func runEventsList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	mid := fs.String("mid", "", "events with this dedupe key (the mid by default)")
+	webhook := fs.String("webhook-id", "", "events of this webhook_id")
+	status := fs.String("status", "", "events in this state: parked, pending, dead, discarded, delivered")
+	since := fs.String("since", "", "events received since: a duration ago (2h) or an RFC 3339 time")
+	limit := fs.Int("limit", 50, "list at most N")
+	asJSON := fs.Bool("json", false, "print the JSON list instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "relay events list: unexpected argument %q (flags go before, e.g. --mid MID)\n", fs.Arg(0))
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		return fail(stderr, "events list", err, 2)
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"mid": *mid, "webhook_id": *webhook, "status": *status, "since": *since} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	items, err := listAll[admin.EventSummary](ctx, c, "/api/events", q, *limit)
+	if err != nil {
+		return fail(stderr, "events list", err, 1)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(nonNilSlice(items))
+		return 0
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, "no matching events")
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tRECEIVED\tWEBHOOK\tMID\tSTATUS\tDELIVERIES")
+	for _, ev := range items {
+		var ds []string
+		for _, d := range ev.Deliveries {
+			ds = append(ds, d.Destination+":"+string(d.State))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.ID, ev.ReceivedAt.UTC().Format(time.RFC3339), ev.WebhookID,
+			orDash(ev.DedupeKey), ev.Status, orDash(strings.Join(ds, " ")))
+	}
+	tw.Flush()
+	return 0
+}
+
+func statusText(code int) string {
+	if code == 0 {
+		return "-"
+	}
+	return strconv.Itoa(code)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}

@@ -1,0 +1,86 @@
+package relay
+
+import (
+	"time"
+
+	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/deliver"
+	"github.com/relaygw/relay/relay/ingest"
+	"github.com/relaygw/relay/relay/store"
+)
+
+// The hooks the admin API and the metrics reach the running relay through.
+
+// adminOptions wires the admin handler to this server.
+func (s *Server) adminOptions() admin.Options {
+	return admin.Options{
+		Store:        s.store,
+		Token:        s.cfg.Admin.Token,
+		Logger:       s.log,
+		Metrics:      s.metrics,
+		Route:        s.route,
+		Wake:         s.wake,
+		Destinations: s.destinationStates,
+		Reload:       s.Reload,
+		Draining:     s.gate.closed,
+	}
+}
+
+// onAttempt counts a delivery attempt, local or by an agent.
+func (s *Server) onAttempt(dest string, o deliver.Outcome, _ int, took time.Duration) {
+	s.metrics.Delivery(dest, string(o), took)
+}
+
+// route returns where the running routes send a stored event: the fields
+// are read again from the stored body, as ingest read them, so a parked
+// event replays exactly as if it arrived now.
+func (s *Server) route(ev store.Event) []string {
+	t := s.router.Load()
+	var fields ingest.Fields
+	if t.NeedsBody(ev.WebhookID) {
+		switch ingest.Kind(ev.ContentType, ev.Body) {
+		case ingest.KindJSON:
+			fields, _ = ingest.ExtractJSON(ev.Body)
+		case ingest.KindForm:
+			fields, _ = ingest.ExtractForm(ev.Body)
+		}
+	}
+	return t.Match(ev.WebhookID, fields)
+}
+
+// wake tells the workers (local or agents) of dests, or of every
+// configured destination when none is named, that deliveries are due.
+func (s *Server) wake(dests ...string) {
+	if len(dests) == 0 {
+		for _, d := range s.live.Load().Destinations {
+			dests = append(dests, d.Name)
+		}
+	}
+	for _, d := range dests {
+		s.deliver.Wake(d)
+		if s.agents != nil {
+			s.agents.Wake(d)
+		}
+	}
+}
+
+// destinationStates reports every configured destination, in config order,
+// as the delivery workers and the agent server know it.
+func (s *Server) destinationStates() []admin.DestinationState {
+	states := s.deliver.States()
+	out := make([]admin.DestinationState, 0, len(states))
+	for _, st := range states {
+		ds := admin.DestinationState{
+			Name: st.Name, Agent: st.Agent, InFlight: st.InFlight, Circuit: st.Circuit,
+			ConsecutiveFailures: st.ConsecutiveFailures, LastSuccess: st.LastSuccess,
+			LastFailure: st.LastFailure, LastError: st.LastError,
+		}
+		if st.Agent != "" && s.agents != nil {
+			if _, connected, ok := s.agents.DestinationState(st.Name); ok {
+				ds.AgentConnected = &connected
+			}
+		}
+		out = append(out, ds)
+	}
+	return out
+}

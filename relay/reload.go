@@ -1,0 +1,170 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/route"
+)
+
+// Reload re-reads the config file the relay started from and applies what
+// can change at run time: routes, ingest and dedupe settings, destinations,
+// agents and the admin token. `relay serve` calls it on SIGHUP, and POST
+// /api/reload calls it too.
+//
+// A file with any problem is refused whole: every problem is logged as
+// FILE:LINE: message, the error (a config.Errors) lists them, and the
+// running config stays. A good file is applied destinations first, then
+// routes, so a new route never names a destination that is not running
+// yet. Deliveries queued for a destination the new file removes stay
+// queued, are reported (ReloadReport.Stranded, a warning in the log) and
+// flow again if the destination comes back. Changed destination settings
+// apply from each delivery's next attempt. Listener and store settings need
+// a restart; they are reported in RestartRequired and keep their running
+// values.
+func (s *Server) Reload(ctx context.Context) (admin.ReloadReport, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.live.Load()
+	if old.File == "" {
+		return admin.ReloadReport{}, errors.New("relay: reload: the config was not loaded from a file")
+	}
+	cfg, err := config.LoadFile(old.File)
+	if err != nil {
+		s.refuse(old.File, err)
+		return admin.ReloadReport{}, err
+	}
+	rep := compare(old, cfg)
+	if err := s.apply(old, cfg); err != nil {
+		s.refuse(old.File, err)
+		return admin.ReloadReport{}, err
+	}
+	rep.Stranded = s.stranded(ctx, rep.Removed)
+	s.metrics.Reloaded(true)
+	s.log.Info("relay: config reloaded", "file", cfg.File, "routes", rep.Routes, "destinations", rep.Destinations,
+		"added", rep.Added, "removed", rep.Removed, "changed", rep.Changed)
+	for dest, n := range rep.Stranded {
+		s.log.Warn("relay: destination removed with deliveries still queued; they stay queued and flow again if it is configured again",
+			"destination", dest, "queued", n)
+	}
+	if len(rep.RestartRequired) > 0 {
+		s.log.Warn("relay: changed settings apply only after a restart; the running values stay", "keys", rep.RestartRequired)
+	}
+	s.warnOpenAdmin(cfg.Admin.Token)
+	return rep, nil
+}
+
+// apply swaps the running config for cfg. Each step that can fail comes
+// before the steps that cannot, and a failure undoes what was done.
+func (s *Server) apply(old, cfg *config.Config) error {
+	if err := s.deliver.Update(cfg.Destinations); err != nil {
+		return fmt.Errorf("relay: reload destinations: %w", err)
+	}
+	if s.agents != nil {
+		if err := s.agents.Reload(cfg); err != nil {
+			if uerr := s.deliver.Update(old.Destinations); uerr != nil {
+				s.log.Error("relay: restoring the running destinations failed", "err", uerr)
+			}
+			return fmt.Errorf("relay: reload agents: %w", err)
+		}
+	}
+	s.router.Store(route.New(cfg.Routes))
+	s.ingest.Update(ingestSettings(cfg))
+	s.admin.SetToken(cfg.Admin.Token)
+	s.metrics.KnowDestinations(destinationNames(cfg))
+	s.live.Store(cfg)
+	return nil
+}
+
+// refuse logs a refused reload: one line per problem, FILE:LINE: message.
+func (s *Server) refuse(file string, err error) {
+	s.metrics.Reloaded(false)
+	var problems config.Errors
+	if errors.As(err, &problems) {
+		for _, p := range problems {
+			s.log.Error("relay: config problem", "problem", p.Error())
+		}
+		s.log.Error("relay: config reload refused; the running config stays", "file", file, "problems", len(problems))
+		return
+	}
+	s.log.Error("relay: config reload refused; the running config stays", "file", file, "err", err)
+}
+
+// stranded counts the deliveries queued for removed destinations.
+func (s *Server) stranded(ctx context.Context, removed []string) map[string]int {
+	if len(removed) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	d, err := s.store.Depths(ctx)
+	if err != nil {
+		s.log.Warn("relay: reload: cannot count deliveries left for removed destinations", "err", err)
+		return nil
+	}
+	out := map[string]int{}
+	for _, name := range removed {
+		if n := d.Queued[name]; n > 0 {
+			out[name] = n
+		}
+	}
+	return out
+}
+
+// compare reports what a reload from old to cfg changes.
+func compare(old, cfg *config.Config) admin.ReloadReport {
+	rep := admin.ReloadReport{File: cfg.File, Routes: len(cfg.Routes), Destinations: len(cfg.Destinations)}
+	before := map[string]config.Destination{}
+	for _, d := range old.Destinations {
+		before[d.Name] = d
+	}
+	for _, d := range cfg.Destinations {
+		prev, ok := before[d.Name]
+		switch {
+		case !ok:
+			rep.Added = append(rep.Added, d.Name)
+		case !sameDestination(prev, d):
+			rep.Changed = append(rep.Changed, d.Name)
+		}
+		delete(before, d.Name)
+	}
+	for name := range before {
+		rep.Removed = append(rep.Removed, name)
+	}
+	slices.Sort(rep.Removed)
+	for _, c := range []struct {
+		key     string
+		changed bool
+	}{
+		{"listen", old.Listen != cfg.Listen},
+		{"admin.listen", old.Admin.Listen != cfg.Admin.Listen},
+		{"store", !reflect.DeepEqual(old.Store, cfg.Store)},
+		{"delivery", !reflect.DeepEqual(old.Delivery, cfg.Delivery)},
+	} {
+		if c.changed {
+			rep.RestartRequired = append(rep.RestartRequired, c.key)
+		}
+	}
+	return rep
+}
+
+// sameDestination compares two destinations, ignoring where in the file
+// they are written.
+func sameDestination(a, b config.Destination) bool {
+	a.Line, b.Line = 0, 0
+	return reflect.DeepEqual(a, b)
+}
+
+func destinationNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Destinations))
+	for i, d := range cfg.Destinations {
+		names[i] = d.Name
+	}
+	return names
+}
