@@ -19,7 +19,7 @@ import (
 
 const eventsUsage = `Usage:
   relay events get  [-admin URL] [--json] ID
-  relay events list [-admin URL] [--mid MID] [--webhook-id ID] [--status S] [--since T] [--limit N] [--json]
+  relay events list [-admin URL] [--mid MID] [--webhook-id ID] [--status S] [--since T] [--limit N] [--json | -q]
 
 list finds events newest first: --mid matches the dedupe key (the mid by
 default), --status is parked, pending, dead, discarded or delivered, --since
@@ -127,6 +127,7 @@ func runEventsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	since := fs.String("since", "", "events received since: a duration ago (2h) or an RFC 3339 time")
 	limit := fs.Int("limit", 50, "list at most N")
 	asJSON := fs.Bool("json", false, "print the JSON list instead of a table")
+	quiet := fs.Bool("q", false, "print only the event ids, one per line")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -152,6 +153,12 @@ func runEventsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(nonNilSlice(items))
+		return 0
+	}
+	if *quiet {
+		for _, ev := range items {
+			fmt.Fprintln(stdout, ev.ID)
+		}
 		return 0
 	}
 	if len(items) == 0 {

@@ -39,6 +39,11 @@ destinations:
 		t.Errorf("events list --status dead: exit %d\n%s", code, out)
 	}
 
+	code, out, _ = relayCmd(t, "events", "list", "-admin", l.admin, "-q", "--mid", "1234-1333-XXXXX")
+	if code != 0 || out != id+"\n" {
+		t.Errorf("events list -q: exit %d %q, want just the id", code, out)
+	}
+
 	code, out, errOut = relayCmd(t, "events", "get", "-admin", l.admin, id)
 	if code != 0 {
 		t.Fatalf("events get: exit %d %s", code, errOut)
