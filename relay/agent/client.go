@@ -46,8 +46,10 @@ type ClientOptions struct {
 	RootCAs *x509.CertPool
 	// Insecure allows a plain http:// Server, for local testing only.
 	Insecure bool
-	// Concurrency bounds the attempts running at once; default
-	// DefaultConcurrency.
+	// Concurrency bounds the attempts running at once (and each
+	// destination's attempts are bounded by its own concurrency, which the
+	// relay sends); default DefaultConcurrency. The agent holds up to twice
+	// as many deliveries, so that the next attempt never waits for a poll.
 	Concurrency int
 	// Proxy picks the proxy for the connection to the relay; default
 	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY). Note that it never
@@ -114,16 +116,23 @@ type Client struct {
 	tr        *http.Transport
 	hc        *http.Client
 	log       *slog.Logger
-	slots     chan struct{} // one token per free attempt slot
+	slots     chan struct{} // one token per delivery the agent may hold more
+	running   chan struct{} // holds one token per attempt running
 	notify    chan struct{} // an outcome is waiting to be reported
 	heartbeat atomic.Int64  // nanoseconds, as the relay asks
 
 	mu      sync.Mutex
 	held    map[string]*flight // by ticket: attempting, or outcome not yet acknowledged
 	pending []outcome          // finished, not yet acknowledged, oldest first
+	sending map[string]bool    // tickets whose outcome is in a report in flight
+	// finished lists tickets whose attempts ended, for the next poll to
+	// announce; acked is signalled when outcomes are acknowledged.
+	finished []string
+	acked    chan struct{}
 
 	sendersMu sync.Mutex
 	senders   map[string]*deliver.Sender
+	destSems  map[string]chan struct{} // per destination and concurrency
 
 	connMu    sync.Mutex
 	connected bool
@@ -135,7 +144,6 @@ type flight struct {
 	id, dest string
 	cancel   context.CancelFunc
 	lost     bool // the relay said the lease is gone: drop the outcome
-	finished bool // the outcome is in pending
 }
 
 // NewClient checks opts and prepares the connection to the relay. It dials
@@ -158,12 +166,19 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		server:   strings.TrimSuffix(u.String(), "/"),
 		redacted: u.Redacted(),
 		log:      opts.Logger.With("agent", opts.Name),
-		slots:    make(chan struct{}, opts.Concurrency),
+		slots:    make(chan struct{}, 2*opts.Concurrency),
+		running:  make(chan struct{}, opts.Concurrency),
+		destSems: map[string]chan struct{}{},
 		notify:   make(chan struct{}, 1),
+		acked:    make(chan struct{}, 1),
 		held:     map[string]*flight{},
+		sending:  map[string]bool{},
 		senders:  map[string]*deliver.Sender{},
 	}
-	for range opts.Concurrency {
+	// The agent holds up to twice its concurrency: the attempts running
+	// and as many ready to start, so an attempt never waits for a poll's
+	// round trip.
+	for range 2 * opts.Concurrency {
 		c.slots <- struct{}{}
 	}
 	c.heartbeat.Store(int64(defaultHeartbeat))
@@ -176,7 +191,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		// connection, so a dead one is never reused (an HTTP/2 stream
 		// timeout would leave the connection in the pool).
 		ForceAttemptHTTP2:   false,
-		MaxIdleConnsPerHost: 4,
+		MaxIdleConnsPerHost: reporters + pollers + 1,
 		IdleConnTimeout:     90 * time.Second,
 	}
 	c.hc = &http.Client{Transport: c.tr}
@@ -223,17 +238,20 @@ func (c *Client) Run(ctx context.Context) error {
 
 	// The reporter outlives the poller so that attempts finishing during
 	// the drain are reported and their leases kept alive meanwhile.
-	rctx, stopReporter := context.WithCancel(context.WithoutCancel(ctx))
-	reported := make(chan struct{})
-	go func() {
-		defer close(reported)
-		c.reportLoop(rctx)
-	}()
-	var workers sync.WaitGroup
-	c.pollLoop(ctx, hard, &workers)
+	rctx, stopReporters := context.WithCancel(context.WithoutCancel(ctx))
+	var reportLoops sync.WaitGroup
+	reportLoops.Go(func() { c.heartbeatLoop(rctx) })
+	for range reporters {
+		reportLoops.Go(func() { c.reportLoop(rctx) })
+	}
+	var workers, pollLoops sync.WaitGroup
+	for range pollers {
+		pollLoops.Go(func() { c.pollLoop(ctx, hard, &workers) })
+	}
+	pollLoops.Wait()
 	workers.Wait()
-	stopReporter()
-	<-reported
+	stopReporters()
+	reportLoops.Wait()
 	c.flush()
 	c.closeSenders()
 	c.tr.CloseIdleConnections()
@@ -241,18 +259,30 @@ func (c *Client) Run(ctx context.Context) error {
 	return nil
 }
 
+// pollers is how many polls may be in flight at once. A poll takes every
+// free slot, so a second one only goes out when slots free up while the
+// first is on its way: an idle agent holds one poll open, a busy one hides
+// the round trip behind the other.
+const pollers = 2
+
 // pollLoop asks for as many deliveries as there are free slots, whenever
 // there is at least one, until ctx ends.
 func (c *Client) pollLoop(ctx, hard context.Context, workers *sync.WaitGroup) {
 	fails := 0
 	for {
+		if !c.waitBacklog(ctx) {
+			return
+		}
 		n, ok := c.acquire(ctx)
 		if !ok {
 			return
 		}
 		var resp leaseResponse
-		req := leaseRequest{Max: n, WaitMS: millis(c.opts.PollWait)}
+		req := leaseRequest{Max: n, WaitMS: millis(c.opts.PollWait), Finished: c.takeFinished()}
 		err := c.call(ctx, PathLease, req, &resp, c.opts.PollWait+c.opts.DeadAfter)
+		if err != nil {
+			c.returnFinished(req.Finished)
+		}
 		if ctx.Err() != nil {
 			c.releaseSlots(n)
 			// A poll cut short by the shutdown may have been answered.
@@ -280,9 +310,48 @@ func (c *Client) pollLoop(ctx, hard context.Context, workers *sync.WaitGroup) {
 		}
 		c.releaseSlots(n - len(jobs))
 		for _, j := range jobs {
-			c.start(hard, j, workers)
+			c.start(ctx, hard, j, workers)
 		}
 	}
+}
+
+// backlogLimit bounds the deliveries whose outcomes wait for the relay's
+// acknowledgement; past it the agent stops asking for more, so a relay whose
+// store is slow does not pile up leases here. The same bound as a local
+// dispatcher's: many outcomes in writing at once share store commits.
+func (c *Client) backlogLimit() int { return c.opts.Concurrency + max(4*c.opts.Concurrency, 256) }
+
+// waitBacklog waits until the unacknowledged outcomes are under the limit.
+func (c *Client) waitBacklog(ctx context.Context) bool {
+	for {
+		c.mu.Lock()
+		n := len(c.pending)
+		c.mu.Unlock()
+		if n < c.backlogLimit() {
+			return true
+		}
+		select {
+		case <-c.acked:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// takeFinished returns the tickets whose attempts ended since the last poll.
+func (c *Client) takeFinished() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.finished
+	c.finished = nil
+	return f
+}
+
+// returnFinished puts back the tickets of a poll that failed.
+func (c *Client) returnFinished(f []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finished = append(f, c.finished...)
 }
 
 // acquire waits for a free slot and takes every free one.
@@ -309,9 +378,11 @@ func (c *Client) releaseSlots(n int) {
 	}
 }
 
-// start runs one attempt on its own goroutine, in one of the slots that
-// pollLoop took.
-func (c *Client) start(hard context.Context, j job, workers *sync.WaitGroup) {
+// start runs one delivery on its own goroutine, in one of the slots that
+// pollLoop took: it waits for a free attempt (within the agent's and the
+// destination's concurrency), then attempts. A delivery still waiting when
+// ctx ends is handed back unattempted.
+func (c *Client) start(ctx, hard context.Context, j job, workers *sync.WaitGroup) {
 	actx, cancel := context.WithCancel(hard)
 	f := &flight{id: j.ID, dest: j.Destination, cancel: cancel}
 	c.mu.Lock()
@@ -320,8 +391,65 @@ func (c *Client) start(hard context.Context, j job, workers *sync.WaitGroup) {
 	workers.Go(func() {
 		defer func() { c.slots <- struct{}{} }()
 		defer cancel()
+		dest := c.destSem(j)
+		if !acquireBoth(ctx, actx, dest, c.running) {
+			c.mu.Lock()
+			lost := f.lost
+			c.mu.Unlock()
+			if !lost { // shutting down: hand it back now, not at lease expiry
+				c.push(outcome{Ticket: j.Ticket, Release: true})
+			}
+			return
+		}
+		defer func() {
+			<-c.running
+			if dest != nil {
+				<-dest
+			}
+		}()
 		c.attempt(actx, hard, j, f)
 	})
+}
+
+// acquireBoth takes a token of dest (nil: no limit) and then of running;
+// false when ctx or actx ended first.
+func acquireBoth(ctx, actx context.Context, dest, running chan struct{}) bool {
+	if dest != nil {
+		select {
+		case dest <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		case <-actx.Done():
+			return false
+		}
+	}
+	select {
+	case running <- struct{}{}:
+		return true
+	case <-ctx.Done():
+	case <-actx.Done():
+	}
+	if dest != nil {
+		<-dest
+	}
+	return false
+}
+
+// destSem returns the semaphore that bounds j's destination to its
+// concurrency, or nil when the relay sent none.
+func (c *Client) destSem(j job) chan struct{} {
+	if j.Concurrency <= 0 {
+		return nil
+	}
+	key := fmt.Sprintf("%s|%d", j.Destination, j.Concurrency)
+	c.sendersMu.Lock()
+	defer c.sendersMu.Unlock()
+	sem := c.destSems[key]
+	if sem == nil {
+		sem = make(chan struct{}, j.Concurrency)
+		c.destSems[key] = sem
+	}
+	return sem
 }
 
 // attempt makes the POST and queues its outcome for the reporter.

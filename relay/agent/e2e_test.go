@@ -214,7 +214,8 @@ func TestWrongToken(t *testing.T) {
 }
 
 // TestAgentsShareWork runs two agents of one name, each allowed one attempt
-// at a time, against a sink that holds every request: two requests held at
+// at a time (and so holding at most two deliveries), against a sink that
+// holds every request: with four deliveries queued, two requests held at
 // once can only come from two agents.
 func TestAgentsShareWork(t *testing.T) {
 	e := newEnv(t, officeDest)
@@ -224,13 +225,38 @@ func TestAgentsShareWork(t *testing.T) {
 		o.Concurrency = 1
 		startAgent(t, o)
 	}
-	e.post(t, "m-share-1")
-	e.post(t, "m-share-2")
-	waitFor(t, "both agents to hold one delivery each", func() bool { return e.sink.heldCount() == 2 })
+	for i := range 4 {
+		e.post(t, fmt.Sprintf("m-share-%d", i))
+	}
+	waitFor(t, "both agents to attempt one delivery each", func() bool { return e.sink.heldCount() == 2 })
 	e.sink.unhold()
-	got := e.sink.answered(t, 2)
-	if len(got) != 2 || got[0].header.Get("Idempotency-Key") == got[1].header.Get("Idempotency-Key") {
-		t.Errorf("sink got %d requests (%q, %q); want each delivery once",
-			len(got), got[0].header.Get("Idempotency-Key"), got[len(got)-1].header.Get("Idempotency-Key"))
+	got := e.sink.answered(t, 4)
+	keys := map[string]bool{}
+	for _, r := range got {
+		keys[r.header.Get("Idempotency-Key")] = true
+	}
+	if len(got) != 4 || len(keys) != 4 {
+		t.Errorf("sink got %d requests for %d deliveries; want each of the 4 once", len(got), len(keys))
+	}
+}
+
+// TestAgentAppliesTimeout: the agent cuts an attempt off at the
+// destination's timeout, which the relay sends with the delivery; the relay
+// records the timeout and retries.
+func TestAgentAppliesTimeout(t *testing.T) {
+	e := newEnv(t, officeDest+"    timeout: 300ms\n")
+	e.sink.hold()
+	_, stop := startAgent(t, e.clientOptions(e.proxy))
+	id := e.post(t, "m-slow")
+	waitFor(t, "the first attempt to reach the sink", func() bool { return e.sink.heldCount() == 1 })
+	e.sink.stopHolding()
+	got := e.sink.answered(t, 1)
+	if n := got[len(got)-1].header.Get("X-Relay-Attempt"); n != "2" {
+		t.Errorf("answered attempt is X-Relay-Attempt %s, want 2 (the first timed out)", n)
+	}
+	stop()
+	d := e.inspect(t, id)
+	if d.State != store.StateDelivered || len(d.AttemptLog) != 2 || !strings.Contains(d.AttemptLog[0].Error, "timed out") {
+		t.Errorf("delivery %s, attempts %+v; want a timed-out attempt, then a delivered one", d.State, d.AttemptLog)
 	}
 }

@@ -21,6 +21,11 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 	if !decodeRequest(w, r, &req) {
 		return
 	}
+	if len(req.Finished) > maxReportItems {
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "too many items in one poll"})
+		return
+	}
+	s.finished(name, req.Finished)
 	if s.closed() {
 		writeJSON(w, http.StatusServiceUnavailable, errorResponse{Error: "relay is shutting down"})
 		return
@@ -125,10 +130,13 @@ func (s *Server) take(ctx context.Context, name string, n int) []job {
 	return out
 }
 
-// room is how many deliveries of d may be handed out now: what its
-// concurrency leaves free in this process, and what its rate limit allows.
+// room is how many deliveries of d may be handed out now: what its rate
+// limit allows, and what its held bound leaves free in this process. Agents
+// hold up to twice the destination's concurrency (the attempts running and
+// as many ready to start, so an attempt never waits for a poll) and run at
+// most its concurrency at once.
 func (s *Server) room(d *destination, want int) int {
-	n := min(want, d.remote.Concurrency()-s.inFlight(d.name))
+	n := min(want, 2*d.remote.Concurrency()-s.inFlight(d.name))
 	if d.limiter != nil {
 		n = min(n, int(d.limiter.Tokens()))
 	}
@@ -157,6 +165,7 @@ func (s *Server) jobFor(d *destination, dl store.Delivery) (job, bool) {
 		Header:        d.remote.Header(dl, now),
 		Body:          dl.Event.Body,
 		TimeoutMS:     millis(d.remote.Timeout()),
+		Concurrency:   d.remote.Concurrency(),
 		SuccessStatus: d.success,
 	}, true
 }
@@ -189,6 +198,16 @@ func (s *Server) track(dest, id string, expiry time.Time) {
 		s.flights[dest] = m
 	}
 	m[id] = expiry
+}
+
+// touch moves a tracked delivery's expiry. An extension that crosses the
+// delivery's outcome in flight must not count it again.
+func (s *Server) touch(dest, id string, expiry time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.flights[dest][id]; ok {
+		s.flights[dest][id] = expiry
+	}
 }
 
 func (s *Server) untrack(dest, id string) {

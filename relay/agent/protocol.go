@@ -2,9 +2,10 @@ package agent
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/relaygw/relay/relay/store"
@@ -36,9 +37,14 @@ const (
 )
 
 // leaseRequest asks for up to Max deliveries, waiting up to WaitMS for some.
+// Finished lists tickets whose attempts ended since the last poll, outcome
+// not yet reported: they no longer count against the destination's
+// concurrency, so the next attempts need not wait for the store to commit
+// the last ones.
 type leaseRequest struct {
-	Max    int   `json:"max"`
-	WaitMS int64 `json:"wait_ms"`
+	Max      int      `json:"max"`
+	WaitMS   int64    `json:"wait_ms"`
+	Finished []string `json:"finished,omitempty"`
 }
 
 // leaseResponse hands out deliveries. LeaseMS is how long a lease lasts
@@ -63,6 +69,9 @@ type job struct {
 	Header      http.Header `json:"header"`
 	Body        []byte      `json:"body"`
 	TimeoutMS   int64       `json:"timeout_ms"`
+	// Concurrency bounds the attempts of this destination one agent runs at
+	// once; 0 means no bound beyond the agent's own.
+	Concurrency int `json:"concurrency,omitempty"`
 	// SuccessStatus lists the statuses that count as delivered; empty means
 	// any 2xx.
 	SuccessStatus []int `json:"success_status,omitempty"`
@@ -112,13 +121,19 @@ type errorResponse struct {
 // echoes it back, so reports work whichever relay process (sharing a Redis
 // store) answers them.
 type ticket struct {
-	ID          string `json:"i"`
-	Lease       string `json:"l"`
-	Destination string `json:"d"`
-	EventID     string `json:"e"`
-	Attempts    int    `json:"a"`
-	CreatedAt   int64  `json:"c"` // unix nanoseconds
+	ID          string
+	Lease       string
+	Destination string
+	EventID     string
+	Attempts    int
+	CreatedAt   int64 // unix nanoseconds
 }
+
+// ticketSep separates a ticket's fields: no id, lease token or destination
+// name holds it (names match config's pattern, ids and tokens are
+// generated). Tickets are decoded for every outcome and heartbeat, so they
+// are plain text rather than JSON.
+const ticketSep = "\n"
 
 func newTicket(d store.Delivery) ticket {
 	return ticket{ID: d.ID, Lease: d.Lease, Destination: d.Destination, EventID: d.EventID,
@@ -126,18 +141,27 @@ func newTicket(d store.Delivery) ticket {
 }
 
 func (t ticket) encode() string {
-	b, _ := json.Marshal(t) // plain strings and ints: cannot fail
-	return base64.RawURLEncoding.EncodeToString(b)
+	s := strings.Join([]string{t.ID, t.Lease, t.Destination, t.EventID,
+		strconv.Itoa(t.Attempts), strconv.FormatInt(t.CreatedAt, 10)}, ticketSep)
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
 func decodeTicket(s string) (ticket, error) {
-	var t ticket
+	bad := fmt.Errorf("%w: unreadable", ErrBadTicket)
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &t)
+	if err != nil {
+		return ticket{}, bad
 	}
-	if err != nil || t.ID == "" || t.Lease == "" || t.Destination == "" {
-		return ticket{}, fmt.Errorf("%w: unreadable", ErrBadTicket)
+	f := strings.Split(string(b), ticketSep)
+	if len(f) != 6 || f[0] == "" || f[1] == "" || f[2] == "" {
+		return ticket{}, bad
+	}
+	t := ticket{ID: f[0], Lease: f[1], Destination: f[2], EventID: f[3]}
+	if t.Attempts, err = strconv.Atoi(f[4]); err != nil {
+		return ticket{}, bad
+	}
+	if t.CreatedAt, err = strconv.ParseInt(f[5], 10, 64); err != nil {
+		return ticket{}, bad
 	}
 	return t, nil
 }

@@ -38,6 +38,11 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 		HeartbeatMS: millis(s.opts.heartbeat()),
 	}
 	lost := make([]bool, len(req.Held))
+	tickets := make([]string, len(req.Outcomes))
+	for i, o := range req.Outcomes {
+		tickets[i] = o.Ticket
+	}
+	s.finished(name, tickets)
 	sem := make(chan struct{}, recordParallel)
 	var wg sync.WaitGroup
 	for i, o := range req.Outcomes {
@@ -60,11 +65,25 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 			resp.Lost = append(resp.Lost, i)
 		}
 	}
-	if len(req.Outcomes) > 0 {
-		// Slots are free again: let a held poll look at once.
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// finished stops counting deliveries whose attempts are over as in flight,
+// and lets a held poll hand out more at once: concurrency counts attempts,
+// as a local dispatcher starts attempts while earlier outcomes commit.
+func (s *Server) finished(name string, tickets []string) {
+	n := 0
+	for _, raw := range tickets {
+		if t, err := decodeTicket(raw); err == nil {
+			if d := s.tbl.Load().byName[t.Destination]; d != nil && d.agent == name {
+				s.untrack(d.name, t.ID)
+				n++
+			}
+		}
+	}
+	if n > 0 {
 		s.wakeAgent(name)
 	}
-	writeJSON(w, http.StatusOK, resp)
 }
 
 // ticketFor reads a ticket and checks that it belongs to one of the agent's
@@ -94,11 +113,7 @@ func (s *Server) record(ctx context.Context, name string, o outcome) string {
 	if o.Release || d == nil {
 		// A destination removed by a reload keeps its deliveries queued,
 		// not judged by a policy that no longer exists.
-		ack := s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl)
-		if ack != ackRetry {
-			s.untrack(t.Destination, t.ID)
-		}
-		return ack
+		return s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl)
 	}
 	res := deliver.Result{
 		Status:   o.Status,
@@ -129,10 +144,6 @@ func (s *Server) recordResult(ctx context.Context, d *destination, dl store.Deli
 		err = s.q.DeadLetter(ctx, dl, a)
 	}
 	ack := s.ack(err, string(outcome), dl)
-	if ack == ackRetry {
-		return ack
-	}
-	s.untrack(d.name, dl.ID)
 	if ack != string(outcome) {
 		return ack
 	}
@@ -177,7 +188,7 @@ func (s *Server) extend(ctx context.Context, name, raw string) (lost bool) {
 	err := s.q.ExtendLease(ctx, t.delivery(), s.opts.Lease)
 	switch {
 	case err == nil:
-		s.track(d.name, t.ID, at.Add(s.opts.Lease))
+		s.touch(d.name, t.ID, at.Add(s.opts.Lease))
 		return false
 	case errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
 		s.untrack(d.name, t.ID)

@@ -9,10 +9,10 @@ import (
 // push queues an outcome for the reporter and wakes it.
 func (c *Client) push(o outcome) {
 	c.mu.Lock()
-	if f := c.held[o.Ticket]; f != nil {
-		f.finished = true
-	}
 	c.pending = append(c.pending, o)
+	if len(c.finished) < maxReportItems {
+		c.finished = append(c.finished, o.Ticket)
+	}
 	c.mu.Unlock()
 	select {
 	case c.notify <- struct{}{}:
@@ -20,15 +20,48 @@ func (c *Client) push(o outcome) {
 	}
 }
 
-// reportLoop sends outcomes as soon as there are any, and a heartbeat (which
-// extends the leases of held deliveries) at the interval the relay asks for,
-// until ctx ends. Outcomes stay queued until the relay acknowledges them, so
-// a connection that fails mid-report loses nothing: the report is sent again
-// on the next connection.
+// reporters is how many outcome reports may be in flight at once. Each
+// waits for the relay's store to commit its outcomes; overlapping them
+// keeps outcomes flowing into the store's group commits meanwhile, as a
+// local dispatcher does.
+const reporters = 8
+
+// reportLoop sends outcomes as soon as there are any, until ctx ends.
+// Outcomes stay queued until the relay acknowledges them, so a connection
+// that fails mid-report loses nothing: the report is sent again on the next
+// connection.
 func (c *Client) reportLoop(ctx context.Context) {
+	c.loop(ctx, false, func() bool {
+		if c.unsent() > 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.notify:
+			return true
+		}
+	})
+}
+
+// heartbeatLoop reports the held deliveries at the interval the relay asks
+// for, which extends their leases and tells the relay the agent is alive;
+// its answer tells the agent the connection is.
+func (c *Client) heartbeatLoop(ctx context.Context) {
+	c.loop(ctx, true, func() bool {
+		return sleep(ctx, time.Duration(c.heartbeat.Load()))
+	})
+}
+
+// loop makes reports until ctx ends, backing off while they fail, and
+// calls next between successful ones; next returns false to stop.
+func (c *Client) loop(ctx context.Context, heartbeat bool, next func() bool) {
 	fails := 0
 	for {
-		err := c.report(ctx)
+		// A report in flight is not cut short by ctx: its outcomes may be
+		// recorded already, and sending them again at shutdown would only
+		// earn lease_lost answers. DeadAfter bounds it.
+		err := c.report(context.WithoutCancel(ctx), heartbeat)
 		if ctx.Err() != nil {
 			return
 		}
@@ -40,53 +73,80 @@ func (c *Client) reportLoop(ctx context.Context) {
 			continue
 		}
 		fails = 0
-		t := time.NewTimer(time.Duration(c.heartbeat.Load()))
-		select {
-		case <-ctx.Done():
-		case <-c.notify:
-		case <-t.C:
-		}
-		t.Stop()
-		if ctx.Err() != nil {
+		if !next() {
 			return
 		}
 	}
 }
 
-// report sends one report: the oldest pending outcomes and every other held
-// ticket, and applies the relay's answer.
-func (c *Client) report(ctx context.Context) error {
+// unsent counts the outcomes waiting for a report.
+func (c *Client) unsent() int {
 	c.mu.Lock()
-	outs := append([]outcome(nil), c.pending[:min(len(c.pending), maxReportItems)]...)
-	inReport := make(map[string]bool, len(outs))
-	for _, o := range outs {
-		inReport[o.Ticket] = true
+	defer c.mu.Unlock()
+	n := 0
+	for _, o := range c.pending {
+		if !c.sending[o.Ticket] {
+			n++
+		}
 	}
-	held := make([]string, 0, len(c.held))
-	for tk := range c.held {
-		if !inReport[tk] && len(held) < maxReportItems {
-			held = append(held, tk)
+	return n
+}
+
+// report sends one report and applies the relay's answer. An outcome
+// report carries the oldest outcomes no other report carries, and is not
+// sent when there are none; a heartbeat carries the held tickets, except
+// those whose outcome is being recorded (they cannot be extended, and asking
+// would get them reported lost).
+func (c *Client) report(ctx context.Context, heartbeat bool) error {
+	c.mu.Lock()
+	var outs []outcome
+	var held []string
+	if heartbeat {
+		held = make([]string, 0, len(c.held))
+		for tk := range c.held {
+			if !c.sending[tk] && len(held) < maxReportItems {
+				held = append(held, tk)
+			}
+		}
+	} else {
+		for _, o := range c.pending {
+			if len(outs) < maxReportItems && !c.sending[o.Ticket] {
+				outs = append(outs, o)
+				c.sending[o.Ticket] = true
+			}
+		}
+		if len(outs) == 0 {
+			c.mu.Unlock()
+			return nil
 		}
 	}
 	c.mu.Unlock()
 
 	var resp reportResponse
-	if err := c.call(ctx, PathReport, reportRequest{Outcomes: outs, Held: held}, &resp, c.opts.DeadAfter); err != nil {
+	err := c.call(ctx, PathReport, reportRequest{Outcomes: outs, Held: held}, &resp, c.opts.DeadAfter)
+	if err == nil && len(resp.Acks) != len(outs) {
+		err = fmt.Errorf("agent: %s: relay acknowledged %d outcomes of %d", PathReport, len(resp.Acks), len(outs))
+	}
+	c.mu.Lock()
+	// In one step with apply: an outcome neither sending nor acknowledged
+	// would be picked up by another report and recorded twice.
+	for _, o := range outs {
+		delete(c.sending, o.Ticket)
+	}
+	if err == nil {
+		c.apply(outs, resp, held)
+	}
+	c.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	if len(resp.Acks) != len(outs) {
-		return fmt.Errorf("agent: %s: relay acknowledged %d outcomes of %d", PathReport, len(resp.Acks), len(outs))
-	}
 	c.up(resp.HeartbeatMS)
-	c.apply(outs, resp, held)
 	return nil
 }
 
 // apply drops acknowledged outcomes and abandons the deliveries whose leases
-// the relay says are lost.
+// the relay says are lost. c.mu must be held.
 func (c *Client) apply(outs []outcome, resp reportResponse, held []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	drop := map[string]bool{}
 	for i, ack := range resp.Acks {
 		if ack == ackRetry {
@@ -110,7 +170,6 @@ func (c *Client) apply(outs []outcome, resp reportResponse, held []string) {
 		}
 		drop[held[i]] = true
 	}
-	// pending only grew at the end since outs was copied from its start.
 	kept := c.pending[:0]
 	for _, o := range c.pending {
 		if !drop[o.Ticket] {
@@ -118,33 +177,33 @@ func (c *Client) apply(outs []outcome, resp reportResponse, held []string) {
 		}
 	}
 	c.pending = kept
+	if len(drop) > 0 {
+		select {
+		case c.acked <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (c *Client) logAck(ack string, f *flight) {
 	switch ack {
 	case ackLeaseLost:
-		c.log.Warn("agent: outcome reported after the lease ran out; the relay re-offers the delivery (receivers drop repeats by Idempotency-Key)",
+		c.log.Warn("agent: the relay held no lease for this outcome: it ran out (the delivery is offered again; receivers drop repeats by Idempotency-Key) or an earlier copy of the report was recorded",
 			"destination", f.dest, "delivery", f.id)
 	case ackInvalid:
 		c.log.Error("agent: the relay refused an outcome as not this agent's", "destination", f.dest, "delivery", f.id)
 	}
 }
 
-// flush makes one last report at shutdown and says what could not be sent.
+// flush reports what is left at shutdown and says what could not be sent.
 func (c *Client) flush() {
-	c.mu.Lock()
-	n := len(c.pending)
-	c.mu.Unlock()
-	if n == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.DeadAfter)
 	defer cancel()
-	err := c.report(ctx)
-	c.mu.Lock()
-	left := len(c.pending)
-	c.mu.Unlock()
-	if left > 0 {
+	var err error
+	for c.unsent() > 0 && err == nil {
+		err = c.report(ctx, false)
+	}
+	if left := c.unsent(); left > 0 {
 		c.log.Warn("agent: stopping with outcomes unreported; the relay offers those deliveries again when their leases expire",
 			"unreported", left, "error", err)
 	}

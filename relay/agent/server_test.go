@@ -300,23 +300,30 @@ func TestHeartbeatKeepsLease(t *testing.T) {
 	}
 }
 
-// TestLeaseLimits: a poll never takes more than the destination's
-// concurrency leaves free, nor more than its rate limit allows.
+// TestLeaseLimits: agents hold no more than twice a destination's
+// concurrency (the attempts and as many ready to start) and are told the
+// concurrency; a finished attempt, announced by a poll or a report, makes
+// room; a poll never takes more than the rate limit allows.
 func TestLeaseLimits(t *testing.T) {
 	ts := newTestServer(t, ServerOptions{})
-	for range 4 {
+	for range 6 {
 		ts.queue(t, "pair")
 	}
 	got := ts.lease(t, "office-1", 10, time.Second)
-	if len(got) != 2 {
-		t.Fatalf("first poll got %d deliveries of a destination with concurrency 2", len(got))
+	if len(got) != 4 || got[0].Concurrency != 2 {
+		t.Fatalf("first poll got %d deliveries (concurrency %d) of a destination with concurrency 2, want 4 (2)", len(got), got[0].Concurrency)
 	}
 	if more := ts.lease(t, "office-1", 10, 0); len(more) != 0 {
-		t.Fatalf("got %d more while 2 are in flight", len(more))
+		t.Fatalf("got %d more while 4 are held", len(more))
 	}
-	ts.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: got[0].Ticket, Status: 200}}})
+	var lr leaseResponse
+	ts.call(t, "office-1", PathLease, leaseRequest{Max: 10, WaitMS: 1000, Finished: []string{got[0].Ticket}}, &lr)
+	if len(lr.Deliveries) != 1 {
+		t.Fatalf("got %d after one attempt finished, want 1", len(lr.Deliveries))
+	}
+	ts.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: got[1].Ticket, Status: 200}}})
 	if more := ts.lease(t, "office-1", 10, time.Second); len(more) != 1 {
-		t.Fatalf("got %d after one finished, want 1", len(more))
+		t.Fatalf("got %d after one reported, want 1", len(more))
 	}
 
 	for range 3 {
