@@ -7,11 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/mux"
 
 	"github.com/relaygw/relay/relay/store"
 )
@@ -58,7 +57,6 @@ type Handler struct {
 	store    Acceptor
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
-	router   *mux.Router
 
 	// OnAccepted, when set, is called with the destinations of every newly
 	// accepted event after the write is durable.
@@ -75,17 +73,6 @@ func NewHandler(st Acceptor, s Settings, log *slog.Logger) *Handler {
 	}
 	h := &Handler{store: st, log: log}
 	h.Update(s)
-	r := mux.NewRouter()
-	r.HandleFunc("/hooks/{webhook_id}", h.serveHook).Methods(http.MethodPost)
-	r.HandleFunc("/hooks", h.serveHook).Methods(http.MethodPost)
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, http.StatusMethodNotAllowed, OutcomeRejected, time.Now(), "method not allowed: use POST")
-	})
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotFound, answer{Status: "error", Error: "not found: POST to /hooks/{webhook_id}"})
-	})
-	h.router = r
 	return h
 }
 
@@ -98,9 +85,34 @@ func (h *Handler) Update(s Settings) {
 	h.settings.Store(&s)
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: POST /hooks/{webhook_id} and POST
+// /hooks. The two routes are matched by hand: a general router costs every
+// callback a copy of the request and a map for one path segment.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.router.ServeHTTP(w, r)
+	id, ok := hookPath(r.URL.Path)
+	switch {
+	case !ok:
+		writeJSON(w, http.StatusNotFound, answer{Status: "error", Error: "not found: POST to /hooks/{webhook_id}"})
+	case r.Method != http.MethodPost:
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, http.StatusMethodNotAllowed, OutcomeRejected, time.Now(), "method not allowed: use POST")
+	default:
+		h.serveHook(w, r, id)
+	}
+}
+
+// hookPath matches "/hooks" (id "") and "/hooks/{id}" with a non-empty id
+// of one path segment.
+func hookPath(path string) (id string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/hooks")
+	switch {
+	case !found:
+		return "", false
+	case rest == "":
+		return "", true
+	}
+	id, found = strings.CutPrefix(rest, "/")
+	return id, found && id != "" && !strings.Contains(id, "/")
 }
 
 // answer is the JSON body of every ingest response.
@@ -112,7 +124,7 @@ type answer struct {
 	Error      string `json:"error,omitempty"`
 }
 
-func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request, pathID string) {
 	start := time.Now()
 	s := h.settings.Load()
 	body, err := readBody(w, r, s.MaxBodyBytes)
@@ -125,7 +137,7 @@ func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, OutcomeRejected, start, "reading body: "+err.Error())
 		return
 	}
-	p, status, msg := parse(r, body, s)
+	p, status, msg := parse(r, pathID, body, s)
 	if status != 0 {
 		h.fail(w, status, OutcomeRejected, start, msg)
 		return
@@ -187,8 +199,8 @@ type parsed struct {
 
 // parse finds the webhook_id and the body fields. A non-zero status means the
 // request must be refused with msg.
-func parse(r *http.Request, body []byte, s *Settings) (parsed, int, string) {
-	p := parsed{webhookID: mux.Vars(r)["webhook_id"]}
+func parse(r *http.Request, pathID string, body []byte, s *Settings) (parsed, int, string) {
+	p := parsed{webhookID: pathID}
 	if p.webhookID == "" {
 		p.webhookID = r.URL.Query().Get("webhook_id")
 	}
@@ -266,5 +278,44 @@ func (h *Handler) done(outcome string, start time.Time) {
 func writeJSON(w http.ResponseWriter, status int, a answer) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(a)
+	var buf [160]byte
+	_, _ = w.Write(appendAnswer(buf[:0], a))
+}
+
+// appendAnswer encodes a as json.NewEncoder(w).Encode(a) does, newline
+// included, without its per-call allocations: every callback gets one.
+func appendAnswer(b []byte, a answer) []byte {
+	b = append(b, `{"status":`...)
+	b = appendString(b, a.Status)
+	if a.EventID != "" {
+		b = append(b, `,"event_id":`...)
+		b = appendString(b, a.EventID)
+	}
+	if a.Deliveries != nil {
+		b = append(b, `,"deliveries":`...)
+		b = strconv.AppendInt(b, int64(*a.Deliveries), 10)
+	}
+	if a.Parked {
+		b = append(b, `,"parked":true`...)
+	}
+	if a.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, a.Error)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendString quotes s as encoding/json does: plain ASCII is copied, and
+// anything that needs escaping (quotes, control and HTML characters,
+// non-ASCII) goes through encoding/json itself.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

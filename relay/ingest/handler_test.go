@@ -144,3 +144,45 @@ func TestNoDedupeWithoutField(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutes checks which method and path reach the hook handler and which
+// webhook_id the store sees.
+func TestRoutes(t *testing.T) {
+	tests := []struct {
+		method, target string
+		status         int
+		webhookID      string // what Accept got, "" when not called
+	}{
+		{"POST", "/hooks/1001", 202, "1001"},
+		{"POST", "/hooks?webhook_id=1001", 202, "1001"},
+		{"POST", "/hooks/1001?webhook_id=2002", 202, "1001"},
+		{"POST", "/hooks/caf%C3%A9", 202, "café"},
+		{"POST", "/hooks", 400, ""},
+		{"POST", "/hooks/", 404, ""},
+		{"POST", "/hooks/1001/", 404, ""},
+		{"POST", "/hooks/10/01", 404, ""},
+		{"POST", "/hooksx", 404, ""},
+		{"POST", "/", 404, ""},
+		{"GET", "/hooks/1001", 405, ""},
+		{"PUT", "/hooks", 405, ""},
+		{"GET", "/elsewhere", 404, ""},
+	}
+	for _, tt := range tests {
+		var got string
+		h, _ := newHandler(t, acceptFunc(func(ev store.Event, dests []string, _ store.Dedupe) (store.AcceptResult, error) {
+			got = ev.WebhookID
+			return store.AcceptResult{EventID: "evt_1", Deliveries: len(dests)}, nil
+		}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.target, strings.NewReader(`{"mid":"m-1"}`)))
+		if rec.Code != tt.status || got != tt.webhookID {
+			t.Errorf("%s %s: status %d, webhook_id %q; want %d, %q", tt.method, tt.target, rec.Code, got, tt.status, tt.webhookID)
+		}
+		if tt.status == 405 && rec.Header().Get("Allow") != "POST" {
+			t.Errorf("%s %s: Allow %q, want POST", tt.method, tt.target, rec.Header().Get("Allow"))
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s %s: Content-Type %q", tt.method, tt.target, ct)
+		}
+	}
+}
