@@ -16,6 +16,7 @@ const (
 	DefaultDedupeField     = "mid"
 	DefaultDedupeTTL       = 24 * time.Hour
 	DefaultPollInterval    = 500 * time.Millisecond
+	DefaultLeaseMargin     = 30 * time.Second
 	DefaultTimeout         = 10 * time.Second
 	DefaultMaxAttempts     = 12
 	DefaultInitialInterval = time.Second
@@ -58,6 +59,7 @@ func (c *Config) SetDefaults() {
 	}
 	setDuration(&c.Dedupe.TTL, DefaultDedupeTTL)
 	setDuration(&c.Delivery.PollInterval, DefaultPollInterval)
+	setDuration(&c.Delivery.LeaseMargin, DefaultLeaseMargin)
 	for i := range c.Destinations {
 		c.Destinations[i].setDefaults()
 	}

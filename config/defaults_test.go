@@ -20,6 +20,7 @@ func TestLoadDefaults(t *testing.T) {
 		Dedupe: Dedupe{Fields: []string{"mid"}, TTL: Duration(24 * time.Hour)},
 		Delivery: Delivery{
 			PollInterval: Duration(500 * time.Millisecond),
+			LeaseMargin:  Duration(30 * time.Second),
 		},
 		Destinations: []Destination{{
 			Name:    "a",

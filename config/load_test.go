@@ -217,6 +217,8 @@ func TestLoadInline(t *testing.T) {
 			[]string{`<config>:4: destination "a": header "A" value contains a line break or NUL`}},
 		{"same listeners", "listen: 127.0.0.1:80\nadmin: {listen: 127.0.0.1:80}\n",
 			[]string{`<config>:2: admin.listen must differ from listen (both "127.0.0.1:80")`}},
+		{"negative lease margin", "delivery:\n  poll_interval: 1s\n  lease_margin: -2s\n",
+			[]string{`<config>:3: delivery.lease_margin must be positive, got -2s`}},
 		{"empty match field", "routes:\n- webhook_id: '1'\n  match: {'': x}\n  to: [a]\ndestinations: [{name: a, url: 'http://x'}]\n",
 			[]string{`<config>:3: route 1: match has an empty field name`}},
 	}

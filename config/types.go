@@ -66,6 +66,11 @@ type Delivery struct {
 	// PollInterval is how often an idle dispatcher looks for due deliveries
 	// that no wake-up announced (retries coming due, other processes' work).
 	PollInterval Duration `yaml:"poll_interval"`
+	// LeaseMargin is how long past a destination's timeout a leased delivery
+	// stays hidden from other workers. A worker extends its lease while an
+	// attempt runs, so this bounds how soon another process takes over the
+	// deliveries of one that died, not how long an attempt may take.
+	LeaseMargin Duration `yaml:"lease_margin"`
 }
 
 // Route sends events of one webhook_id (and matching fields) to destinations.

@@ -48,6 +48,9 @@ func validate(c *Config, pos positions) []Error {
 	if c.Delivery.PollInterval <= 0 {
 		v.add(pos.line("delivery.poll_interval"), "delivery.poll_interval must be positive, got %s", c.Delivery.PollInterval)
 	}
+	if c.Delivery.LeaseMargin <= 0 {
+		v.add(pos.line("delivery.lease_margin"), "delivery.lease_margin must be positive, got %s", c.Delivery.LeaseMargin)
+	}
 	v.destinations(v.agents())
 	v.routes()
 	return v.errs

@@ -117,6 +117,7 @@ func (s *Server) build() error {
 		OnAttempt:    s.onAttempt,
 		Logger:       s.log,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
+		LeaseMargin:  s.cfg.Delivery.LeaseMargin.D(),
 		DrainTimeout: s.opts.ShutdownTimeout,
 		Version:      s.opts.Version,
 	})
