@@ -34,6 +34,7 @@ type Server struct {
 	external bool
 	bin      string
 	dir      string
+	extra    []string // more redis-server arguments, after the defaults
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -44,6 +45,14 @@ type Server struct {
 // appendonly yes, appendfsync everysec and no RDB snapshots, and waits until
 // it answers PING. The server is killed when the test ends.
 func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return StartWith(tb)
+}
+
+// StartWith is Start with more redis-server arguments, which override the
+// defaults (e.g. "--appendfsync", "always" for a test that kills the server
+// and counts every acknowledged write).
+func StartWith(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	if raw := os.Getenv(EnvURL); raw != "" {
 		u, err := url.Parse(raw)
@@ -59,7 +68,7 @@ func Start(tb testing.TB) *Server {
 		}
 		tb.Skipf("testredis: redis-server not on PATH: %v", err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), extra: args}
 	// A port picked as free can be taken before redis-server binds it, so a
 	// failed start is tried again on another port.
 	for try := 0; ; try++ {
@@ -135,11 +144,12 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin,
+	args := append([]string{
 		"--port", port, "--bind", "127.0.0.1",
 		"--dir", s.dir, "--logfile", "redis.log", "--daemonize", "no",
 		"--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-	)
+	}, s.extra...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
