@@ -99,6 +99,28 @@ func (c *adminClient) do(ctx context.Context, method, path string, query url.Val
 	return nil, errors.New(msg)
 }
 
+// hoistAdmin lets -admin come before the subcommand too: `relay dlq -admin
+// URL list` becomes `list -admin URL`. Other leading arguments are left as
+// they are, for the subcommand switch to refuse.
+func hoistAdmin(args []string) []string {
+	var flags []string
+	for len(args) > 0 {
+		a := args[0]
+		switch {
+		case (a == "-admin" || a == "--admin") && len(args) > 1:
+			flags, args = append(flags, a, args[1]), args[2:]
+		case strings.HasPrefix(a, "-admin=") || strings.HasPrefix(a, "--admin="):
+			flags, args = append(flags, a), args[1:]
+		default:
+			if len(flags) == 0 || len(args) == 0 {
+				return append(flags, args...)
+			}
+			return append(append([]string{args[0]}, flags...), args[1:]...)
+		}
+	}
+	return flags
+}
+
 // unwrapURL drops the "Get \"url\": " that net/http puts before the cause;
 // the message already names the URL.
 func unwrapURL(err error) error {

@@ -29,6 +29,7 @@ the bearer token comes from $RELAY_ADMIN_TOKEN.
 
 // runDLQ runs `relay dlq list|replay|delete`.
 func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	args = hoistAdmin(args)
 	if len(args) == 0 {
 		fmt.Fprint(stderr, dlqUsage)
 		return 2

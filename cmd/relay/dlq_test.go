@@ -36,7 +36,7 @@ func TestDLQReplayAll(t *testing.T) {
 	if code != 0 || len(lines) != 8 || !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(out, "503") {
 		t.Fatalf("dlq list: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = relayCmd(t, "dlq", "list", "-admin", l.admin, "--destination", "beta-erp")
+	code, out, _ = relayCmd(t, "dlq", "-admin", l.admin, "list", "--destination", "beta-erp")
 	if code != 0 || strings.Count(out, "beta-erp") != 2 || strings.Contains(out, "acme-crm") {
 		t.Fatalf("dlq list --destination beta-erp: exit %d\n%s", code, out)
 	}
@@ -173,5 +173,22 @@ func TestDLQErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tc.wantCode, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestHoistAdmin(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"list", "list"},
+		{"-admin http://x list --destination a", "list -admin http://x --destination a"},
+		{"--admin=http://x replay --all", "replay --admin=http://x --all"},
+		{"list -admin http://x", "list -admin http://x"},
+		{"-admin http://x", "-admin http://x"},
+		{"-admin", "-admin"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := strings.Join(hoistAdmin(strings.Fields(tc.in)), " "); got != tc.want {
+			t.Errorf("hoistAdmin(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -29,6 +29,7 @@ API (-admin, default ` + defaultAdminURL + `); token from $RELAY_ADMIN_TOKEN.
 
 // runEvents runs `relay events get|list`.
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	args = hoistAdmin(args)
 	if len(args) == 0 {
 		fmt.Fprint(stderr, eventsUsage)
 		return 2
