@@ -44,7 +44,7 @@ destinations:
 YAML
 }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # CPU of one process, 1/100 s
+ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; } # CPU of a process and its reaped children (redis AOF rewrites), 1/100 s
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }        # CPU of the whole machine
 
 run_wrk() { # $1 name, $2 url; the server is the last process started
