@@ -41,8 +41,9 @@ var benchBody = []byte(`{
 const benchConcurrency = 8
 
 // BenchmarkAgent measures deliveries per second from a queued backlog of
-// b.N callbacks to a local sink answering 200, each delivery leased,
-// attempted and its outcome recorded in a real embedded store:
+// b.N callbacks to a local sink answering 200, each delivery leased, signed
+// (Standard Webhooks), attempted and its outcome recorded in a real embedded
+// store:
 //
 //   - direct: the relay's own workers (deliver.Manager), the baseline;
 //   - agent: one agent over plain HTTP to the relay's agent endpoint;
@@ -55,7 +56,8 @@ func BenchmarkAgent(b *testing.B) {
 	}))
 	b.Cleanup(sk.Close)
 	quiet := slog.New(slog.DiscardHandler)
-	dest := config.Destination{Name: "sink", URL: sk.URL, Concurrency: benchConcurrency}
+	dest := config.Destination{Name: "sink", URL: sk.URL, Concurrency: benchConcurrency,
+		SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 
 	b.Run("direct", func(b *testing.B) {
 		st := backlog(b, b.N)

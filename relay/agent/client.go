@@ -48,8 +48,9 @@ type ClientOptions struct {
 	Insecure bool
 	// Concurrency bounds the attempts running at once (and each
 	// destination's attempts are bounded by its own concurrency, which the
-	// relay sends); default DefaultConcurrency. The agent holds up to twice
-	// as many deliveries, so that the next attempt never waits for a poll.
+	// relay sends); default DefaultConcurrency. The agent holds up to
+	// holdFactor times as many deliveries, so that the next attempts never
+	// wait for a poll and each poll brings several.
 	Concurrency int
 	// Proxy picks the proxy for the connection to the relay; default
 	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY). Note that it never
@@ -166,7 +167,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		server:   strings.TrimSuffix(u.String(), "/"),
 		redacted: u.Redacted(),
 		log:      opts.Logger.With("agent", opts.Name),
-		slots:    make(chan struct{}, 2*opts.Concurrency),
+		slots:    make(chan struct{}, holdFactor*opts.Concurrency),
 		running:  make(chan struct{}, opts.Concurrency),
 		destSems: map[string]chan struct{}{},
 		notify:   make(chan struct{}, 1),
@@ -175,10 +176,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		sending:  map[string]bool{},
 		senders:  map[string]*deliver.Sender{},
 	}
-	// The agent holds up to twice its concurrency: the attempts running
-	// and as many ready to start, so an attempt never waits for a poll's
-	// round trip.
-	for range 2 * opts.Concurrency {
+	for range holdFactor * opts.Concurrency {
 		c.slots <- struct{}{}
 	}
 	c.heartbeat.Store(int64(defaultHeartbeat))
@@ -191,7 +189,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		// connection, so a dead one is never reused (an HTTP/2 stream
 		// timeout would leave the connection in the pool).
 		ForceAttemptHTTP2:   false,
-		MaxIdleConnsPerHost: reporters + pollers + 1,
+		MaxIdleConnsPerHost: reporters + pollers + 1, // and the heartbeat
 		IdleConnTimeout:     90 * time.Second,
 	}
 	c.hc = &http.Client{Transport: c.tr}

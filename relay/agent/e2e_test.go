@@ -214,9 +214,9 @@ func TestWrongToken(t *testing.T) {
 }
 
 // TestAgentsShareWork runs two agents of one name, each allowed one attempt
-// at a time (and so holding at most two deliveries), against a sink that
-// holds every request: with four deliveries queued, two requests held at
-// once can only come from two agents.
+// at a time (and so holding at most holdFactor deliveries), against a sink
+// that holds every request: with more deliveries queued than one agent may
+// hold, two requests held at once can only come from two agents.
 func TestAgentsShareWork(t *testing.T) {
 	e := newEnv(t, officeDest)
 	e.sink.hold()
@@ -225,18 +225,19 @@ func TestAgentsShareWork(t *testing.T) {
 		o.Concurrency = 1
 		startAgent(t, o)
 	}
-	for i := range 4 {
+	const n = 12 // well over the 4 (holdFactor × 1) one agent may hold
+	for i := range n {
 		e.post(t, fmt.Sprintf("m-share-%d", i))
 	}
 	waitFor(t, "both agents to attempt one delivery each", func() bool { return e.sink.heldCount() == 2 })
 	e.sink.unhold()
-	got := e.sink.answered(t, 4)
+	got := e.sink.answered(t, n)
 	keys := map[string]bool{}
 	for _, r := range got {
 		keys[r.header.Get("Idempotency-Key")] = true
 	}
-	if len(got) != 4 || len(keys) != 4 {
-		t.Errorf("sink got %d requests for %d deliveries; want each of the 4 once", len(got), len(keys))
+	if len(got) != n || len(keys) != n {
+		t.Errorf("sink got %d requests for %d deliveries; want each of the %d once", len(got), len(keys), n)
 	}
 }
 

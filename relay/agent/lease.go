@@ -131,12 +131,10 @@ func (s *Server) take(ctx context.Context, name string, n int) []job {
 }
 
 // room is how many deliveries of d may be handed out now: what its rate
-// limit allows, and what its held bound leaves free in this process. Agents
-// hold up to twice the destination's concurrency (the attempts running and
-// as many ready to start, so an attempt never waits for a poll) and run at
-// most its concurrency at once.
+// limit allows, and what its held bound (holdFactor times its concurrency)
+// leaves free in this process. Agents run at most its concurrency at once.
 func (s *Server) room(d *destination, want int) int {
-	n := min(want, 2*d.remote.Concurrency()-s.inFlight(d.name))
+	n := min(want, holdFactor*d.remote.Concurrency()-s.inFlight(d.name))
 	if d.limiter != nil {
 		n = min(n, int(d.limiter.Tokens()))
 	}

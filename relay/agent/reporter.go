@@ -21,10 +21,12 @@ func (c *Client) push(o outcome) {
 }
 
 // reporters is how many outcome reports may be in flight at once. Each
-// waits for the relay's store to commit its outcomes; overlapping them
-// keeps outcomes flowing into the store's group commits meanwhile, as a
-// local dispatcher does.
-const reporters = 8
+// waits for the relay's store to commit its outcomes; while one waits, the
+// other carries what finished meanwhile, so outcomes keep flowing into the
+// store's group commits as a local dispatcher's do. More reports in flight
+// made smaller ones: more requests for the same outcomes, and in
+// BenchmarkAgent eight ran slower than two.
+const reporters = 2
 
 // reportLoop sends outcomes as soon as there are any, until ctx ends.
 // Outcomes stay queued until the relay acknowledges them, so a connection

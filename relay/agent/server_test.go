@@ -300,29 +300,30 @@ func TestHeartbeatKeepsLease(t *testing.T) {
 	}
 }
 
-// TestLeaseLimits: agents hold no more than twice a destination's
-// concurrency (the attempts and as many ready to start) and are told the
-// concurrency; a finished attempt, announced by a poll or a report, makes
-// room; a poll never takes more than the rate limit allows.
+// TestLeaseLimits: agents hold no more than holdFactor times a
+// destination's concurrency and are told the concurrency; a finished
+// attempt, announced by a poll or a report, makes room; a poll never takes
+// more than the rate limit allows.
 func TestLeaseLimits(t *testing.T) {
 	ts := newTestServer(t, ServerOptions{})
-	for range 6 {
+	bound := holdFactor * 2
+	for range bound + 2 {
 		ts.queue(t, "pair")
 	}
-	got := ts.lease(t, "office-1", 10, time.Second)
-	if len(got) != 4 || got[0].Concurrency != 2 {
-		t.Fatalf("first poll got %d deliveries (concurrency %d) of a destination with concurrency 2, want 4 (2)", len(got), got[0].Concurrency)
+	got := ts.lease(t, "office-1", 100, time.Second)
+	if len(got) != bound || got[0].Concurrency != 2 {
+		t.Fatalf("first poll got %d deliveries (concurrency %d) of a destination with concurrency 2, want %d (2)", len(got), got[0].Concurrency, bound)
 	}
-	if more := ts.lease(t, "office-1", 10, 0); len(more) != 0 {
-		t.Fatalf("got %d more while 4 are held", len(more))
+	if more := ts.lease(t, "office-1", 100, 0); len(more) != 0 {
+		t.Fatalf("got %d more while %d are held", len(more), bound)
 	}
 	var lr leaseResponse
-	ts.call(t, "office-1", PathLease, leaseRequest{Max: 10, WaitMS: 1000, Finished: []string{got[0].Ticket}}, &lr)
+	ts.call(t, "office-1", PathLease, leaseRequest{Max: 100, WaitMS: 1000, Finished: []string{got[0].Ticket}}, &lr)
 	if len(lr.Deliveries) != 1 {
 		t.Fatalf("got %d after one attempt finished, want 1", len(lr.Deliveries))
 	}
 	ts.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: got[1].Ticket, Status: 200}}})
-	if more := ts.lease(t, "office-1", 10, time.Second); len(more) != 1 {
+	if more := ts.lease(t, "office-1", 100, time.Second); len(more) != 1 {
 		t.Fatalf("got %d after one reported, want 1", len(more))
 	}
 
