@@ -142,16 +142,24 @@ func (s *Server) room(d *destination, want int) int {
 }
 
 // jobFor turns a leased delivery into a job. A delivery whose event body is
-// gone cannot be attempted by anyone and is dead-lettered here.
+// gone cannot be attempted by anyone, and one that waited past max_age for
+// an agent is not wanted any more: both go to the dead-letter queue here,
+// through the destination's policy, from where an operator can replay them.
 func (s *Server) jobFor(d *destination, dl store.Delivery) (job, bool) {
-	if dl.Event == nil {
+	now := s.opts.Now()
+	var res deliver.Result
+	switch {
+	case dl.Event == nil:
+		res.Err = fmt.Errorf("%w (event %s)", deliver.ErrNoEvent, dl.EventID)
+	case now.Sub(dl.CreatedAt) > d.maxAge:
+		res.Err = fmt.Errorf("not attempted: max_age (%s) passed before an agent took the delivery", d.maxAge)
+	}
+	if res.Err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 		defer cancel()
-		res := deliver.Result{Err: fmt.Errorf("%w (event %s)", deliver.ErrNoEvent, dl.EventID)}
 		s.recordResult(ctx, d, dl, res)
 		return job{}, false
 	}
-	now := s.opts.Now()
 	s.track(d.name, dl.ID, now.Add(s.opts.Lease))
 	return job{
 		Ticket:        newTicket(dl).encode(),

@@ -146,6 +146,7 @@ type destination struct {
 	url     string
 	remote  *deliver.Remote
 	success []int
+	maxAge  time.Duration
 	limiter *rate.Limiter
 }
 
@@ -206,7 +207,11 @@ func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent: destination %q: %w", d.Name, err)
 		}
-		cd := &destination{name: d.Name, agent: d.Agent, url: d.URL, remote: r, success: d.SuccessStatus}
+		cd := &destination{name: d.Name, agent: d.Agent, url: d.URL, remote: r, success: d.SuccessStatus,
+			maxAge: d.Retry.MaxAge.D()}
+		if cd.maxAge <= 0 {
+			cd.maxAge = config.DefaultMaxAge
+		}
 		if d.RateLimit > 0 {
 			cd.limiter = rate.NewLimiter(rate.Limit(d.RateLimit), 1)
 		}

@@ -341,6 +341,22 @@ func TestLeaseLimits(t *testing.T) {
 	}
 }
 
+// TestMaxAgePassedWhileWaiting: a delivery that waited past max_age for an
+// agent goes to the dead-letter queue when an agent finally polls, instead
+// of reaching the receiver days late.
+func TestMaxAgePassedWhileWaiting(t *testing.T) {
+	later := func() time.Time { return time.Now().Add(config.DefaultMaxAge + time.Hour) }
+	ts := newTestServer(t, ServerOptions{Now: later})
+	id := ts.queue(t, "office")
+	if got := ts.lease(t, "office-1", 10, 0); len(got) != 0 {
+		t.Fatalf("handed out %d deliveries older than max_age", len(got))
+	}
+	d := ts.delivery(t, id)
+	if d.State != store.StateDead || !strings.Contains(d.LastError, "max_age") {
+		t.Errorf("delivery %s, last error %q; want dead-lettered for max_age", d.State, d.LastError)
+	}
+}
+
 // TestConnectedState follows an agent's presence on a fake clock: unknown
 // until it calls, connected after, disconnected a lease period after its
 // last call.
