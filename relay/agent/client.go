@@ -171,7 +171,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		running:  make(chan struct{}, opts.Concurrency),
 		destSems: map[string]chan struct{}{},
 		notify:   make(chan struct{}, 1),
-		acked:    make(chan struct{}, 1),
+		acked:    make(chan struct{}, pollers), // one wake-up for each poller
 		held:     map[string]*flight{},
 		sending:  map[string]bool{},
 		senders:  map[string]*deliver.Sender{},
@@ -221,7 +221,7 @@ func (c *Client) Connected() bool {
 }
 
 // Run polls the relay and attempts deliveries until ctx ends, reconnecting
-// forever when the connection fails. Then it stops polling, lets running
+// forever when the connection fails. Call it once. Then it stops polling, lets running
 // attempts finish for up to DrainTimeout, hands the rest back, reports what
 // it can and returns nil.
 func (c *Client) Run(ctx context.Context) error {

@@ -179,7 +179,7 @@ func (c *Client) apply(outs []outcome, resp reportResponse, held []string) {
 		}
 	}
 	c.pending = kept
-	if len(drop) > 0 {
+	for range min(len(drop), cap(c.acked)) {
 		select {
 		case c.acked <- struct{}{}:
 		default:
