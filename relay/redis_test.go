@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,35 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/testredis"
-	"github.com/relaygw/relay/relay"
 )
-
-// startRelayOn runs a relay in-process on the given store section.
-func startRelayOn(t *testing.T, storeYAML, cfgTail string, a, b *sink) string {
-	t.Helper()
-	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\nstore: " + storeYAML + "\n" +
-		"delivery: {poll_interval: 50ms}\n" + cfgTail
-	text = strings.NewReplacer("{{a}}", a.URL, "{{b}}", b.URL).Replace(text)
-	cfg, err := config.Load([]byte(text), "test.yaml")
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := relay.New(ctx, cfg, relay.Options{ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatalf("relay.New: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + srv.IngestAddr().String()
-}
 
 // TestConcurrentDuplicates posts one mid from 50 goroutines at once, on both
 // stores: exactly one is accepted, 49 are duplicates of it, and each

@@ -74,8 +74,13 @@ func (s *sink) count() int {
 // are replaced by the sinks' URLs.
 func startRelay(t *testing.T, cfgTail string, a, b *sink) string {
 	t.Helper()
-	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n" +
-		"store: {embedded: {path: " + t.TempDir() + "}}\n" +
+	return startRelayOn(t, "{embedded: {path: "+t.TempDir()+"}}", cfgTail, a, b)
+}
+
+// startRelayOn is startRelay on the given store section.
+func startRelayOn(t *testing.T, storeYAML, cfgTail string, a, b *sink) string {
+	t.Helper()
+	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\nstore: " + storeYAML + "\n" +
 		"delivery: {poll_interval: 50ms}\n" + cfgTail
 	text = strings.NewReplacer("{{a}}", a.URL, "{{b}}", b.URL).Replace(text)
 	cfg, err := config.Load([]byte(text), "test.yaml")
