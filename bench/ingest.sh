@@ -4,6 +4,7 @@
 # seed-sized bodies with a unique mid each) on this machine.
 #
 #   bench/ingest.sh [DURATION] [CONNECTIONS]     defaults: 10s 64
+#   ROWS=redis bench/ingest.sh ...               only the two Redis rows
 #
 # Needs wrk and redis-server (apt-get install wrk redis-server). Prints a
 # Markdown table; the numbers are what docs/benchmarks.md publishes.
@@ -89,6 +90,7 @@ echo
 echo "| server | req/s | p50 | p99 | non-2xx | CPU server | CPU redis | CPU wrk | CPU other |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 
+if [[ ${ROWS:-all} != redis ]]; then
 start 8181 "$WORK/ceiling" -mode bare -listen 127.0.0.1:8181
 run_wrk "ceiling: bare net/http, 202" http://127.0.0.1:8181/hooks/1001
 stop_last
@@ -101,6 +103,7 @@ relay_config 8183 9183 "{embedded: {path: $WORK/relay-embedded}}" >"$WORK/embedd
 start 8183 "$WORK/relay" serve -config "$WORK/embedded.yaml" -log-level warn
 run_wrk "relay serve, embedded store" http://127.0.0.1:8183/hooks/1001
 stop_last
+fi
 
 start_redis ceiling
 start 8184 "$WORK/ceiling" -mode redis -listen 127.0.0.1:8184 -redis "redis://127.0.0.1:$REDIS_PORT/1"

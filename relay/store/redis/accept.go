@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/relaygw/relay/relay/store"
 )
@@ -44,7 +45,7 @@ func newAcceptReq(ctx context.Context, ev store.Event, dests []string, dd store.
 	args := append(make([]any, 0, 10+2*len(dests)),
 		ev.ID, dd.Key, ttl, ev.WebhookID, ev.DedupeKey, ev.ContentType, ev.Body,
 		received, dj, len(dests))
-	args = appendRoute(args, dests)
+	args = appendDerivedRoute(args, ev.ID, dests)
 	return &acceptReq{ctx: ctx, id: ev.ID, args: args, done: make(chan struct{})}, nil
 }
 
@@ -127,6 +128,24 @@ func appendRoute(args []any, dests []string) []any {
 	}
 	for range dests {
 		args = append(args, store.NewID("dlv_"))
+	}
+	return args
+}
+
+// appendDerivedRoute is appendRoute for a new event: when the event id is
+// "evt_X", delivery i (from 1) is "dlv_X_i", which lets the accept script
+// leave its hash unwritten until the first lease (see implicit in
+// lua/prelude.lua). Unique because event ids are, and ordered as they are.
+func appendDerivedRoute(args []any, evID string, dests []string) []any {
+	x, ok := strings.CutPrefix(evID, "evt_")
+	if !ok {
+		return appendRoute(args, dests)
+	}
+	for _, d := range dests {
+		args = append(args, d)
+	}
+	for i := range dests {
+		args = append(args, "dlv_"+x+"_"+strconv.Itoa(i+1))
 	}
 	return args
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/relaygw/relay/relay/store"
@@ -127,4 +128,30 @@ func attemptsFrom(v any) ([]store.Attempt, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// implicitDelivery builds the state of a delivery that accept stored no hash
+// for (see implicit in lua/prelude.lua): its id is derived from its event's,
+// "evt_X" -> "dlv_X_i" with i its place in the route, and until its first
+// lease it is pending, with no attempt, created and due when the event was
+// stored (the event's "ca"). ok is false when id is not such an id of ev.
+func implicitDelivery(evh map[string]string, ev store.Event, id string) (d store.Delivery, ok bool) {
+	cut := strings.LastIndexByte(id, '_')
+	if cut < 4 || !strings.HasPrefix(id, "dlv_") || !strings.HasPrefix(ev.ID, "evt_") || id[4:cut] != ev.ID[4:] {
+		return store.Delivery{}, false
+	}
+	i, err := strconv.Atoi(id[cut+1:])
+	if err != nil || i < 1 || i > len(ev.Destinations) || evh["ca"] == "" {
+		return store.Delivery{}, false
+	}
+	at := parseNanos(evh["ca"])
+	return store.Delivery{
+		ID:          id,
+		EventID:     ev.ID,
+		Destination: ev.Destinations[i-1],
+		State:       store.StatePending,
+		CreatedAt:   at,
+		DueAt:       at,
+		UpdatedAt:   at,
+	}, true
 }

@@ -26,7 +26,7 @@ func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
 const findBatch = 200
 
 // eventFields are the event hash fields a search reads: all but the body.
-var eventFields = []string{"id", "wh", "dk", "ct", "rcv", "dests", "parked", "dlvs"}
+var eventFields = []string{"id", "wh", "dk", "ct", "rcv", "dests", "parked", "dlvs", "ca"}
 
 // FindEvents walks the evidx index newest first from the cursor, the last
 // id examined. A search is a read, not a step that must be atomic, so it
@@ -97,6 +97,7 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 	var gone []any
 	recs := make(map[string]store.EventRecord, len(ids))
 	dlvCmds := map[string][]*goredis.MapStringStringCmd{}
+	evHashes := map[string]map[string]string{}
 	pipe = s.rdb.Pipeline()
 	for i, id := range ids {
 		h := hashOf(eventFields, evCmds[i].Val())
@@ -113,6 +114,7 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 			continue
 		}
 		recs[id] = rec
+		evHashes[id] = h
 		for d := range strings.FieldsSeq(h["dlvs"]) {
 			dlvCmds[id] = append(dlvCmds[id], pipe.HGetAll(ctx, s.prefix+"dlv:"+d))
 		}
@@ -129,9 +131,12 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 	for id, cmds := range dlvCmds {
 		rec := recs[id]
 		rec.Deliveries = make([]store.DeliveryRecord, 0, len(cmds))
-		for _, c := range cmds {
+		ids := strings.Fields(evHashes[id]["dlvs"]) // the order of cmds
+		for k, c := range cmds {
 			if h := c.Val(); len(h) > 0 {
 				rec.Deliveries = append(rec.Deliveries, store.DeliveryRecord{Delivery: deliveryFrom(h)})
+			} else if d, ok := implicitDelivery(evHashes[id], rec.Event, ids[k]); ok {
+				rec.Deliveries = append(rec.Deliveries, store.DeliveryRecord{Delivery: d})
 			}
 		}
 		recs[id] = rec

@@ -42,13 +42,19 @@ func recordFrom(arr []any) (store.EventRecord, error) {
 		return store.EventRecord{}, err
 	}
 	rec := store.EventRecord{Event: ev, Deliveries: []store.DeliveryRecord{}}
+	ids := strings.Fields(eh["dlvs"]) // the script's order
 	for i := 1; i+1 < len(arr); i += 2 {
 		dh, err := fields(arr[i])
 		if err != nil {
 			return store.EventRecord{}, err
 		}
 		if len(dh) == 0 {
-			continue // expired ahead of its event: not expected, not fatal
+			if k := (i - 1) / 2; k < len(ids) {
+				if d, ok := implicitDelivery(eh, ev, ids[k]); ok {
+					rec.Deliveries = append(rec.Deliveries, store.DeliveryRecord{Delivery: d, AttemptLog: []store.Attempt{}})
+				}
+			}
+			continue // else expired ahead of its event: not expected, not fatal
 		}
 		log, err := attemptsFrom(arr[i+1])
 		if err != nil {

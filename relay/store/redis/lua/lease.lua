@@ -11,6 +11,7 @@ local out = {}
 for i, id in ipairs(ids) do
   local dk = P .. 'dlv:' .. id
   local evid = redis.call('HGET', dk, 'ev')
+  if not evid then evid = materialize(id, ARGV[2]) end
   if not evid then
     -- Defensive: never hand out a queue entry without its delivery.
     redis.call('ZREM', q, id)

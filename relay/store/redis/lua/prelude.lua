@@ -23,12 +23,41 @@ local function enqueue(evid, dests, ids, ms, ns)
   end
 end
 
+-- implicit returns the event id and creation time (ns) of a delivery that
+-- exists only implicitly: accept stores no hash for a delivery whose id is
+-- derived from its event's ("evt_X" -> "dlv_X_i", i its 1-based place in the
+-- event's route) and that is still in its queue untouched: pending, no
+-- attempt, created and due when the event was stored. Its first lease
+-- writes the hash (materialize); every later change finds it. Returns nil
+-- when id is not such an id or its event is gone.
+local function implicit(id)
+  local x = string.match(id, '^dlv_(.+)_%d+$')
+  if not x then return nil end
+  local evid = 'evt_' .. x
+  local ca = redis.call('HGET', P .. 'ev:' .. evid, 'ca')
+  if not ca then return nil end
+  return evid, ca
+end
+
+-- materialize writes the hash of an implicit delivery queued for dest.
+local function materialize(id, dest)
+  local evid, ca = implicit(id)
+  if not evid then return nil end
+  redis.call('HSET', P .. 'dlv:' .. id, 'id', id, 'ev', evid, 'dest', dest,
+    'st', 'pending', 'n', '0', 'ca', ca, 'due', ca, 'ua', ca)
+  return evid
+end
+
 -- held returns the fields of a delivery whose live lease token is tok, or
 -- nil and a status code: 2 when the lease is lost (another token, expired,
 -- or the delivery is no longer pending), 3 when the delivery does not exist.
 local function held(dk, tok, ms)
   local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n')
-  if not h[1] then return nil, 3 end
+  if not h[1] then
+    -- A delivery never leased holds no lease: lost, not missing.
+    if implicit(string.sub(dk, #P + 5)) then return nil, 2 end
+    return nil, 3
+  end
   if h[1] ~= 'pending' or h[2] ~= tok or (tonumber(h[3]) or 0) < ms then
     return nil, 2
   end
