@@ -2,7 +2,10 @@ package bolt
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
+
+	"github.com/relaygw/relay/relay/store"
 )
 
 // Accept encodes an event record and one delivery record per destination for
@@ -95,4 +98,86 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// Every outcome re-encodes a delivery record and encodes an attempt record,
+// so they are written directly too, with the same guarantee: the bytes are
+// json.Marshal's (encode_test.go checks it field by field).
+
+// appendDelivery encodes rec as json.Marshal does. ok is false when a time
+// is outside what JSON times allow (years 0 to 9999); json.Marshal then
+// reports the error.
+func appendDelivery(b []byte, rec *deliveryRec) (_ []byte, ok bool) {
+	if !jsonTime(rec.CreatedAt) || !jsonTime(rec.DueAt) || !jsonTime(rec.UpdatedAt) {
+		return b, false
+	}
+	b = append(b, `{"id":`...)
+	b = appendString(b, rec.ID)
+	b = append(b, `,"event_id":`...)
+	b = appendString(b, rec.EventID)
+	b = append(b, `,"destination":`...)
+	b = appendString(b, rec.Destination)
+	b = append(b, `,"state":`...)
+	b = appendString(b, string(rec.State))
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(rec.Attempts), 10)
+	b = append(b, `,"created_at":`...)
+	b = appendTime(b, rec.CreatedAt)
+	b = append(b, `,"due_at":`...)
+	b = appendTime(b, rec.DueAt)
+	if rec.LastStatus != 0 {
+		b = append(b, `,"last_status":`...)
+		b = strconv.AppendInt(b, int64(rec.LastStatus), 10)
+	}
+	if rec.LastError != "" {
+		b = append(b, `,"last_error":`...)
+		b = appendString(b, rec.LastError)
+	}
+	b = append(b, `,"updated_at":`...)
+	b = appendTime(b, rec.UpdatedAt)
+	if rec.Logged != 0 {
+		b = append(b, `,"logged":`...)
+		b = strconv.AppendInt(b, int64(rec.Logged), 10)
+	}
+	if rec.DeadAt != 0 {
+		b = append(b, `,"dead_at":`...)
+		b = strconv.AppendInt(b, rec.DeadAt, 10)
+	}
+	return append(b, '}'), true
+}
+
+// appendAttemptRec encodes a as json.Marshal does; ok as for appendDelivery.
+func appendAttemptRec(b []byte, a *store.Attempt) (_ []byte, ok bool) {
+	if !jsonTime(a.At) {
+		return b, false
+	}
+	b = append(b, `{"n":`...)
+	b = strconv.AppendInt(b, int64(a.N), 10)
+	b = append(b, `,"at":`...)
+	b = appendTime(b, a.At)
+	b = append(b, `,"duration_ns":`...)
+	b = strconv.AppendInt(b, int64(a.Duration), 10)
+	if a.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(a.Status), 10)
+	}
+	if a.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, a.Error)
+	}
+	if a.Response != "" {
+		b = append(b, `,"response":`...)
+		b = appendString(b, a.Response)
+	}
+	return append(b, '}'), true
+}
+
+// jsonTime reports whether time.Time.MarshalJSON accepts t: a four-digit
+// year and a zone offset within a day.
+func jsonTime(t time.Time) bool {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return false
+	}
+	_, off := t.Zone()
+	return off > -24*3600 && off < 24*3600
 }

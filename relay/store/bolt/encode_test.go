@@ -93,3 +93,70 @@ func fill(t *testing.T, v reflect.Value) {
 		}
 	}
 }
+
+func TestAppendDeliveryMatchesMarshal(t *testing.T) {
+	at := time.Date(2021, 4, 9, 16, 27, 39, 123456789, time.FixedZone("IST", 5*3600+1800))
+	var recs []*deliveryRec
+	for _, s := range tricky {
+		recs = append(recs,
+			&deliveryRec{Delivery: store.Delivery{ID: "dlv_" + s, EventID: s, Destination: s, State: store.DeliveryState(s),
+				Attempts: 3, CreatedAt: at, DueAt: at.UTC(), LastStatus: 503, LastError: s, UpdatedAt: at}, Logged: 5, DeadAt: at.UnixNano()},
+			&deliveryRec{Delivery: store.Delivery{ID: s, State: store.StatePending, Attempts: -1, LastStatus: -2}, Logged: -3, DeadAt: -4},
+		)
+	}
+	recs = append(recs, filled(t, &deliveryRec{}).(*deliveryRec))
+	for _, rec := range recs {
+		want, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendDelivery(nil, rec)
+		if !ok || string(got) != string(want) {
+			t.Errorf("appendDelivery(%+v) = %v\n got %s\nwant %s", rec, ok, got, want)
+		}
+	}
+}
+
+func TestAppendAttemptMatchesMarshal(t *testing.T) {
+	at := time.Date(2021, 4, 9, 16, 27, 39, 120000000, time.Local)
+	var as []*store.Attempt
+	for _, s := range tricky {
+		as = append(as,
+			&store.Attempt{N: 2, At: at, Duration: 1500 * time.Microsecond, Status: 500, Error: s, Response: s},
+			&store.Attempt{N: 1, At: at.UTC(), Error: s},
+			&store.Attempt{Response: s, Duration: -1, Status: -1},
+		)
+	}
+	as = append(as, filled(t, &store.Attempt{}).(*store.Attempt))
+	for _, a := range as {
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendAttemptRec(nil, a)
+		if !ok || string(got) != string(want) {
+			t.Errorf("appendAttemptRec(%+v) = %v\n got %s\nwant %s", a, ok, got, want)
+		}
+	}
+}
+
+// TestEncodersRefuseWhatMarshalRefuses covers times outside JSON's range:
+// the encoders step aside so that json.Marshal reports them.
+func TestEncodersRefuseWhatMarshalRefuses(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2020, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 24*3600)),
+	} {
+		rec := &deliveryRec{Delivery: store.Delivery{ID: "dlv_1", DueAt: at}}
+		if _, err := json.Marshal(rec); err == nil {
+			t.Fatalf("json.Marshal accepts %v; the test needs a time it refuses", at)
+		}
+		if _, ok := appendDelivery(nil, rec); ok {
+			t.Errorf("appendDelivery encoded due_at %v, which json.Marshal refuses", at)
+		}
+		if _, ok := appendAttemptRec(nil, &store.Attempt{At: at}); ok {
+			t.Errorf("appendAttemptRec encoded at %v, which json.Marshal refuses", at)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func getEventMeta(tx *bbolt.Tx, id string) (*eventRec, error) {
 		return nil, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
 	}
 	rec := new(eventRec)
-	if err := json.Unmarshal(v, rec); err != nil {
+	if err := decodeEvent(v, rec); err != nil {
 		return nil, fmt.Errorf("decode event %s: %w", id, err)
 	}
 	return rec, nil
@@ -140,16 +140,20 @@ func getDelivery(tx *bbolt.Tx, id string) (*deliveryRec, error) {
 		return nil, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
 	}
 	rec := new(deliveryRec)
-	if err := json.Unmarshal(v, rec); err != nil {
+	if err := decodeDelivery(v, rec); err != nil {
 		return nil, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
 	return rec, nil
 }
 
 func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode delivery %s: %w", rec.ID, err)
+	// bbolt keeps v until the commit, so every Put gets its own buffer.
+	v, ok := appendDelivery(make([]byte, 0, 320), rec)
+	if !ok {
+		var err error
+		if v, err = json.Marshal(rec); err != nil {
+			return fmt.Errorf("encode delivery %s: %w", rec.ID, err)
+		}
 	}
 	return tx.Bucket(bucketDeliveries).Put([]byte(rec.ID), v)
 }
@@ -159,9 +163,12 @@ func appendAttempt(tx *bbolt.Tx, rec *deliveryRec, a store.Attempt) error {
 	if a.N == 0 {
 		a.N = rec.Attempts + 1
 	}
-	v, err := json.Marshal(a)
-	if err != nil {
-		return fmt.Errorf("encode attempt of %s: %w", rec.ID, err)
+	v, ok := appendAttemptRec(make([]byte, 0, 96+len(a.Error)+len(a.Response)), &a)
+	if !ok {
+		var err error
+		if v, err = json.Marshal(a); err != nil {
+			return fmt.Errorf("encode attempt of %s: %w", rec.ID, err)
+		}
 	}
 	rec.Logged++
 	rec.Attempts++

@@ -1,0 +1,86 @@
+package bolt
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// TestDecodeMatchesUnmarshal decodes records written by the encoders, and
+// variants that only encoding/json reads, both ways and wants the same
+// record (or an error from both).
+func TestDecodeMatchesUnmarshal(t *testing.T) {
+	at := time.Date(2021, 4, 9, 16, 27, 39, 123456789, time.FixedZone("IST", 5*3600+1800))
+	var deliveries, events []string
+	for _, s := range tricky {
+		d, _ := appendDelivery(nil, &deliveryRec{Delivery: store.Delivery{ID: "dlv_" + s, EventID: s, Destination: s,
+			State: store.StateDead, Attempts: 3, CreatedAt: at, DueAt: at.UTC(), LastStatus: 503, LastError: s, UpdatedAt: at},
+			Logged: 5, DeadAt: at.UnixNano()})
+		e := appendNewEvent(nil, &eventRec{Event: store.Event{ID: "evt_" + s, WebhookID: s, DedupeKey: s, ContentType: s,
+			ReceivedAt: at, Destinations: []string{s, "b"}, Parked: true}, DeliveryIDs: []string{"dlv_1", s}})
+		deliveries, events = append(deliveries, string(d)), append(events, string(e))
+	}
+	fd, _ := appendDelivery(nil, filled(t, &deliveryRec{}).(*deliveryRec))
+	fe := appendNewEvent(nil, filled(t, &eventRec{}).(*eventRec))
+	deliveries = append(deliveries, string(fd),
+		`{}`, `{"id":"a"}`, ` {"id":"a"}`, `{"id" : "a"}`, `{"id":"a",}`, `{"id":"a"}x`, `{"ID":"a"}`, `{"id":"a","other":1}`,
+		`{"attempts":007}`, `{"attempts":-0}`, `{"attempts":1e3}`, `{"attempts":12345678901234567890}`, `{"attempts":"1"}`,
+		`{"dead_at":-1234567890123456789}`, `{"dead_at":123456789012345678}`, `{"dead_at":9223372036854775807}`, `{"dead_at":9223372036854775808}`, `{"dead_at":-9223372036854775808}`, `{"id":null}`, `{"id":"a\u0062"}`,
+		`{"due_at":"2021-04-09T16:27:39Z"}`, `{"due_at":"2021-04-09 16:27:39Z"}`, `{"due_at":"2021-04-09T16:27:39+24:00"}`,
+		`{"id":"a","id":"b"}`, `{"id":"unterminated}`, `{"id":"a"`, `[]`, ``)
+	events = append(events, string(fe),
+		`{"destinations":null}`, `{"destinations":[]}`, `{"destinations":["a",]}`, `{"destinations":["a" ,"b"]}`,
+		`{"delivery_ids":[]}`, `{"parked":false}`, `{"parked":tru}`, `{"parked":1}`, `{"received_at":"2021-04-09T16:27:39.5+05:30"}`)
+	fast := 0
+	for _, v := range deliveries {
+		var want, got deliveryRec
+		wantErr := json.Unmarshal([]byte(v), &want)
+		gotErr := decodeDelivery([]byte(v), &got)
+		if (wantErr != nil) != (gotErr != nil) || (wantErr == nil && !reflect.DeepEqual(got, want)) {
+			t.Errorf("decodeDelivery(%s)\n got %+v, %v\nwant %+v, %v", v, got, gotErr, want, wantErr)
+		}
+		if fastDelivery([]byte(v), &deliveryRec{}) {
+			fast++
+		}
+	}
+	for _, v := range events {
+		var want, got eventRec
+		wantErr := json.Unmarshal([]byte(v), &want)
+		gotErr := decodeEvent([]byte(v), &got)
+		if (wantErr != nil) != (gotErr != nil) || (wantErr == nil && !reflect.DeepEqual(got, want)) {
+			t.Errorf("decodeEvent(%s)\n got %+v, %v\nwant %+v, %v", v, got, gotErr, want, wantErr)
+		}
+		if fastEvent([]byte(v), &eventRec{}) {
+			fast++
+		}
+	}
+	if fast < 10 {
+		t.Errorf("only %d records took the fast path; the test no longer covers it", fast)
+	}
+}
+
+// TestFastDecodeTakesEncodedRecords checks that what the encoders write for
+// ordinary ids and names is read without encoding/json.
+func TestFastDecodeTakesEncodedRecords(t *testing.T) {
+	now := time.Now()
+	ds, _ := newDeliveries("evt_01ABC", []string{"sink", "billing-eu"}, now)
+	for _, d := range ds {
+		var rec deliveryRec
+		if !fastDelivery(d.json, &rec) || rec.ID != d.rec.ID || !rec.DueAt.Equal(now) {
+			t.Errorf("fastDelivery(%s) = %+v", d.json, rec)
+		}
+	}
+	d, _ := appendDelivery(nil, &deliveryRec{Delivery: store.Delivery{ID: "dlv_1", State: store.StateDead, LastStatus: 500,
+		LastError: "status 500", CreatedAt: now, DueAt: now, UpdatedAt: now}, Logged: 2, DeadAt: now.UnixNano()})
+	if !fastDelivery(d, &deliveryRec{}) {
+		t.Errorf("fastDelivery(%s) fell back to encoding/json", d)
+	}
+	e := appendNewEvent(nil, &eventRec{Event: store.Event{ID: "evt_1", WebhookID: "1001", ContentType: "application/json",
+		ReceivedAt: now, Destinations: []string{"a", "b"}}, DeliveryIDs: []string{"dlv_1", "dlv_2"}})
+	if !fastEvent(e, &eventRec{}) {
+		t.Errorf("fastEvent(%s) fell back to encoding/json", e)
+	}
+}
