@@ -8,15 +8,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	redisstore "github.com/relaygw/relay/relay/store/redis"
 )
 
 // Run the delivery benchmarks with:
@@ -89,34 +96,109 @@ func newBenchSink(tb testing.TB) *httptest.Server {
 // backlog to a local sink answering 200, beside the ceiling: the same number
 // of POSTs of the same body from as many goroutines as the destination's
 // concurrency, with a plain net/http client and nothing else. Relay leases,
-// signs, attempts and durably records every delivery.
+// signs, attempts and durably records every delivery. It runs once with the
+// embedded store and once with a Redis store on its own redis-server
+// (appendfsync everysec, as testredis starts it). The CPU columns are this
+// process's CPU time per delivery or POST (sink included, so both sides pay
+// for it); for Redis, redis-server's own CPU per delivery is reported apart.
+// RELAY_BENCH_CPUPROFILE names a file for a CPU profile of the relay phase
+// alone.
 func BenchmarkDeliverBacklog(b *testing.B) {
 	n := envInt(b, "RELAY_BENCH_EVENTS", 100000)
 	conc := envInt(b, "RELAY_BENCH_CONCURRENCY", 8)
-	sk := newBenchSink(b)
-	for range b.N {
-		b.StopTimer()
-		st := newTestStore(b)
-		t0 := time.Now()
-		fill(b, st, n, "sink")
-		b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "queued/s")
-		b.StartTimer()
+	for _, backend := range []string{"bolt", "redis"} {
+		b.Run("store="+backend, func(b *testing.B) {
+			sk := newBenchSink(b)
+			for range b.N {
+				b.StopTimer()
+				st, serverCPU := newBenchStore(b, backend)
+				t0 := time.Now()
+				fill(b, st, n, "sink")
+				b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "queued/s")
+				b.StartTimer()
 
-		// The ceiling runs before and after the relay and their mean is
-		// reported, so that a machine busy with other work in one phase
-		// skews the ratio less.
-		before := runCeiling(b, sk.URL, n, conc)
-		relay := runBacklog(b, st, sk.URL, n, conc)
-		after := runCeiling(b, sk.URL, n, conc)
-		ceiling := (before + after) / 2
-		b.ReportMetric(relay, "relay-deliveries/s")
-		b.ReportMetric(ceiling, "ceiling-posts/s")
-		b.ReportMetric(100*relay/ceiling, "%-of-ceiling")
+				// The ceiling runs before and after the relay and their mean is
+				// reported, so that a machine busy with other work in one phase
+				// skews the ratio less.
+				before := runCeiling(b, sk.URL, n, conc)
+				srv0 := serverCPU()
+				relay := runBacklog(b, st, sk.URL, n, conc)
+				srv := serverCPU() - srv0
+				after := runCeiling(b, sk.URL, n, conc)
+				ceiling := (before.rate + after.rate) / 2
+				b.ReportMetric(relay.rate, "relay-deliveries/s")
+				b.ReportMetric(ceiling, "ceiling-posts/s")
+				b.ReportMetric(100*relay.rate/ceiling, "%-of-ceiling")
+				b.ReportMetric(relay.cpu, "relay-cpu-us/delivery")
+				b.ReportMetric((before.cpu+after.cpu)/2, "ceiling-cpu-us/post")
+				if backend == "redis" {
+					b.ReportMetric(float64(srv.Microseconds())/float64(n), "redis-cpu-us/delivery")
+				}
+			}
+		})
 	}
 }
 
-// runBacklog delivers n queued deliveries and returns deliveries per second.
-func runBacklog(tb testing.TB, st Queue, url string, n, conc int) float64 {
+// newBenchStore opens an embedded store, or a Redis store on a redis-server
+// of its own; serverCPU reports the server's CPU time so far (always 0 for
+// the embedded store, whose CPU is this process's).
+func newBenchStore(tb testing.TB, backend string) (st testStore, serverCPU func() time.Duration) {
+	tb.Helper()
+	if backend == "bolt" {
+		return newTestStore(tb), func() time.Duration { return 0 }
+	}
+	srv := testredis.Start(tb)
+	rs, err := redisstore.Open(context.Background(), redisstore.Options{URL: srv.URL()})
+	if err != nil {
+		tb.Fatalf("redis.Open: %v", err)
+	}
+	tb.Cleanup(func() { rs.Close() })
+	info := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	tb.Cleanup(func() { info.Close() })
+	return rs, func() time.Duration { return redisCPU(tb, info) }
+}
+
+// redisCPU reads used_cpu_sys and used_cpu_user from INFO cpu.
+func redisCPU(tb testing.TB, c *goredis.Client) time.Duration {
+	tb.Helper()
+	txt, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatalf("INFO cpu: %v", err)
+	}
+	var total float64
+	for _, line := range strings.Split(txt, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("INFO cpu: %s: %v", line, err)
+			}
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// phase is one timed phase: its rate per second and this process's CPU
+// microseconds per item.
+type phase struct{ rate, cpu float64 }
+
+func measure(n int, start time.Time, cpu0 time.Duration) phase {
+	cpu := cpuTime() - cpu0
+	return phase{rate: float64(n) / time.Since(start).Seconds(), cpu: float64(cpu.Microseconds()) / float64(n)}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runBacklog delivers n queued deliveries.
+func runBacklog(tb testing.TB, st Queue, url string, n, conc int) phase {
 	tb.Helper()
 	d := dest("sink", url)
 	d.Concurrency = conc
@@ -133,25 +215,35 @@ func runBacklog(tb testing.TB, st Queue, url string, n, conc int) float64 {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if path := os.Getenv("RELAY_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			tb.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	start := time.Now()
+	cpu0, start := cpuTime(), time.Now()
 	go func() { done <- m.Run(ctx) }()
 	<-all
 	cancel()
 	<-done // the last outcomes are durable before Run returns
-	return float64(n) / time.Since(start).Seconds()
+	return measure(n, start, cpu0)
 }
 
-// runCeiling POSTs the body n times from conc goroutines and returns POSTs
-// per second.
-func runCeiling(tb testing.TB, url string, n, conc int) float64 {
+// runCeiling POSTs the body n times from conc goroutines.
+func runCeiling(tb testing.TB, url string, n, conc int) phase {
 	tb.Helper()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
 	defer client.CloseIdleConnections()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
+	cpu0, start := cpuTime(), time.Now()
 	for range conc {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
@@ -166,7 +258,7 @@ func runCeiling(tb testing.TB, url string, n, conc int) float64 {
 		})
 	}
 	wg.Wait()
-	return float64(n) / time.Since(start).Seconds()
+	return measure(n, start, cpu0)
 }
 
 // BenchmarkDeliverLatency measures a healthy destination's queue-to-delivered
