@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -49,8 +50,8 @@ const maxRedirects = 5
 // endpoint is a destination compiled for sending: its client, its fixed
 // headers and its signer. It makes exactly one HTTP attempt per call.
 type endpoint struct {
-	url       string // as configured; never logged
-	redacted  string // safe for logs and attempt records
+	url       *url.URL // as configured; never logged
+	redacted  string   // safe for logs and attempt records
 	header    http.Header
 	host      string // Host header override from headers, if any
 	signer    *Signer
@@ -92,7 +93,7 @@ func newEndpoint(d config.Destination, set destSettings, version string) (*endpo
 		return nil, fmt.Errorf("%w %q: %w", ErrBadDestination, d.Name, err)
 	}
 	ep := &endpoint{
-		url:       d.URL,
+		url:       u,
 		redacted:  redactURL(u),
 		header:    http.Header{},
 		userAgent: "relay/" + version,
@@ -247,7 +248,7 @@ func (ep *endpoint) do(ctx context.Context, d store.Delivery, now time.Time) res
 // post makes one POST attempt, following up to maxRedirects redirects when
 // follow is set; a relay agent's Sender uses it too. The client's Timeout
 // bounds the whole attempt.
-func post(ctx context.Context, client *retryablehttp.Client, rawURL, host string, header http.Header, body []byte, follow bool) result {
+func post(ctx context.Context, client *retryablehttp.Client, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
 	start := time.Now()
 	attemptCtx := ctx
 	timeout := client.HTTPClient.Timeout
@@ -256,17 +257,8 @@ func post(ctx context.Context, client *retryablehttp.Client, rawURL, host string
 		attemptCtx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	target := rawURL
 	for hops := 0; ; hops++ {
-		req, err := retryablehttp.NewRequestWithContext(attemptCtx, http.MethodPost, target, body)
-		if err != nil {
-			return result{err: fmt.Errorf("build request: %s", sanitize(err))}
-		}
-		req.Header = header
-		if host != "" {
-			req.Host = host
-		}
-		resp, err := client.Do(req)
+		resp, err := client.Do(newRequest(attemptCtx, target, host, header, body))
 		if err != nil {
 			if ctx.Err() == nil && (attemptCtx.Err() != nil || isTimeout(err)) {
 				err = timeoutError{after: timeout, err: err}
@@ -296,8 +288,35 @@ func post(ctx context.Context, client *retryablehttp.Client, rawURL, host string
 			}
 			host = ""
 		}
-		target = next.String()
+		target = next
 	}
+}
+
+// newRequest builds one attempt's POST from a parsed URL, which is what
+// http.NewRequestWithContext does after parsing it again every time. The
+// request carries no body function: the client makes one try, and that try
+// reads Body.
+func newRequest(ctx context.Context, u *url.URL, host string, header http.Header, body []byte) *retryablehttp.Request {
+	if host == "" {
+		host = strings.TrimSuffix(u.Host, ":") // as NewRequestWithContext has it
+	}
+	req := &http.Request{
+		Method:     http.MethodPost,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     header,
+		Host:       host,
+		Body:       http.NoBody,
+		GetBody:    func() (io.ReadCloser, error) { return http.NoBody, nil },
+	}
+	if len(body) > 0 {
+		req.ContentLength = int64(len(body))
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return &retryablehttp.Request{Request: req.WithContext(ctx)}
 }
 
 // followable reports the redirects that follow_redirects follows: those a

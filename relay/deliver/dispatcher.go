@@ -434,54 +434,67 @@ func (dp *dispatcher) release(d store.Delivery) {
 }
 
 // extender keeps a worker's lease alive while it waits (rate limit) or
-// attempts, every lease/3, and tracks when the lease runs out.
+// attempts, every lease/3, and tracks when the lease runs out. It runs on a
+// timer rather than a goroutine of its own: almost every attempt ends long
+// before the first extension is due, and then it costs one timer.
 type extender struct {
 	until atomic.Int64 // unix nanoseconds of the lease's expiry
-	quit  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
+
+	// mu is held while an extension runs, so stop returns only when none
+	// does and none will.
+	mu      sync.Mutex
+	stopped bool
+	failing bool
+	timer   *time.Timer
+
+	dp    *dispatcher
+	hard  context.Context
+	d     store.Delivery
+	lease time.Duration
 }
 
 func (dp *dispatcher) extend(hard context.Context, p *profile, d store.Delivery) *extender {
-	lease := p.lease
-	e := &extender{quit: make(chan struct{})}
-	e.until.Store(dp.opts.Now().Add(lease).UnixNano())
-	e.wg.Go(func() {
-		t := time.NewTicker(lease / 3)
-		defer t.Stop()
-		failing := false
-		for {
-			select {
-			case <-e.quit:
-				return
-			case <-hard.Done():
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(hard, lease/3)
-			at := dp.opts.Now()
-			err := dp.q.ExtendLease(ctx, d, lease)
-			cancel()
-			switch {
-			case err == nil:
-				e.until.Store(at.Add(lease).UnixNano())
-				failing = false
-			case errors.Is(err, store.ErrLeaseLost):
-				dp.logFor(d).Warn("deliver: lease lost during the attempt", "store_error", err)
-				return
-			case !failing:
-				failing = true
-				dp.logFor(d).Warn("deliver: extending lease failed; will try again", "store_error", err)
-			}
-		}
-	})
+	e := &extender{dp: dp, hard: hard, d: d, lease: p.lease}
+	e.until.Store(dp.opts.Now().Add(p.lease).UnixNano())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.timer = time.AfterFunc(p.lease/3, e.tick)
 	return e
+}
+
+// tick extends the lease once and schedules the next extension, until stop,
+// the end of hard, or a lost lease.
+func (e *extender) tick() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.hard.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.hard, e.lease/3)
+	at := e.dp.opts.Now()
+	err := e.dp.q.ExtendLease(ctx, e.d, e.lease)
+	cancel()
+	switch {
+	case err == nil:
+		e.until.Store(at.Add(e.lease).UnixNano())
+		e.failing = false
+	case errors.Is(err, store.ErrLeaseLost):
+		e.dp.logFor(e.d).Warn("deliver: lease lost during the attempt", "store_error", err)
+		return
+	case !e.failing:
+		e.failing = true
+		e.dp.logFor(e.d).Warn("deliver: extending lease failed; will try again", "store_error", err)
+	}
+	e.timer.Reset(e.lease / 3)
 }
 
 func (e *extender) expires() time.Time { return time.Unix(0, e.until.Load()) }
 
-// stop ends the extensions; it may be called more than once.
+// stop ends the extensions, waiting for one under way; it may be called
+// more than once.
 func (e *extender) stop() {
-	e.once.Do(func() { close(e.quit) })
-	e.wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopped = true
+	e.timer.Stop()
 }

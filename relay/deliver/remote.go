@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -103,7 +104,11 @@ func NewSender(timeout time.Duration, conc int) *Sender {
 // Send POSTs body to rawURL with header (and host as the Host header when
 // not ""). ctx cancels the attempt.
 func (s *Sender) Send(ctx context.Context, rawURL, host string, header http.Header, body []byte) Result {
-	return post(ctx, s.client, rawURL, host, header, body, false).exported()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return result{err: fmt.Errorf("build request: %s", sanitize(err))}.exported()
+	}
+	return post(ctx, s.client, u, host, header, body, false).exported()
 }
 
 // Close drops the Sender's idle connections.
