@@ -130,6 +130,25 @@ func attemptsFrom(v any) ([]store.Attempt, error) {
 	return out, nil
 }
 
+// deliveryIDs lists an event's delivery ids as the scripts' dlvids does:
+// its "dlvs", or, when accept left that out because every id is derived,
+// "dlv_X_1" to "dlv_X_nd" for event "evt_X".
+func deliveryIDs(evh map[string]string) []string {
+	if list, ok := evh["dlvs"]; ok && list != "" {
+		return strings.Fields(list)
+	}
+	x, ok := strings.CutPrefix(evh["id"], "evt_")
+	n := atoi(evh["nd"])
+	if !ok || n <= 0 {
+		return nil
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "dlv_" + x + "_" + strconv.Itoa(i+1)
+	}
+	return ids
+}
+
 // implicitDelivery builds the state of a delivery that accept stored no hash
 // for (see implicit in lua/prelude.lua): its id is derived from its event's,
 // "evt_X" -> "dlv_X_i" with i its place in the route, and until its first

@@ -26,7 +26,9 @@
 //	                   their evidx entries are dropped once expired
 //
 // Times in hashes are Unix nanoseconds as decimal strings; "out" counts the
-// event's deliveries not yet delivered and "dlvs" lists its delivery ids.
+// event's deliveries not yet delivered and "dlvs" lists its delivery ids
+// (left out when they are all derived from the event id, below; "nd" says
+// how many there are).
 //
 // Accept writes no dlv hash for an event whose id the store made ("evt_X"):
 // its deliveries get the ids "dlv_X_1", "dlv_X_2", ... in route order, and

@@ -26,7 +26,7 @@ func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
 const findBatch = 200
 
 // eventFields are the event hash fields a search reads: all but the body.
-var eventFields = []string{"id", "wh", "dk", "ct", "rcv", "dests", "parked", "dlvs", "ca"}
+var eventFields = []string{"id", "wh", "dk", "ct", "rcv", "dests", "parked", "dlvs", "ca", "nd"}
 
 // FindEvents walks the evidx index newest first from the cursor, the last
 // id examined. A search is a read, not a step that must be atomic, so it
@@ -115,7 +115,7 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 		}
 		recs[id] = rec
 		evHashes[id] = h
-		for d := range strings.FieldsSeq(h["dlvs"]) {
+		for _, d := range deliveryIDs(h) {
 			dlvCmds[id] = append(dlvCmds[id], pipe.HGetAll(ctx, s.prefix+"dlv:"+d))
 		}
 	}
@@ -131,7 +131,7 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 	for id, cmds := range dlvCmds {
 		rec := recs[id]
 		rec.Deliveries = make([]store.DeliveryRecord, 0, len(cmds))
-		ids := strings.Fields(evHashes[id]["dlvs"]) // the order of cmds
+		ids := deliveryIDs(evHashes[id]) // the order of cmds
 		for k, c := range cmds {
 			if h := c.Val(); len(h) > 0 {
 				rec.Deliveries = append(rec.Deliveries, store.DeliveryRecord{Delivery: deliveryFrom(h)})

@@ -42,7 +42,7 @@ func recordFrom(arr []any) (store.EventRecord, error) {
 		return store.EventRecord{}, err
 	}
 	rec := store.EventRecord{Event: ev, Deliveries: []store.DeliveryRecord{}}
-	ids := strings.Fields(eh["dlvs"]) // the script's order
+	ids := deliveryIDs(eh) // the script's order
 	for i := 1; i+1 < len(arr); i += 2 {
 		dh, err := fields(arr[i])
 		if err != nil {

@@ -45,6 +45,7 @@ for e = 1, tonumber(ARGV[2]) do
     local rcv = ARGV[a + 7]
     if rcv == '' then rcv = ns end
     local ids = {}
+    local explicit = false -- some delivery id not derived: store 'dlvs'
     -- A delivery whose id is derived from its event's (see implicit in
     -- prelude.lua) gets no hash now: its first lease writes it.
     local derived = nil
@@ -53,6 +54,7 @@ for e = 1, tonumber(ARGV[2]) do
       local dest, did = ARGV[a + 9 + i], ARGV[a + 9 + n + i]
       ids[i] = did
       if not derived or did ~= derived .. i then
+        explicit = true
         redis.call('HSET', P .. 'dlv:' .. did, 'id', did, 'ev', id, 'dest', dest,
           'st', 'pending', 'n', '0', 'ca', ns, 'due', ns, 'ua', ns)
       end
@@ -67,10 +69,17 @@ for e = 1, tonumber(ARGV[2]) do
     end
     local parked = '0'
     if n == 0 then parked = '1' end
-    redis.call('HSET', evk, 'id', id, 'wh', ARGV[a + 3], 'dk', ARGV[a + 4],
-      'ct', ARGV[a + 5], 'body', ARGV[a + 6], 'rcv', rcv, 'dests', ARGV[a + 8],
-      'parked', parked, 'out', nstr, 'nd', nstr, 'dlvs', table.concat(ids, ' '),
-      'ca', ns)
+    -- 'dlvs' only when some id is not derived (see dlvids in prelude.lua).
+    if explicit or not derived then
+      redis.call('HSET', evk, 'id', id, 'wh', ARGV[a + 3], 'dk', ARGV[a + 4],
+        'ct', ARGV[a + 5], 'body', ARGV[a + 6], 'rcv', rcv, 'dests', ARGV[a + 8],
+        'parked', parked, 'out', nstr, 'nd', nstr, 'ca', ns,
+        'dlvs', table.concat(ids, ' '))
+    else
+      redis.call('HSET', evk, 'id', id, 'wh', ARGV[a + 3], 'dk', ARGV[a + 4],
+        'ct', ARGV[a + 5], 'body', ARGV[a + 6], 'rcv', rcv, 'dests', ARGV[a + 8],
+        'parked', parked, 'out', nstr, 'nd', nstr, 'ca', ns)
+    end
     -- The search index: one score, so members sort by id, which is by time.
     indexed[#indexed + 1] = '0'
     indexed[#indexed + 1] = id

@@ -48,6 +48,21 @@ local function materialize(id, dest)
   return evid
 end
 
+-- dlvids returns the delivery ids of the event stored at evk: its "dlvs",
+-- or, when an accept left that out because every id is derived, "dlv_X_1"
+-- to "dlv_X_nd" for event "evt_X".
+local function dlvids(evk, evid)
+  local ids = {}
+  local list = redis.call('HGET', evk, 'dlvs')
+  if list then
+    for d in string.gmatch(list, '%S+') do ids[#ids + 1] = d end
+  elseif string.sub(evid, 1, 4) == 'evt_' then
+    local x = 'dlv_' .. string.sub(evid, 5) .. '_'
+    for i = 1, tonumber(redis.call('HGET', evk, 'nd') or '0') do ids[i] = x .. i end
+  end
+  return ids
+end
+
 -- held returns the fields of a delivery whose live lease token is tok, or
 -- nil and a status code: 2 when the lease is lost (another token, expired,
 -- or the delivery is no longer pending), 3 when the delivery does not exist.
@@ -70,7 +85,7 @@ end
 -- retire drops a few index entries whose time has come.
 local function retire(evid, ret, ms)
   local evk = P .. 'ev:' .. evid
-  for d in string.gmatch(redis.call('HGET', evk, 'dlvs') or '', '%S+') do
+  for _, d in ipairs(dlvids(evk, evid)) do
     redis.call('PEXPIRE', P .. 'dlv:' .. d, ret)
     redis.call('PEXPIRE', P .. 'att:' .. d, ret)
   end

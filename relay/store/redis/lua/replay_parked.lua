@@ -15,7 +15,7 @@ local evk = P .. 'ev:' .. id
 local ms, ns = now()
 redis.call('ZREM', P .. 'parked', id)
 redis.call('HINCRBY', P .. 'depth', 'parked', -1)
-local prior = redis.call('HGET', evk, 'dlvs') or ''
+local prior = table.concat(dlvids(evk, id), ' ')
 if prior ~= '' then prior = prior .. ' ' end
 redis.call('HSET', evk, 'parked', 0, 'dests', ARGV[3],
   'dlvs', prior .. table.concat(ids, ' '))
