@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"crypto/rand"
 	"fmt"
 	"sync"
@@ -38,25 +39,41 @@ func (l *lease) heldBy(token string, now time.Time) bool {
 	return l != nil && token != "" && l.token == token && !l.finishing && now.Before(l.expiry)
 }
 
-// take leases id until expiry unless a live lease holds it.
-func (t *leaseTable) take(id string, now, expiry time.Time) (string, bool) {
+// picked is a delivery that takeDue leased.
+type picked struct{ id, token string }
+
+// takeDue walks a due index from its start and leases up to n deliveries due
+// by now that no live lease holds, until expiry. The head of the index is
+// mostly deliveries in flight, so the walk takes the lock once and looks ids
+// up without copying them.
+func (t *leaseTable) takeDue(c *bbolt.Cursor, n int, now, expiry time.Time) []picked {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if l := t.m[id]; l != nil && (l.finishing || now.Before(l.expiry)) {
-		return "", false
+	var out []picked
+	for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
+		if len(k) < 8 {
+			continue
+		}
+		if int64(binary.BigEndian.Uint64(k)) > now.UnixNano() {
+			break
+		}
+		if l := t.m[string(k[8:])]; l != nil && (l.finishing || now.Before(l.expiry)) {
+			continue
+		}
+		p := picked{id: string(k[8:]), token: rand.Text()}
+		t.m[p.id] = &lease{token: p.token, expiry: expiry}
+		out = append(out, p)
 	}
-	token := rand.Text()
-	t.m[id] = &lease{token: token, expiry: expiry}
-	return token, true
+	return out
 }
 
 // untake gives back leases that Lease took but could not hand out.
-func (t *leaseTable) untake(ds []store.Delivery) {
+func (t *leaseTable) untake(ps []picked) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, d := range ds {
-		if l := t.m[d.ID]; l != nil && l.token == d.Lease {
-			delete(t.m, d.ID)
+	for _, p := range ps {
+		if l := t.m[p.id]; l != nil && l.token == p.token {
+			delete(t.m, p.id)
 		}
 	}
 }
@@ -153,7 +170,6 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 		return err
 	})
 	if err != nil {
-		s.leases.untake(out)
 		return nil, fmt.Errorf("bolt: lease %s: %w", dest, err)
 	}
 	return out, nil
@@ -165,28 +181,20 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 		return nil, nil
 	}
 	now := time.Now()
-	expiry := now.Add(d)
+	ps := s.leases.takeDue(q.Cursor(), n, now, now.Add(d))
 	events := map[string]*store.Event{}
-	var out []store.Delivery
-	c := q.Cursor()
-	for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
-		due, id := splitTimeKey(k)
-		if due > now.UnixNano() {
-			break
-		}
-		token, ok := s.leases.take(id, now, expiry)
-		if !ok {
-			continue
-		}
-		rec, err := getDelivery(tx, id)
+	out := make([]store.Delivery, 0, len(ps))
+	for _, p := range ps {
+		rec, err := getDelivery(tx, p.id)
 		if err == nil {
 			rec.Event, err = cachedEvent(tx, events, rec.EventID)
 		}
-		rec.Lease = token
-		out = append(out, rec.Delivery)
 		if err != nil {
-			return out, err
+			s.leases.untake(ps)
+			return nil, err
 		}
+		rec.Lease = p.token
+		out = append(out, rec.Delivery)
 	}
 	return out, nil
 }
