@@ -150,10 +150,30 @@ func appendDerivedRoute(args []any, evID string, dests []string) []any {
 	return args
 }
 
+// destsJSON encodes dests as json.Marshal does. Destination names are
+// plain ASCII in practice and are copied as they are; any name that needs
+// escaping sends the list through encoding/json.
 func destsJSON(dests []string) (string, error) {
-	if dests == nil {
-		dests = []string{}
+	n := 2
+	for _, d := range dests {
+		for i := 0; i < len(d); i++ {
+			if c := d[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				b, err := json.Marshal(dests)
+				return string(b), err
+			}
+		}
+		n += len(d) + 3
 	}
-	b, err := json.Marshal(dests)
-	return string(b), err
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, d := range dests {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, d...)
+		b = append(b, '"')
+	}
+	b = append(b, ']')
+	return string(b), nil
 }

@@ -10,6 +10,9 @@ local ms, ns = now()
 -- Lua numbers given to redis.call are formatted with printf on every call;
 -- values repeated for every event are turned into strings once.
 local score = string.format('%d', ms)
+-- Delivery places as strings, for the derived ids (a Lua number joined to
+-- a string is formatted as a double, with printf).
+local places = {}
 local out = {}
 -- What many events add to the same key is written once at the end: the
 -- search index, each destination's queue and depth counter.
@@ -53,7 +56,12 @@ for e = 1, tonumber(ARGV[2]) do
     for i = 1, n do
       local dest, did = ARGV[a + 9 + i], ARGV[a + 9 + n + i]
       ids[i] = did
-      if not derived or did ~= derived .. i then
+      local place = places[i]
+      if not place then
+        place = string.format('%d', i)
+        places[i] = place
+      end
+      if not derived or did ~= derived .. place then
         explicit = true
         redis.call('HSET', P .. 'dlv:' .. did, 'id', did, 'ev', id, 'dest', dest,
           'st', 'pending', 'n', '0', 'ca', ns, 'due', ns, 'ua', ns)
@@ -100,6 +108,6 @@ end
 for _, dest in ipairs(qorder) do
   local q = queued[dest]
   redis.call('ZADD', P .. 'q:' .. dest, unpack(q))
-  redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, #q / 2)
+  redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, string.format('%d', #q / 2))
 end
 return out
