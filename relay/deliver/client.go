@@ -180,12 +180,19 @@ func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryableh
 func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
 	ev := d.Event
 	h := make(http.Header, len(ep.header)+10)
+	// One backing array for the values Relay sets: a header value is a
+	// one-element slice, and nine small allocations per attempt add up.
+	vals := make([]string, 0, 9)
+	set := func(k, v string) { // k is canonical already
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	ct := ev.ContentType
 	if ct == "" {
 		ct = defaultContentType
 	}
-	h.Set("Content-Type", ct)
-	h.Set("User-Agent", ep.userAgent)
+	set("Content-Type", ct)
+	set("User-Agent", ep.userAgent)
 	for k, v := range ep.header {
 		h[k] = v
 	}
@@ -193,14 +200,16 @@ func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
 	if key == "" {
 		key = ev.ID
 	}
-	h.Set(HeaderIdempotencyKey, headerSafe(key))
-	h.Set(HeaderEventID, ev.ID)
-	h.Set(HeaderWebhookIDRelay, headerSafe(ev.WebhookID))
-	h.Set(HeaderAttempt, strconv.Itoa(d.Attempts+1))
+	set(HeaderIdempotencyKey, headerSafe(key))
+	set(HeaderEventID, ev.ID)
+	set(HeaderWebhookIDRelay, headerSafe(ev.WebhookID))
+	set(HeaderAttempt, strconv.Itoa(d.Attempts+1))
 	if ep.signer != nil {
-		h[HeaderWebhookID] = []string{d.ID}
-		h[HeaderWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
-		h[HeaderWebhookSignature] = []string{ep.signer.Sign(d.ID, now, ev.Body)}
+		// The Standard Webhooks names are lower-case on purpose, as the
+		// specification writes them.
+		set(HeaderWebhookID, d.ID)
+		set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+		set(HeaderWebhookSignature, ep.signer.Sign(d.ID, now, ev.Body))
 	}
 	return h
 }

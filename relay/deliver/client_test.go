@@ -216,3 +216,13 @@ func TestTimeoutBoundsTheAttempt(t *testing.T) {
 		t.Fatalf("last error %q, want it to say the attempt timed out after 50ms", got.LastError)
 	}
 }
+
+// TestRelayHeaderNamesAreCanonical guards headers(), which stores these
+// names directly instead of through Header.Set.
+func TestRelayHeaderNamesAreCanonical(t *testing.T) {
+	for _, k := range []string{"Content-Type", "User-Agent", HeaderIdempotencyKey, HeaderEventID, HeaderWebhookIDRelay, HeaderAttempt} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical (%q)", k, c)
+		}
+	}
+}
