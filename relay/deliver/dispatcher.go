@@ -41,6 +41,9 @@ type dispatcher struct {
 	// Workers never block on it (it holds one pending signal), even after
 	// run returned.
 	kick chan struct{}
+	// jobs hands deliveries to idle workers; unbuffered, so a delivery
+	// never waits for a worker that is still busy.
+	jobs chan job
 	busy atomic.Int32 // deliveries being attempted (a worker slot each)
 	held atomic.Int32 // deliveries leased whose outcome is not written yet
 
@@ -64,6 +67,7 @@ func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, e
 		limiter: rate.NewLimiter(limitOf(p.set.rateLimit), 1),
 		wake:    make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
+		jobs:    make(chan job),
 	}
 	dp.prof.Store(p)
 	dp.warnInsecure(p)
@@ -218,12 +222,49 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 	}
 }
 
+// workerIdle is how long a worker goroutine waits for its next delivery
+// before it exits.
+const workerIdle = time.Second
+
+// job is one leased delivery for a worker.
+type job struct {
+	ctx, hard context.Context
+	p         *profile
+	d         store.Delivery
+	probe     bool
+}
+
+// start hands each delivery to an idle worker, or to a new one when none
+// waits. Reusing workers saves a goroutine and the growth of its stack
+// (an attempt runs deep into net/http) per delivery.
 func (dp *dispatcher) start(ctx, hard context.Context, p *profile, batch []store.Delivery, probe bool, workers *sync.WaitGroup) {
 	for i, d := range batch {
 		dp.busy.Add(1)
 		dp.held.Add(1)
-		isProbe := probe && i == 0
-		workers.Go(func() { dp.work(ctx, hard, p, d, isProbe) })
+		j := job{ctx: ctx, hard: hard, p: p, d: d, probe: probe && i == 0}
+		select {
+		case dp.jobs <- j:
+		default:
+			workers.Go(func() { dp.worker(j) })
+		}
+	}
+}
+
+// worker runs j, then any job handed to it while it idles, until it has
+// idled for workerIdle or the dispatcher's context ends.
+func (dp *dispatcher) worker(j job) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		dp.work(j.ctx, j.hard, j.p, j.d, j.probe)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-dp.jobs:
+		case <-idle.C:
+			return
+		case <-j.ctx.Done():
+			return
+		}
 	}
 }
 
