@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -131,6 +132,8 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				b.ReportMetric(100*relay.rate/ceiling, "%-of-ceiling")
 				b.ReportMetric(relay.cpu, "relay-cpu-us/delivery")
 				b.ReportMetric((before.cpu+after.cpu)/2, "ceiling-cpu-us/post")
+				b.ReportMetric(relay.allocs, "relay-allocs/delivery")
+				b.ReportMetric((before.allocs+after.allocs)/2, "ceiling-allocs/post")
 				if backend == "redis" {
 					b.ReportMetric(float64(srv.Microseconds())/float64(n), "redis-cpu-us/delivery")
 				}
@@ -179,13 +182,24 @@ func redisCPU(tb testing.TB, c *goredis.Client) time.Duration {
 	return time.Duration(total * float64(time.Second))
 }
 
-// phase is one timed phase: its rate per second and this process's CPU
-// microseconds per item.
-type phase struct{ rate, cpu float64 }
+// phase is one timed phase: its rate per second, and this process's CPU
+// microseconds and heap allocations per item. Allocations do not depend on
+// how busy the machine is, so they compare builds where CPU time is noisy.
+type phase struct{ rate, cpu, allocs float64 }
 
-func measure(n int, start time.Time, cpu0 time.Duration) phase {
+func measure(n int, start time.Time, cpu0 time.Duration, mallocs0 uint64) phase {
 	cpu := cpuTime() - cpu0
-	return phase{rate: float64(n) / time.Since(start).Seconds(), cpu: float64(cpu.Microseconds()) / float64(n)}
+	return phase{
+		rate:   float64(n) / time.Since(start).Seconds(),
+		cpu:    float64(cpu.Microseconds()) / float64(n),
+		allocs: float64(mallocs()-mallocs0) / float64(n),
+	}
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // cpuTime is the process's user and system CPU time so far.
@@ -228,12 +242,12 @@ func runBacklog(tb testing.TB, st Queue, url string, n, conc int) phase {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	cpu0, start := cpuTime(), time.Now()
+	mallocs0, cpu0, start := mallocs(), cpuTime(), time.Now()
 	go func() { done <- m.Run(ctx) }()
 	<-all
 	cancel()
 	<-done // the last outcomes are durable before Run returns
-	return measure(n, start, cpu0)
+	return measure(n, start, cpu0, mallocs0)
 }
 
 // runCeiling POSTs the body n times from conc goroutines.
@@ -243,7 +257,7 @@ func runCeiling(tb testing.TB, url string, n, conc int) phase {
 	defer client.CloseIdleConnections()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	cpu0, start := cpuTime(), time.Now()
+	mallocs0, cpu0, start := mallocs(), cpuTime(), time.Now()
 	for range conc {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
@@ -258,7 +272,7 @@ func runCeiling(tb testing.TB, url string, n, conc int) phase {
 		})
 	}
 	wg.Wait()
-	return measure(n, start, cpu0)
+	return measure(n, start, cpu0, mallocs0)
 }
 
 // BenchmarkDeliverLatency measures a healthy destination's queue-to-delivered
