@@ -134,7 +134,7 @@ func (s *Store) acceptBatch(batch []*acceptReq) {
 	reply, err := s.run(ctx, s.sc.accept, args...)
 	var arr []any
 	if err == nil {
-		if arr, err = array(reply); err == nil && len(arr) != 3*len(live) {
+		if arr, err = array(reply); err == nil && len(arr) != len(live) {
 			err = fmt.Errorf("%d values for %d events", len(arr), len(live))
 		}
 		if err != nil {
@@ -144,10 +144,10 @@ func (s *Store) acceptBatch(batch []*acceptReq) {
 	for i, r := range live {
 		if err != nil {
 			r.err = s.fail("accept "+r.id, err)
-		} else {
-			dup, _ := integer(arr[3*i])
-			nd, _ := integer(arr[3*i+2])
-			r.res = store.AcceptResult{EventID: text(arr[3*i+1]), Duplicate: dup == 1, Deliveries: int(nd)}
+		} else if nd, isInt := arr[i].(int64); isInt {
+			r.res = store.AcceptResult{EventID: r.id, Deliveries: int(nd)}
+		} else { // a duplicate: the id of the event holding the claim
+			r.res = store.AcceptResult{EventID: text(arr[i]), Duplicate: true}
 		}
 		close(r.done)
 	}

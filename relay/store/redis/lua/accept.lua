@@ -5,7 +5,9 @@
 --       event id, dedupe key ('' = none), dedupe ttl ms (0 = none),
 --       webhook id, dedupe value, content type, body, received ns ('' = now),
 --       destinations JSON, n, n destinations, n delivery ids.
--- Returns per event {duplicate 0|1, event id, deliveries queued}, flattened.
+-- Returns one value per event: the deliveries queued (an integer) when the
+-- event is stored (or was, by this id), or the id of the event holding the
+-- dedupe claim (a string) when it is a duplicate.
 local ms, ns = now()
 -- Lua numbers given to redis.call are formatted with printf on every call;
 -- values repeated for every event are turned into strings once.
@@ -97,9 +99,11 @@ for e = 1, tonumber(ARGV[2]) do
       redis.call('HINCRBY', P .. 'depth', 'parked', 1)
     end
   end
-  out[#out + 1] = dup
-  out[#out + 1] = res
-  out[#out + 1] = nq
+  if dup == 1 then
+    out[#out + 1] = res
+  else
+    out[#out + 1] = nq
+  end
   a = a + 10 + 2 * n
 end
 if #indexed > 0 then
