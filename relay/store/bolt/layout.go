@@ -105,17 +105,42 @@ func dedupeValue(expiry int64, eventID string) []byte { return timeKey(expiry, e
 
 // getEvent loads an event with its body.
 func getEvent(tx *bbolt.Tx, id string) (*eventRec, error) {
-	rec, err := getEventMeta(tx, id)
-	if err != nil {
-		return nil, err
-	}
-	rec.Body = clone(tx.Bucket(bucketBodies).Get([]byte(id)))
-	return rec, nil
+	return readerOf(tx).event(id)
 }
 
 // getEventMeta loads an event without its body.
 func getEventMeta(tx *bbolt.Tx, id string) (*eventRec, error) {
-	v := tx.Bucket(bucketEvents).Get([]byte(id))
+	return readerOf(tx).eventMeta(id)
+}
+
+// reader looks records up in one transaction. In a read-only transaction
+// bbolt finds a bucket by searching its parent on every tx.Bucket call, so
+// a reader that serves many lookups (a Lease) finds each bucket once.
+type reader struct {
+	tx                         *bbolt.Tx
+	events, bodies, deliveries *bbolt.Bucket
+}
+
+func readerOf(tx *bbolt.Tx) *reader { return &reader{tx: tx} }
+
+func (r *reader) bucket(b **bbolt.Bucket, name []byte) *bbolt.Bucket {
+	if *b == nil {
+		*b = r.tx.Bucket(name)
+	}
+	return *b
+}
+
+func (r *reader) event(id string) (*eventRec, error) {
+	rec, err := r.eventMeta(id)
+	if err != nil {
+		return nil, err
+	}
+	rec.Body = clone(r.bucket(&r.bodies, bucketBodies).Get([]byte(id)))
+	return rec, nil
+}
+
+func (r *reader) eventMeta(id string) (*eventRec, error) {
+	v := r.bucket(&r.events, bucketEvents).Get([]byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
 	}
@@ -135,7 +160,11 @@ func putEvent(tx *bbolt.Tx, rec *eventRec) error {
 }
 
 func getDelivery(tx *bbolt.Tx, id string) (*deliveryRec, error) {
-	v := tx.Bucket(bucketDeliveries).Get([]byte(id))
+	return readerOf(tx).delivery(id)
+}
+
+func (r *reader) delivery(id string) (*deliveryRec, error) {
+	v := r.bucket(&r.deliveries, bucketDeliveries).Get([]byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
 	}

@@ -183,11 +183,12 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 	now := time.Now()
 	ps := s.leases.takeDue(q.Cursor(), n, now, now.Add(d))
 	events := map[string]*store.Event{}
+	r := readerOf(tx)
 	out := make([]store.Delivery, 0, len(ps))
 	for _, p := range ps {
-		rec, err := getDelivery(tx, p.id)
+		rec, err := r.delivery(p.id)
 		if err == nil {
-			rec.Event, err = cachedEvent(tx, events, rec.EventID)
+			rec.Event, err = cachedEvent(r, events, rec.EventID)
 		}
 		if err != nil {
 			s.leases.untake(ps)
@@ -201,11 +202,11 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 
 // cachedEvent loads an event once per Lease call; deliveries of one event
 // share it.
-func cachedEvent(tx *bbolt.Tx, cache map[string]*store.Event, id string) (*store.Event, error) {
+func cachedEvent(r *reader, cache map[string]*store.Event, id string) (*store.Event, error) {
 	if ev, ok := cache[id]; ok {
 		return ev, nil
 	}
-	rec, err := getEvent(tx, id)
+	rec, err := r.event(id)
 	if err != nil {
 		return nil, err
 	}
