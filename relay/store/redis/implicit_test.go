@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,13 @@ func TestImplicitDeliveries(t *testing.T) {
 	unleased.Lease = "never-issued"
 	if err := s.Complete(ctx, unleased, ok200()); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("Complete of a never-leased delivery: %v, want ErrLeaseLost", err)
+	}
+
+	// An id of the derived form past the event's deliveries is missing.
+	beyond := unleased
+	beyond.ID = "dlv_" + strings.TrimPrefix(res.EventID, "evt_") + "_3"
+	if err := s.Complete(ctx, beyond, ok200()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Complete of %s: %v, want ErrNotFound", beyond.ID, err)
 	}
 
 	got := leaseN(t, s, "alpha", 1, time.Hour)

@@ -29,14 +29,19 @@ end
 -- event's route) and that is still in its queue untouched: pending, no
 -- attempt, created and due when the event was stored. Its first lease
 -- writes the hash (materialize); every later change finds it. Returns nil
--- when id is not such an id or its event is gone.
+-- when id is not such an id of a stored event.
 local function implicit(id)
-  local x = string.match(id, '^dlv_(.+)_%d+$')
+  local x, place = string.match(id, '^dlv_(.+)_(%d+)$')
   if not x then return nil end
   local evid = 'evt_' .. x
-  local ca = redis.call('HGET', P .. 'ev:' .. evid, 'ca')
-  if not ca then return nil end
-  return evid, ca
+  local h = redis.call('HMGET', P .. 'ev:' .. evid, 'ca', 'nd', 'dlvs')
+  if not h[1] then return nil end
+  if h[3] then
+    if not string.find(' ' .. h[3] .. ' ', ' ' .. id .. ' ', 1, true) then return nil end
+  elseif tonumber(place) > (tonumber(h[2]) or 0) then
+    return nil
+  end
+  return evid, h[1]
 end
 
 -- materialize writes the hash of an implicit delivery queued for dest.
