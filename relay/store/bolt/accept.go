@@ -44,12 +44,12 @@ func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery
 }
 
 // putNew stores new deliveries and queues them.
-func putNew(tx *bbolt.Tx, ds []newDelivery) error {
+func putNew(b *batch, ds []newDelivery) error {
 	for _, d := range ds {
-		if err := tx.Bucket(bucketDeliveries).Put([]byte(d.rec.ID), d.json); err != nil {
+		if err := b.tx.Bucket(bucketDeliveries).Put([]byte(d.rec.ID), d.json); err != nil {
 			return err
 		}
-		if err := enqueue(tx, d.rec); err != nil {
+		if err := enqueue(b, d.rec); err != nil {
 			return err
 		}
 	}
@@ -57,31 +57,32 @@ func putNew(tx *bbolt.Tx, ds []newDelivery) error {
 }
 
 // enqueue adds rec to its destination's due index and counts it queued.
-func enqueue(tx *bbolt.Tx, rec *deliveryRec) error {
-	q, err := queueBucket(tx, rec.Destination)
+func enqueue(b *batch, rec *deliveryRec) error {
+	q, err := queueBucket(b.tx, rec.Destination)
 	if err != nil {
 		return err
 	}
 	if err := q.Put(dueKey(&rec.Delivery), empty); err != nil {
 		return err
 	}
-	return addCount(tx, queuedKey(rec.Destination), 1)
+	b.count(queuedKey(rec.Destination), 1)
+	return nil
 }
 
 // unqueue removes rec from the due index; with finished it also stops
 // counting it queued.
-func unqueue(tx *bbolt.Tx, rec *deliveryRec, finished bool) error {
-	q, err := queueBucket(tx, rec.Destination)
+func unqueue(b *batch, rec *deliveryRec, finished bool) error {
+	q, err := queueBucket(b.tx, rec.Destination)
 	if err != nil {
 		return err
 	}
 	if err := q.Delete(dueKey(&rec.Delivery)); err != nil {
 		return err
 	}
-	if !finished {
-		return nil
+	if finished {
+		b.count(queuedKey(rec.Destination), -1)
 	}
-	return addCount(tx, queuedKey(rec.Destination), -1)
+	return nil
 }
 
 // Accept stores ev and queues one delivery per destination in one
@@ -134,11 +135,11 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 		if err := b.tx.Bucket(bucketBodies).Put(id, body); err != nil {
 			return fmt.Errorf("event %s: body: %w", ev.ID, err)
 		}
-		if err := putNew(b.tx, ds); err != nil {
+		if err := putNew(b, ds); err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 		if ev.Parked {
-			if err := park(b.tx, &ev); err != nil {
+			if err := park(b, &ev); err != nil {
 				return fmt.Errorf("event %s: park: %w", ev.ID, err)
 			}
 		}
@@ -153,18 +154,20 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 	return apply, res
 }
 
-func park(tx *bbolt.Tx, ev *store.Event) error {
-	if err := tx.Bucket(bucketParked).Put(timeKey(ev.ReceivedAt.UnixNano(), ev.ID), empty); err != nil {
+func park(b *batch, ev *store.Event) error {
+	if err := b.tx.Bucket(bucketParked).Put(timeKey(ev.ReceivedAt.UnixNano(), ev.ID), empty); err != nil {
 		return err
 	}
-	return addCount(tx, parkedCountKey, 1)
+	b.count(parkedCountKey, 1)
+	return nil
 }
 
-func unpark(tx *bbolt.Tx, ev *store.Event) error {
-	if err := tx.Bucket(bucketParked).Delete(timeKey(ev.ReceivedAt.UnixNano(), ev.ID)); err != nil {
+func unpark(b *batch, ev *store.Event) error {
+	if err := b.tx.Bucket(bucketParked).Delete(timeKey(ev.ReceivedAt.UnixNano(), ev.ID)); err != nil {
 		return err
 	}
-	return addCount(tx, parkedCountKey, -1)
+	b.count(parkedCountKey, -1)
+	return nil
 }
 
 // liveClaim returns the event holding key's unexpired claim.
@@ -221,7 +224,7 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 			}
 			return err
 		}
-		if err := unpark(b.tx, &rec.Event); err != nil {
+		if err := unpark(b, &rec.Event); err != nil {
 			return err
 		}
 		rec.Parked = false
@@ -230,7 +233,7 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 		if err := putEvent(b.tx, rec); err != nil {
 			return err
 		}
-		return putNew(b.tx, ds)
+		return putNew(b, ds)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: replay parked %s: %w", id, err)

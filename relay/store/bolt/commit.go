@@ -24,6 +24,30 @@ type batch struct {
 	// claimed are the leases that this transaction's outcomes end; they are
 	// dropped only once the outcome is durable.
 	claimed []claim
+	// counts sums the changes to the depth counters, which are written once
+	// per transaction rather than read and written once per change.
+	counts map[string]int64
+}
+
+// count adds delta to the depth counter at key when the batch commits.
+func (b *batch) count(key []byte, delta int64) {
+	if b.counts == nil {
+		b.counts = make(map[string]int64, 4)
+	}
+	b.counts[string(key)] += delta
+}
+
+// writeCounts stores the summed counter changes.
+func (b *batch) writeCounts() error {
+	for k, delta := range b.counts {
+		if delta == 0 {
+			continue
+		}
+		if err := addCount(b.tx, []byte(k), delta); err != nil {
+			return fmt.Errorf("count %q: %w", k, err)
+		}
+	}
+	return nil
 }
 
 type claim struct {
@@ -131,6 +155,10 @@ func (s *Store) tryCommit(ops []*op) (results []error, bad int, err error) {
 			return nil, i, err
 		}
 		results[i] = err
+	}
+	if err := b.writeCounts(); err != nil {
+		s.abort(b)
+		return nil, -1, fmt.Errorf("commit: %w: %w", store.ErrUnavailable, err)
 	}
 	if err := tx.Commit(); err != nil {
 		s.leases.unclaim(b.claimed)

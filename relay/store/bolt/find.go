@@ -24,7 +24,7 @@ func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
 		case rec.State != store.StateDead:
 			return reject(fmt.Errorf("not dead-lettered: %w", store.ErrNotFound))
 		}
-		if err := deleteDead(b.tx, rec); err != nil {
+		if err := deleteDead(b, rec); err != nil {
 			return err
 		}
 		rec.State = store.StateDiscarded

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -42,7 +40,7 @@ func (s *Store) finish(ctx context.Context, what string, d store.Delivery, fn fu
 // Complete records a successful attempt and finishes the delivery.
 func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
 	return s.finish(ctx, "complete", d, func(b *batch, rec *deliveryRec) error {
-		if err := unqueue(b.tx, rec, true); err != nil {
+		if err := unqueue(b, rec, true); err != nil {
 			return err
 		}
 		rec.State = store.StateDelivered
@@ -56,24 +54,24 @@ func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, du
 		if err := appendAttempt(b.tx, rec, a); err != nil {
 			return err
 		}
-		return reschedule(b.tx, rec, due)
+		return reschedule(b, rec, due)
 	})
 }
 
 // Release gives a leased delivery back, due at due, recording no attempt.
 func (s *Store) Release(ctx context.Context, d store.Delivery, due time.Time) error {
 	return s.finish(ctx, "release", d, func(b *batch, rec *deliveryRec) error {
-		return reschedule(b.tx, rec, due)
+		return reschedule(b, rec, due)
 	})
 }
 
 // reschedule moves rec's due-index entry to due.
-func reschedule(tx *bbolt.Tx, rec *deliveryRec, due time.Time) error {
-	if err := unqueue(tx, rec, false); err != nil {
+func reschedule(b *batch, rec *deliveryRec, due time.Time) error {
+	if err := unqueue(b, rec, false); err != nil {
 		return err
 	}
 	rec.DueAt = due
-	q, err := queueBucket(tx, rec.Destination)
+	q, err := queueBucket(b.tx, rec.Destination)
 	if err != nil {
 		return err
 	}
@@ -83,7 +81,7 @@ func reschedule(tx *bbolt.Tx, rec *deliveryRec, due time.Time) error {
 // DeadLetter records the last attempt and moves the delivery to the DLQ.
 func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error {
 	return s.finish(ctx, "dead-letter", d, func(b *batch, rec *deliveryRec) error {
-		if err := unqueue(b.tx, rec, true); err != nil {
+		if err := unqueue(b, rec, true); err != nil {
 			return err
 		}
 		if err := appendAttempt(b.tx, rec, a); err != nil {
@@ -91,38 +89,40 @@ func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attemp
 		}
 		rec.State = store.StateDead
 		rec.DeadAt = b.now.UnixNano()
-		return putDead(b.tx, rec)
+		return putDead(b, rec)
 	})
 }
 
-func putDead(tx *bbolt.Tx, rec *deliveryRec) error {
+func putDead(b *batch, rec *deliveryRec) error {
 	k := timeKey(rec.DeadAt, rec.ID)
-	if err := tx.Bucket(bucketDLQ).Put(k, empty); err != nil {
+	if err := b.tx.Bucket(bucketDLQ).Put(k, empty); err != nil {
 		return err
 	}
-	dq, err := dlqDestBucket(tx, rec.Destination)
+	dq, err := dlqDestBucket(b.tx, rec.Destination)
 	if err != nil {
 		return err
 	}
 	if err := dq.Put(k, empty); err != nil {
 		return err
 	}
-	return addCount(tx, deadKey(rec.Destination), 1)
+	b.count(deadKey(rec.Destination), 1)
+	return nil
 }
 
-func deleteDead(tx *bbolt.Tx, rec *deliveryRec) error {
+func deleteDead(b *batch, rec *deliveryRec) error {
 	k := timeKey(rec.DeadAt, rec.ID)
-	if err := tx.Bucket(bucketDLQ).Delete(k); err != nil {
+	if err := b.tx.Bucket(bucketDLQ).Delete(k); err != nil {
 		return err
 	}
-	dq, err := dlqDestBucket(tx, rec.Destination)
+	dq, err := dlqDestBucket(b.tx, rec.Destination)
 	if err != nil {
 		return err
 	}
 	if err := dq.Delete(k); err != nil {
 		return err
 	}
-	return addCount(tx, deadKey(rec.Destination), -1)
+	b.count(deadKey(rec.Destination), -1)
+	return nil
 }
 
 // ReplayDLQ moves a dead delivery back into its queue, due now, with its
@@ -138,14 +138,14 @@ func (s *Store) ReplayDLQ(ctx context.Context, id string) error {
 		case rec.State != store.StateDead:
 			return reject(fmt.Errorf("not dead-lettered: %w", store.ErrNotFound))
 		}
-		if err := deleteDead(b.tx, rec); err != nil {
+		if err := deleteDead(b, rec); err != nil {
 			return err
 		}
 		rec.State = store.StatePending
 		rec.Attempts = 0
 		rec.DeadAt = 0
 		rec.CreatedAt, rec.DueAt, rec.UpdatedAt = b.now, b.now, b.now
-		if err := enqueue(b.tx, rec); err != nil {
+		if err := enqueue(b, rec); err != nil {
 			return err
 		}
 		return putDelivery(b.tx, rec)
