@@ -2,8 +2,8 @@ package bolt
 
 import (
 	"context"
-	"encoding/binary"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
