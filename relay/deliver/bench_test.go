@@ -151,7 +151,9 @@ func newBenchStore(tb testing.TB, backend string) (st testStore, serverCPU func(
 		return newTestStore(tb), func() time.Duration { return 0 }
 	}
 	srv := testredis.Start(tb)
-	rs, err := redisstore.Open(context.Background(), redisstore.Options{URL: srv.URL()})
+	// A prefix of its own, in case RELAY_TEST_REDIS_URL points at a shared
+	// server.
+	rs, err := redisstore.Open(context.Background(), redisstore.Options{URL: srv.URL(), Prefix: store.NewID("bench") + ":"})
 	if err != nil {
 		tb.Fatalf("redis.Open: %v", err)
 	}
