@@ -3,7 +3,6 @@ package bolt
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -15,16 +14,8 @@ import (
 // event's record as discarded.
 func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
 	err := s.submit(ctx, func(b *batch) error {
-		rec, err := getDelivery(b.tx, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return reject(err)
-		case err != nil:
-			return err
-		case rec.State != store.StateDead:
-			return reject(fmt.Errorf("not dead-lettered: %w", store.ErrNotFound))
-		}
-		if err := deleteDead(b, rec); err != nil {
+		rec, err := takeDead(b, id)
+		if err != nil {
 			return err
 		}
 		rec.State = store.StateDiscarded

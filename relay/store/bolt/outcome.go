@@ -125,20 +125,30 @@ func deleteDead(b *batch, rec *deliveryRec) error {
 	return nil
 }
 
+// takeDead takes delivery id out of the DLQ for ReplayDLQ and DeleteDLQ;
+// ErrNotFound (as a rejection of this write only) when it is not dead.
+func takeDead(b *batch, id string) (*deliveryRec, error) {
+	rec, err := getDelivery(b.tx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, reject(err)
+	case err != nil:
+		return nil, err
+	case rec.State != store.StateDead:
+		return nil, reject(fmt.Errorf("not dead-lettered: %w", store.ErrNotFound))
+	}
+	if err := deleteDead(b, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
 // ReplayDLQ moves a dead delivery back into its queue, due now, with its
 // attempt count and age reset. Its attempt log is kept.
 func (s *Store) ReplayDLQ(ctx context.Context, id string) error {
 	err := s.submit(ctx, func(b *batch) error {
-		rec, err := getDelivery(b.tx, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return reject(err)
-		case err != nil:
-			return err
-		case rec.State != store.StateDead:
-			return reject(fmt.Errorf("not dead-lettered: %w", store.ErrNotFound))
-		}
-		if err := deleteDead(b, rec); err != nil {
+		rec, err := takeDead(b, id)
+		if err != nil {
 			return err
 		}
 		rec.State = store.StatePending
