@@ -74,8 +74,9 @@ func (s *Server) apply(old, cfg *config.Config) error {
 			return fmt.Errorf("relay: reload agents: %w", err)
 		}
 	}
-	s.router.Store(route.New(cfg.Routes))
-	s.ingest.Update(ingestSettings(cfg))
+	table := route.New(cfg.Routes)
+	s.router.Store(table)
+	s.ingest.Update(ingestSettings(cfg, table))
 	s.admin.SetToken(cfg.Admin.Token)
 	s.metrics.KnowDestinations(destinationNames(cfg))
 	s.live.Store(cfg)

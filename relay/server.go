@@ -135,7 +135,8 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("relay: agents: %w", err)
 	}
-	s.ingest = ingest.NewHandler(s.store, ingestSettings(s.cfg), s.log)
+	table := route.New(s.cfg.Routes)
+	s.ingest = ingest.NewHandler(s.store, ingestSettings(s.cfg, table), s.log)
 	s.ingest.OnAccepted = func(dests []string) {
 		for _, d := range dests {
 			dm.Wake(d)
@@ -143,16 +144,17 @@ func (s *Server) build() error {
 		}
 	}
 	s.ingest.OnOutcome = s.metrics.Ingest
-	s.router.Store(route.New(s.cfg.Routes))
+	s.router.Store(table)
 	s.gate = newGate(s.ingest)
 	s.admin = admin.NewHandler(s.adminOptions())
 	return nil
 }
 
-// ingestSettings derives ingest's settings from the config.
-func ingestSettings(cfg *config.Config) ingest.Settings {
+// ingestSettings derives ingest's settings from the config and its compiled
+// routes, the same table parked replay routes with.
+func ingestSettings(cfg *config.Config, table *route.Table) ingest.Settings {
 	return ingest.Settings{
-		Router:          route.New(cfg.Routes),
+		Router:          table,
 		MaxBodyBytes:    cfg.Ingest.MaxBodyBytes,
 		ResponseStatus:  cfg.Ingest.ResponseStatus,
 		RejectUnmatched: cfg.Ingest.Unmatched == config.UnmatchedReject,
