@@ -60,7 +60,7 @@ destinations:
 func startDrain(t *testing.T, s *slowSink, shutdown time.Duration) (*running, string) {
 	t.Helper()
 	r := startFile(t, slowRoute, &sink{Server: s.Server}, nil, relay.Options{ShutdownTimeout: shutdown})
-	code, a := post(t, r.ingest+"/hooks/1001", "application/json", []byte(`{"mid":"in-flight"}`))
+	code, a := post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"in-flight"}`))
 	if code != http.StatusAccepted {
 		t.Fatalf("POST: %d %+v", code, a)
 	}
@@ -69,7 +69,7 @@ func startDrain(t *testing.T, s *slowSink, shutdown time.Duration) (*running, st
 	case <-time.After(20 * time.Second):
 		t.Fatal("the delivery never started")
 	}
-	r.cancel()
+	r.Cancel()
 	return r, a.EventID
 }
 
@@ -96,7 +96,7 @@ func TestDrainFinishesInFlight(t *testing.T) {
 	r, eventID := startDrain(t, s, 20*time.Second)
 
 	for i := 0; ; i++ {
-		resp, err := http.Post(r.ingest+"/hooks/1001", "application/json", bytes.NewReader(fmt.Appendf(nil, `{"mid":"late-%d"}`, i)))
+		resp, err := http.Post(r.Ingest+"/hooks/1001", "application/json", bytes.NewReader(fmt.Appendf(nil, `{"mid":"late-%d"}`, i)))
 		if err != nil {
 			t.Fatalf("POST during the drain: %v (the listener must stay up and answer 503)", err)
 		}
@@ -113,7 +113,7 @@ func TestDrainFinishesInFlight(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	resp, err := http.Get(r.admin + "/readyz")
+	resp, err := http.Get(r.Admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,13 +122,13 @@ func TestDrainFinishesInFlight(t *testing.T) {
 		t.Errorf("/readyz while draining: %d, want 503", resp.StatusCode)
 	}
 	select {
-	case err := <-r.done:
-		t.Fatalf("Run returned (%v) while an attempt was in flight", err)
+	case <-r.Done():
+		t.Fatalf("Run returned (%v) while an attempt was in flight", r.Stop())
 	default:
 	}
 
 	close(s.release)
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run: %v, want nil after a drain", err)
 	}
 	_, d := reopen(t, r, eventID)
@@ -143,7 +143,7 @@ func TestDrainFinishesInFlight(t *testing.T) {
 func TestDrainDeadlineReleases(t *testing.T) {
 	s := newSlowSink(t)
 	r, eventID := startDrain(t, s, 300*time.Millisecond)
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run: %v, want nil", err)
 	}
 	st, d := reopen(t, r, eventID)

@@ -20,20 +20,16 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
 )
 
 // running is a relay started from a config file, as `relay serve` runs it,
 // so that Reload can read the file again.
 type running struct {
-	srv     *relay.Server
-	ingest  string // http://host:port of the ingest listener
-	admin   string // http://host:port of the admin listener
-	cfgPath string
-	data    string // the embedded store's directory
-	cancel  context.CancelFunc
-	done    chan error
-	stopped bool
+	*relaytest.Relay // Server, Ingest, Admin; Cancel, Done, Stop
+	cfgPath          string
+	data             string // the embedded store's directory
 }
 
 // configText is a relay config on loopback ports with an embedded store in
@@ -63,35 +59,8 @@ func startFile(t *testing.T, body string, a, b *sink, opts relay.Options) *runni
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	if opts.ShutdownTimeout == 0 {
-		opts.ShutdownTimeout = 5 * time.Second
-	}
-	var ctx context.Context
-	ctx, r.cancel = context.WithCancel(context.Background())
-	if r.srv, err = relay.New(ctx, cfg, opts); err != nil {
-		r.cancel()
-		t.Fatalf("relay.New: %v", err)
-	}
-	r.ingest = "http://" + r.srv.IngestAddr().String()
-	r.admin = "http://" + r.srv.AdminAddr().String()
-	r.done = make(chan error, 1)
-	go func() { r.done <- r.srv.Run(ctx) }()
-	t.Cleanup(func() {
-		if err := r.stop(); err != nil {
-			t.Errorf("relay.Run: %v", err)
-		}
-	})
+	r.Relay = relaytest.Start(t, cfg, opts)
 	return r
-}
-
-// stop cancels Run and waits for it; later calls return nil.
-func (r *running) stop() error {
-	if r.stopped {
-		return nil
-	}
-	r.stopped = true
-	r.cancel()
-	return <-r.done
 }
 
 func (r *running) rewrite(t testing.TB, body string, a, b *sink) {
@@ -104,7 +73,7 @@ func (r *running) rewrite(t testing.TB, body string, a, b *sink) {
 // call sends an admin API request with the token and decodes the answer.
 func (r *running) call(t testing.TB, method, path string, wantStatus int, v any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, r.admin+path, nil)
+	req, _ := http.NewRequest(method, r.Admin+path, nil)
 	req.Header.Set("Authorization", "Bearer t0ken")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -126,7 +95,7 @@ func (r *running) call(t testing.TB, method, path string, wantStatus int, v any)
 // counters and gauges.
 func (r *running) metrics(t testing.TB) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(r.admin + "/metrics")
+	resp, err := http.Get(r.Admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,10 +187,10 @@ destinations:
     url: "{{a}}/calls"
     retry: {initial_interval: 10ms, max_interval: 20ms}
 `, crm, nil, relay.Options{Version: "9.9.9"})
-	hooks := r.ingest + "/hooks/"
+	hooks := r.Ingest + "/hooks/"
 	post(t, hooks+"1001", "application/json", seedBody(t))                // accepted
 	post(t, hooks+"1001", "application/json", seedBody(t))                // duplicate
-	post(t, r.ingest+"/hooks", "application/json", []byte(`{"mid":"x"}`)) // rejected: no webhook_id
+	post(t, r.Ingest+"/hooks", "application/json", []byte(`{"mid":"x"}`)) // rejected: no webhook_id
 	post(t, hooks+"7777", "application/json", []byte(`{"mid":"p"}`))      // parked
 	post(t, hooks+"1001", "application/json", bytes.Repeat([]byte("x"), 4096))
 	crm.waitFor(t, 2)

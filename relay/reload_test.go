@@ -25,7 +25,7 @@ destinations:
 func TestReloadGood(t *testing.T) {
 	crm, archive := newSink(t), newSink(t)
 	r := startFile(t, oneRoute, crm, archive, relay.Options{})
-	if code, a := post(t, r.ingest+"/hooks/1002", "application/json", []byte(`{"mid":"before"}`)); code != 202 || !a.Parked {
+	if code, a := post(t, r.Ingest+"/hooks/1002", "application/json", []byte(`{"mid":"before"}`)); code != 202 || !a.Parked {
 		t.Fatalf("before the reload 1002 is unrouted: %d %+v", code, a)
 	}
 
@@ -49,7 +49,7 @@ destinations:
 		t.Fatalf("report %+v", rep)
 	}
 
-	code, a := post(t, r.ingest+"/hooks/1002", "application/json", []byte(`{"mid":"after"}`))
+	code, a := post(t, r.Ingest+"/hooks/1002", "application/json", []byte(`{"mid":"after"}`))
 	if code != http.StatusOK || a.Status != "accepted" || a.Deliveries != 1 {
 		t.Fatalf("after the reload: %d %+v, want 200 (new response_status) with 1 delivery", code, a)
 	}
@@ -57,7 +57,7 @@ destinations:
 		t.Errorf("archive got %q", got.body)
 	}
 	// Changed settings apply to the next attempt.
-	post(t, r.ingest+"/hooks/1001", "application/json", []byte(`{"mid":"crm"}`))
+	post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"crm"}`))
 	if got := crm.waitFor(t, 1)[0]; got.header.Get("X-New") != "yes" {
 		t.Errorf("crm delivery after the reload lacks the new header: %v", got.header)
 	}
@@ -109,7 +109,7 @@ destinations:
 	}
 
 	// The old route still works.
-	if code, a := post(t, r.ingest+"/hooks/1001", "application/json", []byte(`{"mid":"still"}`)); code != 202 || a.Deliveries != 1 {
+	if code, a := post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"still"}`)); code != 202 || a.Deliveries != 1 {
 		t.Fatalf("after a refused reload: %d %+v", code, a)
 	}
 	crm.waitFor(t, 1)
@@ -126,7 +126,7 @@ destinations:
 	if !strings.Contains(e.Error, "running config stays") {
 		t.Errorf("missing file: %q", e.Error)
 	}
-	post(t, r.ingest+"/hooks/1001", "application/json", []byte(`{"mid":"still2"}`))
+	post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"still2"}`))
 	crm.waitFor(t, 2)
 }
 
@@ -147,7 +147,7 @@ destinations:
     url: "{{b}}/archive"
 `
 	r := startFile(t, body, crm, archive, relay.Options{})
-	post(t, r.ingest+"/hooks/1001", "application/json", []byte(`{"mid":"stuck"}`))
+	post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"stuck"}`))
 	crm.waitFor(t, 1) // failed once, queued for a retry
 
 	r.rewrite(t, `
@@ -172,7 +172,7 @@ destinations:
 		t.Errorf("relay_queue_depth{crm} = %v, want 1", v)
 	}
 	// New events follow the new route.
-	post(t, r.ingest+"/hooks/1001", "application/json", []byte(`{"mid":"new"}`))
+	post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"new"}`))
 	archive.waitFor(t, 1)
 	down.Store(false)
 	attempts := crm.count()

@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
 )
 
@@ -89,21 +89,7 @@ func startRelayOn(t *testing.T, storeYAML, cfgTail string, a, b *sink) string {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := relay.New(ctx, cfg, relay.Options{ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatalf("relay.New: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay.Run: %v", err)
-		}
-	})
-	return "http://" + srv.IngestAddr().String()
+	return relaytest.Start(t, cfg, relay.Options{}).Ingest
 }
 
 type answer struct {

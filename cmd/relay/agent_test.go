@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
 	"github.com/relaygw/relay/relay/agent/agenttest"
 )
@@ -150,17 +151,5 @@ func startAgentRelay(t *testing.T, sinkURL string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := relay.New(ctx, cfg, relay.Options{ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + srv.IngestAddr().String()
+	return relaytest.Start(t, cfg, relay.Options{}).Ingest
 }

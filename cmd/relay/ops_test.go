@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
 )
 
@@ -44,21 +45,8 @@ func startLive(t *testing.T, body, sinkURL string) *liveRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := relay.New(ctx, cfg, relay.Options{ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	l.ingest, l.admin = "http://"+srv.IngestAddr().String(), "http://"+srv.AdminAddr().String()
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("relay.Run: %v", err)
-		}
-	})
+	r := relaytest.Start(t, cfg, relay.Options{})
+	l.ingest, l.admin = r.Ingest, r.Admin
 	return l
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
 )
 
@@ -157,25 +157,12 @@ func TestExampleConfigRuns(t *testing.T) {
 	}
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store.Embedded.Path = t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := relay.New(ctx, cfg, relay.Options{ShutdownTimeout: 2 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	r := relaytest.Start(t, cfg, relay.Options{ShutdownTimeout: 2 * time.Second})
 	seed, err := os.ReadFile("../../relay/testdata/seed.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post("http://"+srv.IngestAddr().String()+"/hooks/1001", "application/json", bytes.NewReader(seed))
+	resp, err := http.Post(r.Ingest+"/hooks/1001", "application/json", bytes.NewReader(seed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
 	"github.com/relaygw/relay/relay/agent"
 	"github.com/relaygw/relay/relay/agent/agenttest"
@@ -208,22 +209,13 @@ func newEnv(t *testing.T, destExtra string) *env {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := relay.New(ctx, cfg, relay.Options{Logger: log, ShutdownTimeout: 5 * time.Second, AgentLease: testLease})
-	if err != nil {
-		cancel()
-		t.Fatalf("relay.New: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	e.stop = sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
+	r := relaytest.Start(t, cfg, relay.Options{Logger: log, AgentLease: testLease})
+	e.stop = func() {
+		if err := r.Stop(); err != nil {
 			t.Errorf("relay.Run: %v", err)
 		}
-	})
-	t.Cleanup(e.stop)
-	e.base = "http://" + srv.IngestAddr().String()
+	}
+	e.base = r.Ingest
 
 	u, _ := url.Parse(e.base)
 	rp := httputil.NewSingleHostReverseProxy(u)
