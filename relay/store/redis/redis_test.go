@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // waitFor bounds every poll for something that becomes true with time.
@@ -76,39 +76,7 @@ func TestTwoHandlesNeverLeaseTwice(t *testing.T) {
 		accept(t, a, event(i), []string{"alpha"}, store.Dedupe{})
 	}
 
-	var (
-		mu     sync.Mutex
-		leased = map[string]int{}
-		wg     sync.WaitGroup
-	)
-	for _, s := range []*Store{a, b, a, b, a, b} {
-		wg.Go(func() {
-			for {
-				ds, err := s.Lease(context.Background(), "alpha", 5, time.Hour)
-				if err != nil {
-					t.Errorf("Lease: %v", err)
-					return
-				}
-				if len(ds) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, d := range ds {
-					leased[d.ID]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if len(leased) != events {
-		t.Fatalf("leased %d distinct deliveries, want %d", len(leased), events)
-	}
-	for id, n := range leased {
-		if n != 1 {
-			t.Fatalf("delivery %s leased %d times", id, n)
-		}
-	}
+	storetest.LeaseAllOnce(t, []store.Store{a, b, a, b, a, b}, "alpha", 5, events)
 }
 
 // A process that dies mid-delivery stops extending its lease; another

@@ -98,16 +98,28 @@ func testLeaseConcurrent(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	const events, workers = 40, 8
 	acceptN(t, s, events, destA)
+	leasers := make([]store.Store, workers)
+	for i := range leasers {
+		leasers[i] = s
+	}
+	LeaseAllOnce(t, leasers, destA, 3, events)
+}
 
+// LeaseAllOnce runs one goroutine per leaser, each leasing batches of n from
+// dest with a long lease until nothing is due, and fails the test unless
+// together they leased want distinct deliveries, each exactly once. Backends
+// use it with several handles on one storage (several processes).
+func LeaseAllOnce(t testing.TB, leasers []store.Store, dest string, n, want int) {
+	t.Helper()
 	var (
 		mu     sync.Mutex
 		leased = map[string]int{}
 		wg     sync.WaitGroup
 	)
-	for range workers {
+	for _, s := range leasers {
 		wg.Go(func() {
 			for {
-				ds, err := s.Lease(context.Background(), destA, 3, long)
+				ds, err := s.Lease(context.Background(), dest, n, long)
 				if err != nil {
 					t.Errorf("Lease: %v", err)
 					return
@@ -124,12 +136,12 @@ func testLeaseConcurrent(t *testing.T, open Opener) {
 		})
 	}
 	wg.Wait()
-	if len(leased) != events {
-		t.Fatalf("leased %d distinct deliveries, want %d", len(leased), events)
+	if len(leased) != want {
+		t.Fatalf("leased %d distinct deliveries, want %d", len(leased), want)
 	}
-	for id, n := range leased {
-		if n != 1 {
-			t.Fatalf("delivery %s leased %d times under live leases", id, n)
+	for id, c := range leased {
+		if c != 1 {
+			t.Fatalf("delivery %s leased %d times under live leases", id, c)
 		}
 	}
 }
