@@ -38,12 +38,8 @@ func (s *Server) route(ev store.Event) []string {
 	t := s.router.Load()
 	var fields ingest.Fields
 	if t.NeedsBody(ev.WebhookID) {
-		switch ingest.Kind(ev.ContentType, ev.Body) {
-		case ingest.KindJSON:
-			fields, _ = ingest.ExtractJSON(ev.Body)
-		case ingest.KindForm:
-			fields, _ = ingest.ExtractForm(ev.Body)
-		}
+		// An unreadable body routes like one without the fields.
+		fields, _ = ingest.Extract(ingest.Kind(ev.ContentType, ev.Body), ev.Body)
 	}
 	return t.Match(ev.WebhookID, fields)
 }

@@ -137,12 +137,9 @@ func (s *Server) build() error {
 	}
 	table := route.New(s.cfg.Routes)
 	s.ingest = ingest.NewHandler(s.store, ingestSettings(s.cfg, table), s.log)
-	s.ingest.OnAccepted = func(dests []string) {
-		for _, d := range dests {
-			dm.Wake(d)
-			s.agents.Wake(d)
-		}
-	}
+	// Ingest calls this only with the destinations of a routed event, never
+	// with none (which would wake every destination).
+	s.ingest.OnAccepted = func(dests []string) { s.wake(dests...) }
 	s.ingest.OnOutcome = s.metrics.Ingest
 	s.router.Store(table)
 	s.gate = newGate(s.ingest)

@@ -439,6 +439,18 @@ func hex4(b []byte) (rune, bool) {
 	return r, true
 }
 
+// Extract reads the fields of a body of the given kind: ExtractJSON for
+// KindJSON, ExtractForm for KindForm, none for KindOther.
+func Extract(kind BodyKind, body []byte) (Fields, error) {
+	switch kind {
+	case KindJSON:
+		return ExtractJSON(body)
+	case KindForm:
+		return ExtractForm(body)
+	}
+	return nil, nil
+}
+
 // ExtractForm reads an application/x-www-form-urlencoded body and returns the
 // first value of each key. Pairs are separated by '&' only (a ';' is part of
 // the value, as in Go's net/url since 1.17); '+' decodes to a space; a key

@@ -322,3 +322,23 @@ func BenchmarkKind(b *testing.B) {
 		}
 	}
 }
+
+func TestExtractByKind(t *testing.T) {
+	tests := []struct {
+		kind    BodyKind
+		body    string
+		want    Fields
+		wantErr bool
+	}{
+		{KindJSON, `{"mid":"m1",}`, Fields{"mid": "m1"}, false},
+		{KindJSON, `{"mid":`, nil, true},
+		{KindForm, `mid=m2&x=1`, Fields{"mid": "m2", "x": "1"}, false},
+		{KindOther, `{"mid":"m3"}`, nil, false},
+	}
+	for _, tc := range tests {
+		got, err := Extract(tc.kind, []byte(tc.body))
+		if (err != nil) != tc.wantErr || !maps.Equal(got, tc.want) {
+			t.Errorf("Extract(%v, %q) = %v, %v; want %v (error %v)", tc.kind, tc.body, got, err, tc.want, tc.wantErr)
+		}
+	}
+}

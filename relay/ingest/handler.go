@@ -206,12 +206,7 @@ func parse(r *http.Request, pathID string, body []byte, s *Settings) (parsed, in
 	}
 	kind := Kind(r.Header.Get("Content-Type"), body)
 	var perr error
-	switch kind {
-	case KindJSON:
-		p.fields, perr = ExtractJSON(body)
-	case KindForm:
-		p.fields, perr = ExtractForm(body)
-	}
+	p.fields, perr = Extract(kind, body)
 	if p.webhookID == "" {
 		p.webhookID = strings.TrimSpace(p.fields["webhook_id"])
 	}
