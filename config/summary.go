@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -49,4 +50,12 @@ func (c *Config) Agent(name string) (Agent, bool) {
 		}
 	}
 	return Agent{}, false
+}
+
+// Same reports whether d and o configure a destination the same way,
+// ignoring where in the file each is written: a reload that only moves a
+// destination changes nothing.
+func (d Destination) Same(o Destination) bool {
+	d.Line, o.Line = 0, 0
+	return reflect.DeepEqual(d, o)
 }

@@ -33,3 +33,17 @@ func TestDestinationAndAgent(t *testing.T) {
 		t.Error("Agent(office-2) found, want not found")
 	}
 }
+
+func TestDestinationSame(t *testing.T) {
+	a := Destination{Name: "a", URL: "http://x", Headers: map[string]string{"K": "v"}, Line: 3}
+	moved := a
+	moved.Line = 9
+	if !a.Same(moved) {
+		t.Error("a destination that only moved in the file is not Same")
+	}
+	changed := a
+	changed.Headers = map[string]string{"K": "w"}
+	if a.Same(changed) {
+		t.Error("a changed header value is Same")
+	}
+}

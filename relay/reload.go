@@ -130,7 +130,7 @@ func compare(old, cfg *config.Config) admin.ReloadReport {
 		switch {
 		case !ok:
 			rep.Added = append(rep.Added, d.Name)
-		case !sameDestination(prev, d):
+		case !prev.Same(d):
 			rep.Changed = append(rep.Changed, d.Name)
 		}
 		delete(before, d.Name)
@@ -153,13 +153,6 @@ func compare(old, cfg *config.Config) admin.ReloadReport {
 		}
 	}
 	return rep
-}
-
-// sameDestination compares two destinations, ignoring where in the file
-// they are written.
-func sameDestination(a, b config.Destination) bool {
-	a.Line, b.Line = 0, 0
-	return reflect.DeepEqual(a, b)
 }
 
 func destinationNames(cfg *config.Config) []string {

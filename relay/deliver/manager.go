@@ -185,7 +185,7 @@ func (m *Manager) Update(dests []config.Destination) error {
 				return err
 			}
 			added = append(added, dp)
-		case !sameDestination(dp.profile().cfg, d):
+		case !dp.profile().cfg.Same(d):
 			p, err := newProfile(d, &m.opts)
 			if err != nil {
 				return err

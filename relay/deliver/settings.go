@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"time"
 
 	"github.com/relaygw/relay/config"
@@ -98,13 +97,6 @@ func newProfile(d config.Destination, opts *Options) (*profile, error) {
 		return nil, err
 	}
 	return &profile{cfg: d, set: set, ep: ep, lease: set.timeout + opts.LeaseMargin}, nil
-}
-
-// sameDestination reports whether a and b configure a destination the same
-// way; a reload that only moved it in the file changes nothing.
-func sameDestination(a, b config.Destination) bool {
-	a.Line, b.Line = 0, 0
-	return reflect.DeepEqual(a, b)
 }
 
 func (p *profile) success(status int) bool {
