@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaygw/relay/internal/jsonenc"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -281,10 +281,10 @@ func writeJSON(w http.ResponseWriter, status int, a answer) {
 // included, without its per-call allocations: every callback gets one.
 func appendAnswer(b []byte, a answer) []byte {
 	b = append(b, `{"status":`...)
-	b = appendString(b, a.Status)
+	b = jsonenc.AppendString(b, a.Status)
 	if a.EventID != "" {
 		b = append(b, `,"event_id":`...)
-		b = appendString(b, a.EventID)
+		b = jsonenc.AppendString(b, a.EventID)
 	}
 	if a.Deliveries != nil {
 		b = append(b, `,"deliveries":`...)
@@ -295,22 +295,7 @@ func appendAnswer(b []byte, a answer) []byte {
 	}
 	if a.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendString(b, a.Error)
+		b = jsonenc.AppendString(b, a.Error)
 	}
 	return append(b, "}\n"...)
-}
-
-// appendString quotes s as encoding/json does: plain ASCII is copied, and
-// anything that needs escaping (quotes, control and HTML characters,
-// non-ASCII) goes through encoding/json itself.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -1,10 +1,10 @@
 package bolt
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 
+	"github.com/relaygw/relay/internal/jsonenc"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -20,11 +20,11 @@ import (
 // whose JSON form is now.
 func appendNewDelivery(b []byte, id, eventID, dest string, now []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, id)
+	b = jsonenc.AppendString(b, id)
 	b = append(b, `,"event_id":`...)
-	b = appendString(b, eventID)
+	b = jsonenc.AppendString(b, eventID)
 	b = append(b, `,"destination":`...)
-	b = appendString(b, dest)
+	b = jsonenc.AppendString(b, dest)
 	b = append(b, `,"state":"pending","attempts":0,"created_at":`...)
 	b = append(b, now...)
 	b = append(b, `,"due_at":`...)
@@ -37,16 +37,16 @@ func appendNewDelivery(b []byte, id, eventID, dest string, now []byte) []byte {
 // appendNewEvent encodes the eventRec that acceptOp creates.
 func appendNewEvent(b []byte, rec *eventRec) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, rec.ID)
+	b = jsonenc.AppendString(b, rec.ID)
 	b = append(b, `,"webhook_id":`...)
-	b = appendString(b, rec.WebhookID)
+	b = jsonenc.AppendString(b, rec.WebhookID)
 	if rec.DedupeKey != "" {
 		b = append(b, `,"dedupe_key":`...)
-		b = appendString(b, rec.DedupeKey)
+		b = jsonenc.AppendString(b, rec.DedupeKey)
 	}
 	if rec.ContentType != "" {
 		b = append(b, `,"content_type":`...)
-		b = appendString(b, rec.ContentType)
+		b = jsonenc.AppendString(b, rec.ContentType)
 	}
 	b = append(b, `,"received_at":`...)
 	b = appendTime(b, rec.ReceivedAt)
@@ -79,25 +79,9 @@ func appendStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = jsonenc.AppendString(b, s)
 	}
 	return append(b, ']')
-}
-
-// appendString quotes s as json.Marshal does. Ids, names and most keys are
-// plain ASCII and are copied as they are; anything else goes through
-// encoding/json, so its escaping rules (HTML characters, invalid UTF-8,
-// U+2028) stay the only ones.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // Every outcome re-encodes a delivery record and encodes an attempt record,
@@ -112,13 +96,13 @@ func appendDelivery(b []byte, rec *deliveryRec) (_ []byte, ok bool) {
 		return b, false
 	}
 	b = append(b, `{"id":`...)
-	b = appendString(b, rec.ID)
+	b = jsonenc.AppendString(b, rec.ID)
 	b = append(b, `,"event_id":`...)
-	b = appendString(b, rec.EventID)
+	b = jsonenc.AppendString(b, rec.EventID)
 	b = append(b, `,"destination":`...)
-	b = appendString(b, rec.Destination)
+	b = jsonenc.AppendString(b, rec.Destination)
 	b = append(b, `,"state":`...)
-	b = appendString(b, string(rec.State))
+	b = jsonenc.AppendString(b, string(rec.State))
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(rec.Attempts), 10)
 	b = append(b, `,"created_at":`...)
@@ -131,7 +115,7 @@ func appendDelivery(b []byte, rec *deliveryRec) (_ []byte, ok bool) {
 	}
 	if rec.LastError != "" {
 		b = append(b, `,"last_error":`...)
-		b = appendString(b, rec.LastError)
+		b = jsonenc.AppendString(b, rec.LastError)
 	}
 	b = append(b, `,"updated_at":`...)
 	b = appendTime(b, rec.UpdatedAt)
@@ -163,11 +147,11 @@ func appendAttemptRec(b []byte, a *store.Attempt) (_ []byte, ok bool) {
 	}
 	if a.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendString(b, a.Error)
+		b = jsonenc.AppendString(b, a.Error)
 	}
 	if a.Response != "" {
 		b = append(b, `,"response":`...)
-		b = appendString(b, a.Response)
+		b = jsonenc.AppendString(b, a.Response)
 	}
 	return append(b, '}'), true
 }
