@@ -34,7 +34,7 @@ func newAcceptReq(ctx context.Context, ev store.Event, dests []string, dd store.
 	if err != nil {
 		return nil, err
 	}
-	received := "" // the script then stamps the server's time
+	received := "" // read back as the event's "ca", the script's clock (unpackEvent)
 	if !ev.ReceivedAt.IsZero() {
 		received = nanos(ev.ReceivedAt)
 	}
@@ -42,9 +42,8 @@ func newAcceptReq(ctx context.Context, ev store.Event, dests []string, dd store.
 	if dd.Key != "" && dd.TTL > 0 {
 		ttl = max(dd.TTL.Milliseconds(), 1)
 	}
-	args := append(make([]any, 0, 10+2*len(dests)),
-		ev.ID, dd.Key, ttl, ev.WebhookID, ev.DedupeKey, ev.ContentType, ev.Body,
-		received, dj, len(dests))
+	e := packEvent([len(packedFields)]string{ev.ID, ev.WebhookID, ev.DedupeKey, ev.ContentType, received, dj}, ev.Body)
+	args := append(make([]any, 0, 5+2*len(dests)), ev.ID, dd.Key, ttl, e, len(dests))
 	args = appendDerivedRoute(args, ev.ID, dests)
 	return &acceptReq{ctx: ctx, id: ev.ID, args: args, done: make(chan struct{})}, nil
 }

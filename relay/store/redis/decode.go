@@ -81,7 +81,12 @@ func atoi(s string) int {
 	return n
 }
 
+// eventFrom decodes an event hash. It unpacks h in place first (see
+// unpackEvent), so that deliveryIDs and implicitDelivery can read h after it.
 func eventFrom(h map[string]string) (store.Event, error) {
+	if err := unpackEvent(h); err != nil {
+		return store.Event{}, err
+	}
 	ev := store.Event{
 		ID:          h["id"],
 		WebhookID:   h["wh"],

@@ -10,7 +10,7 @@
 //
 // # Keys
 //
-//	ev:{event id}      hash: id wh dk ct body rcv dests parked out nd dlvs ca
+//	ev:{event id}      hash: e out nd ca, and dlvs parked dests when needed
 //	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu
 //	                   (written by the first lease, see below)
 //	att:{delivery id}  list of attempts as JSON, oldest first
@@ -29,6 +29,17 @@
 // event's deliveries not yet delivered and "dlvs" lists its delivery ids
 // (left out when they are all derived from the event id, below; "nd" says
 // how many there are).
+//
+// The event fields that never change are packed into one, "e" (pack.go):
+// id, webhook id, dedupe value, content type, received time and the
+// destinations JSON, each length-prefixed, then the body. Any real body makes
+// the hash a table of separately allocated entries, which the accept script
+// paid for per field; no script reads inside "e", only the decoders do.
+// "ca" is the creation time (the script's clock), also the received time
+// when the caller gave none. "parked" is "1" on a parked event and absent
+// otherwise until replay_parked sets it to "0", together with a "dests"
+// field that wins over the packed one. Hashes written before the packing
+// (all fields separate) are still read.
 //
 // Accept writes no dlv hash for an event whose id the store made ("evt_X"):
 // its deliveries get the ids "dlv_X_1", "dlv_X_2", ... in route order, and

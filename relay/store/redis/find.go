@@ -25,8 +25,10 @@ func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
 // findBatch is how many index entries FindEvents reads per round trip.
 const findBatch = 200
 
-// eventFields are the event hash fields a search reads: all but the body.
-var eventFields = []string{"id", "wh", "dk", "ct", "rcv", "dests", "parked", "dlvs", "ca", "nd"}
+// eventFields are the event hash fields a search reads: the packed fields
+// (body included, see pack.go) and the others, and for events stored before
+// the packing, their separate fields but the body.
+var eventFields = []string{"e", "dests", "parked", "dlvs", "ca", "nd", "id", "wh", "dk", "ct", "rcv"}
 
 // FindEvents walks the evidx index newest first from the cursor, the last
 // id examined. A search is a read, not a step that must be atomic, so it
@@ -101,14 +103,15 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 	pipe = s.rdb.Pipeline()
 	for i, id := range ids {
 		h := hashOf(eventFields, evCmds[i].Val())
-		if h["id"] == "" {
+		if h["e"] == "" && h["id"] == "" {
 			gone = append(gone, id)
 			continue
 		}
 		ev, err := eventFrom(h)
 		if err != nil {
-			return nil, fmt.Errorf("redis: %s: %w", op, err)
+			return nil, fmt.Errorf("redis: %s: event %s: %w", op, id, err)
 		}
+		ev.Body = nil // read with the packed fields, not returned by a search
 		rec := store.EventRecord{Event: ev}
 		if !(store.EventQuery{WebhookID: q.WebhookID, DedupeKey: q.DedupeKey, Since: q.Since}).Matches(rec) {
 			continue

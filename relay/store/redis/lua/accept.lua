@@ -3,8 +3,8 @@
 -- each event is decided on its own, in order, as if accepted alone.
 -- ARGV: prefix, number of events, then per event:
 --       event id, dedupe key ('' = none), dedupe ttl ms (0 = none),
---       webhook id, dedupe value, content type, body, received ns ('' = now),
---       destinations JSON, n, n destinations, n delivery ids.
+--       packed event (the "e" field, see pack.go), n, n destinations,
+--       n delivery ids.
 -- Returns one value per event: the deliveries queued (an integer) when the
 -- event is stored (or was, by this id), or the id of the event holding the
 -- dedupe claim (a string) when it is a duplicate.
@@ -23,7 +23,7 @@ local queued, qorder = {}, {}
 local a = 3
 for e = 1, tonumber(ARGV[2]) do
   local id = ARGV[a]
-  local nstr = ARGV[a + 9]
+  local nstr = ARGV[a + 4]
   local n = tonumber(nstr)
   local evk = P .. 'ev:' .. id
   local dup, res, nq = 0, id, n
@@ -47,8 +47,6 @@ for e = 1, tonumber(ARGV[2]) do
     end
   end
   if fresh then
-    local rcv = ARGV[a + 7]
-    if rcv == '' then rcv = ns end
     local ids = {}
     local explicit = false -- some delivery id not derived: store 'dlvs'
     -- A delivery whose id is derived from its event's (see implicit in
@@ -56,7 +54,7 @@ for e = 1, tonumber(ARGV[2]) do
     local derived = nil
     if string.sub(id, 1, 4) == 'evt_' then derived = 'dlv_' .. string.sub(id, 5) .. '_' end
     for i = 1, n do
-      local dest, did = ARGV[a + 9 + i], ARGV[a + 9 + n + i]
+      local dest, did = ARGV[a + 4 + i], ARGV[a + 4 + n + i]
       ids[i] = did
       local place = places[i]
       if not place then
@@ -77,18 +75,16 @@ for e = 1, tonumber(ARGV[2]) do
       q[#q + 1] = score
       q[#q + 1] = did
     end
-    local parked = '0'
-    if n == 0 then parked = '1' end
-    -- 'dlvs' only when some id is not derived (see dlvids in prelude.lua).
-    if explicit or not derived then
-      redis.call('HSET', evk, 'id', id, 'wh', ARGV[a + 3], 'dk', ARGV[a + 4],
-        'ct', ARGV[a + 5], 'body', ARGV[a + 6], 'rcv', rcv, 'dests', ARGV[a + 8],
-        'parked', parked, 'out', nstr, 'nd', nstr, 'ca', ns,
+    -- The fields that never change are packed in 'e'; 'parked' is
+    -- written only for a parked event.
+    if n == 0 then
+      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns, 'parked', '1')
+    elseif explicit or not derived then
+      -- 'dlvs' only when some id is not derived (see dlvids in prelude.lua).
+      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns,
         'dlvs', table.concat(ids, ' '))
     else
-      redis.call('HSET', evk, 'id', id, 'wh', ARGV[a + 3], 'dk', ARGV[a + 4],
-        'ct', ARGV[a + 5], 'body', ARGV[a + 6], 'rcv', rcv, 'dests', ARGV[a + 8],
-        'parked', parked, 'out', nstr, 'nd', nstr, 'ca', ns)
+      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns)
     end
     -- The search index: one score, so members sort by id, which is by time.
     indexed[#indexed + 1] = '0'
@@ -104,7 +100,7 @@ for e = 1, tonumber(ARGV[2]) do
   else
     out[#out + 1] = nq
   end
-  a = a + 10 + 2 * n
+  a = a + 5 + 2 * n
 end
 if #indexed > 0 then
   redis.call('ZADD', P .. 'evidx', unpack(indexed))
