@@ -127,11 +127,16 @@ func (s *Store) acceptBatch(batch []*acceptReq) {
 	for _, r := range live {
 		n += len(r.args)
 	}
-	args := append(make([]any, 0, n+1), len(live))
+	// The whole argument list at once, prefix first: s.run would copy it.
+	args := append(make([]any, 0, n+2), s.prefix, len(live))
 	for _, r := range live {
 		args = append(args, r.args...)
 	}
-	reply, err := s.run(ctx, s.sc.accept, args...)
+	var reply any
+	err := s.check()
+	if err == nil {
+		reply, err = s.sc.accept.Run(ctx, s.rdb, nil, args...).Result()
+	}
 	var arr []any
 	if err == nil {
 		if arr, err = array(reply); err == nil && len(arr) != len(live) {
