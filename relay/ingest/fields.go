@@ -59,7 +59,14 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // (so a key whose first value is an object stays absent). The body is only
 // read; ExtractJSON never retains it.
 func ExtractJSON(body []byte) (Fields, error) {
-	s := scanner{b: body}
+	return extractJSON(body, false, nil)
+}
+
+// extractJSON is ExtractJSON; with only, the Fields hold just the keys in
+// keep, with the values ExtractJSON gives them (the whole body is still read
+// and checked, so errors are the same).
+func extractJSON(body []byte, only bool, keep []string) (Fields, error) {
+	s := scanner{b: body, only: only, keep: keep}
 	if bytes.HasPrefix(body, utf8BOM) {
 		s.i = len(utf8BOM)
 	}
@@ -86,8 +93,10 @@ func ExtractJSON(body []byte) (Fields, error) {
 type scanner struct {
 	b    []byte
 	i    int
-	kbuf []byte // decoded keys
-	vbuf []byte // decoded values
+	kbuf []byte   // decoded keys
+	vbuf []byte   // decoded values
+	only bool     // keep only the keys in keep
+	keep []string // see extractJSON
 }
 
 // member locates a top-level member's key and value in the text gathered by
@@ -147,6 +156,9 @@ func (s *scanner) topObject() (Fields, error) {
 			return nil, err
 		}
 		if done {
+			if s.only {
+				return keptFields(text, members, s.keep), nil
+			}
 			return fields(text, members), nil
 		}
 		// Copy the key now: skipping a nested value reuses kbuf.
@@ -221,6 +233,25 @@ func (s *scanner) nextKey(open int, more bool) (key []byte, done bool, err error
 	s.i++
 	s.skipSpace()
 	return key, false, nil
+}
+
+// keptFields is fields for the keys in keep only, by the same rules: the
+// first occurrence of a key wins, and a key whose first value is an object
+// or array is absent.
+func keptFields(gathered []byte, members []member, keep []string) Fields {
+	f := make(Fields, len(keep))
+	for _, name := range keep {
+		for _, m := range members {
+			if string(gathered[m.key:m.val]) != name {
+				continue
+			}
+			if m.scalar {
+				f[name] = string(gathered[m.val:m.end])
+			}
+			break
+		}
+	}
+	return f
 }
 
 // fields builds the Fields from the gathered members. The first occurrence
@@ -449,6 +480,17 @@ func Extract(kind BodyKind, body []byte) (Fields, error) {
 		return ExtractForm(body)
 	}
 	return nil, nil
+}
+
+// extractOnly is Extract for a caller that reads only the keys in keep: a
+// JSON body's Fields then hold just those (what Extract gives them, with the
+// same errors), which spares building a map of every field. Other kinds get
+// all their fields.
+func extractOnly(kind BodyKind, body []byte, keep []string) (Fields, error) {
+	if kind == KindJSON {
+		return extractJSON(body, true, keep)
+	}
+	return Extract(kind, body)
 }
 
 // ExtractForm reads an application/x-www-form-urlencoded body and returns the

@@ -51,7 +51,42 @@ func FuzzExtractJSON(f *testing.F) {
 			checkWritten(t, in, got)
 		}
 		checkAgainstEncodingJSON(t, in, got, err)
+		checkOnly(t, in, got, err)
 	})
+}
+
+// checkOnly checks that reading only some keys (extractOnly, for bodies
+// routing ignores) gives exactly those keys' fields of ExtractJSON, and the
+// same error: the keys it found, one it did not, and the ones of objects in
+// the fuzz seeds ("a" of {"a":{"x":1},"a":"2"} must stay absent).
+func checkOnly(t *testing.T, in []byte, all Fields, allErr error) {
+	t.Helper()
+	keep := []string{"a", "mid", "n", "absent"}
+	for k := range all {
+		keep = append(keep, k)
+	}
+	got, err := extractOnly(KindJSON, in, keep)
+	if (err == nil) != (allErr == nil) || (err != nil && err.Error() != allErr.Error()) {
+		t.Fatalf("extractOnly(%q) error %v, ExtractJSON's %v", in, err, allErr)
+	}
+	if err != nil {
+		if got != nil {
+			t.Fatalf("extractOnly(%q) returned fields %q with error %v", in, got, err)
+		}
+		return
+	}
+	want := Fields{}
+	for _, k := range keep {
+		if v, ok := all[k]; ok {
+			want[k] = v
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("extractOnly(%q, %q) = %q, want %q", in, keep, got, want)
+	}
+	if one, _ := extractOnly(KindJSON, in, []string{"mid"}); len(one) > 1 {
+		t.Fatalf("extractOnly(%q, [mid]) = %q, more than asked for", in, one)
+	}
 }
 
 // checkRoundTrip writes fields as a JSON object of strings, escaping only what

@@ -206,7 +206,12 @@ func parse(r *http.Request, pathID string, body []byte, s *Settings) (parsed, in
 	}
 	kind := Kind(r.Header.Get("Content-Type"), body)
 	var perr error
-	p.fields, perr = Extract(kind, body)
+	if p.webhookID != "" && !s.Router.NeedsBody(p.webhookID) {
+		// Routing ignores the body: only the dedupe fields are read from it.
+		p.fields, perr = extractOnly(kind, body, s.DedupeFields)
+	} else {
+		p.fields, perr = Extract(kind, body)
+	}
 	if p.webhookID == "" {
 		p.webhookID = strings.TrimSpace(p.fields["webhook_id"])
 	}
