@@ -327,7 +327,7 @@ func TestHangingDestinationDoesNotDelayOthers(t *testing.T) {
 	}
 	opts := testOptions()
 	opts.DrainTimeout = 10 * time.Millisecond
-	startManager(t, st, []config.Destination{slowD, fastD}, opts)
+	r := startManager(t, st, []config.Destination{slowD, fastD}, opts)
 
 	waitFor(t, "the slow destination to hang", func() bool { return hung.Load() == 1 })
 	for _, id := range fastIDs {
@@ -335,6 +335,13 @@ func TestHangingDestinationDoesNotDelayOthers(t *testing.T) {
 	}
 	if h := hung.Load(); h != 1 {
 		t.Fatalf("slow sink got %d requests with concurrency 1, want 1", h)
+	}
+	// A second slow delivery is leased ahead, waiting for the slot; it is
+	// not an attempt in flight.
+	for _, s := range r.States() {
+		if s.Name == "slow" && s.InFlight != 1 {
+			t.Fatalf("slow destination: InFlight = %d, want 1", s.InFlight)
+		}
 	}
 	for _, id := range slowIDs {
 		if d := deliveryOf(t, st, id, "slow"); d.Attempts != 0 || d.State != store.StatePending {

@@ -44,8 +44,10 @@ type dispatcher struct {
 	// jobs hands deliveries to idle workers; unbuffered, so a delivery
 	// never waits for a worker that is still busy.
 	jobs chan job
-	busy atomic.Int32 // deliveries being attempted (a worker slot each)
-	held atomic.Int32 // deliveries leased whose outcome is not written yet
+	// slots admits at most the destination's concurrency of attempts.
+	slots *gate
+	busy  atomic.Int32 // deliveries handed to workers whose attempt has not ended
+	held  atomic.Int32 // deliveries leased whose outcome is not written yet
 
 	cancel context.CancelFunc // stops run; guarded by Manager.mu
 
@@ -68,6 +70,7 @@ func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, e
 		wake:    make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
 		jobs:    make(chan job),
+		slots:   newGate(p.set.concurrency),
 	}
 	dp.prof.Store(p)
 	dp.warnInsecure(p)
@@ -97,6 +100,7 @@ func (dp *dispatcher) profile() *profile { return dp.prof.Load() }
 func (dp *dispatcher) apply(p *profile) {
 	old := dp.prof.Swap(p)
 	dp.limiter.SetLimit(limitOf(p.set.rateLimit))
+	dp.slots.setLimit(p.set.concurrency)
 	dp.notify(dp.br.configure(p.set.circuit))
 	dp.warnInsecure(p)
 	old.ep.client.HTTPClient.CloseIdleConnections()
@@ -126,7 +130,7 @@ func (dp *dispatcher) state() DestinationState {
 	v := dp.br.view()
 	return DestinationState{
 		Name:                dp.name,
-		InFlight:            int(dp.busy.Load()),
+		InFlight:            dp.slots.inUse(),
 		Circuit:             v.state,
 		ConsecutiveFailures: v.failures,
 		LastSuccess:         v.lastSuccess,
@@ -167,9 +171,9 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 	var backoff time.Duration
 	for {
 		p := dp.profile()
-		// Lease no more than there are free workers to take, nor more than
-		// may wait for their outcome to be written.
-		n := min(p.set.concurrency-int(dp.busy.Load()), heldLimit(p.set.concurrency)-int(dp.held.Load()))
+		// Lease no more than the workers may hold (see leaseAhead), nor
+		// more than may wait for their outcome to be written.
+		n := min(leaseAhead(p.set.concurrency)-int(dp.busy.Load()), heldLimit(p.set.concurrency)-int(dp.held.Load()))
 		if n <= 0 {
 			if !dp.pause(ctx, 0) {
 				return
@@ -232,6 +236,7 @@ type job struct {
 	p         *profile
 	d         store.Delivery
 	probe     bool
+	ext       *extender // keeps d's lease alive from the moment it was taken
 }
 
 // start hands each delivery to an idle worker, or to a new one when none
@@ -241,7 +246,7 @@ func (dp *dispatcher) start(ctx, hard context.Context, p *profile, batch []store
 	for i, d := range batch {
 		dp.busy.Add(1)
 		dp.held.Add(1)
-		j := job{ctx: ctx, hard: hard, p: p, d: d, probe: probe && i == 0}
+		j := job{ctx: ctx, hard: hard, p: p, d: d, probe: probe && i == 0, ext: dp.extend(hard, p, d)}
 		select {
 		case dp.jobs <- j:
 		default:
@@ -256,7 +261,7 @@ func (dp *dispatcher) worker(j job) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		dp.work(j.ctx, j.hard, j.p, j.d, j.probe)
+		dp.work(j)
 		idle.Reset(workerIdle)
 		select {
 		case j = <-dp.jobs:
@@ -318,16 +323,22 @@ func nextBackoff(b time.Duration) time.Duration {
 	return min(max(2*b, storeBackoffMin), storeBackoffMax)
 }
 
-// work makes one attempt of d and records its outcome. A delivery that
-// cannot be attempted now (Relay is shutting down, the destination was
-// removed, or its circuit opened after the lease) is released, due now,
-// with no attempt counted. The worker slot is freed as soon as the attempt
-// is classified, so the next attempt runs while the outcome is written.
-func (dp *dispatcher) work(ctx, hard context.Context, p *profile, d store.Delivery, probe bool) {
-	slot := true
+// work waits for an attempt slot, makes one attempt of j's delivery and
+// records its outcome. A delivery that cannot be attempted now (Relay is
+// shutting down, the destination was removed, or its circuit opened after
+// the lease) is released, due now, with no attempt counted. The slot is
+// freed as soon as the attempt is classified, so the next attempt runs while
+// the outcome is written.
+func (dp *dispatcher) work(j job) {
+	ctx, hard, p, d, probe, ext := j.ctx, j.hard, j.p, j.d, j.probe, j.ext
+	handed, slot := true, false
 	freeSlot := func() {
 		if slot {
 			slot = false
+			dp.slots.release()
+		}
+		if handed {
+			handed = false
 			dp.busy.Add(-1)
 			dp.kickRun()
 		}
@@ -337,10 +348,10 @@ func (dp *dispatcher) work(ctx, hard context.Context, p *profile, d store.Delive
 		dp.held.Add(-1)
 		dp.kickRun()
 	}()
-	ext := dp.extend(hard, p, d)
 	defer ext.stop()
 
-	if !dp.ready(ctx, p, probe) {
+	slot = dp.slots.acquire(ctx)
+	if !slot || !dp.ready(ctx, p, probe) {
 		dp.giveBack(d, probe)
 		return
 	}

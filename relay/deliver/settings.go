@@ -80,6 +80,15 @@ func orDefault(d, def time.Duration) time.Duration {
 // goroutines (a few KiB each).
 func heldLimit(concurrency int) int { return concurrency + max(4*concurrency, 256) }
 
+// leaseAhead bounds the deliveries handed to workers: the attempts (at most
+// concurrency) and as many more leased ahead, waiting for an attempt slot.
+// A worker that finishes an attempt then finds the next delivery leased,
+// its body read, instead of waiting for the dispatcher's next Lease, and
+// the dispatcher leases in batches rather than one delivery per freed slot.
+// A delivery waiting for a slot has its lease extended like one being
+// attempted.
+func leaseAhead(concurrency int) int { return 2 * concurrency }
+
 // profile is one version of a destination, compiled: its settings and its
 // endpoint. A config reload gives a dispatcher a new profile; an attempt
 // keeps the profile it started with to the end.
