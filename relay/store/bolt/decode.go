@@ -36,9 +36,9 @@ func decodeEvent(v []byte, rec *eventRec) error {
 }
 
 func fastDelivery(v []byte, rec *deliveryRec) bool {
-	return scanObject(v, func(key string, s *scanner) bool {
+	return scanObject(v, func(key []byte, s *scanner) bool {
 		var ok bool
-		switch key {
+		switch string(key) {
 		case "id":
 			rec.ID, ok = s.str()
 		case "event_id":
@@ -46,9 +46,7 @@ func fastDelivery(v []byte, rec *deliveryRec) bool {
 		case "destination":
 			rec.Destination, ok = s.str()
 		case "state":
-			var st string
-			st, ok = s.str()
-			rec.State = store.DeliveryState(st)
+			rec.State, ok = s.state()
 		case "attempts":
 			rec.Attempts, ok = s.int()
 		case "created_at":
@@ -71,9 +69,9 @@ func fastDelivery(v []byte, rec *deliveryRec) bool {
 }
 
 func fastEvent(v []byte, rec *eventRec) bool {
-	return scanObject(v, func(key string, s *scanner) bool {
+	return scanObject(v, func(key []byte, s *scanner) bool {
 		var ok bool
-		switch key {
+		switch string(key) {
 		case "id":
 			rec.ID, ok = s.str()
 		case "webhook_id":
@@ -103,8 +101,9 @@ type scanner struct {
 
 // scanObject calls field for each key of the flat object v, with the
 // scanner at the key's value; false (from field, or on anything outside
-// the plain subset) means v must be decoded by encoding/json.
-func scanObject(v []byte, field func(key string, s *scanner) bool) bool {
+// the plain subset) means v must be decoded by encoding/json. The key is
+// v's own bytes, not a copy: field switches on it without allocating.
+func scanObject(v []byte, field func(key []byte, s *scanner) bool) bool {
 	s := &scanner{b: v}
 	if !s.eat('{') {
 		return false
@@ -113,7 +112,7 @@ func scanObject(v []byte, field func(key string, s *scanner) bool) bool {
 		return s.i == len(s.b)
 	}
 	for {
-		key, ok := s.str()
+		key, ok := s.raw()
 		if !ok || !s.eat(':') || !field(key, s) {
 			return false
 		}
@@ -157,6 +156,22 @@ func (s *scanner) raw() ([]byte, bool) {
 func (s *scanner) str() (string, bool) {
 	r, ok := s.raw()
 	return string(r), ok
+}
+
+var knownStates = []store.DeliveryState{store.StatePending, store.StateDelivered, store.StateDead, store.StateDiscarded}
+
+// state reads a delivery state; the known ones are not copied.
+func (s *scanner) state() (store.DeliveryState, bool) {
+	r, ok := s.raw()
+	if !ok {
+		return "", false
+	}
+	for _, st := range knownStates {
+		if string(r) == string(st) {
+			return st, true
+		}
+	}
+	return store.DeliveryState(r), true
 }
 
 // int reads a decimal integer that fits an int.
