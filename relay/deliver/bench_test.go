@@ -98,8 +98,10 @@ func newBenchSink(tb testing.TB) *httptest.Server {
 // of POSTs of the same body from as many goroutines as the destination's
 // concurrency, with a plain net/http client and nothing else. Relay leases,
 // signs, attempts and durably records every delivery. It runs once with the
-// embedded store and once with a Redis store on its own redis-server
-// (appendfsync everysec, as testredis starts it). The CPU columns are this
+// embedded store, once with a Redis store on its own redis-server
+// (appendfsync everysec, as testredis starts it), and once with no store at
+// all (nullStore), which measures delivery's own cost apart from a store's.
+// The CPU columns are this
 // process's CPU time per delivery or POST (sink included, so both sides pay
 // for it); for Redis, redis-server's own CPU per delivery is reported apart.
 // RELAY_BENCH_CPUPROFILE names a file for a CPU profile of the relay phase
@@ -107,7 +109,7 @@ func newBenchSink(tb testing.TB) *httptest.Server {
 func BenchmarkDeliverBacklog(b *testing.B) {
 	n := envInt(b, "RELAY_BENCH_EVENTS", 100000)
 	conc := envInt(b, "RELAY_BENCH_CONCURRENCY", 8)
-	for _, backend := range []string{"bolt", "redis"} {
+	for _, backend := range []string{"bolt", "redis", "none"} {
 		b.Run("store="+backend, func(b *testing.B) {
 			sk := newBenchSink(b)
 			for range b.N {
@@ -147,8 +149,11 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 // the embedded store, whose CPU is this process's).
 func newBenchStore(tb testing.TB, backend string) (st testStore, serverCPU func() time.Duration) {
 	tb.Helper()
-	if backend == "bolt" {
+	switch backend {
+	case "bolt":
 		return newTestStore(tb), func() time.Duration { return 0 }
+	case "none":
+		return &nullStore{}, func() time.Duration { return 0 }
 	}
 	srv := testredis.Start(tb)
 	// A prefix of its own, in case RELAY_TEST_REDIS_URL points at a shared
@@ -162,6 +167,50 @@ func newBenchStore(tb testing.TB, backend string) (st testStore, serverCPU func(
 	tb.Cleanup(func() { info.Close() })
 	return rs, func() time.Duration { return redisCPU(tb, info) }
 }
+
+// nullStore keeps nothing: Accept counts events, Lease hands out that many
+// deliveries of the last event accepted (due at once, in order), and every
+// outcome is dropped. Only the backlog benchmark uses it.
+type nullStore struct {
+	mu             sync.Mutex
+	queued, leased int
+	ev             store.Event
+}
+
+func (s *nullStore) Accept(_ context.Context, ev store.Event, _ []string, _ store.Dedupe) (store.AcceptResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queued++
+	ev.ID = "evt_null"
+	s.ev = ev
+	return store.AcceptResult{EventID: ev.ID, Deliveries: 1}, nil
+}
+
+func (s *nullStore) Lease(_ context.Context, dest string, n int, _ time.Duration) ([]store.Delivery, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Delivery
+	now := time.Now()
+	for ; n > 0 && s.leased < s.queued; n-- {
+		s.leased++
+		out = append(out, store.Delivery{
+			ID: "dlv_null_" + strconv.Itoa(s.leased), EventID: s.ev.ID, Destination: dest,
+			State: store.StatePending, CreatedAt: now, DueAt: now, Lease: "null", Event: &s.ev,
+		})
+	}
+	return out, nil
+}
+
+func (s *nullStore) Event(context.Context, string) (store.EventRecord, error) {
+	return store.EventRecord{}, store.ErrNotFound
+}
+func (s *nullStore) ExtendLease(context.Context, store.Delivery, time.Duration) error { return nil }
+func (s *nullStore) Release(context.Context, store.Delivery, time.Time) error         { return nil }
+func (s *nullStore) Complete(context.Context, store.Delivery, store.Attempt) error    { return nil }
+func (s *nullStore) Retry(context.Context, store.Delivery, store.Attempt, time.Time) error {
+	return nil
+}
+func (s *nullStore) DeadLetter(context.Context, store.Delivery, store.Attempt) error { return nil }
 
 // redisCPU reads used_cpu_sys and used_cpu_user from INFO cpu.
 func redisCPU(tb testing.TB, c *goredis.Client) time.Duration {
