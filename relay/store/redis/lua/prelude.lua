@@ -28,7 +28,7 @@ end
 -- derived from its event's ("evt_X" -> "dlv_X_i", i its 1-based place in the
 -- event's route) and that is still in its queue untouched: pending, no
 -- attempt, created and due when the event was stored. Its first lease
--- writes the hash (materialize); every later change finds it. Returns nil
+-- writes the hash (see lease.lua); every later change finds it. Returns nil
 -- when id is not such an id of a stored event.
 local function implicit(id)
   local x, place = string.match(id, '^dlv_(.+)_(%d+)$')
@@ -42,15 +42,6 @@ local function implicit(id)
     return nil
   end
   return evid, h[1]
-end
-
--- materialize writes the hash of an implicit delivery queued for dest.
-local function materialize(id, dest)
-  local evid, ca = implicit(id)
-  if not evid then return nil end
-  redis.call('HSET', P .. 'dlv:' .. id, 'id', id, 'ev', evid, 'dest', dest,
-    'st', 'pending', 'n', '0', 'ca', ca, 'due', ca, 'ua', ca)
-  return evid
 end
 
 -- dlvids returns the delivery ids of the event stored at evk: its "dlvs",
