@@ -583,6 +583,30 @@ func TestStoreFailures(t *testing.T) {
 	}
 }
 
+// TestLeasesInBatches delivers a backlog to a quick sink: while every
+// attempt slot has a delivery the dispatcher leases at least half a pool at
+// a time, never one delivery per freed slot.
+func TestLeasesInBatches(t *testing.T) {
+	const events = 200
+	sk := newSink(t, status(200))
+	d := dest("crm", sk.URL)
+	d.Concurrency = 8
+	st := newTestStore(t)
+	var ids []string
+	for range events {
+		ids = append(ids, accept(t, st, store.Event{Body: []byte("x")}, "crm"))
+	}
+	cq := &countingQueue{Queue: st}
+	startManager(t, cq, []config.Destination{d}, testOptions())
+	for _, id := range ids {
+		waitState(t, st, id, "crm", store.StateDelivered)
+	}
+	// Every lease but the last finds at least leaseBatch deliveries due.
+	if n, most := int(cq.nonEmpty.Load()), events/leaseBatch(d.Concurrency)+1; n > most {
+		t.Fatalf("%d Lease calls leased the %d deliveries, want at most %d", n, events, most)
+	}
+}
+
 // TestLeaseExtendedWhileWaiting makes workers wait on the rate limit longer
 // than their lease: the lease must be extended, so no delivery is taken over
 // and sent twice.
@@ -620,13 +644,18 @@ func TestLeaseExtendedWhileWaiting(t *testing.T) {
 // countingQueue counts the calls that tests cannot see in the store.
 type countingQueue struct {
 	Queue
-	extends atomic.Int32
-	leases  atomic.Int32 // returned Lease calls
+	extends  atomic.Int32
+	leases   atomic.Int32 // returned Lease calls
+	nonEmpty atomic.Int32 // returned Lease calls that leased something
 }
 
 func (c *countingQueue) Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error) {
 	defer c.leases.Add(1)
-	return c.Queue.Lease(ctx, dest, n, lease)
+	ds, err := c.Queue.Lease(ctx, dest, n, lease)
+	if len(ds) > 0 {
+		c.nonEmpty.Add(1)
+	}
+	return ds, err
 }
 
 func (c *countingQueue) ExtendLease(ctx context.Context, d store.Delivery, lease time.Duration) error {

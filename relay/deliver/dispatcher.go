@@ -172,9 +172,12 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 	for {
 		p := dp.profile()
 		// Lease no more than the workers may hold (see leaseAhead), nor
-		// more than may wait for their outcome to be written.
-		n := min(leaseAhead(p.set.concurrency)-int(dp.busy.Load()), heldLimit(p.set.concurrency)-int(dp.held.Load()))
-		if n <= 0 {
+		// more than may wait for their outcome to be written. While every
+		// slot has a delivery, wait until a batch can be leased: leasing
+		// one delivery per freed slot costs a store call each.
+		c, busy := p.set.concurrency, int(dp.busy.Load())
+		n := min(leaseAhead(c)-busy, heldLimit(c)-int(dp.held.Load()))
+		if n <= 0 || (busy >= c && n < leaseBatch(c)) {
 			if !dp.pause(ctx, 0) {
 				return
 			}
