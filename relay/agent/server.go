@@ -129,6 +129,10 @@ type presence struct {
 	lastSeen  time.Time
 	connected bool          // as last logged
 	wake      chan struct{} // closed and replaced by each wake-up
+	// armed is set when wake is handed to a poll; a wake-up with nobody
+	// holding the channel has no one to tell, so it closes nothing and
+	// allocates nothing (ingest wakes on every accepted callback).
+	armed bool
 }
 
 // table is the compiled config: swapped whole on Reload.
@@ -367,14 +371,20 @@ func (s *Server) wakeAgent(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.presence(name)
+	if !p.armed {
+		return
+	}
 	close(p.wake)
 	p.wake = make(chan struct{})
+	p.armed = false
 }
 
 func (s *Server) wakeChan(name string) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.presence(name).wake
+	p := s.presence(name)
+	p.armed = true
+	return p.wake
 }
 
 // auth checks the agent's name and token in constant time and answers 401

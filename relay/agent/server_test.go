@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/bolt"
 )
@@ -434,6 +435,39 @@ func TestCloseEndsPolls(t *testing.T) {
 	var resp leaseResponse
 	if code := ts.call(t, "office-1", PathLease, leaseRequest{Max: 1}, &resp); code != http.StatusServiceUnavailable {
 		t.Errorf("poll after Close: status %d, want 503", code)
+	}
+}
+
+// TestWakeEndsHeldPoll: with polling intervals of an hour, only a Wake can
+// hand a delivery queued after the poll arrived to that poll; twice, so a
+// poll after a wake-up is woken too.
+func TestWakeEndsHeldPoll(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{PollWait: time.Hour, PollInterval: time.Hour})
+	for round := range 2 {
+		got := make(chan []job, 1)
+		go func() {
+			var resp leaseResponse
+			ts.call(t, "office-1", PathLease, leaseRequest{Max: 1, WaitMS: millis(time.Hour)}, &resp)
+			got <- resp.Deliveries
+		}()
+		// Wait until the poll holds the wake channel.
+		for armed := false; !armed; {
+			time.Sleep(time.Millisecond)
+			ts.Server.mu.Lock()
+			p := ts.agents["office-1"]
+			armed = p != nil && p.armed
+			ts.Server.mu.Unlock()
+		}
+		id := ts.queue(t, "office")
+		ts.Wake("office")
+		select {
+		case jobs := <-got:
+			if len(jobs) != 1 || jobs[0].Header.Get(deliver.HeaderEventID) != id {
+				t.Fatalf("round %d: poll got %+v, want the delivery of %s", round, jobs, id)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: the held poll was not woken", round)
+		}
 	}
 }
 
