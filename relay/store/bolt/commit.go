@@ -15,6 +15,9 @@ type op struct {
 	ctx   context.Context
 	apply func(*batch) error
 	done  chan error
+	// outcome marks a delivery outcome, whose caller no longer holds an
+	// attempt slot: a short wait for company costs nobody anything.
+	outcome bool
 }
 
 // batch is the state one transaction's ops share.
@@ -57,10 +60,20 @@ type claim struct {
 
 // submit queues a write and waits until it is durable or refused.
 func (s *Store) submit(ctx context.Context, apply func(*batch) error) error {
+	return s.submitOp(&op{ctx: ctx, apply: apply})
+}
+
+// submitOutcome is submit for a delivery outcome (see op.outcome).
+func (s *Store) submitOutcome(ctx context.Context, apply func(*batch) error) error {
+	return s.submitOp(&op{ctx: ctx, apply: apply, outcome: true})
+}
+
+func (s *Store) submitOp(o *op) error {
+	ctx := o.ctx
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	o.done = make(chan error, 1)
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -89,23 +102,71 @@ func (s *Store) submit(ctx context.Context, apply func(*batch) error) error {
 func (s *Store) commitLoop() {
 	defer close(s.committerDone)
 	ops := make([]*op, 0, s.maxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for first := range s.ops {
 		ops = append(ops[:0], first)
-	gather:
-		for len(ops) < s.maxBatch {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break gather
-				}
-				ops = append(ops, o)
-			default:
-				break gather
-			}
+		ops = s.gather(ops, nil)
+		if len(ops) < lingerBatch && outcomesOnly(ops) {
+			linger.Reset(lingerFor)
+			ops = s.gather(ops, linger.C)
+			linger.Stop()
 		}
 		s.commit(ops)
 		clear(ops)
 	}
+}
+
+// Outcomes that find fewer than lingerBatch writes waiting wait up to
+// lingerFor for more before they commit: a commit costs two fdatasyncs
+// however many writes it holds, and the fsync's CPU was the largest part of
+// a delivery's store cost. Nobody waits on an outcome but its worker, whose
+// attempt slot is already free; a callback's accept ends the wait at once.
+const (
+	lingerBatch = 64
+	lingerFor   = time.Millisecond
+)
+
+// gather appends waiting ops to ops, up to maxBatch. With until nil it takes
+// only what is already waiting; otherwise it also waits, until until fires
+// or an op that is not an outcome arrives.
+func (s *Store) gather(ops []*op, until <-chan time.Time) []*op {
+	for len(ops) < s.maxBatch {
+		if until == nil {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					return ops
+				}
+				ops = append(ops, o)
+				continue
+			default:
+				return ops
+			}
+		}
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return ops
+			}
+			ops = append(ops, o)
+			if !o.outcome {
+				return s.gather(ops, nil)
+			}
+		case <-until:
+			return ops
+		}
+	}
+	return ops
+}
+
+func outcomesOnly(ops []*op) bool {
+	for _, o := range ops {
+		if !o.outcome {
+			return false
+		}
+	}
+	return true
 }
 
 // commit applies ops in order in one transaction and answers each. An op that

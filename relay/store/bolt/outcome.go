@@ -12,7 +12,7 @@ import (
 // finish commits an outcome for a leased delivery: it checks that d's lease
 // is still held, then lets fn change the stored record, then stores it.
 func (s *Store) finish(ctx context.Context, what string, d store.Delivery, fn func(*batch, *deliveryRec) error) error {
-	err := s.submit(ctx, func(b *batch) error {
+	err := s.submitOutcome(ctx, func(b *batch) error {
 		rec, err := getDelivery(b.tx, d.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
