@@ -44,6 +44,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	tuneGC(os.Getenv)
 	if f.token == "" {
 		f.token = os.Getenv("RELAY_AGENT_TOKEN")
 	}

@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	tuneGC(os.Getenv)
 	log, err := newLogger(stderr, *level, *format)
 	if err != nil {
 		fmt.Fprintf(stderr, "relay serve: %v\n", err)
