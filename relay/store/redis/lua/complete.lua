@@ -11,8 +11,8 @@ if not h then return code end
 redis.call('RPUSH', P .. 'att:' .. id, ARGV[4])
 redis.call('ZREM', P .. 'q:' .. h.dest, id)
 redis.call('HINCRBY', P .. 'depth', 'q:' .. h.dest, -1)
-redis.call('HSET', dk, 'st', 'delivered', 'n', h.n + 1, 'ls', ARGV[5],
-  'le', ARGV[6], 'ua', ns, 'tok', '', 'lu', 0)
+redis.call('HSET', dk, 'st', 'delivered', 'n', string.format('%d', h.n + 1), 'ls', ARGV[5],
+  'le', ARGV[6], 'ua', ns, 'tok', '', 'lu', '0')
 if redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
   retire(h.ev, ARGV[7], ms)
 end

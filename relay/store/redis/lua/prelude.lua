@@ -49,12 +49,12 @@ end
 -- to "dlv_X_nd" for event "evt_X".
 local function dlvids(evk, evid)
   local ids = {}
-  local list = redis.call('HGET', evk, 'dlvs')
-  if list then
-    for d in string.gmatch(list, '%S+') do ids[#ids + 1] = d end
+  local h = redis.call('HMGET', evk, 'dlvs', 'nd')
+  if h[1] then
+    for d in string.gmatch(h[1], '%S+') do ids[#ids + 1] = d end
   elseif string.sub(evid, 1, 4) == 'evt_' then
     local x = 'dlv_' .. string.sub(evid, 5) .. '_'
-    for i = 1, tonumber(redis.call('HGET', evk, 'nd') or '0') do ids[i] = x .. i end
+    for i = 1, tonumber(h[2] or '0') do ids[i] = x .. i end
   end
   return ids
 end
