@@ -132,29 +132,27 @@ const (
 // or an op that is not an outcome arrives.
 func (s *Store) gather(ops []*op, until <-chan time.Time) []*op {
 	for len(ops) < s.maxBatch {
+		var o *op
+		ok := true
 		if until == nil {
 			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					return ops
-				}
-				ops = append(ops, o)
-				continue
+			case o, ok = <-s.ops:
 			default:
 				return ops
 			}
-		}
-		select {
-		case o, ok := <-s.ops:
-			if !ok {
+		} else {
+			select {
+			case o, ok = <-s.ops:
+			case <-until:
 				return ops
 			}
-			ops = append(ops, o)
-			if !o.outcome {
-				return s.gather(ops, nil)
-			}
-		case <-until:
+		}
+		if !ok {
 			return ops
+		}
+		ops = append(ops, o)
+		if !o.outcome {
+			until = nil // an accept: take what is waiting and commit
 		}
 	}
 	return ops
