@@ -1,12 +1,12 @@
 // Package deliver sends queued deliveries to their destinations.
 //
 // It owns the delivery side of Relay: one dispatcher goroutine per
-// destination that leases due deliveries from the store (no more than the
-// destination has free workers), a bounded pool of workers per destination
-// that each make one HTTP attempt, the retry policy (CheckRetry, Backoff, or
-// an explicit retry.schedule), a circuit breaker per destination, and
-// Standard Webhooks signing (Signer). Destinations served by an agent are not
-// dispatched here; Remote and Sender give the agent the same rules.
+// destination that leases due deliveries from the store, a bounded pool of
+// workers per destination that each make one HTTP attempt, the retry policy
+// (CheckRetry, Backoff, or an explicit retry.schedule), a circuit breaker per
+// destination, and Standard Webhooks signing (Signer). Destinations served
+// by an agent are not dispatched here; Remote and Sender give the agent the
+// same rules.
 //
 // Retries are never kept in memory: a failed attempt is recorded with
 // Queue.Retry and a due time, and the delivery comes back through Lease when
@@ -15,6 +15,13 @@
 // attempt runs); if the process dies, the lease expires and another worker
 // takes the delivery over, so delivery is at-least-once. Receivers
 // deduplicate on the Idempotency-Key or webhook-id header.
+//
+// A dispatcher leases ahead: up to twice the destination's concurrency, each
+// delivery handed to a worker at once, while a gate (gate.go) lets at most
+// concurrency of them attempt; the others wait for a slot with their leases
+// extended. A worker that finishes an attempt so finds the next delivery
+// leased, and while every slot is taken the dispatcher leases in batches of
+// at least half a pool rather than one delivery per freed slot.
 //
 // A worker frees its slot as soon as the attempt is classified and writes
 // the outcome afterwards, so the next attempt runs while the store commits
