@@ -25,22 +25,11 @@ import (
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/bolt"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // benchBody is the size and shape of the provider's seed callback.
-var benchBody = []byte(`{
-      "bridge": 918068280000,
-      "from": 918919520000,
-      "to": 918867130000,
-      "source": "OBD",
-      "mid": "1234-1333-00000",
-      "flow_id": 123,
-      "start_at": "2021-04-09 16:27:39",
-      "end_at": "2021-04-09 16:27:55",
-      "duration": "23",
-      "status": "ANSWER",
-      "recording_url": "https://youraudiofilelocation/",
-}`)
+var benchBody = storetest.SeedBody(0)
 
 const benchConcurrency = 8
 

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // Run with:
@@ -81,7 +82,7 @@ func openBench(b *testing.B) *Store {
 // accepts/s and, for the committer, accepts per transaction.
 func benchAccepts(b *testing.B, s *Store, p int, run func(func(*batch) error) error) {
 	var seq atomic.Int64
-	body := seedBody(0)
+	body := storetest.SeedBody(0)
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(p)
 	commits, pages := s.commits.Load(), pagesWritten(s)

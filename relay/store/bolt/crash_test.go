@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // crashDirEnv tells a re-executed test binary to act as the crashing child.
@@ -130,8 +131,8 @@ func TestKill9(t *testing.T) {
 		if err != nil {
 			t.Fatalf("answered event %d (%s) lost: %v", i, id, err)
 		}
-		if string(rec.Event.Body) != string(seedBody(i)) {
-			t.Fatalf("event %s body = %q, want %q", id, rec.Event.Body, seedBody(i))
+		if string(rec.Event.Body) != string(storetest.SeedBody(i)) {
+			t.Fatalf("event %s body = %q, want %q", id, rec.Event.Body, storetest.SeedBody(i))
 		}
 		res, err := s.Accept(ctx, event(i), []string{crashDest}, store.Dedupe{Key: fmt.Sprintf("mid-%d", i), TTL: time.Hour})
 		if err != nil || !res.Duplicate || res.EventID != id {

@@ -15,13 +15,14 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 func event(n int) store.Event {
 	return store.Event{
 		WebhookID:   "1001",
 		ContentType: "application/json",
-		Body:        seedBody(n),
+		Body:        storetest.SeedBody(n),
 	}
 }
 

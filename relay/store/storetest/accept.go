@@ -12,7 +12,7 @@ import (
 func testAcceptStoresEvent(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	// Not valid UTF-8 and not valid JSON: the store must keep the bytes as they are.
-	body := append(seedBody(1), 0xff, 0xfe, 0x00, '\r', '\n', 0x80)
+	body := append(SeedBody(1), 0xff, 0xfe, 0x00, '\r', '\n', 0x80)
 	ev := newEvent("1001", body)
 	ev.ContentType = "application/json; charset=latin1"
 	ev.DedupeKey = "1001:1234-1333-00001"
@@ -62,7 +62,7 @@ func testAcceptStoresEvent(t *testing.T, open Opener) {
 
 func testAcceptNoDestsParks(t *testing.T, open Opener) {
 	s := openStore(t, open)
-	body := seedBody(7)
+	body := SeedBody(7)
 	res := mustAccept(t, s, newEvent("9999", body), nil, store.Dedupe{})
 
 	rec := mustEvent(t, s, res.EventID)
@@ -98,14 +98,14 @@ func testDedupeDuplicate(t *testing.T, open Opener) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "1001:mid-" + tc.name
-			first := mustAccept(t, s, newEvent("1001", seedBody(1)), tc.dests, store.Dedupe{Key: key, TTL: long})
+			first := mustAccept(t, s, newEvent("1001", SeedBody(1)), tc.dests, store.Dedupe{Key: key, TTL: long})
 			before, err := s.Depths(context.Background())
 			if err != nil {
 				t.Fatalf("Depths: %v", err)
 			}
 
 			// A provider retry, possibly with a different body: nothing is written.
-			res, err := s.Accept(context.Background(), newEvent("1001", seedBody(2)), []string{destA}, store.Dedupe{Key: key, TTL: long})
+			res, err := s.Accept(context.Background(), newEvent("1001", SeedBody(2)), []string{destA}, store.Dedupe{Key: key, TTL: long})
 			if err != nil {
 				t.Fatalf("second Accept: %v", err)
 			}
@@ -113,7 +113,7 @@ func testDedupeDuplicate(t *testing.T, open Opener) {
 				t.Fatalf("second Accept = %+v, want duplicate of %s with 0 deliveries", res, first.EventID)
 			}
 			wantDepths(t, s, before.Queued, before.Dead, before.Parked)
-			wantBody(t, "first event", mustEvent(t, s, first.EventID).Event.Body, seedBody(1))
+			wantBody(t, "first event", mustEvent(t, s, first.EventID).Event.Body, SeedBody(1))
 		})
 	}
 }
@@ -122,9 +122,9 @@ func testDedupeTTLExpiry(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	const ttl = 2 * time.Second
 	d := store.Dedupe{Key: "1001:short-lived", TTL: ttl}
-	first := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA}, d)
+	first := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA}, d)
 
-	res, err := s.Accept(context.Background(), newEvent("1001", seedBody(1)), []string{destA}, d)
+	res, err := s.Accept(context.Background(), newEvent("1001", SeedBody(1)), []string{destA}, d)
 	if err != nil {
 		t.Fatalf("Accept within TTL: %v", err)
 	}
@@ -135,7 +135,7 @@ func testDedupeTTLExpiry(t *testing.T, open Opener) {
 	time.Sleep(ttl)
 	deadline := time.Now().Add(waitFor)
 	for {
-		res, err := s.Accept(context.Background(), newEvent("1001", seedBody(1)), []string{destA}, d)
+		res, err := s.Accept(context.Background(), newEvent("1001", SeedBody(1)), []string{destA}, d)
 		if err != nil {
 			t.Fatalf("Accept after TTL: %v", err)
 		}
@@ -160,7 +160,7 @@ func testDedupeKeyIsOpaque(t *testing.T, open Opener) {
 	keys := []string{"1001:mid-1", "1002:mid-1", "1001:mid-1 ", "1001:MID-1", "1001:mid-\xff"}
 	seen := map[string]bool{}
 	for _, k := range keys {
-		res := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA}, store.Dedupe{Key: k, TTL: long})
+		res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA}, store.Dedupe{Key: k, TTL: long})
 		if seen[res.EventID] {
 			t.Fatalf("key %q reused event id %s", k, res.EventID)
 		}
@@ -180,7 +180,7 @@ func testDedupeConcurrent(t *testing.T, open Opener) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			results[i], errs[i] = s.Accept(context.Background(), newEvent("1001", seedBody(i)), []string{destA, destB}, d)
+			results[i], errs[i] = s.Accept(context.Background(), newEvent("1001", SeedBody(i)), []string{destA, destB}, d)
 		})
 	}
 	close(start)

@@ -13,7 +13,7 @@ const destC = "gamma"
 func testDeadLetter(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	ctx := context.Background()
-	res := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA, destB}, store.Dedupe{})
+	res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA, destB}, store.Dedupe{})
 
 	dA := leaseOne(t, s, destA, long)
 	if err := s.DeadLetter(ctx, dA, attemptFor(dA, 500, "500 Internal Server Error")); err != nil {
@@ -111,7 +111,7 @@ func testListDLQPages(t *testing.T, open Opener) {
 	byDest := map[string][]string{}
 	var all []string
 	for i, dest := range order {
-		mustAccept(t, s, newEvent("1001", seedBody(i)), []string{dest}, store.Dedupe{})
+		mustAccept(t, s, newEvent("1001", SeedBody(i)), []string{dest}, store.Dedupe{})
 		d := leaseOne(t, s, dest, long)
 		if err := s.DeadLetter(ctx, d, attemptFor(d, 500, "")); err != nil {
 			t.Fatalf("DeadLetter: %v", err)

@@ -11,7 +11,7 @@ import (
 func testDeleteDLQ(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	ctx := context.Background()
-	res := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA, destB}, store.Dedupe{})
+	res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA, destB}, store.Dedupe{})
 	dA := leaseOne(t, s, destA, long)
 	if err := s.DeadLetter(ctx, dA, attemptFor(dA, 500, "boom")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
@@ -72,7 +72,7 @@ func findFixture(t *testing.T, s store.Store) ([]string, time.Time) {
 	}
 	ids := make([]string, len(specs))
 	for i, sp := range specs {
-		ev := newEvent(sp.webhook, seedBody(i))
+		ev := newEvent(sp.webhook, SeedBody(i))
 		ev.DedupeKey = sp.mid
 		ev.ReceivedAt = base.Add(time.Duration(i) * time.Second)
 		ids[i] = mustAccept(t, s, ev, sp.dests, store.Dedupe{}).EventID

@@ -41,7 +41,7 @@ func testLeaseOrderAndLimit(t *testing.T, open Opener) {
 
 func testLeaseFillsEvent(t *testing.T, open Opener) {
 	s := openStore(t, open)
-	ev := newEvent("1001", seedBody(3))
+	ev := newEvent("1001", SeedBody(3))
 	ev.DedupeKey = "1001:fill"
 	res := mustAccept(t, s, ev, []string{destA, destB}, store.Dedupe{Key: ev.DedupeKey, TTL: long})
 
@@ -173,7 +173,7 @@ func testExpiredLease(t *testing.T, open Opener) {
 func testStaleLease(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	ctx := context.Background()
-	res := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA}, store.Dedupe{})
+	res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA}, store.Dedupe{})
 
 	stale := leaseOne(t, s, destA, 150*time.Millisecond)
 	live := eventuallyLease(t, s, destA, long)
@@ -248,7 +248,7 @@ func testRetry(t *testing.T, open Opener) {
 	if again.ID != d1.ID || again.Attempts != 1 {
 		t.Fatalf("leased %s with %d attempts, want %s with 1", again.ID, again.Attempts, d1.ID)
 	}
-	wantBody(t, "re-leased event", again.Event.Body, seedBody(1))
+	wantBody(t, "re-leased event", again.Event.Body, SeedBody(1))
 	leaseNone(t, s, destA)
 }
 

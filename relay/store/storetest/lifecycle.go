@@ -11,7 +11,7 @@ import (
 func testEventRecord(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	ctx := context.Background()
-	res := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA, destB}, store.Dedupe{})
+	res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA, destB}, store.Dedupe{})
 
 	var want []store.Attempt
 	d := leaseOne(t, s, destA, long)
@@ -30,7 +30,7 @@ func testEventRecord(t *testing.T, open Opener) {
 	want = append(want, ok)
 
 	rec := mustEvent(t, s, res.EventID)
-	wantBody(t, "Event", rec.Event.Body, seedBody(1))
+	wantBody(t, "Event", rec.Event.Body, SeedBody(1))
 	if len(rec.Deliveries) != 2 {
 		t.Fatalf("Event has %d deliveries, want 2", len(rec.Deliveries))
 	}
@@ -64,9 +64,9 @@ func testDepthsLifecycle(t *testing.T, open Opener) {
 	ctx := context.Background()
 	wantDepths(t, s, nil, nil, 0)
 
-	mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA, destB}, store.Dedupe{Key: "k1", TTL: long})
-	mustAccept(t, s, newEvent("1001", seedBody(2)), []string{destA}, store.Dedupe{})
-	p := mustAccept(t, s, newEvent("1009", seedBody(3)), nil, store.Dedupe{})
+	mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA, destB}, store.Dedupe{Key: "k1", TTL: long})
+	mustAccept(t, s, newEvent("1001", SeedBody(2)), []string{destA}, store.Dedupe{})
+	p := mustAccept(t, s, newEvent("1009", SeedBody(3)), nil, store.Dedupe{})
 	wantDepths(t, s, map[string]int{destA: 2, destB: 1}, nil, 1)
 
 	// Leasing does not change depths; finishing does.
@@ -103,7 +103,7 @@ func testDepthsLifecycle(t *testing.T, open Opener) {
 	if err := s.Release(ctx, a3, time.Now()); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	res, err := s.Accept(ctx, newEvent("1001", seedBody(1)), []string{destA, destB}, store.Dedupe{Key: "k1", TTL: long})
+	res, err := s.Accept(ctx, newEvent("1001", SeedBody(1)), []string{destA, destB}, store.Dedupe{Key: "k1", TTL: long})
 	if err != nil || !res.Duplicate {
 		t.Fatalf("duplicate Accept = %+v, %v; want a duplicate", res, err)
 	}
@@ -112,16 +112,16 @@ func testDepthsLifecycle(t *testing.T, open Opener) {
 
 func testPersist(t *testing.T, open Opener) {
 	ctx := context.Background()
-	body := append(seedBody(1), 0xff, 0x00, 0xc3)
+	body := append(SeedBody(1), 0xff, 0x00, 0xc3)
 	dedupe := store.Dedupe{Key: "1001:persist", TTL: long}
 
 	s1 := openStore(t, open)
 	ev := newEvent("1001", body)
 	ev.DedupeKey = dedupe.Key
 	routed := mustAccept(t, s1, ev, []string{destA}, dedupe)
-	parked := mustAccept(t, s1, newEvent("1009", seedBody(2)), nil, store.Dedupe{})
-	retried := mustAccept(t, s1, newEvent("1001", seedBody(3)), []string{destB}, store.Dedupe{})
-	mustAccept(t, s1, newEvent("1001", seedBody(4)), []string{destC}, store.Dedupe{})
+	parked := mustAccept(t, s1, newEvent("1009", SeedBody(2)), nil, store.Dedupe{})
+	retried := mustAccept(t, s1, newEvent("1001", SeedBody(3)), []string{destB}, store.Dedupe{})
+	mustAccept(t, s1, newEvent("1001", SeedBody(4)), []string{destC}, store.Dedupe{})
 
 	dB := leaseOne(t, s1, destB, long)
 	if err := s1.Retry(ctx, dB, attemptFor(dB, 503, "later"), time.Now().Add(long)); err != nil {
@@ -196,7 +196,7 @@ func testLeaseAfterReopen(t *testing.T, open Opener) {
 func testClosed(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s := openStore(t, open)
-	res := mustAccept(t, s, newEvent("1001", seedBody(1)), []string{destA}, store.Dedupe{})
+	res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA}, store.Dedupe{})
 	d := leaseOne(t, s, destA, long)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -205,7 +205,7 @@ func testClosed(t *testing.T, open Opener) {
 	a := attemptFor(d, 200, "")
 	calls := map[string]func() error{
 		"Accept": func() error {
-			_, err := s.Accept(ctx, newEvent("1001", seedBody(2)), []string{destA}, store.Dedupe{})
+			_, err := s.Accept(ctx, newEvent("1001", SeedBody(2)), []string{destA}, store.Dedupe{})
 			return err
 		},
 		"Lease": func() error {

@@ -47,7 +47,7 @@ func testParked(t *testing.T, open Opener) {
 	if dB.EventID != parked[1] {
 		t.Fatalf("leased event %s on %s, want %s", dB.EventID, destB, parked[1])
 	}
-	wantBody(t, "replayed event", dB.Event.Body, seedBody(1))
+	wantBody(t, "replayed event", dB.Event.Body, SeedBody(1))
 	got := mustLease(t, s, destA, 10, long)
 	wantIDs(t, "leased on "+destA, eventIDsOf(got), []string{routed[0], parked[1]})
 
@@ -84,7 +84,7 @@ func testListParkedPages(t *testing.T, open Opener) {
 		got := listParked(t, s, limit)
 		wantIDs(t, "ListParked", eventIDs(got), parked)
 		for i, ev := range got {
-			wantBody(t, "ListParked item", ev.Body, seedBody(i))
+			wantBody(t, "ListParked item", ev.Body, SeedBody(i))
 			if !ev.Parked {
 				t.Fatalf("ListParked item %s is not marked parked", ev.ID)
 			}

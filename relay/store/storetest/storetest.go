@@ -100,9 +100,11 @@ func newEvent(webhookID string, body []byte) store.Event {
 	}
 }
 
-// seedBody is a callback as the seed provider sends it: a trailing comma and
-// numbers too long for float64. n makes each body distinct.
-func seedBody(n int) []byte {
+// SeedBody is a callback as the seed provider sends it (shared/seed-callback.md,
+// about 350 bytes): a trailing comma and numbers too long for float64. n makes
+// each body distinct (it is the end of the mid); every n gives the same size.
+// Tests and benchmarks of other packages use it too.
+func SeedBody(n int) []byte {
 	return fmt.Appendf(nil, `{
       "bridge": 918068281234,
       "from": 918919521234,
@@ -142,7 +144,7 @@ func acceptN(t testing.TB, s store.Store, n int, dests ...string) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = mustAccept(t, s, newEvent("1001", seedBody(i)), dests, store.Dedupe{}).EventID
+		ids[i] = mustAccept(t, s, newEvent("1001", SeedBody(i)), dests, store.Dedupe{}).EventID
 	}
 	return ids
 }
