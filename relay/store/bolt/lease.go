@@ -33,6 +33,11 @@ type lease struct {
 	// finishing is set while an outcome for the delivery is being committed;
 	// nobody may lease, extend or finish it meanwhile.
 	finishing bool
+	// rec is the delivery as stored when it was leased (without its event).
+	// Only an outcome under this lease may change the stored record (a
+	// leased delivery is pending; the DLQ calls touch dead ones only), so
+	// the outcome starts from rec instead of reading and decoding it again.
+	rec deliveryRec
 }
 
 func (l *lease) heldBy(token string, now time.Time) bool {
@@ -40,7 +45,10 @@ func (l *lease) heldBy(token string, now time.Time) bool {
 }
 
 // picked is a delivery that takeDue leased.
-type picked struct{ id, token string }
+type picked struct {
+	id, token string
+	l         *lease
+}
 
 // takeDue walks a due index from its start and leases up to n deliveries due
 // by now that no live lease holds, until expiry. The head of the index is
@@ -60,8 +68,9 @@ func (t *leaseTable) takeDue(c *bbolt.Cursor, n int, now, expiry time.Time) []pi
 		if l := t.m[string(k[8:])]; l != nil && (l.finishing || now.Before(l.expiry)) {
 			continue
 		}
-		p := picked{id: string(k[8:]), token: rand.Text()}
-		t.m[p.id] = &lease{token: p.token, expiry: expiry}
+		p := picked{id: string(k[8:]), token: rand.Text(), l: &lease{expiry: expiry}}
+		p.l.token = p.token
+		t.m[p.id] = p.l
 		out = append(out, p)
 	}
 	return out
@@ -78,17 +87,29 @@ func (t *leaseTable) untake(ps []picked) {
 	}
 }
 
-// claim checks that token holds id's lease and marks it finishing.
-func (t *leaseTable) claim(b *batch, id, token string) error {
+// remember keeps the record that a lease's delivery was read as.
+func (t *leaseTable) remember(l *lease, rec *deliveryRec) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l.rec = *rec
+	l.rec.Event = nil
+}
+
+// claim checks that token holds id's lease, marks it finishing and returns
+// a copy of the record the delivery was leased as: the outcome's function
+// changes its copy, so a commit that fails and is tried again starts over
+// from the stored state.
+func (t *leaseTable) claim(b *batch, id, token string) (*deliveryRec, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := t.m[id]
 	if !l.heldBy(token, b.now) {
-		return store.ErrLeaseLost
+		return nil, store.ErrLeaseLost
 	}
 	l.finishing = true
 	b.claimed = append(b.claimed, claim{id: id, l: l})
-	return nil
+	rec := l.rec
+	return &rec, nil
 }
 
 // unclaim undoes the claims of a transaction that did not commit; the
@@ -188,6 +209,7 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 	for _, p := range ps {
 		rec, err := r.delivery(p.id)
 		if err == nil {
+			s.leases.remember(p.l, rec)
 			rec.Event, err = cachedEvent(r, events, rec.EventID)
 		}
 		if err != nil {

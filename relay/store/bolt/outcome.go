@@ -10,19 +10,22 @@ import (
 )
 
 // finish commits an outcome for a leased delivery: it checks that d's lease
-// is still held, then lets fn change the stored record, then stores it.
+// is still held, then lets fn change the record as it was leased (see
+// lease.rec), then stores it.
 func (s *Store) finish(ctx context.Context, what string, d store.Delivery, fn func(*batch, *deliveryRec) error) error {
-	err := s.submitOutcome(ctx, func(b *batch) error {
-		rec, err := getDelivery(b.tx, d.ID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return reject(store.ErrLeaseLost)
-		case err != nil:
-			return err
-		case rec.State != store.StatePending:
-			return reject(store.ErrLeaseLost)
-		}
-		if err := s.leases.claim(b, d.ID, d.Lease); err != nil {
+	if err := s.submitOutcome(ctx, s.outcomeOp(d, fn)); err != nil {
+		return fmt.Errorf("bolt: %s %s: %w", what, d.ID, err)
+	}
+	return nil
+}
+
+// outcomeOp is the write of finish. The committer may apply it more than
+// once (when another write of its transaction fails); each time starts from
+// a fresh copy of the leased record.
+func (s *Store) outcomeOp(d store.Delivery, fn func(*batch, *deliveryRec) error) func(*batch) error {
+	return func(b *batch) error {
+		rec, err := s.leases.claim(b, d.ID, d.Lease)
+		if err != nil {
 			return reject(err)
 		}
 		if err := fn(b, rec); err != nil {
@@ -30,32 +33,36 @@ func (s *Store) finish(ctx context.Context, what string, d store.Delivery, fn fu
 		}
 		rec.UpdatedAt = b.now
 		return putDelivery(b.tx, rec)
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: %s %s: %w", what, d.ID, err)
 	}
-	return nil
 }
 
 // Complete records a successful attempt and finishes the delivery.
 func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	return s.finish(ctx, "complete", d, func(b *batch, rec *deliveryRec) error {
+	return s.finish(ctx, "complete", d, completed(a))
+}
+
+func completed(a store.Attempt) func(*batch, *deliveryRec) error {
+	return func(b *batch, rec *deliveryRec) error {
 		if err := unqueue(b, rec, true); err != nil {
 			return err
 		}
 		rec.State = store.StateDelivered
 		return appendAttempt(b.tx, rec, a)
-	})
+	}
 }
 
 // Retry records a failed attempt and schedules the next one at due.
 func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error {
-	return s.finish(ctx, "retry", d, func(b *batch, rec *deliveryRec) error {
+	return s.finish(ctx, "retry", d, retried(a, due))
+}
+
+func retried(a store.Attempt, due time.Time) func(*batch, *deliveryRec) error {
+	return func(b *batch, rec *deliveryRec) error {
 		if err := appendAttempt(b.tx, rec, a); err != nil {
 			return err
 		}
 		return reschedule(b, rec, due)
-	})
+	}
 }
 
 // Release gives a leased delivery back, due at due, recording no attempt.

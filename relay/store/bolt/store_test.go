@@ -131,6 +131,41 @@ func TestBatchFailedOpLeavesOthers(t *testing.T) {
 	wantCounts(t, s, map[string]int{"a": 2, "b": 1})
 }
 
+// An outcome is applied again when another write of its transaction fails;
+// the second run must start from the record as leased, not from the first
+// run's changes, which were rolled back.
+func TestOutcomeAppliedTwiceStartsFromLeasedRecord(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	res, err := s.Accept(ctx, event(1), []string{"a"}, store.Dedupe{})
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	ds, err := s.Lease(ctx, "a", 1, time.Minute)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Lease: %d deliveries, %v", len(ds), err)
+	}
+	due := time.Now().Add(time.Hour)
+	retry := s.outcomeOp(ds[0], retried(store.Attempt{At: time.Now(), Status: 500}, due))
+	huge := store.Dedupe{Key: strings.Repeat("k", bbolt.MaxKeySize+1), TTL: time.Hour}
+	bad, _ := mustAcceptOp(t, event(2), []string{"a"}, huge)
+
+	errs := runBatch(t, s, retry, bad)
+	if errs[0] != nil || errs[1] == nil {
+		t.Fatalf("errors %v, want the retry to commit and the bad accept to fail", errs)
+	}
+	rec, err := s.Event(ctx, res.EventID)
+	if err != nil {
+		t.Fatalf("Event: %v", err)
+	}
+	d := rec.Deliveries[0]
+	if d.Attempts != 1 || !d.DueAt.Equal(due) || len(d.AttemptLog) != 1 || d.AttemptLog[0].N != 1 {
+		t.Fatalf("after one retry: attempts %d, due %v (want %v), log %+v", d.Attempts, d.DueAt, due, d.AttemptLog)
+	}
+	wantCounts(t, s, map[string]int{"a": 1})
+}
+
 func TestLeaseWritesNothing(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	t.Cleanup(func() { _ = s.Close() })
