@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -114,20 +115,31 @@ func getEventMeta(tx *bbolt.Tx, id string) (*eventRec, error) {
 }
 
 // reader looks records up in one transaction. In a read-only transaction
-// bbolt finds a bucket by searching its parent on every tx.Bucket call, so
-// a reader that serves many lookups (a Lease) finds each bucket once.
+// bbolt finds a bucket by searching its parent on every tx.Bucket call, and
+// every Bucket.Get makes a new cursor whose search path grows by allocation
+// (three or so per lookup), so a reader that serves many lookups (a Lease)
+// finds each bucket once and keeps one cursor per bucket.
 type reader struct {
 	tx                         *bbolt.Tx
-	events, bodies, deliveries *bbolt.Bucket
+	events, bodies, deliveries lookup
 }
+
+// lookup is a top-level bucket's cursor, made at its first use.
+type lookup struct{ c *bbolt.Cursor }
 
 func readerOf(tx *bbolt.Tx) *reader { return &reader{tx: tx} }
 
-func (r *reader) bucket(b **bbolt.Bucket, name []byte) *bbolt.Bucket {
-	if *b == nil {
-		*b = r.tx.Bucket(name)
+// get is Bucket.Get through l's cursor. Every call seeks from the root, so
+// writes made in the transaction since the last call are seen.
+func (r *reader) get(l *lookup, name, key []byte) []byte {
+	if l.c == nil {
+		l.c = r.tx.Bucket(name).Cursor()
 	}
-	return *b
+	k, v := l.c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v // nil for a nested bucket, as Get has it
 }
 
 func (r *reader) event(id string) (*eventRec, error) {
@@ -135,12 +147,12 @@ func (r *reader) event(id string) (*eventRec, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec.Body = clone(r.bucket(&r.bodies, bucketBodies).Get([]byte(id)))
+	rec.Body = clone(r.get(&r.bodies, bucketBodies, []byte(id)))
 	return rec, nil
 }
 
 func (r *reader) eventMeta(id string) (*eventRec, error) {
-	v := r.bucket(&r.events, bucketEvents).Get([]byte(id))
+	v := r.get(&r.events, bucketEvents, []byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
 	}
@@ -164,7 +176,7 @@ func getDelivery(tx *bbolt.Tx, id string) (*deliveryRec, error) {
 }
 
 func (r *reader) delivery(id string) (*deliveryRec, error) {
-	v := r.bucket(&r.deliveries, bucketDeliveries).Get([]byte(id))
+	v := r.get(&r.deliveries, bucketDeliveries, []byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
 	}
