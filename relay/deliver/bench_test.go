@@ -105,7 +105,8 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 			sk := newBenchSink(b)
 			for range b.N {
 				b.StopTimer()
-				st, serverCPU := newBenchStore(b, backend)
+				st, rdb := newBenchStore(b, backend)
+				serverCPU := func() time.Duration { return redisCPU(b, rdb) }
 				t0 := time.Now()
 				fill(b, st, n, "sink")
 				b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "queued/s")
@@ -127,8 +128,12 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				b.ReportMetric((before.cpu+after.cpu)/2, "ceiling-cpu-us/post")
 				b.ReportMetric(relay.allocs, "relay-allocs/delivery")
 				b.ReportMetric((before.allocs+after.allocs)/2, "ceiling-allocs/post")
-				if backend == "redis" {
+				if rdb != nil {
 					b.ReportMetric(float64(srv.Microseconds())/float64(n), "redis-cpu-us/delivery")
+					fwd, fwdSrv := runStreamForwarder(b, rdb, sk.URL, n, conc)
+					b.ReportMetric(fwd.rate, "forwarder-deliveries/s")
+					b.ReportMetric(100*relay.rate/fwd.rate, "%-of-forwarder")
+					b.ReportMetric(float64(fwdSrv.Microseconds())/float64(n), "forwarder-redis-cpu-us/delivery")
 				}
 			}
 		})
@@ -148,15 +153,14 @@ func gcAsRelay(b *testing.B) {
 }
 
 // newBenchStore opens an embedded store, or a Redis store on a redis-server
-// of its own; serverCPU reports the server's CPU time so far (always 0 for
-// the embedded store, whose CPU is this process's).
-func newBenchStore(tb testing.TB, backend string) (st testStore, serverCPU func() time.Duration) {
+// of its own and a client of that server (nil for the other stores).
+func newBenchStore(tb testing.TB, backend string) (testStore, *goredis.Client) {
 	tb.Helper()
 	switch backend {
 	case "bolt":
-		return newTestStore(tb), func() time.Duration { return 0 }
+		return newTestStore(tb), nil
 	case "none":
-		return &nullStore{}, func() time.Duration { return 0 }
+		return &nullStore{}, nil
 	}
 	srv := testredis.Start(tb)
 	// A prefix of its own, in case RELAY_TEST_REDIS_URL points at a shared
@@ -166,9 +170,9 @@ func newBenchStore(tb testing.TB, backend string) (st testStore, serverCPU func(
 		tb.Fatalf("redis.Open: %v", err)
 	}
 	tb.Cleanup(func() { rs.Close() })
-	info := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-	tb.Cleanup(func() { info.Close() })
-	return rs, func() time.Duration { return redisCPU(tb, info) }
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	tb.Cleanup(func() { rdb.Close() })
+	return rs, rdb
 }
 
 // nullStore keeps nothing: Accept counts events, Lease hands out that many
@@ -215,9 +219,13 @@ func (s *nullStore) Retry(context.Context, store.Delivery, store.Attempt, time.T
 }
 func (s *nullStore) DeadLetter(context.Context, store.Delivery, store.Attempt) error { return nil }
 
-// redisCPU reads used_cpu_sys and used_cpu_user from INFO cpu.
+// redisCPU reads used_cpu_sys and used_cpu_user from INFO cpu; 0 when c
+// is nil.
 func redisCPU(tb testing.TB, c *goredis.Client) time.Duration {
 	tb.Helper()
+	if c == nil {
+		return 0
+	}
 	txt, err := c.Info(context.Background(), "cpu").Result()
 	if err != nil {
 		tb.Fatalf("INFO cpu: %v", err)
@@ -327,6 +335,79 @@ func runCeiling(tb testing.TB, url string, n, conc int) phase {
 	}
 	wg.Wait()
 	return measure(n, start, cpu0, mallocs0)
+}
+
+// forwardBatch is how many entries the stream forwarder reads at a time.
+const forwardBatch = 16
+
+// runStreamForwarder is a second ceiling for the Redis store, the one the
+// developers' guide names ("a minimal stream->HTTP forwarder"): n bodies
+// are added to a Redis stream first (not timed), then conc goroutines each
+// read up to forwardBatch entries with XREADGROUP, POST each body with a
+// plain net/http client, and acknowledge the batch with one XACK, until
+// the stream is drained. It signs nothing, keeps no attempt log and never
+// retries. It returns its phase and redis-server's CPU time during it.
+func runStreamForwarder(tb testing.TB, rdb *goredis.Client, url string, n, conc int) (phase, time.Duration) {
+	tb.Helper()
+	ctx := context.Background()
+	key := store.NewID("fwd")
+	for i := 0; i < n; i += 1000 {
+		pipe := rdb.Pipeline()
+		for range min(1000, n-i) {
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"body", benchBody}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			tb.Fatalf("XADD: %v", err)
+		}
+	}
+	if err := rdb.XGroupCreate(ctx, key, "g", "0").Err(); err != nil {
+		tb.Fatalf("XGROUP CREATE: %v", err)
+	}
+	defer rdb.Del(ctx, key)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
+	defer client.CloseIdleConnections()
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	srv0 := redisCPU(tb, rdb)
+	mallocs0, cpu0, start := mallocs(), cpuTime(), time.Now()
+	for c := range conc {
+		wg.Go(func() {
+			args := &goredis.XReadGroupArgs{Group: "g", Consumer: strconv.Itoa(c), Streams: []string{key, ">"}, Count: forwardBatch, Block: -1}
+			for {
+				res, err := rdb.XReadGroup(ctx, args).Result()
+				if err == goredis.Nil {
+					return // drained
+				}
+				if err != nil {
+					tb.Errorf("XREADGROUP: %v", err)
+					return
+				}
+				ids := make([]string, 0, forwardBatch)
+				for _, m := range res[0].Messages {
+					body, _ := m.Values["body"].(string)
+					resp, err := client.Post(url, "application/json", strings.NewReader(body))
+					if err != nil {
+						tb.Errorf("POST: %v", err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					ids = append(ids, m.ID)
+				}
+				if err := rdb.XAck(ctx, key, "g", ids...).Err(); err != nil {
+					tb.Errorf("XACK: %v", err)
+					return
+				}
+				acked.Add(int64(len(ids)))
+			}
+		})
+	}
+	wg.Wait()
+	p := measure(n, start, cpu0, mallocs0)
+	if got := acked.Load(); got != int64(n) {
+		tb.Fatalf("stream forwarder acknowledged %d of %d entries", got, n)
+	}
+	return p, redisCPU(tb, rdb) - srv0
 }
 
 // BenchmarkDeliverLatency measures a healthy destination's queue-to-delivered
