@@ -27,10 +27,19 @@ const secretPrefix = "whsec_"
 // per key, space-separated, so receivers can rotate secrets.
 type Signer struct {
 	keys [][]byte
-	// macs holds one idle keyed HMAC per key (a []hash.Hash): building
-	// them costs more than signing a small body, and Reset returns a used
-	// one to its keyed state.
+	// macs holds idle *signing states: building keyed HMACs costs more
+	// than signing a small body, and Reset returns a used one to its keyed
+	// state.
 	macs sync.Pool
+}
+
+// signing is one Sign call's HMACs (one per key) and buffers, reused so
+// that a signature allocates nothing but the header value.
+type signing struct {
+	macs   []hash.Hash
+	prefix []byte // id "." timestamp "."
+	out    []byte
+	sum    [sha256.Size]byte
 }
 
 // NewSigner parses a signing_secret: one or more secrets separated by spaces.
@@ -58,36 +67,34 @@ func NewSigner(secret string) (*Signer, error) {
 		s.keys = append(s.keys, key)
 	}
 	s.macs.New = func() any {
-		macs := make([]hash.Hash, len(s.keys))
+		st := &signing{macs: make([]hash.Hash, len(s.keys))}
 		for i, key := range s.keys {
-			macs[i] = hmac.New(sha256.New, key)
+			st.macs[i] = hmac.New(sha256.New, key)
 		}
-		return macs
+		return st
 	}
 	return s, nil
 }
 
 // Sign returns the webhook-signature header value for one message.
 func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
-	var scratch [24]byte
-	unix := strconv.AppendInt(scratch[:0], ts.Unix(), 10)
-	macs := s.macs.Get().([]hash.Hash)
-	defer s.macs.Put(macs)
-	const sigLen = len("v1,") + 44 // base64 of 32 bytes
-	out := make([]byte, 0, len(macs)*(sigLen+1))
-	var sum [sha256.Size]byte
-	for i, mac := range macs {
+	st := s.macs.Get().(*signing)
+	defer s.macs.Put(st)
+	st.prefix = append(st.prefix[:0], id...)
+	st.prefix = append(st.prefix, '.')
+	st.prefix = strconv.AppendInt(st.prefix, ts.Unix(), 10)
+	st.prefix = append(st.prefix, '.')
+	out := st.out[:0]
+	for i, mac := range st.macs {
 		mac.Reset()
-		mac.Write([]byte(id))
-		mac.Write([]byte{'.'})
-		mac.Write(unix)
-		mac.Write([]byte{'.'})
+		mac.Write(st.prefix)
 		mac.Write(body)
 		if i > 0 {
 			out = append(out, ' ')
 		}
 		out = append(out, "v1,"...)
-		out = base64.StdEncoding.AppendEncode(out, mac.Sum(sum[:0]))
+		out = base64.StdEncoding.AppendEncode(out, mac.Sum(st.sum[:0]))
 	}
+	st.out = out
 	return string(out)
 }
