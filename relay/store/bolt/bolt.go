@@ -95,7 +95,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		committerDone: make(chan struct{}),
 		stopSweep:     make(chan struct{}),
 		sweepDone:     make(chan struct{}),
-		leases:        leaseTable{m: map[string]*lease{}},
+		leases:        leaseTable{m: map[string]*lease{}, from: map[string]mark{}, markFor: fromFor},
 	}
 	go s.commitLoop()
 	go s.sweepLoop(opts.SweepInterval)

@@ -25,7 +25,29 @@ type leaseTable struct {
 
 	mu sync.Mutex
 	m  map[string]*lease
+	// from is where the next walk of a destination's due index starts:
+	// after the last delivery leased. The head of the index is mostly
+	// deliveries in flight or waiting for their outcome's commit, and a
+	// backlog walked from its start skipped about 15 of them for every
+	// delivery leased. Deliveries behind the mark become leasable again
+	// only when a lease expires or a Lease gives its leases back, so a walk
+	// starts from the beginning once the mark is older than fromFor, when
+	// the rest of the index holds fewer than asked for, and after untake.
+	from map[string]mark
+	// markFor is fromFor, but for tests.
+	markFor time.Duration
 }
+
+// mark is a due-index key to start the next walk at, and when it stops
+// being used.
+type mark struct {
+	key   []byte
+	until time.Time
+}
+
+// fromFor bounds how long a lease that expired behind a mark can go
+// unnoticed.
+const fromFor = time.Second
 
 type lease struct {
 	token  string
@@ -47,18 +69,36 @@ func (l *lease) heldBy(token string, now time.Time) bool {
 // picked is a delivery that takeDue leased.
 type picked struct {
 	id, token string
+	due       int64 // unix nanoseconds, as in the due index
 	l         *lease
 }
 
-// takeDue walks a due index from its start and leases up to n deliveries due
-// by now that no live lease holds, until expiry. The head of the index is
-// mostly deliveries in flight, so the walk takes the lock once and looks ids
-// up without copying them.
-func (t *leaseTable) takeDue(c *bbolt.Cursor, n int, now, expiry time.Time) []picked {
+// takeDue walks dest's due index and leases up to n deliveries due by now
+// that no live lease holds, until expiry. It starts at the destination's
+// mark (see leaseTable.from), and at the start when that finds too few.
+// The walk takes the lock once and looks ids up without copying them.
+func (t *leaseTable) takeDue(c *bbolt.Cursor, dest string, n int, now, expiry time.Time) []picked {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []picked
-	for k, _ := c.First(); k != nil && len(out) < n; k, _ = c.Next() {
+	m, marked := t.from[dest]
+	if marked && now.Before(m.until) {
+		k, _ := c.Seek(m.key)
+		out = t.walk(c, k, n, now, expiry, out)
+		if len(out) == n {
+			t.setMark(dest, out, now)
+			return out
+		}
+	}
+	first, _ := c.First()
+	out = t.walk(c, first, n, now, expiry, out)
+	t.setMark(dest, out, now)
+	return out
+}
+
+// walk leases from key k on, appending to out, until out holds n.
+func (t *leaseTable) walk(c *bbolt.Cursor, k []byte, n int, now, expiry time.Time, out []picked) []picked {
+	for ; k != nil && len(out) < n; k, _ = c.Next() {
 		if len(k) < 8 {
 			continue
 		}
@@ -68,7 +108,7 @@ func (t *leaseTable) takeDue(c *bbolt.Cursor, n int, now, expiry time.Time) []pi
 		if l := t.m[string(k[8:])]; l != nil && (l.finishing || now.Before(l.expiry)) {
 			continue
 		}
-		p := picked{id: string(k[8:]), token: rand.Text(), l: &lease{expiry: expiry}}
+		p := picked{id: string(k[8:]), token: rand.Text(), due: int64(binary.BigEndian.Uint64(k)), l: &lease{expiry: expiry}}
 		p.l.token = p.token
 		t.m[p.id] = p.l
 		out = append(out, p)
@@ -76,10 +116,28 @@ func (t *leaseTable) takeDue(c *bbolt.Cursor, n int, now, expiry time.Time) []pi
 	return out
 }
 
+// setMark marks dest's index after the last of out. A mark is kept for
+// fromFor from when it was first set, so that walks from the start come
+// at least that often however busy the destination is.
+func (t *leaseTable) setMark(dest string, out []picked, now time.Time) {
+	if len(out) == 0 {
+		delete(t.from, dest)
+		return
+	}
+	last := out[len(out)-1]
+	m, ok := t.from[dest]
+	if !ok || !now.Before(m.until) {
+		m.until = now.Add(t.markFor)
+	}
+	m.key = timeKey(last.due, last.id)
+	t.from[dest] = m
+}
+
 // untake gives back leases that Lease took but could not hand out.
-func (t *leaseTable) untake(ps []picked) {
+func (t *leaseTable) untake(dest string, ps []picked) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	delete(t.from, dest) // they are behind its mark
 	for _, p := range ps {
 		if l := t.m[p.id]; l != nil && l.token == p.token {
 			delete(t.m, p.id)
@@ -202,7 +260,7 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 		return nil, nil
 	}
 	now := time.Now()
-	ps := s.leases.takeDue(q.Cursor(), n, now, now.Add(d))
+	ps := s.leases.takeDue(q.Cursor(), dest, n, now, now.Add(d))
 	events := map[string]*store.Event{}
 	r := readerOf(tx)
 	out := make([]store.Delivery, 0, len(ps))
@@ -213,7 +271,7 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 			rec.Event, err = cachedEvent(r, events, rec.EventID)
 		}
 		if err != nil {
-			s.leases.untake(ps)
+			s.leases.untake(dest, ps)
 			return nil, err
 		}
 		rec.Lease = p.token

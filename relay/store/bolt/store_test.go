@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -392,4 +393,53 @@ func checkIntegrity(t testing.TB, s *Store) {
 	if err != nil {
 		t.Fatalf("integrity: %v", err)
 	}
+}
+
+// Leasing walks a destination's due index from after the last delivery it
+// leased. A lease that expires behind that mark is found again when the
+// mark lapses (fromFor), not only once the rest of the backlog is gone.
+func TestLeaseMarkAndExpiredLeaseBehindIt(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	s.leases.markFor = time.Hour
+	ctx := context.Background()
+	var ids []string
+	for i := range 8 {
+		res, err := s.Accept(ctx, event(i), []string{"a"}, store.Dedupe{})
+		if err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		ids = append(ids, res.EventID)
+	}
+	lease := func(n int, d time.Duration) []string {
+		t.Helper()
+		ds, err := s.Lease(ctx, "a", n, d)
+		if err != nil {
+			t.Fatalf("Lease: %v", err)
+		}
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.EventID)
+		}
+		return got
+	}
+	want := func(what string, got, want []string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: leased %v, want %v", what, got, want)
+		}
+	}
+	want("first two, short lease", lease(2, 20*time.Millisecond), ids[0:2])
+	want("next two", lease(2, time.Minute), ids[2:4])
+	time.Sleep(40 * time.Millisecond) // the first two leases expire
+	want("while the mark holds", lease(2, time.Minute), ids[4:6])
+
+	s.leases.mu.Lock()
+	m := s.leases.from["a"]
+	m.until = time.Now().Add(-time.Millisecond) // the mark lapses
+	s.leases.from["a"] = m
+	s.leases.mu.Unlock()
+	want("after the mark lapsed: the expired ones, oldest first", lease(2, time.Minute), ids[0:2])
+	want("the rest", lease(8, time.Minute), ids[6:8])
+	want("nothing left", lease(8, time.Minute), nil)
 }
