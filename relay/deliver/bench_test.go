@@ -116,9 +116,9 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				// reported, so that a machine busy with other work in one phase
 				// skews the ratio less.
 				before := runCeiling(b, sk.URL, n, conc)
-				srv0 := serverCPU()
+				srv0, commits0 := serverCPU(), commits(st)
 				relay := runBacklog(b, st, sk.URL, n, conc)
-				srv := serverCPU() - srv0
+				srv, commits := serverCPU()-srv0, commits(st)-commits0
 				after := runCeiling(b, sk.URL, n, conc)
 				ceiling := (before.rate + after.rate) / 2
 				b.ReportMetric(relay.rate, "relay-deliveries/s")
@@ -128,6 +128,9 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				b.ReportMetric((before.cpu+after.cpu)/2, "ceiling-cpu-us/post")
 				b.ReportMetric(relay.allocs, "relay-allocs/delivery")
 				b.ReportMetric((before.allocs+after.allocs)/2, "ceiling-allocs/post")
+				if commits > 0 {
+					b.ReportMetric(float64(n)/float64(commits), "deliveries/commit")
+				}
 				if rdb != nil {
 					b.ReportMetric(float64(srv.Microseconds())/float64(n), "redis-cpu-us/delivery")
 					fwd, fwdSrv := runStreamForwarder(b, rdb, sk.URL, n, conc)
@@ -173,6 +176,14 @@ func newBenchStore(tb testing.TB, backend string) (testStore, *goredis.Client) {
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	tb.Cleanup(func() { rdb.Close() })
 	return rs, rdb
+}
+
+// commits is how many transactions an embedded store has committed, or 0.
+func commits(st testStore) int64 {
+	if c, ok := st.(interface{ Commits() int64 }); ok {
+		return c.Commits()
+	}
+	return 0
 }
 
 // nullStore keeps nothing: Accept counts events, Lease hands out that many

@@ -136,6 +136,10 @@ func initBuckets(db *bbolt.DB) error {
 	})
 }
 
+// Commits returns how many write transactions (each one fsynced group of
+// writes) the store has committed since Open, for benchmarks.
+func (s *Store) Commits() int64 { return s.commits.Load() }
+
 // Close waits for queued writes to commit, then closes the file. Calls after
 // Close return store.ErrClosed.
 func (s *Store) Close() error {
