@@ -63,9 +63,43 @@ func fastDelivery(v []byte, rec *deliveryRec) bool {
 			rec.Logged, ok = s.int()
 		case "dead_at":
 			rec.DeadAt, ok = s.int64()
+		case "last":
+			rec.Last, ok = s.attempt(rec.Last)
 		}
 		return ok
 	})
+}
+
+// attempt reads an attempt record into a, or a new one when a is nil; null
+// is nil. Both as json.Unmarshal has them, for a key that comes twice too.
+func (s *scanner) attempt(a *store.Attempt) (*store.Attempt, bool) {
+	if s.lit("null") {
+		return nil, true
+	}
+	if a == nil {
+		a = new(store.Attempt)
+	}
+	ok := s.object(func(key []byte, s *scanner) bool {
+		var ok bool
+		switch string(key) {
+		case "n":
+			a.N, ok = s.int()
+		case "at":
+			a.At, ok = s.time()
+		case "duration_ns":
+			var d int64
+			d, ok = s.int64()
+			a.Duration = time.Duration(d)
+		case "status":
+			a.Status, ok = s.int()
+		case "error":
+			a.Error, ok = s.str()
+		case "response":
+			a.Response, ok = s.str()
+		}
+		return ok
+	})
+	return a, ok
 }
 
 func fastEvent(v []byte, rec *eventRec) bool {
@@ -99,17 +133,23 @@ type scanner struct {
 	i int
 }
 
-// scanObject calls field for each key of the flat object v, with the
-// scanner at the key's value; false (from field, or on anything outside
-// the plain subset) means v must be decoded by encoding/json. The key is
-// v's own bytes, not a copy: field switches on it without allocating.
+// scanObject calls field for each key of the object v, with the scanner at
+// the key's value; false (from field, or on anything outside the plain
+// subset) means v must be decoded by encoding/json. The key is v's own
+// bytes, not a copy: field switches on it without allocating.
 func scanObject(v []byte, field func(key []byte, s *scanner) bool) bool {
 	s := &scanner{b: v}
+	return s.object(field) && s.i == len(s.b)
+}
+
+// object reads an object from the scanner's position, as scanObject
+// describes, and leaves the scanner after it.
+func (s *scanner) object(field func(key []byte, s *scanner) bool) bool {
 	if !s.eat('{') {
 		return false
 	}
 	if s.eat('}') {
-		return s.i == len(s.b)
+		return true
 	}
 	for {
 		key, ok := s.raw()
@@ -117,7 +157,7 @@ func scanObject(v []byte, field func(key []byte, s *scanner) bool) bool {
 			return false
 		}
 		if s.eat('}') {
-			return s.i == len(s.b)
+			return true
 		}
 		if !s.eat(',') {
 			return false

@@ -21,7 +21,9 @@ func TestDecodeMatchesUnmarshal(t *testing.T) {
 			Logged: 5, DeadAt: at.UnixNano()})
 		e := appendNewEvent(nil, &eventRec{Event: store.Event{ID: "evt_" + s, WebhookID: s, DedupeKey: s, ContentType: s,
 			ReceivedAt: at, Destinations: []string{s, "b"}, Parked: true}, DeliveryIDs: []string{"dlv_1", s}})
-		deliveries, events = append(deliveries, string(d)), append(events, string(e))
+		dl, _ := appendDelivery(nil, &deliveryRec{Delivery: store.Delivery{ID: "dlv_" + s, State: store.StateDelivered, Attempts: 1},
+			Logged: 1, Last: &store.Attempt{N: 1, At: at, Duration: 3 * time.Millisecond, Status: 200, Error: s, Response: s}})
+		deliveries, events = append(deliveries, string(d), string(dl)), append(events, string(e))
 	}
 	fd, _ := appendDelivery(nil, filled(t, &deliveryRec{}).(*deliveryRec))
 	fe := appendNewEvent(nil, filled(t, &eventRec{}).(*eventRec))
@@ -30,7 +32,10 @@ func TestDecodeMatchesUnmarshal(t *testing.T) {
 		`{"attempts":007}`, `{"attempts":-0}`, `{"attempts":1e3}`, `{"attempts":12345678901234567890}`, `{"attempts":"1"}`,
 		`{"dead_at":-1234567890123456789}`, `{"dead_at":123456789012345678}`, `{"dead_at":9223372036854775807}`, `{"dead_at":9223372036854775808}`, `{"dead_at":-9223372036854775808}`, `{"id":null}`, `{"id":"a\u0062"}`,
 		`{"due_at":"2021-04-09T16:27:39Z"}`, `{"due_at":"2021-04-09 16:27:39Z"}`, `{"due_at":"2021-04-09T16:27:39+24:00"}`,
-		`{"id":"a","id":"b"}`, `{"id":"unterminated}`, `{"id":"a"`, `[]`, ``)
+		`{"id":"a","id":"b"}`, `{"id":"unterminated}`, `{"id":"a"`, `[]`, ``,
+		`{"last":null}`, `{"last":{}}`, `{"last":{"n":1,"status":200}}`, `{"last":{"n":1,"other":2}}`, `{"last":{"n":1}x}`,
+		`{"last":{"n":1}`, `{"last":{"n":1,}}`, `{"last":[]}`, `{"last":{"duration_ns":-5,"at":"2021-04-09T16:27:39Z"},"id":"a"}`,
+		`{"last":{"n":1},"last":{"status":3}}`)
 	events = append(events, string(fe),
 		`{"destinations":null}`, `{"destinations":[]}`, `{"destinations":["a",]}`, `{"destinations":["a" ,"b"]}`,
 		`{"delivery_ids":[]}`, `{"parked":false}`, `{"parked":tru}`, `{"parked":1}`, `{"received_at":"2021-04-09T16:27:39.5+05:30"}`)
@@ -75,6 +80,12 @@ func TestFastDecodeTakesEncodedRecords(t *testing.T) {
 	}
 	d, _ := appendDelivery(nil, &deliveryRec{Delivery: store.Delivery{ID: "dlv_1", State: store.StateDead, LastStatus: 500,
 		LastError: "status 500", CreatedAt: now, DueAt: now, UpdatedAt: now}, Logged: 2, DeadAt: now.UnixNano()})
+	if !fastDelivery(d, &deliveryRec{}) {
+		t.Errorf("fastDelivery(%s) fell back to encoding/json", d)
+	}
+	d, _ = appendDelivery(nil, &deliveryRec{Delivery: store.Delivery{ID: "dlv_1", State: store.StateDelivered, Attempts: 1,
+		LastStatus: 200, CreatedAt: now, DueAt: now, UpdatedAt: now}, Logged: 1,
+		Last: &store.Attempt{N: 1, At: now, Duration: time.Millisecond, Status: 200, Response: "accepted"}})
 	if !fastDelivery(d, &deliveryRec{}) {
 		t.Errorf("fastDelivery(%s) fell back to encoding/json", d)
 	}

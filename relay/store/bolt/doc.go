@@ -12,17 +12,20 @@
 // for company (nobody but its worker waits on an outcome), and any other
 // write ends the wait.
 //
-// Leases live in memory only. Leasing is a read-only view over the due index
-// plus an in-memory map and costs no fsync; after a restart no lease exists,
-// so everything that was in flight is due again at once (at-least-once).
+// Leases live in memory only. Leasing is a read-only view over the due
+// index plus an in-memory map and costs no fsync; after a restart no lease
+// exists, so everything that was in flight is due again at once
+// (at-least-once). A lease keeps the delivery record as leased, so that the
+// outcome need not read it again, and a destination's next Lease walks its
+// due index from after the last delivery leased.
 //
 // Layout of the file (all top-level buckets):
 //
 //	meta       "version" -> format version
 //	events     eventID -> JSON eventRec (the event without its body, plus delivery ids)
 //	bodies     eventID -> the body bytes exactly as received
-//	deliveries deliveryID -> JSON deliveryRec
-//	attempts   deliveryID 0x00 seq(4, big-endian) -> JSON store.Attempt
+//	deliveries deliveryID -> JSON deliveryRec (with its newest attempt, "last")
+//	attempts   deliveryID 0x00 seq(4, big-endian) -> JSON store.Attempt (the older attempts)
 //	queue      one nested bucket per destination: due(8) deliveryID -> empty (the due index)
 //	dlq        deadAt(8) deliveryID -> empty (all destinations, oldest first)
 //	dlqdest    one nested bucket per destination: deadAt(8) deliveryID -> empty

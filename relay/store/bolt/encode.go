@@ -127,6 +127,12 @@ func appendDelivery(b []byte, rec *deliveryRec) (_ []byte, ok bool) {
 		b = append(b, `,"dead_at":`...)
 		b = strconv.AppendInt(b, rec.DeadAt, 10)
 	}
+	if rec.Last != nil {
+		b = append(b, `,"last":`...)
+		if b, ok = appendAttemptRec(b, rec.Last); !ok {
+			return b, false
+		}
+	}
 	return append(b, '}'), true
 }
 

@@ -88,6 +88,9 @@ func fill(t *testing.T, v reflect.Value) {
 			f.SetInt(7)
 		case f.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
 			f.Set(reflect.ValueOf([]string{"a-" + sf.Name, "b"}))
+		case f.Kind() == reflect.Pointer && sf.Type.Elem().Kind() == reflect.Struct:
+			f.Set(reflect.New(sf.Type.Elem()))
+			fill(t, f.Elem())
 		default:
 			t.Fatalf("field %s of type %s: teach fill (and the encoders in encode.go) about it", sf.Name, sf.Type)
 		}
@@ -102,6 +105,9 @@ func TestAppendDeliveryMatchesMarshal(t *testing.T) {
 			&deliveryRec{Delivery: store.Delivery{ID: "dlv_" + s, EventID: s, Destination: s, State: store.DeliveryState(s),
 				Attempts: 3, CreatedAt: at, DueAt: at.UTC(), LastStatus: 503, LastError: s, UpdatedAt: at}, Logged: 5, DeadAt: at.UnixNano()},
 			&deliveryRec{Delivery: store.Delivery{ID: s, State: store.StatePending, Attempts: -1, LastStatus: -2}, Logged: -3, DeadAt: -4},
+			&deliveryRec{Delivery: store.Delivery{ID: s, State: store.StateDelivered, Attempts: 1, UpdatedAt: at}, Logged: 1,
+				Last: &store.Attempt{N: 1, At: at, Duration: time.Millisecond, Status: 502, Error: s, Response: s}},
+			&deliveryRec{Delivery: store.Delivery{ID: s}, Last: &store.Attempt{}},
 		)
 	}
 	recs = append(recs, filled(t, &deliveryRec{}).(*deliveryRec))
@@ -157,6 +163,9 @@ func TestEncodersRefuseWhatMarshalRefuses(t *testing.T) {
 		}
 		if _, ok := appendAttemptRec(nil, &store.Attempt{At: at}); ok {
 			t.Errorf("appendAttemptRec encoded at %v, which json.Marshal refuses", at)
+		}
+		if _, ok := appendDelivery(nil, &deliveryRec{Delivery: store.Delivery{ID: "dlv_1"}, Last: &store.Attempt{At: at}}); ok {
+			t.Errorf("appendDelivery encoded a last attempt at %v, which json.Marshal refuses", at)
 		}
 	}
 }

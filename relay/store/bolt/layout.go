@@ -65,6 +65,12 @@ type deliveryRec struct {
 	Logged int `json:"logged,omitempty"`
 	// DeadAt is the time in the delivery's DLQ keys while it is dead.
 	DeadAt int64 `json:"dead_at,omitempty"`
+	// Last is the newest attempt, number Logged of the log, kept in the
+	// record rather than in the attempts bucket: most deliveries take one
+	// attempt, and their outcome then writes one record instead of two.
+	// The next attempt moves it to the bucket. Records written before this
+	// field have every attempt in the bucket.
+	Last *store.Attempt `json:"last,omitempty"`
 }
 
 // timeKey is a key that sorts by time, then by id.
@@ -199,28 +205,38 @@ func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {
 	return tx.Bucket(bucketDeliveries).Put([]byte(rec.ID), v)
 }
 
-// appendAttempt logs a and counts it on rec; the caller stores rec.
+// appendAttempt logs a and counts it on rec; the caller stores rec. a
+// becomes rec.Last, and the attempt that was Last moves to the attempts
+// bucket.
 func appendAttempt(tx *bbolt.Tx, rec *deliveryRec, a store.Attempt) error {
 	if a.N == 0 {
 		a.N = rec.Attempts + 1
 	}
-	v, ok := appendAttemptRec(make([]byte, 0, 96+len(a.Error)+len(a.Response)), &a)
-	if !ok {
-		var err error
-		if v, err = json.Marshal(a); err != nil {
-			return fmt.Errorf("encode attempt of %s: %w", rec.ID, err)
+	if prev := rec.Last; prev != nil {
+		v, ok := appendAttemptRec(make([]byte, 0, 96+len(prev.Error)+len(prev.Response)), prev)
+		if !ok {
+			var err error
+			if v, err = json.Marshal(prev); err != nil {
+				return fmt.Errorf("encode attempt of %s: %w", rec.ID, err)
+			}
+		}
+		if err := tx.Bucket(bucketAttempts).Put(attemptKey(rec.ID, rec.Logged), v); err != nil {
+			return err
 		}
 	}
 	rec.Logged++
 	rec.Attempts++
 	rec.LastStatus = a.Status
 	rec.LastError = a.Error
-	return tx.Bucket(bucketAttempts).Put(attemptKey(rec.ID, rec.Logged), v)
+	rec.Last = &a
+	return nil
 }
 
-func attemptLog(tx *bbolt.Tx, deliveryID string) ([]store.Attempt, error) {
+// attemptLog returns rec's attempts, oldest first: those in the attempts
+// bucket, then rec.Last.
+func attemptLog(tx *bbolt.Tx, rec *deliveryRec) ([]store.Attempt, error) {
 	log := []store.Attempt{}
-	prefix := attemptPrefix(deliveryID)
+	prefix := attemptPrefix(rec.ID)
 	c := tx.Bucket(bucketAttempts).Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		var a store.Attempt
@@ -228,6 +244,9 @@ func attemptLog(tx *bbolt.Tx, deliveryID string) ([]store.Attempt, error) {
 			return nil, fmt.Errorf("decode attempt %x: %w", k, err)
 		}
 		log = append(log, a)
+	}
+	if rec.Last != nil {
+		log = append(log, *rec.Last)
 	}
 	return log, nil
 }

@@ -28,7 +28,7 @@ func (s *Store) Event(ctx context.Context, id string) (store.EventRecord, error)
 			if err != nil {
 				return err
 			}
-			log, err := attemptLog(tx, did)
+			log, err := attemptLog(tx, d)
 			if err != nil {
 				return err
 			}

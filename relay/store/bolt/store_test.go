@@ -443,3 +443,105 @@ func TestLeaseMarkAndExpiredLeaseBehindIt(t *testing.T) {
 	want("the rest", lease(8, time.Minute), ids[6:8])
 	want("nothing left", lease(8, time.Minute), nil)
 }
+
+// A delivery's newest attempt lives in its record (deliveryRec.Last), the
+// older ones in the attempts bucket. The log reads the same either way, and
+// a record written before Last existed (every attempt in the bucket) keeps
+// its log when attempts are added.
+func TestAttemptLogAcrossLayouts(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	res, err := s.Accept(ctx, event(1), []string{"a"}, store.Dedupe{})
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	attempt := func(status int) {
+		t.Helper()
+		ds, err := s.Lease(ctx, "a", 1, time.Minute)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("Lease: %d deliveries, %v", len(ds), err)
+		}
+		a := store.Attempt{At: time.Now(), Status: status, Response: fmt.Sprintf("answer %d", status)}
+		if status == 200 {
+			err = s.Complete(ctx, ds[0], a)
+		} else {
+			err = s.Retry(ctx, ds[0], a, time.Now())
+		}
+		if err != nil {
+			t.Fatalf("outcome %d: %v", status, err)
+		}
+	}
+	wantLog := func(statuses ...int) {
+		t.Helper()
+		rec, err := s.Event(ctx, res.EventID)
+		if err != nil {
+			t.Fatalf("Event: %v", err)
+		}
+		log := rec.Deliveries[0].AttemptLog
+		if len(log) != len(statuses) {
+			t.Fatalf("attempt log %+v, want %d attempts", log, len(statuses))
+		}
+		for i, a := range log {
+			if a.N != i+1 || a.Status != statuses[i] || a.Response != fmt.Sprintf("answer %d", statuses[i]) {
+				t.Fatalf("attempt %d = %+v, want number %d, status %d", i, a, i+1, statuses[i])
+			}
+		}
+	}
+	inBucket := func() int {
+		t.Helper()
+		n := 0
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketAttempts).ForEach(func(k, v []byte) error { n++; return nil })
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	attempt(500)
+	wantLog(500)
+	if n := inBucket(); n != 0 {
+		t.Fatalf("after one attempt the attempts bucket holds %d records, want 0 (the attempt is in the delivery record)", n)
+	}
+	attempt(503)
+	wantLog(500, 503)
+	if n := inBucket(); n != 1 {
+		t.Fatalf("after two attempts the attempts bucket holds %d records, want 1", n)
+	}
+
+	// Rewrite the record as a store without Last would have left it: both
+	// attempts in the bucket.
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		rec, err := getDelivery(tx, rec0(t, s, res.EventID))
+		if err != nil {
+			return err
+		}
+		v, _ := appendAttemptRec(nil, rec.Last)
+		if err := tx.Bucket(bucketAttempts).Put(attemptKey(rec.ID, rec.Logged), v); err != nil {
+			return err
+		}
+		rec.Last = nil
+		return putDelivery(tx, rec)
+	})
+	if err != nil {
+		t.Fatalf("rewrite in the old layout: %v", err)
+	}
+	wantLog(500, 503)
+	attempt(200)
+	wantLog(500, 503, 200)
+	if n := inBucket(); n != 2 {
+		t.Fatalf("after three attempts the attempts bucket holds %d records, want 2", n)
+	}
+}
+
+// rec0 returns the id of event id's first delivery.
+func rec0(t *testing.T, s *Store, id string) string {
+	t.Helper()
+	rec, err := s.Event(context.Background(), id)
+	if err != nil || len(rec.Deliveries) == 0 {
+		t.Fatalf("Event(%s): %+v, %v", id, rec, err)
+	}
+	return rec.Deliveries[0].ID
+}
