@@ -75,21 +75,32 @@ local function held(dk, tok, ms)
   return {dest = h[4], ev = h[5], n = tonumber(h[6])}
 end
 
--- retire lets a finished event (no delivery left to make) expire, with its
+-- expire lets a finished event (no delivery left to make) expire, with its
 -- deliveries and attempt logs, after ret ms. Its search index entry goes
--- when it has expired: evexp holds each retired event's expiry, and every
--- retire drops a few index entries whose time has come.
-local function retire(evid, ret, ms)
+-- later, see unindex.
+local function expire(evid, ret)
   local evk = P .. 'ev:' .. evid
   for _, d in ipairs(dlvids(evk, evid)) do
     redis.call('PEXPIRE', P .. 'dlv:' .. d, ret)
     redis.call('PEXPIRE', P .. 'att:' .. d, ret)
   end
   redis.call('PEXPIRE', evk, ret)
-  redis.call('ZADD', P .. 'evexp', ms + tonumber(ret), evid)
-  local gone = redis.call('ZRANGEBYSCORE', P .. 'evexp', '-inf', ms, 'LIMIT', 0, 16)
+end
+
+-- unindex records when expired events go (exp: expiry ms, event id, ...)
+-- in evexp, and drops the search index entries of up to 16 events per
+-- event recorded whose time has come, so the index keeps up with them.
+local function unindex(exp, ms)
+  redis.call('ZADD', P .. 'evexp', unpack(exp))
+  local gone = redis.call('ZRANGEBYSCORE', P .. 'evexp', '-inf', ms, 'LIMIT', 0, 8 * #exp)
   if #gone > 0 then
     redis.call('ZREM', P .. 'evidx', unpack(gone))
     redis.call('ZREM', P .. 'evexp', unpack(gone))
   end
+end
+
+-- retire is expire and unindex for one event.
+local function retire(evid, ret, ms)
+  expire(evid, ret)
+  unindex({string.format('%d', ms + tonumber(ret)), evid}, ms)
 end
