@@ -193,7 +193,7 @@ func TestCompleteCanceled(t *testing.T) {
 	// Every call slot busy: the next Complete waits in the queue.
 	q := &s.outcomes
 	q.mu.Lock()
-	q.calls = maxCalls
+	q.calls = q.maxCalls
 	q.mu.Unlock()
 	ctx, cancel = context.WithCancel(context.Background())
 	waited := make(chan error, 1)

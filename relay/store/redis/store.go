@@ -106,8 +106,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.accepts = batcher[*acceptReq]{send: s.acceptBatch, fail: s.fail}
-	s.outcomes = batcher[*outcomeReq]{send: s.outcomeBatch, fail: s.fail}
+	s.accepts = batcher[*acceptReq]{send: s.acceptBatch, fail: s.fail, maxCalls: maxAcceptCalls}
+	s.outcomes = batcher[*outcomeReq]{send: s.outcomeBatch, fail: s.fail, maxCalls: maxOutcomeCalls}
 	if err := s.load(ctx); err != nil {
 		_ = s.rdb.Close()
 		return nil, s.fail("open", err)
