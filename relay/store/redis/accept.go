@@ -12,7 +12,7 @@ import (
 
 // Accept claims the dedupe key, stores the event and queues one delivery per
 // destination, all in one script call that concurrent Accepts share (see
-// submitAccept). A Dedupe with a zero TTL claims the key with no expiry. An
+// batch.go). A Dedupe with a zero TTL claims the key with no expiry. An
 // event without an ID gets one.
 func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
 	if ev.ID == "" {
@@ -25,7 +25,15 @@ func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dd s
 	if err != nil {
 		return store.AcceptResult{}, fmt.Errorf("redis: accept %s: %w", ev.ID, err)
 	}
-	return s.submitAccept(r)
+	err = s.accepts.submit(r)
+	return r.res, err
+}
+
+// acceptReq is one Accept waiting for its script call.
+type acceptReq struct {
+	call
+	args []any // this event's part of the script arguments
+	res  store.AcceptResult
 }
 
 // newAcceptReq prepares ev's part of the accept script's arguments.
@@ -45,7 +53,31 @@ func newAcceptReq(ctx context.Context, ev store.Event, dests []string, dd store.
 	e := packEvent([len(packedFields)]string{ev.ID, ev.WebhookID, ev.DedupeKey, ev.ContentType, received, dj}, ev.Body)
 	args := append(make([]any, 0, 5+2*len(dests)), ev.ID, dd.Key, ttl, e, len(dests))
 	args = appendDerivedRoute(args, ev.ID, dests)
-	return &acceptReq{ctx: ctx, id: ev.ID, args: args, done: make(chan struct{})}, nil
+	return &acceptReq{call: newCall(ctx, "accept", ev.ID), args: args}, nil
+}
+
+// acceptBatch runs the accept script once for batch and sets each request's
+// result.
+func (s *Store) acceptBatch(ctx context.Context, batch []*acceptReq) {
+	n := 0
+	for _, r := range batch {
+		n += len(r.args)
+	}
+	// The whole argument list at once, prefix first: s.run would copy it.
+	args := append(make([]any, 0, n+2), s.prefix, len(batch))
+	for _, r := range batch {
+		args = append(args, r.args...)
+	}
+	arr, err := s.runBatch(ctx, s.sc.accept, args, len(batch))
+	for i, r := range batch {
+		if err != nil {
+			r.err = s.fail("accept "+r.id, err)
+		} else if nd, isInt := arr[i].(int64); isInt {
+			r.res = store.AcceptResult{EventID: r.id, Deliveries: int(nd)}
+		} else { // a duplicate: the id of the event holding the claim
+			r.res = store.AcceptResult{EventID: text(arr[i]), Duplicate: true}
+		}
+	}
 }
 
 // ReplayParked routes a parked event to dests, queued due now. With no dests

@@ -47,7 +47,7 @@ func TestAcceptBatchDecidesEachEvent(t *testing.T) {
 		}
 		batch[i] = r
 	}
-	s.acceptBatch(batch)
+	s.accepts.run(batch)
 
 	want := []store.AcceptResult{
 		{EventID: batch[0].id, Deliveries: 2},

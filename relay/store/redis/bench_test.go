@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,4 +122,109 @@ func BenchmarkCeilingScript(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "accepts/s")
 	b.ReportMetric(scriptMicros(b, s)/float64(b.N), "script-µs/accept")
+}
+
+// BenchmarkLeaseComplete measures the outcome path as a destination's
+// workers drive it: one leaser takes batches of 16 (twice the concurrency,
+// as the dispatcher leases ahead) and 8 workers Complete them. Reported per
+// delivery: redis-server CPU (INFO cpu), the commands Redis ran (scripts'
+// redis.call included, from INFO commandstats) and the script calls.
+func BenchmarkLeaseComplete(b *testing.B) {
+	const conc = 8
+	srv := testredis.Start(b)
+	s := openStore(b, srv.URL(), uniquePrefix(b))
+	ctx := context.Background()
+	body := seedBody(b)
+	var seq atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for seq.Add(1) <= int64(b.N) {
+				ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body, ReceivedAt: time.Now()}
+				if _, err := s.Accept(ctx, ev, []string{"sink"}, store.Dedupe{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	cpu0 := serverCPU(b, s)
+	b.ReportAllocs()
+	b.ResetTimer()
+	jobs := make(chan store.Delivery, 2*conc)
+	for range conc {
+		wg.Go(func() {
+			for d := range jobs {
+				a := store.Attempt{At: time.Now(), Duration: time.Millisecond, Status: 200}
+				if err := s.Complete(ctx, d, a); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	for left := b.N; left > 0; {
+		ds, err := s.Lease(ctx, "sink", min(left, 2*conc), time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, d := range ds {
+			jobs <- d
+		}
+		left -= len(ds)
+	}
+	close(jobs)
+	wg.Wait()
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(n/b.Elapsed().Seconds(), "deliveries/s")
+	b.ReportMetric(float64((serverCPU(b, s)-cpu0).Microseconds())/n, "redis-cpu-µs/delivery")
+	calls, scripts := commandCalls(b, s)
+	b.ReportMetric(float64(calls)/n, "redis-cmds/delivery")
+	b.ReportMetric(float64(scripts)/n, "scripts/delivery")
+}
+
+// serverCPU is redis-server's user and system CPU time so far.
+func serverCPU(b *testing.B, s *Store) time.Duration {
+	b.Helper()
+	info, err := s.rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// commandCalls sums the calls of INFO commandstats: every command, those
+// scripts ran included, and apart the script calls themselves.
+func commandCalls(b *testing.B, s *Store) (calls, scripts int64) {
+	b.Helper()
+	info, err := s.rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" || name == "cmdstat_config|resetstat" {
+			continue
+		}
+		v, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		c, _ := strconv.ParseInt(v, 10, 64)
+		if name == "cmdstat_evalsha" || name == "cmdstat_eval" {
+			scripts += c
+			continue
+		}
+		calls += c
+	}
+	return calls, scripts
 }

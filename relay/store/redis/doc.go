@@ -7,6 +7,10 @@
 // Accept is one script call per event, except that Accepts arriving while
 // others are on their way share the next call: the script still decides
 // each event on its own, and each caller is answered once the call is done.
+// Outcomes (Complete, Retry, DeadLetter) share calls of the outcome script
+// the same way (batch.go), each answered with its own error; within a call
+// the script reads the clock once and writes what its outcomes change in
+// one key (a queue, the depth counters, the DLQ, the expiry index) once.
 //
 // # Keys
 //

@@ -79,31 +79,19 @@ func (s *Store) Release(ctx context.Context, d store.Delivery, due time.Time) er
 }
 
 // Complete records a successful attempt and finishes the delivery.
+// Concurrent outcomes share one script call (see batch.go).
 func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	att, err := attemptJSON(d, a)
-	if err != nil {
-		return fmt.Errorf("redis: complete %s: %w", d.ID, err)
-	}
-	return s.leased(ctx, "complete", d, s.sc.complete, att, a.Status, a.Error, s.retention.Milliseconds())
+	return s.outcome(ctx, "complete", kindComplete, d, a, time.Time{})
 }
 
 // Retry records a failed attempt and schedules the next one at due.
 func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error {
-	att, err := attemptJSON(d, a)
-	if err != nil {
-		return fmt.Errorf("redis: retry %s: %w", d.ID, err)
-	}
-	due = dueOrNow(due)
-	return s.leased(ctx, "retry", d, s.sc.retry, att, a.Status, a.Error, millis(due), nanos(due))
+	return s.outcome(ctx, "retry", kindRetry, d, a, dueOrNow(due))
 }
 
 // DeadLetter records the last attempt and moves the delivery to the DLQ.
 func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	att, err := attemptJSON(d, a)
-	if err != nil {
-		return fmt.Errorf("redis: dead-letter %s: %w", d.ID, err)
-	}
-	return s.leased(ctx, "dead-letter", d, s.sc.deadLetter, att, a.Status, a.Error)
+	return s.outcome(ctx, "dead-letter", kindDeadLetter, d, a, time.Time{})
 }
 
 // leased runs a script that acts on a held lease and maps its status code.

@@ -14,8 +14,8 @@ var luaFiles embed.FS
 // body. Script.Run sends EVALSHA and falls back to EVAL when the server's
 // script cache lost it (after a restart).
 type scripts struct {
-	accept, lease, extend, release, retry, complete, deadLetter *goredis.Script
-	replayDLQ, deleteDLQ, replayParked, event, list             *goredis.Script
+	accept, lease, extend, release, outcome         *goredis.Script
+	replayDLQ, deleteDLQ, replayParked, event, list *goredis.Script
 }
 
 func newScripts() (*scripts, error) {
@@ -36,9 +36,7 @@ func newScripts() (*scripts, error) {
 		lease:        load("lease"),
 		extend:       load("extend"),
 		release:      load("release"),
-		retry:        load("retry"),
-		complete:     load("complete"),
-		deadLetter:   load("deadletter"),
+		outcome:      load("outcome"),
 		replayDLQ:    load("replay_dlq"),
 		deleteDLQ:    load("delete_dlq"),
 		replayParked: load("replay_parked"),
@@ -50,7 +48,7 @@ func newScripts() (*scripts, error) {
 
 func (sc *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
-		sc.accept, sc.lease, sc.extend, sc.release, sc.retry, sc.complete,
-		sc.deadLetter, sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list,
+		sc.accept, sc.lease, sc.extend, sc.release, sc.outcome,
+		sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list,
 	}
 }

@@ -54,7 +54,8 @@ type Store struct {
 	retention time.Duration
 	log       *slog.Logger
 	closed    atomic.Bool
-	accepts   acceptQueue
+	accepts   batcher[*acceptReq]
+	outcomes  batcher[*outcomeReq]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -105,6 +106,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.accepts = batcher[*acceptReq]{send: s.acceptBatch, fail: s.fail, maxCalls: maxAcceptCalls}
+	s.outcomes = batcher[*outcomeReq]{send: s.outcomeBatch, fail: s.fail, maxCalls: maxOutcomeCalls}
 	if err := s.load(ctx); err != nil {
 		_ = s.rdb.Close()
 		return nil, s.fail("open", err)

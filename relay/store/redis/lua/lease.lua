@@ -12,36 +12,58 @@ local ids = redis.call('ZRANGEBYSCORE', q, '-inf', ms, 'LIMIT', 0, tonumber(ARGV
 local out = {}
 local moved = {}
 
--- materialize writes the hash of an implicit delivery (see implicit in
--- prelude.lua), leased with tok, and returns its fields as HGETALL would,
--- and its event id; nil when id is no implicit delivery.
-local function materialize(id, tok)
-  local evid, ca = implicit(id)
-  if not evid then return nil end
-  local h = {'id', id, 'ev', evid, 'dest', dest, 'st', 'pending', 'n', '0',
-    'ca', ca, 'due', ca, 'ua', ca, 'tok', tok, 'lu', lu}
-  redis.call('HSET', P .. 'dlv:' .. id, unpack(h))
-  return h, evid
+-- field returns the value of name in fields as HGETALL returns them.
+local function field(fields, name)
+  for j = 1, #fields, 2 do
+    if fields[j] == name then return fields[j + 1] end
+  end
+  return nil
+end
+
+-- hold stores the lease tok in the existing hash dk and returns its fields.
+local function hold(dk, tok)
+  redis.call('HSET', dk, 'tok', tok, 'lu', lu)
+  return redis.call('HGETALL', dk)
 end
 
 for i, id in ipairs(ids) do
   local dk = P .. 'dlv:' .. id
   local tok = ARGV[5] .. '.' .. i
-  local h
-  local evid = redis.call('HGET', dk, 'ev')
+  local h, ev
+  local evid, place = derived(id)
   if evid then
-    redis.call('HSET', dk, 'tok', tok, 'lu', lu)
-    h = redis.call('HGETALL', dk)
+    -- Its event's fields, sent anyway, say whether it may be implicit (see
+    -- implicit in prelude.lua); only the hash's absence is left to check.
+    ev = redis.call('HGETALL', P .. 'ev:' .. evid)
+    if redis.call('EXISTS', dk) == 1 then
+      h = hold(dk, tok)
+      local own = field(h, 'ev')
+      if own ~= evid then -- defensive: derived ids are their event's
+        evid = own
+        ev = redis.call('HGETALL', P .. 'ev:' .. evid)
+      end
+    else
+      local ca = field(ev, 'ca')
+      if ca and listed(id, place, field(ev, 'nd'), field(ev, 'dlvs')) then
+        h = {'id', id, 'ev', evid, 'dest', dest, 'st', 'pending', 'n', '0',
+          'ca', ca, 'due', ca, 'ua', ca, 'tok', tok, 'lu', lu}
+        redis.call('HSET', dk, unpack(h))
+      end
+    end
   else
-    h, evid = materialize(id, tok)
+    evid = redis.call('HGET', dk, 'ev')
+    if evid then
+      h = hold(dk, tok)
+      ev = redis.call('HGETALL', P .. 'ev:' .. evid)
+    end
   end
-  if not evid then
+  if not h then
     -- Defensive: never hand out a queue entry without its delivery.
     redis.call('ZREM', q, id)
   else
     moved[#moved + 1] = lu
     moved[#moved + 1] = id
-    out[#out + 1] = {h, redis.call('HGETALL', P .. 'ev:' .. evid)}
+    out[#out + 1] = {h, ev}
   end
 end
 -- One ZADD per 500 leased entries (unpack's stack is bounded): they all

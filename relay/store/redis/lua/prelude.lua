@@ -23,24 +23,35 @@ local function enqueue(evid, dests, ids, ms, ns)
   end
 end
 
--- implicit returns the event id and creation time (ns) of a delivery that
--- exists only implicitly: accept stores no hash for a delivery whose id is
--- derived from its event's ("evt_X" -> "dlv_X_i", i its 1-based place in the
--- event's route) and that is still in its queue untouched: pending, no
--- attempt, created and due when the event was stored. Its first lease
--- writes the hash (see lease.lua); every later change finds it. Returns nil
--- when id is not such an id of a stored event.
-local function implicit(id)
+-- derived returns the event id and place of a delivery whose id is derived
+-- from its event's ("dlv_X_i" -> "evt_X", i its 1-based place in the
+-- event's route), or nil for any other id.
+local function derived(id)
   local x, place = string.match(id, '^dlv_(.+)_(%d+)$')
   if not x then return nil end
-  local evid = 'evt_' .. x
-  local h = redis.call('HMGET', P .. 'ev:' .. evid, 'ca', 'nd', 'dlvs')
-  if not h[1] then return nil end
-  if h[3] then
-    if not string.find(' ' .. h[3] .. ' ', ' ' .. id .. ' ', 1, true) then return nil end
-  elseif tonumber(place) > (tonumber(h[2]) or 0) then
-    return nil
+  return 'evt_' .. x, tonumber(place)
+end
+
+-- listed reports whether an event whose fields "nd" and "dlvs" are given
+-- (false or nil when absent) has the derived delivery id at place.
+local function listed(id, place, nd, dlvs)
+  if dlvs then
+    return string.find(' ' .. dlvs .. ' ', ' ' .. id .. ' ', 1, true) ~= nil
   end
+  return place <= (tonumber(nd) or 0)
+end
+
+-- implicit returns the event id and creation time (ns) of a delivery that
+-- exists only implicitly: accept stores no hash for a delivery whose id is
+-- derived from its event's and that is still in its queue untouched:
+-- pending, no attempt, created and due when the event was stored. Its first
+-- lease writes the hash (see lease.lua); every later change finds it.
+-- Returns nil when id is not such an id of a stored event.
+local function implicit(id)
+  local evid, place = derived(id)
+  if not evid then return nil end
+  local h = redis.call('HMGET', P .. 'ev:' .. evid, 'ca', 'nd', 'dlvs')
+  if not h[1] or not listed(id, place, h[2], h[3]) then return nil end
   return evid, h[1]
 end
 
@@ -75,21 +86,32 @@ local function held(dk, tok, ms)
   return {dest = h[4], ev = h[5], n = tonumber(h[6])}
 end
 
--- retire lets a finished event (no delivery left to make) expire, with its
+-- expire lets a finished event (no delivery left to make) expire, with its
 -- deliveries and attempt logs, after ret ms. Its search index entry goes
--- when it has expired: evexp holds each retired event's expiry, and every
--- retire drops a few index entries whose time has come.
-local function retire(evid, ret, ms)
+-- later, see unindex.
+local function expire(evid, ret)
   local evk = P .. 'ev:' .. evid
   for _, d in ipairs(dlvids(evk, evid)) do
     redis.call('PEXPIRE', P .. 'dlv:' .. d, ret)
     redis.call('PEXPIRE', P .. 'att:' .. d, ret)
   end
   redis.call('PEXPIRE', evk, ret)
-  redis.call('ZADD', P .. 'evexp', ms + tonumber(ret), evid)
-  local gone = redis.call('ZRANGEBYSCORE', P .. 'evexp', '-inf', ms, 'LIMIT', 0, 16)
+end
+
+-- unindex records when expired events go (exp: expiry ms, event id, ...)
+-- in evexp, and drops the search index entries of up to 16 events per
+-- event recorded whose time has come, so the index keeps up with them.
+local function unindex(exp, ms)
+  redis.call('ZADD', P .. 'evexp', unpack(exp))
+  local gone = redis.call('ZRANGEBYSCORE', P .. 'evexp', '-inf', ms, 'LIMIT', 0, 8 * #exp)
   if #gone > 0 then
     redis.call('ZREM', P .. 'evidx', unpack(gone))
     redis.call('ZREM', P .. 'evexp', unpack(gone))
   end
+end
+
+-- retire is expire and unindex for one event.
+local function retire(evid, ret, ms)
+  expire(evid, ret)
+  unindex({string.format('%d', ms + tonumber(ret)), evid}, ms)
 end

@@ -1,0 +1,88 @@
+-- outcome: record the attempts of a batch of Complete, Retry and DeadLetter
+-- calls (see batch.go). Each is decided on its own, in order, as if it were
+-- alone: it needs its delivery's live lease, which it ends.
+-- complete: the delivery is delivered; when it was its event's last
+--   unfinished delivery, the event, its deliveries and their attempt logs
+--   expire after the retention.
+-- retry: the delivery is due again at the given time.
+-- dead-letter: the delivery moves to the DLQ. The DLQ sets are scored by a
+--   sequence number, so they list in the order deliveries died and page by
+--   that number exactly.
+-- ARGV: prefix, retention ms, number of outcomes, then per outcome: kind
+--       ('c', 'r' or 'd'), delivery id, token, attempt JSON, status, error,
+--       due ms and due ns ('' but for a retry).
+-- Returns one status code per outcome: 1 done, 2 lease lost, 3 missing.
+local ms, ns = now()
+local ret = ARGV[2]
+local expms = string.format('%d', ms + tonumber(ret))
+local codes = {}
+-- What many outcomes change in one key is written once at the end: per
+-- destination its queue's finished and rescheduled members, its depth
+-- counters and its DLQ; the DLQ, the sequence, the expiry index. A batch is
+-- at most maxBatch (batch.go) outcomes, well within unpack's stack.
+local groups, order = {}, {}
+local dead, exp = {}, {}
+local a = 4
+for i = 1, tonumber(ARGV[3]) do
+  local kind, id = ARGV[a], ARGV[a + 1]
+  local dk = P .. 'dlv:' .. id
+  local h, code = held(dk, ARGV[a + 2], ms)
+  if h then
+    code = 1
+    local g = groups[h.dest]
+    if not g then
+      g = {rem = {}, add = {}, dlq = {}, q = 0, d = 0}
+      groups[h.dest] = g
+      order[#order + 1] = h.dest
+    end
+    local n = string.format('%d', h.n + 1)
+    redis.call('RPUSH', P .. 'att:' .. id, ARGV[a + 3])
+    if kind == 'r' then
+      g.add[#g.add + 1] = ARGV[a + 6]
+      g.add[#g.add + 1] = id
+      redis.call('HSET', dk, 'n', n, 'ls', ARGV[a + 4], 'le', ARGV[a + 5],
+        'due', ARGV[a + 7], 'ua', ns, 'tok', '', 'lu', '0')
+    elseif kind == 'c' then
+      g.rem[#g.rem + 1] = id
+      g.q = g.q - 1
+      redis.call('HSET', dk, 'st', 'delivered', 'n', n, 'ls', ARGV[a + 4],
+        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0')
+      if redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
+        expire(h.ev, ret)
+        exp[#exp + 1] = expms
+        exp[#exp + 1] = h.ev
+      end
+    else
+      g.rem[#g.rem + 1] = id
+      g.q = g.q - 1
+      g.d = g.d + 1
+      dead[#dead + 1] = {id, g}
+      redis.call('HSET', dk, 'st', 'dead', 'n', n, 'ls', ARGV[a + 4],
+        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0')
+    end
+  end
+  codes[i] = code
+  a = a + 8
+end
+if #dead > 0 then
+  local seq = redis.call('INCRBY', P .. 'seq', #dead) - #dead
+  local all = {}
+  for j, d in ipairs(dead) do
+    local score = string.format('%d', seq + j)
+    all[#all + 1] = score
+    all[#all + 1] = d[1]
+    d[2].dlq[#d[2].dlq + 1] = score
+    d[2].dlq[#d[2].dlq + 1] = d[1]
+  end
+  redis.call('ZADD', P .. 'dlq', unpack(all))
+end
+for _, dest in ipairs(order) do
+  local g, q = groups[dest], P .. 'q:' .. dest
+  if #g.rem > 0 then redis.call('ZREM', q, unpack(g.rem)) end
+  if #g.add > 0 then redis.call('ZADD', q, unpack(g.add)) end
+  if #g.dlq > 0 then redis.call('ZADD', P .. 'dlq:' .. dest, unpack(g.dlq)) end
+  if g.q ~= 0 then redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, string.format('%d', g.q)) end
+  if g.d ~= 0 then redis.call('HINCRBY', P .. 'depth', 'd:' .. dest, string.format('%d', g.d)) end
+end
+if #exp > 0 then unindex(exp, ms) end
+return codes

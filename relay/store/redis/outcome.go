@@ -1,0 +1,71 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// Outcome kinds, as the outcome script reads them.
+const (
+	kindComplete   = "c"
+	kindRetry      = "r"
+	kindDeadLetter = "d"
+)
+
+// outcomeArgs is the number of script arguments per outcome.
+const outcomeArgs = 8
+
+// outcomeReq is one Complete, Retry or DeadLetter waiting for its script
+// call.
+type outcomeReq struct {
+	call
+	args [outcomeArgs]any // this outcome's part of the script arguments
+}
+
+// outcome records the attempt a of the delivery d, whose lease the caller
+// holds, as kind (due is the next attempt's time, for a retry), in an
+// outcome script call that concurrent outcomes share.
+//
+// go-redis retries a call whose reply was lost; if the first run did
+// finish, the retry finds the lease gone and the outcome is answered with
+// ErrLeaseLost although it was recorded. Callers treat ErrLeaseLost as "not
+// mine any more", which is safe either way.
+func (s *Store) outcome(ctx context.Context, op, kind string, d store.Delivery, a store.Attempt, due time.Time) error {
+	if err := s.check(); err != nil {
+		return fmt.Errorf("redis: %s %s: %w", op, d.ID, err)
+	}
+	if d.Lease == "" {
+		return fmt.Errorf("redis: %s %s: no lease token: %w", op, d.ID, store.ErrLeaseLost)
+	}
+	att, err := attemptJSON(d, a)
+	if err != nil {
+		return fmt.Errorf("redis: %s %s: %w", op, d.ID, err)
+	}
+	r := &outcomeReq{call: newCall(ctx, op, d.ID)}
+	r.args = [outcomeArgs]any{kind, d.ID, d.Lease, att, a.Status, a.Error, "", ""}
+	if kind == kindRetry {
+		r.args[6], r.args[7] = millis(due), nanos(due)
+	}
+	return s.outcomes.submit(r)
+}
+
+// outcomeBatch runs the outcome script once for batch and sets each
+// request's error from its status code.
+func (s *Store) outcomeBatch(ctx context.Context, batch []*outcomeReq) {
+	args := make([]any, 0, 3+outcomeArgs*len(batch))
+	args = append(args, s.prefix, s.retention.Milliseconds(), len(batch))
+	for _, r := range batch {
+		args = append(args, r.args[:]...)
+	}
+	arr, err := s.runBatch(ctx, s.sc.outcome, args, len(batch))
+	for i, r := range batch {
+		if err != nil {
+			r.err = s.fail(r.op+" "+r.id, err)
+		} else if code, _ := arr[i].(int64); code != codeOK { // the op string only when needed
+			r.err = statusErr(r.op+" "+r.id, arr[i])
+		}
+	}
+}
