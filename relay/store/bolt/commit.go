@@ -14,10 +14,22 @@ import (
 type op struct {
 	ctx   context.Context
 	apply func(*batch) error
-	done  chan error
+	// done gets the result for a caller that waits; notify, when set,
+	// is called with it instead, by the committer (see finishAsync).
+	done   chan error
+	notify func(error)
 	// outcome marks a delivery outcome, whose caller no longer holds an
 	// attempt slot: a short wait for company costs nobody anything.
 	outcome bool
+}
+
+// answer reports o's result to its caller.
+func (o *op) answer(err error) {
+	if o.notify != nil {
+		o.notify(err)
+		return
+	}
+	o.done <- err
 }
 
 // batch is the state one transaction's ops share.
@@ -69,30 +81,35 @@ func (s *Store) submitOutcome(ctx context.Context, apply func(*batch) error) err
 }
 
 func (s *Store) submitOp(o *op) error {
-	ctx := o.ctx
-	if err := ctx.Err(); err != nil {
+	o.done = make(chan error, 1)
+	if err := s.enqueue(o); err != nil {
 		return err
 	}
-	o.done = make(chan error, 1)
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return store.ErrClosed
-	}
-	select {
-	case s.ops <- o:
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
-	}
-	s.closeMu.RUnlock()
 	// Once queued the op may commit even if ctx ends now; the caller then
 	// does not learn the outcome, which at-least-once delivery tolerates.
 	select {
 	case err := <-o.done:
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-o.ctx.Done():
+		return o.ctx.Err()
+	}
+}
+
+// enqueue hands o to the committer, which answers it.
+func (s *Store) enqueue(o *op) error {
+	if err := o.ctx.Err(); err != nil {
+		return err
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	select {
+	case s.ops <- o:
+		return nil
+	case <-o.ctx.Done():
+		return o.ctx.Err()
 	}
 }
 
@@ -174,7 +191,7 @@ func (s *Store) commit(ops []*op) {
 	live := ops[:0:0]
 	for _, o := range ops {
 		if err := o.ctx.Err(); err != nil {
-			o.done <- err
+			o.answer(err)
 			continue
 		}
 		live = append(live, o)
@@ -184,14 +201,14 @@ func (s *Store) commit(ops []*op) {
 		if bad < 0 {
 			for i, o := range live {
 				if err != nil {
-					o.done <- err
+					o.answer(err)
 				} else {
-					o.done <- results[i]
+					o.answer(results[i])
 				}
 			}
 			return
 		}
-		live[bad].done <- err
+		live[bad].answer(err)
 		live = append(live[:bad:bad], live[bad+1:]...)
 	}
 }

@@ -13,10 +13,43 @@ import (
 // is still held, then lets fn change the record as it was leased (see
 // lease.rec), then stores it.
 func (s *Store) finish(ctx context.Context, what string, d store.Delivery, fn func(*batch, *deliveryRec) error) error {
-	if err := s.submitOutcome(ctx, s.outcomeOp(d, fn)); err != nil {
+	return outcomeErr(what, d, s.submitOutcome(ctx, s.outcomeOp(d, fn)))
+}
+
+func outcomeErr(what string, d store.Delivery, err error) error {
+	if err != nil {
 		return fmt.Errorf("bolt: %s %s: %w", what, d.ID, err)
 	}
 	return nil
+}
+
+// finishAsync is finish without waiting for the commit: done gets what
+// finish would return, once, from the committer goroutine when the outcome
+// is durable or refused (or from this call when it cannot be queued). done
+// must not block: the commits of everyone else wait for it.
+func (s *Store) finishAsync(ctx context.Context, what string, d store.Delivery, fn func(*batch, *deliveryRec) error, done func(error)) {
+	o := &op{ctx: ctx, apply: s.outcomeOp(d, fn), outcome: true,
+		notify: func(err error) { done(outcomeErr(what, d, err)) }}
+	if err := s.enqueue(o); err != nil {
+		o.notify(err)
+	}
+}
+
+// CompleteAsync is Complete without waiting; see finishAsync for done.
+// A worker that does not wait for its outcome's commit is free for the
+// next attempt at once, and nobody has to be woken when the commit ends.
+func (s *Store) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	s.finishAsync(ctx, "complete", d, completed(a), done)
+}
+
+// RetryAsync is Retry without waiting; see finishAsync for done.
+func (s *Store) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
+	s.finishAsync(ctx, "retry", d, retried(a, due), done)
+}
+
+// DeadLetterAsync is DeadLetter without waiting; see finishAsync for done.
+func (s *Store) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	s.finishAsync(ctx, "dead-letter", d, deadLettered(a), done)
 }
 
 // outcomeOp is the write of finish. The committer may apply it more than
@@ -87,7 +120,11 @@ func reschedule(b *batch, rec *deliveryRec, due time.Time) error {
 
 // DeadLetter records the last attempt and moves the delivery to the DLQ.
 func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	return s.finish(ctx, "dead-letter", d, func(b *batch, rec *deliveryRec) error {
+	return s.finish(ctx, "dead-letter", d, deadLettered(a))
+}
+
+func deadLettered(a store.Attempt) func(*batch, *deliveryRec) error {
+	return func(b *batch, rec *deliveryRec) error {
 		if err := unqueue(b, rec, true); err != nil {
 			return err
 		}
@@ -97,7 +134,7 @@ func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attemp
 		rec.State = store.StateDead
 		rec.DeadAt = b.now.UnixNano()
 		return putDead(b, rec)
-	})
+	}
 }
 
 func putDead(b *batch, rec *deliveryRec) error {
