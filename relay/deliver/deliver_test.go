@@ -495,6 +495,31 @@ func (f *flakyQueue) Complete(ctx context.Context, d store.Delivery, a store.Att
 	return f.Queue.Complete(ctx, d, a)
 }
 
+// flakyAsync is flakyQueue for a store that takes outcomes without the
+// caller waiting (asyncQueue, as the embedded store does): the first
+// completeFails outcomes are answered with completeErr, through done.
+type flakyAsync struct {
+	*flakyQueue
+	aq asyncQueue
+}
+
+func (f flakyAsync) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	f.completes.Add(1)
+	if f.completeFails.Add(-1) >= 0 {
+		done(f.completeErr)
+		return
+	}
+	f.aq.CompleteAsync(ctx, d, a, done)
+}
+
+func (f flakyAsync) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
+	f.aq.RetryAsync(ctx, d, a, due, done)
+}
+
+func (f flakyAsync) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	f.aq.DeadLetterAsync(ctx, d, a, done)
+}
+
 // logBuffer collects log lines for assertions.
 type logBuffer struct {
 	mu  sync.Mutex
@@ -547,39 +572,48 @@ func TestStoreFailures(t *testing.T) {
 			wantLog: map[string]int{"lease lost before the outcome was recorded": 1},
 		},
 	}
+	// With async the queue takes outcomes without waiting (asyncQueue, as
+	// the embedded store does) and fails them through done; the retries of
+	// a failed outcome are synchronous calls either way.
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sk := newSink(t, status(200))
-			st := newTestStore(t)
-			fq := &flakyQueue{Queue: st, completeErr: tt.completeErr}
-			fq.leaseFails.Store(tt.leaseFails)
-			fq.completeFails.Store(tt.completeFails)
-			var logs logBuffer
-			opts := testOptions()
-			opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
-			r := startManager(t, fq, []config.Destination{dest("crm", sk.URL)}, opts)
-
-			waitFor(t, "the outcome to be written", func() bool { return fq.completes.Load() >= tt.wantCompletes })
-			if tt.wantState == store.StateDelivered {
-				waitState(t, st, evID, "crm", tt.wantState)
-			}
-			r.stop(t)
-			if got := deliveryOf(t, st, evID, "crm"); got.State != tt.wantState {
-				t.Errorf("state %s, want %s", got.State, tt.wantState)
-			}
-			if n := fq.completes.Load(); n != tt.wantCompletes {
-				t.Errorf("Complete called %d times, want %d", n, tt.wantCompletes)
-			}
-			for s, n := range tt.wantLog {
-				if got := logs.count(s); got != n {
-					t.Errorf("log has %q %d times, want %d; log:\n%s", s, got, n, logs.String())
+		for _, async := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/async=%v", tt.name, async), func(t *testing.T) {
+				sk := newSink(t, status(200))
+				st := newTestStore(t)
+				fq := &flakyQueue{Queue: st, completeErr: tt.completeErr}
+				fq.leaseFails.Store(tt.leaseFails)
+				fq.completeFails.Store(tt.completeFails)
+				var q Queue = fq
+				if async {
+					q = flakyAsync{flakyQueue: fq, aq: st.(asyncQueue)}
 				}
-			}
-			if strings.Contains(logs.String(), "token=") || strings.Contains(logs.String(), sk.URL+"?") {
-				t.Errorf("log leaks a URL query:\n%s", logs.String())
-			}
-		})
+				var logs logBuffer
+				opts := testOptions()
+				opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
+				r := startManager(t, q, []config.Destination{dest("crm", sk.URL)}, opts)
+
+				waitFor(t, "the outcome to be written", func() bool { return fq.completes.Load() >= tt.wantCompletes })
+				if tt.wantState == store.StateDelivered {
+					waitState(t, st, evID, "crm", tt.wantState)
+				}
+				r.stop(t)
+				if got := deliveryOf(t, st, evID, "crm"); got.State != tt.wantState {
+					t.Errorf("state %s, want %s", got.State, tt.wantState)
+				}
+				if n := fq.completes.Load(); n != tt.wantCompletes {
+					t.Errorf("Complete called %d times, want %d", n, tt.wantCompletes)
+				}
+				for s, n := range tt.wantLog {
+					if got := logs.count(s); got != n {
+						t.Errorf("log has %q %d times, want %d; log:\n%s", s, got, n, logs.String())
+					}
+				}
+				if strings.Contains(logs.String(), "token=") || strings.Contains(logs.String(), sk.URL+"?") {
+					t.Errorf("log leaks a URL query:\n%s", logs.String())
+				}
+			})
+		}
 	}
 }
 
@@ -661,4 +695,52 @@ func (c *countingQueue) Lease(ctx context.Context, dest string, n int, lease tim
 func (c *countingQueue) ExtendLease(ctx context.Context, d store.Delivery, lease time.Duration) error {
 	c.extends.Add(1)
 	return c.Queue.ExtendLease(ctx, d, lease)
+}
+
+// heldOutcomes is an asyncQueue whose Complete outcomes wait in pending
+// until the test lets them through to the real store.
+type heldOutcomes struct {
+	testStore
+	pending chan func()
+}
+
+func (h heldOutcomes) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	h.pending <- func() { h.testStore.(asyncQueue).CompleteAsync(ctx, d, a, done) }
+}
+
+func (h heldOutcomes) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
+	h.testStore.(asyncQueue).RetryAsync(ctx, d, a, due, done)
+}
+
+func (h heldOutcomes) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	h.testStore.(asyncQueue).DeadLetterAsync(ctx, d, a, done)
+}
+
+// Run returns only when the outcomes that workers handed to the store
+// without waiting are written: a relay that exits must not leave a
+// delivered event to be delivered again.
+func TestRunWaitsForOutcomesNotWaitedFor(t *testing.T) {
+	sk := newSink(t, status(200))
+	st := newTestStore(t)
+	h := heldOutcomes{testStore: st, pending: make(chan func(), 1)}
+	evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
+	r := startManager(t, h, []config.Destination{dest("crm", sk.URL)}, testOptions())
+
+	var write func()
+	select {
+	case write = <-h.pending:
+	case <-time.After(waitTimeout):
+		t.Fatal("no outcome was handed to the store")
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+		t.Fatal("Run returned before the outcome it handed off was written")
+	case <-time.After(50 * time.Millisecond):
+	}
+	write()
+	r.stop(t)
+	if got := deliveryOf(t, st, evID, "crm"); got.State != store.StateDelivered {
+		t.Fatalf("state %s after Run returned, want delivered", got.State)
+	}
 }
