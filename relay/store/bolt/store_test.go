@@ -139,10 +139,7 @@ func TestOutcomeAppliedTwiceStartsFromLeasedRecord(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
-	res, err := s.Accept(ctx, event(1), []string{"a"}, store.Dedupe{})
-	if err != nil {
-		t.Fatalf("Accept: %v", err)
-	}
+	res := acceptOne(t, s, "a")
 	ds, err := s.Lease(ctx, "a", 1, time.Minute)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("Lease: %d deliveries, %v", len(ds), err)
@@ -452,10 +449,7 @@ func TestAttemptLogAcrossLayouts(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
-	res, err := s.Accept(ctx, event(1), []string{"a"}, store.Dedupe{})
-	if err != nil {
-		t.Fatalf("Accept: %v", err)
-	}
+	res := acceptOne(t, s, "a")
 	attempt := func(status int) {
 		t.Helper()
 		ds, err := s.Lease(ctx, "a", 1, time.Minute)
@@ -513,7 +507,7 @@ func TestAttemptLogAcrossLayouts(t *testing.T) {
 
 	// Rewrite the record as a store without Last would have left it: both
 	// attempts in the bucket.
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		rec, err := getDelivery(tx, rec0(t, s, res.EventID))
 		if err != nil {
 			return err
@@ -606,4 +600,14 @@ func TestAsyncOutcomes(t *testing.T) {
 	if err := next("complete after Close"); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("CompleteAsync after Close: %v, want ErrClosed", err)
 	}
+}
+
+// acceptOne queues one event for dest.
+func acceptOne(t *testing.T, s *Store, dest string) store.AcceptResult {
+	t.Helper()
+	res, err := s.Accept(context.Background(), event(1), []string{dest}, store.Dedupe{})
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	return res
 }
