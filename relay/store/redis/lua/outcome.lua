@@ -36,19 +36,25 @@ for i = 1, tonumber(ARGV[3]) do
       order[#order + 1] = h.dest
     end
     local n = string.format('%d', h.n + 1)
-    redis.call('RPUSH', P .. 'att:' .. id, ARGV[a + 3])
+    -- The newest attempt goes in 'la'; the one it replaces joins the log.
+    if h.la then redis.call('RPUSH', P .. 'att:' .. id, h.la) end
+    local att = ARGV[a + 3]
     if kind == 'r' then
       g.add[#g.add + 1] = ARGV[a + 6]
       g.add[#g.add + 1] = id
       redis.call('HSET', dk, 'n', n, 'ls', ARGV[a + 4], 'le', ARGV[a + 5],
-        'due', ARGV[a + 7], 'ua', ns, 'tok', '', 'lu', '0')
+        'due', ARGV[a + 7], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
     elseif kind == 'c' then
       g.rem[#g.rem + 1] = id
       g.q = g.q - 1
       redis.call('HSET', dk, 'st', 'delivered', 'n', n, 'ls', ARGV[a + 4],
-        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0')
+        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
       if redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
-        expire(h.ev, ret)
+        -- No 'ls' before means no attempt before, so no log list: every
+        -- attempt sets 'ls', and those before 'la' existed went to the list.
+        local skip
+        if not h.ls then skip = id end
+        expire(h.ev, ret, skip)
         exp[#exp + 1] = expms
         exp[#exp + 1] = h.ev
       end
@@ -58,7 +64,7 @@ for i = 1, tonumber(ARGV[3]) do
       g.d = g.d + 1
       dead[#dead + 1] = {id, g}
       redis.call('HSET', dk, 'st', 'dead', 'n', n, 'ls', ARGV[a + 4],
-        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0')
+        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
     end
   end
   codes[i] = code
