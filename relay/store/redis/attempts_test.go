@@ -13,6 +13,36 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
+func TestAttemptEncoding(t *testing.T) {
+	at := time.Unix(0, 1795671980535098979)
+	for _, a := range []store.Attempt{
+		{N: 1, At: at, Duration: 1234567, Status: 200},
+		{N: 12, At: at, Duration: 30 * time.Second, Error: "dial: refused; 5: x", Response: ""},
+		{N: 2, At: at, Status: 503, Error: "HTTP 503", Response: "busy: 1:2 {}"},
+		{N: 3, Response: "only a body"},
+		{},
+	} {
+		v := encodeAttempt(a)
+		got, err := decodeAttempt(v)
+		if err != nil || got != a {
+			t.Errorf("decode(encode(%+v)) = %+v, %v (stored %q)", a, got, err, v)
+		}
+		if a.Status == 200 && len(v) > 64 {
+			t.Errorf("success stored in %d bytes, want <= 64: %q", len(v), v)
+		}
+	}
+	old := `{"n":2,"at":"2026-11-26T05:46:20.535098979Z","duration_ns":5,"status":500,"error":"e","response":"r"}`
+	got, err := decodeAttempt(old)
+	if err != nil || got.N != 2 || !got.At.Equal(at) || got.Duration != 5 || got.Status != 500 || got.Error != "e" || got.Response != "r" {
+		t.Errorf("decode of JSON = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "x", "A1 2 3 4", "A1 2 3 4 9:short", "A1 2 3 4 -1:", "{"} {
+		if _, err := decodeAttempt(bad); err == nil {
+			t.Errorf("decode(%q) did not fail", bad)
+		}
+	}
+}
+
 // attempt is an attempt numbered n with status.
 func attempt(n, status int) store.Attempt {
 	return store.Attempt{N: n, At: time.Now(), Duration: time.Millisecond, Status: status}
@@ -69,6 +99,10 @@ func TestNewestAttemptInDeliveryHash(t *testing.T) {
 	if got := logNumbers(t, s, d); !slices.Equal(got, []int{1}) {
 		t.Errorf("log = %v, want [1]", got)
 	}
+	// The attempt is short enough to keep the hash a listpack.
+	if enc := raw.ObjectEncoding(ctx, prefix+"dlv:"+d.ID).Val(); enc != "listpack" && enc != "ziplist" {
+		t.Errorf("delivered hash is a %s, want a listpack", enc)
+	}
 	wantTTL(t, raw, prefix+"ev:"+d.EventID, prefix+"dlv:"+d.ID)
 
 	// Two retries, a dead letter, a replay and a success: the list takes
@@ -100,8 +134,7 @@ func TestNewestAttemptInDeliveryHash(t *testing.T) {
 	if got := raw.LLen(ctx, prefix+"att:"+d.ID).Val(); got != 3 {
 		t.Errorf("att list has %d entries, want 3", got)
 	}
-	var last store.Attempt
-	if err := json.Unmarshal([]byte(raw.HGet(ctx, prefix+"dlv:"+d.ID, "la").Val()), &last); err != nil || last.N != 4 {
+	if last, err := decodeAttempt(raw.HGet(ctx, prefix+"dlv:"+d.ID, "la").Val()); err != nil || last.N != 4 {
 		t.Errorf("la = %+v (%v), want attempt 4", last, err)
 	}
 	wantTTL(t, raw, prefix+"ev:"+d.EventID, prefix+"dlv:"+d.ID, prefix+"att:"+d.ID)

@@ -129,16 +129,16 @@ func attemptsFrom(v any, last string) ([]store.Attempt, error) {
 	}
 	out := make([]store.Attempt, 0, len(arr)+1)
 	for _, raw := range arr {
-		var a store.Attempt
-		if err := json.Unmarshal([]byte(text(raw)), &a); err != nil {
-			return nil, fmt.Errorf("attempt: %w", err)
+		a, err := decodeAttempt(text(raw))
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, a)
 	}
 	if last != "" {
-		var a store.Attempt
-		if err := json.Unmarshal([]byte(last), &a); err != nil {
-			return nil, fmt.Errorf("last attempt: %w", err)
+		a, err := decodeAttempt(last)
+		if err != nil {
+			return nil, fmt.Errorf("last %w", err)
 		}
 		out = append(out, a)
 	}

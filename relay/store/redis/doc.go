@@ -17,8 +17,8 @@
 //	ev:{event id}      hash: e out nd ca, and dlvs parked dests when needed
 //	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu la
 //	                   (written by the first lease, see below)
-//	att:{delivery id}  list of the attempts before the newest, as JSON,
-//	                   oldest first (absent until a second attempt)
+//	att:{delivery id}  list of the attempts before the newest, oldest
+//	                   first (absent until a second attempt)
 //	q:{destination}    sorted set of pending delivery ids, scored by due ms
 //	dlq, dlq:{dest}    sorted sets of dead delivery ids, scored by seq
 //	parked             sorted set of parked event ids, scored by seq
@@ -35,12 +35,14 @@
 // (left out when they are all derived from the event id, below; "nd" says
 // how many there are).
 //
-// A delivery's newest attempt is its hash's "la" (as JSON); the next
-// attempt first appends it to the att list. So an outcome that is the
-// delivery's first attempt, as most are, writes the hash only, and the
-// list exists only for deliveries tried more than once. The log reads as
-// the list, then "la". Hashes written before "la" have every attempt in the
-// list and no "la"; they read the same, and their next attempt starts "la".
+// A delivery's newest attempt is its hash's "la"; the next attempt first
+// appends it to the att list. So an outcome that is the delivery's first
+// attempt, as most are, writes the hash only, and the list exists only for
+// deliveries tried more than once. The log reads as the list, then "la".
+// Hashes written before "la" have every attempt in the list and no "la";
+// they read the same, and their next attempt starts "la". Attempts are
+// stored in a compact text form (attempt.go), short enough that "la" keeps
+// the hash a listpack; entries written before it are JSON and still read.
 //
 // The event fields that never change are packed into one, "e" (pack.go):
 // id, webhook id, dedupe value, content type, received time and the
