@@ -14,8 +14,8 @@
 //
 // # Keys
 //
-//	ev:{event id}      hash: e out nd ca, and dlvs parked dests when needed
-//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu la
+//	ev:{event id}      hash: e nd ca, and out dlvs parked dests when needed
+//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu la sole
 //	                   (written by the first lease, see below)
 //	att:{delivery id}  list of the attempts before the newest, oldest
 //	                   first (absent until a second attempt)
@@ -30,10 +30,20 @@
 //	evexp              sorted set of retired event ids, scored by expiry ms;
 //	                   their evidx entries are dropped once expired
 //
-// Times in hashes are Unix nanoseconds as decimal strings; "out" counts the
-// event's deliveries not yet delivered and "dlvs" lists its delivery ids
-// (left out when they are all derived from the event id, below; "nd" says
-// how many there are).
+// Times in hashes are Unix nanoseconds as decimal strings; "nd" says how
+// many deliveries the event has and "dlvs" lists their ids (left out when
+// they are all derived from the event id, below).
+//
+// An event with more than one delivery has "out": how many of them are not
+// yet finished (delivered, or deleted from the DLQ); the outcome that takes
+// it to 0 retires the event (see Retention). An event with one delivery has
+// no "out": the lease writes "sole" = "1" in its delivery's hash, and the
+// outcome that finishes that delivery retires the event without counting,
+// and without reading the event's delivery ids. Events stored before may
+// have "out" with one delivery or none; it is then left as it is. A
+// delivery leased without "sole" (before, or by an older process) counts
+// "out" down as before; a missing "out" counts from 0, so its end still
+// retires its event.
 //
 // A delivery's newest attempt is its hash's "la"; the next attempt first
 // appends it to the att list. So an outcome that is the delivery's first

@@ -76,16 +76,20 @@ for e = 1, tonumber(ARGV[2]) do
       q[#q + 1] = did
     end
     -- The fields that never change are packed in 'e'; 'parked' is
-    -- written only for a parked event.
+    -- written only for a parked event, 'out' only when there are several
+    -- deliveries to count (see doc.go).
+    local f = {'e', ARGV[a + 3], 'nd', nstr, 'ca', ns}
     if n == 0 then
-      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns, 'parked', '1')
-    elseif explicit or not derived then
-      -- 'dlvs' only when some id is not derived (see dlvids in prelude.lua).
-      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns,
-        'dlvs', table.concat(ids, ' '))
+      f[7], f[8] = 'parked', '1'
     else
-      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns)
+      if n > 1 then f[7], f[8] = 'out', nstr end
+      if explicit or not derived then
+        -- 'dlvs' only when some id is not derived (see dlvids in prelude.lua).
+        f[#f + 1] = 'dlvs'
+        f[#f + 1] = table.concat(ids, ' ')
+      end
     end
+    redis.call('HSET', evk, unpack(f))
     -- The search index: one score, so members sort by id, which is by time.
     indexed[#indexed + 1] = '0'
     indexed[#indexed + 1] = id

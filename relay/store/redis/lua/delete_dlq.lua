@@ -5,13 +5,15 @@
 local id = ARGV[2]
 if not redis.call('ZSCORE', P .. 'dlq', id) then return 3 end
 local dk = P .. 'dlv:' .. id
-local h = redis.call('HMGET', dk, 'dest', 'ev')
+local h = redis.call('HMGET', dk, 'dest', 'ev', 'sole')
 local ms, ns = now()
 redis.call('ZREM', P .. 'dlq', id)
 redis.call('ZREM', P .. 'dlq:' .. h[1], id)
 redis.call('HINCRBY', P .. 'depth', 'd:' .. h[1], -1)
 redis.call('HSET', dk, 'st', 'discarded', 'ua', ns)
-if redis.call('HINCRBY', P .. 'ev:' .. h[2], 'out', -1) <= 0 then
+if h[3] then
+  retire(h[2], ARGV[3], ms, {id})
+elseif redis.call('HINCRBY', P .. 'ev:' .. h[2], 'out', -1) <= 0 then
   retire(h[2], ARGV[3], ms)
 end
 return 1

@@ -20,9 +20,20 @@ local function field(fields, name)
   return nil
 end
 
--- hold stores the lease tok in the existing hash dk and returns its fields.
-local function hold(dk, tok)
-  redis.call('HSET', dk, 'tok', tok, 'lu', lu)
+-- sole reports whether the event whose fields are ev has one delivery:
+-- its outcome then finishes the event without counting (see doc.go).
+local function sole(ev)
+  return field(ev, 'nd') == '1'
+end
+
+-- hold stores the lease tok in the existing hash dk, with 'sole' when its
+-- event's fields ev say so, and returns its fields.
+local function hold(dk, tok, ev)
+  if sole(ev) then
+    redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'sole', '1')
+  else
+    redis.call('HSET', dk, 'tok', tok, 'lu', lu)
+  end
   return redis.call('HGETALL', dk)
 end
 
@@ -35,26 +46,30 @@ for i, id in ipairs(ids) do
     -- Its event's fields, sent anyway, say whether it may be implicit (see
     -- implicit in prelude.lua); only the hash's absence is left to check.
     ev = redis.call('HGETALL', P .. 'ev:' .. evid)
-    if redis.call('EXISTS', dk) == 1 then
-      h = hold(dk, tok)
-      local own = field(h, 'ev')
+    local own = redis.call('HGET', dk, 'ev')
+    if own then
       if own ~= evid then -- defensive: derived ids are their event's
         evid = own
         ev = redis.call('HGETALL', P .. 'ev:' .. evid)
       end
+      h = hold(dk, tok, ev)
     else
       local ca = field(ev, 'ca')
       if ca and listed(id, place, field(ev, 'nd'), field(ev, 'dlvs')) then
         h = {'id', id, 'ev', evid, 'dest', dest, 'st', 'pending', 'n', '0',
           'ca', ca, 'due', ca, 'ua', ca, 'tok', tok, 'lu', lu}
+        if sole(ev) then
+          h[#h + 1] = 'sole'
+          h[#h + 1] = '1'
+        end
         redis.call('HSET', dk, unpack(h))
       end
     end
   else
     evid = redis.call('HGET', dk, 'ev')
     if evid then
-      h = hold(dk, tok)
       ev = redis.call('HGETALL', P .. 'ev:' .. evid)
+      h = hold(dk, tok, ev)
     end
   end
   if not h then

@@ -2,8 +2,8 @@
 -- calls (see batch.go). Each is decided on its own, in order, as if it were
 -- alone: it needs its delivery's live lease, which it ends.
 -- complete: the delivery is delivered; when it was its event's last
---   unfinished delivery, the event, its deliveries and their attempt logs
---   expire after the retention.
+--   unfinished delivery (its only one, or 'out' reaches 0), the event, its
+--   deliveries and their attempt logs expire after the retention.
 -- retry: the delivery is due again at the given time.
 -- dead-letter: the delivery moves to the DLQ. The DLQ sets are scored by a
 --   sequence number, so they list in the order deliveries died and page by
@@ -49,12 +49,15 @@ for i = 1, tonumber(ARGV[3]) do
       g.q = g.q - 1
       redis.call('HSET', dk, 'st', 'delivered', 'n', n, 'ls', ARGV[a + 4],
         'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
-      if redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
+      -- An event's only delivery ('sole') finishes it; others count down
+      -- its 'out'.
+      if h.sole or redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
         -- No 'ls' before means no attempt before, so no log list: every
         -- attempt sets 'ls', and those before 'la' existed went to the list.
-        local skip
+        local skip, ids
         if not h.ls then skip = id end
-        expire(h.ev, ret, skip)
+        if h.sole then ids = {id} end
+        expire(h.ev, ret, ids, skip)
         exp[#exp + 1] = expms
         exp[#exp + 1] = h.ev
       end

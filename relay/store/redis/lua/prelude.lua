@@ -73,9 +73,10 @@ end
 -- held returns the fields of a delivery whose live lease token is tok, or
 -- nil and a status code: 2 when the lease is lost (another token, expired,
 -- or the delivery is no longer pending), 3 when the delivery does not exist.
--- The fields: dest, ev, n (a number), and la and ls (false when absent).
+-- The fields: dest, ev, n (a number), and la, ls and sole (false when
+-- absent).
 local function held(dk, tok, ms)
-  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n', 'la', 'ls')
+  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n', 'la', 'ls', 'sole')
   if not h[1] then
     -- A delivery never leased holds no lease: lost, not missing.
     if implicit(string.sub(dk, #P + 5)) then return nil, 2 end
@@ -84,16 +85,17 @@ local function held(dk, tok, ms)
   if h[1] ~= 'pending' or h[2] ~= tok or (tonumber(h[3]) or 0) < ms then
     return nil, 2
   end
-  return {dest = h[4], ev = h[5], n = tonumber(h[6]), la = h[7], ls = h[8]}
+  return {dest = h[4], ev = h[5], n = tonumber(h[6]), la = h[7], ls = h[8], sole = h[9]}
 end
 
 -- expire lets a finished event (no delivery left to make) expire, with its
 -- deliveries and attempt logs, after ret ms. Its search index entry goes
--- later, see unindex. The attempt log of the delivery skip, when given, is
+-- later, see unindex. ids are its delivery ids when the caller knows them
+-- (nil: read them); the attempt log of the delivery skip, when given, is
 -- known not to exist and is left alone.
-local function expire(evid, ret, skip)
+local function expire(evid, ret, ids, skip)
   local evk = P .. 'ev:' .. evid
-  for _, d in ipairs(dlvids(evk, evid)) do
+  for _, d in ipairs(ids or dlvids(evk, evid)) do
     redis.call('PEXPIRE', P .. 'dlv:' .. d, ret)
     if d ~= skip then redis.call('PEXPIRE', P .. 'att:' .. d, ret) end
   end
@@ -112,8 +114,8 @@ local function unindex(exp, ms)
   end
 end
 
--- retire is expire and unindex for one event.
-local function retire(evid, ret, ms)
-  expire(evid, ret)
+-- retire is expire and unindex for one event; ids as for expire.
+local function retire(evid, ret, ms, ids)
+  expire(evid, ret, ids)
   unindex({string.format('%d', ms + tonumber(ret)), evid}, ms)
 end
