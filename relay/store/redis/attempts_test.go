@@ -209,3 +209,36 @@ func TestOldLayoutAttemptLog(t *testing.T) {
 	}
 	wantTTL(t, raw, prefix+"ev:"+d.EventID, prefix+"dlv:"+d.ID, prefix+"att:"+d.ID)
 }
+
+// A lease of a delivery that has a hash hands out the hash as the lease
+// left it (read once, then patched by the script), so the delivery it
+// returns is the stored one, with a token that holds.
+func TestLeaseAgainHandsOutStoredDelivery(t *testing.T) {
+	srv := testredis.Start(t)
+	prefix := uniquePrefix(t)
+	s := openStore(t, srv.URL(), prefix)
+	ctx := context.Background()
+
+	accept(t, s, event(1), []string{"again"}, store.Dedupe{})
+	d := leaseOne(t, s, "again")
+	if err := s.Retry(ctx, d, attempt(1, 503), time.Now()); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	for n := 1; n <= 2; n++ {
+		d = leaseOne(t, s, "again")
+		stored := deliveryState(t, s, d).Delivery
+		got := d
+		got.Lease, got.Event = "", nil
+		if got != stored || d.Lease == "" || d.Event == nil || d.Attempts != 1 || d.LastStatus != 503 {
+			t.Fatalf("lease %d handed out %+v (lease %q), stored %+v", n, got, d.Lease, stored)
+		}
+		if n == 1 {
+			if err := s.Release(ctx, d, time.Now()); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+		}
+	}
+	if err := s.Complete(ctx, d, attempt(2, 200)); err != nil {
+		t.Fatalf("Complete with the second lease's token: %v", err)
+	}
+}

@@ -26,15 +26,29 @@ local function sole(ev)
   return field(ev, 'nd') == '1'
 end
 
--- hold stores the lease tok in the existing hash dk, with 'sole' when its
--- event's fields ev say so, and returns its fields.
-local function hold(dk, tok, ev)
+-- hold stores the lease tok in the hash dk, whose fields cur were just
+-- read, with 'sole' when its event's fields ev say so, and returns its
+-- fields as they now are, without reading them again.
+local function hold(dk, cur, tok, ev)
+  local set = {tok = tok, lu = lu}
   if sole(ev) then
+    set.sole = '1'
     redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'sole', '1')
   else
     redis.call('HSET', dk, 'tok', tok, 'lu', lu)
   end
-  return redis.call('HGETALL', dk)
+  for j = 1, #cur, 2 do
+    local v = set[cur[j]]
+    if v then
+      cur[j + 1] = v
+      set[cur[j]] = nil
+    end
+  end
+  for k, v in pairs(set) do
+    cur[#cur + 1] = k
+    cur[#cur + 1] = v
+  end
+  return cur
 end
 
 for i, id in ipairs(ids) do
@@ -42,17 +56,21 @@ for i, id in ipairs(ids) do
   local tok = ARGV[5] .. '.' .. i
   local h, ev
   local evid, place = derived(id)
+  -- The hash as it is: empty for an implicit delivery (see implicit in
+  -- prelude.lua), else the fields to hand out once the lease is in.
+  local cur
   if evid then
-    -- Its event's fields, sent anyway, say whether it may be implicit (see
-    -- implicit in prelude.lua); only the hash's absence is left to check.
+    -- Its event's fields, sent anyway, say whether it may be implicit;
+    -- only the hash's absence is left to check.
     ev = redis.call('HGETALL', P .. 'ev:' .. evid)
-    local own = redis.call('HGET', dk, 'ev')
-    if own then
-      if own ~= evid then -- defensive: derived ids are their event's
+    cur = redis.call('HGETALL', dk)
+    if #cur > 0 then
+      local own = field(cur, 'ev')
+      if own and own ~= evid then -- defensive: derived ids are their event's
         evid = own
         ev = redis.call('HGETALL', P .. 'ev:' .. evid)
       end
-      h = hold(dk, tok, ev)
+      h = hold(dk, cur, tok, ev)
     else
       local ca = field(ev, 'ca')
       if ca and listed(id, place, field(ev, 'nd'), field(ev, 'dlvs')) then
@@ -66,10 +84,11 @@ for i, id in ipairs(ids) do
       end
     end
   else
-    evid = redis.call('HGET', dk, 'ev')
+    cur = redis.call('HGETALL', dk)
+    evid = field(cur, 'ev')
     if evid then
       ev = redis.call('HGETALL', P .. 'ev:' .. evid)
-      h = hold(dk, tok, ev)
+      h = hold(dk, cur, tok, ev)
     end
   end
   if not h then
