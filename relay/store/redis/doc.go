@@ -15,7 +15,7 @@
 // # Keys
 //
 //	ev:{event id}      hash: e nd ca, and out dlvs parked dests when needed
-//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu la sole
+//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu la nd
 //	                   (written by the first lease, see below)
 //	att:{delivery id}  list of the attempts before the newest, oldest
 //	                   first (absent until a second attempt)
@@ -37,13 +37,15 @@
 // An event with more than one delivery has "out": how many of them are not
 // yet finished (delivered, or deleted from the DLQ); the outcome that takes
 // it to 0 retires the event (see Retention). An event with one delivery has
-// no "out": the lease writes "sole" = "1" in its delivery's hash, and the
-// outcome that finishes that delivery retires the event without counting,
-// and without reading the event's delivery ids. Events stored before may
-// have "out" with one delivery or none; it is then left as it is. A
-// delivery leased without "sole" (before, or by an older process) counts
-// "out" down as before; a missing "out" counts from 0, so its end still
-// retires its event.
+// no "out": the outcome that finishes that delivery retires the event
+// without counting. The lease copies the event's "nd" into the delivery's
+// hash when it is 1, or when the event has no "dlvs" (its ids follow from
+// its id and "nd"), so an outcome knows the event's only delivery, and the
+// ids of the event it retires, without reading the event. Events stored
+// before may have "out" with one delivery or none; it is then left as it
+// is. A delivery leased without "nd" (before, or by an older process)
+// counts "out" down and reads the ids as before; a missing "out" counts
+// from 0, so its end still retires its event.
 //
 // A delivery's newest attempt is its hash's "la"; the next attempt first
 // appends it to the att list. So an outcome that is the delivery's first

@@ -55,8 +55,8 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 		t.Fatal("an event with one delivery has an out counter")
 	}
 	d := leaseOne(t, s, "one")
-	if raw.HGet(ctx, prefix+"dlv:"+d.ID, "sole").Val() != "1" {
-		t.Fatal("the only delivery of its event is not marked sole")
+	if raw.HGet(ctx, prefix+"dlv:"+d.ID, "nd").Val() != "1" {
+		t.Fatal("the only delivery of its event has no nd 1")
 	}
 	wantNoTTL(t, raw, evk)
 	if err := s.Complete(ctx, d, ok200()); err != nil {
@@ -101,9 +101,10 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 	wantRetired(t, raw, prefix, parked.EventID, d.ID)
 }
 
-// Single-delivery events stored or leased before "sole" still retire: an
-// accept wrote out=1, and a lease wrote no "sole"; also a lease without
-// "sole" (an older process) of an event without "out".
+// Events stored or leased before the delivery hash's "nd" still retire: an
+// accept wrote out=1, and a lease wrote no "nd"; also a lease without "nd"
+// (an older process) of an event without "out", and of one with three
+// deliveries.
 func TestSoleDeliveryWrittenBefore(t *testing.T) {
 	srv := testredis.Start(t)
 	prefix := uniquePrefix(t)
@@ -118,12 +119,25 @@ func TestSoleDeliveryWrittenBefore(t *testing.T) {
 			raw.HSet(ctx, evk, "out", 1)
 		}
 		d := leaseOne(t, s, "old")
-		raw.HDel(ctx, prefix+"dlv:"+d.ID, "sole")
+		raw.HDel(ctx, prefix+"dlv:"+d.ID, "nd")
 		if err := s.Complete(ctx, d, ok200()); err != nil {
 			t.Fatalf("Complete: %v", err)
 		}
 		wantRetired(t, raw, prefix, res.EventID, d.ID)
 	}
+
+	dests := []string{"old-a", "old-b", "old-c"}
+	res := accept(t, s, event(2), dests, store.Dedupe{})
+	var ids []string
+	for _, dest := range dests {
+		d := leaseOne(t, s, dest)
+		raw.HDel(ctx, prefix+"dlv:"+d.ID, "nd")
+		if err := s.Complete(ctx, d, ok200()); err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+		ids = append(ids, d.ID)
+	}
+	wantRetired(t, raw, prefix, res.EventID, ids...)
 }
 
 // An event with three deliveries retires when its last one finishes, in
@@ -170,8 +184,8 @@ func TestMultiDestinationRetiresOnLast(t *testing.T) {
 		ds := make([]store.Delivery, 3)
 		for i, dest := range dests {
 			ds[i] = leaseOne(t, s, dest)
-			if raw.HExists(ctx, prefix+"dlv:"+ds[i].ID, "sole").Val() {
-				t.Fatalf("order %v: delivery %d of 3 is marked sole", order, i)
+			if got := raw.HGet(ctx, prefix+"dlv:"+ds[i].ID, "nd").Val(); got != "3" {
+				t.Fatalf("order %v: delivery %d has nd %q, want 3", order, i, got)
 			}
 		}
 		for step, i := range order {
@@ -202,4 +216,26 @@ func TestMultiDestinationRetiresOnLast(t *testing.T) {
 			}
 		}
 	}
+
+	// A parked event replayed to three destinations lists its delivery
+	// ids ("dlvs"): its deliveries' hashes get no "nd", and the last one
+	// reads the ids to retire them all.
+	parked := accept(t, s, event(99), nil, store.Dedupe{})
+	dests := []string{"p-0", "p-1", "p-2"}
+	if n, err := s.ReplayParked(ctx, parked.EventID, dests); err != nil || n != 3 {
+		t.Fatalf("ReplayParked = %d, %v", n, err)
+	}
+	var ids []string
+	for i, dest := range dests {
+		d := leaseOne(t, s, dest)
+		if raw.HExists(ctx, prefix+"dlv:"+d.ID, "nd").Val() {
+			t.Fatalf("a delivery of an event with dlvs has nd")
+		}
+		finish(i, d)
+		ids = append(ids, d.ID)
+		if i < 2 {
+			wantNoTTL(t, raw, prefix+"ev:"+parked.EventID)
+		}
+	}
+	wantRetired(t, raw, prefix, parked.EventID, ids...)
 }

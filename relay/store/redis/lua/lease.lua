@@ -20,20 +20,23 @@ local function field(fields, name)
   return nil
 end
 
--- sole reports whether the event whose fields are ev has one delivery:
--- its outcome then finishes the event without counting (see doc.go).
-local function sole(ev)
-  return field(ev, 'nd') == '1'
+-- nd returns the event's 'nd' (whose fields are ev) for its delivery's
+-- hash when the outcome that finishes the event can do with it instead of
+-- the event's ids (see siblings in prelude.lua): when it is 1, or when
+-- there is no 'dlvs' because every id is derived. Else nil.
+local function nd(ev)
+  local n = field(ev, 'nd')
+  if n == '1' or (n and not field(ev, 'dlvs')) then return n end
+  return nil
 end
 
 -- hold stores the lease tok in the hash dk, whose fields cur were just
--- read, with 'sole' when its event's fields ev say so, and returns its
--- fields as they now are, without reading them again.
+-- read, with 'nd' as nd says, and returns its fields as they now are,
+-- without reading them again.
 local function hold(dk, cur, tok, ev)
-  local set = {tok = tok, lu = lu}
-  if sole(ev) then
-    set.sole = '1'
-    redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'sole', '1')
+  local set = {tok = tok, lu = lu, nd = nd(ev)}
+  if set.nd then
+    redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'nd', set.nd)
   else
     redis.call('HSET', dk, 'tok', tok, 'lu', lu)
   end
@@ -76,9 +79,10 @@ for i, id in ipairs(ids) do
       if ca and listed(id, place, field(ev, 'nd'), field(ev, 'dlvs')) then
         h = {'id', id, 'ev', evid, 'dest', dest, 'st', 'pending', 'n', '0',
           'ca', ca, 'due', ca, 'ua', ca, 'tok', tok, 'lu', lu}
-        if sole(ev) then
-          h[#h + 1] = 'sole'
-          h[#h + 1] = '1'
+        local n = nd(ev)
+        if n then
+          h[#h + 1] = 'nd'
+          h[#h + 1] = n
         end
         redis.call('HSET', dk, unpack(h))
       end

@@ -49,15 +49,14 @@ for i = 1, tonumber(ARGV[3]) do
       g.q = g.q - 1
       redis.call('HSET', dk, 'st', 'delivered', 'n', n, 'ls', ARGV[a + 4],
         'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
-      -- An event's only delivery ('sole') finishes it; others count down
+      -- An event's only delivery ('nd' 1) finishes it; others count down
       -- its 'out'.
-      if h.sole or redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
+      if h.nd == '1' or redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
         -- No 'ls' before means no attempt before, so no log list: every
         -- attempt sets 'ls', and those before 'la' existed went to the list.
-        local skip, ids
+        local skip
         if not h.ls then skip = id end
-        if h.sole then ids = {id} end
-        expire(h.ev, ret, ids, skip)
+        expire(h.ev, ret, siblings(id, h.ev, h.nd), skip)
         exp[#exp + 1] = expms
         exp[#exp + 1] = h.ev
       end

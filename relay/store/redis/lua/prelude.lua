@@ -55,28 +55,36 @@ local function implicit(id)
   return evid, h[1]
 end
 
--- dlvids returns the delivery ids of the event stored at evk: its "dlvs",
--- or, when an accept left that out because every id is derived, "dlv_X_1"
--- to "dlv_X_nd" for event "evt_X".
-local function dlvids(evk, evid)
+-- derivedids returns the delivery ids of event evid when they are all
+-- derived from its id: "dlv_X_1" to "dlv_X_nd" for event "evt_X" (none
+-- for any other id).
+local function derivedids(evid, nd)
   local ids = {}
-  local h = redis.call('HMGET', evk, 'dlvs', 'nd')
-  if h[1] then
-    for d in string.gmatch(h[1], '%S+') do ids[#ids + 1] = d end
-  elseif string.sub(evid, 1, 4) == 'evt_' then
+  if string.sub(evid, 1, 4) == 'evt_' then
     local x = 'dlv_' .. string.sub(evid, 5) .. '_'
-    for i = 1, tonumber(h[2] or '0') do ids[i] = x .. i end
+    for i = 1, tonumber(nd or '0') do ids[i] = x .. i end
   end
+  return ids
+end
+
+-- dlvids returns the delivery ids of the event stored at evk: its "dlvs",
+-- or, when an accept left that out because every id is derived, its
+-- derivedids.
+local function dlvids(evk, evid)
+  local h = redis.call('HMGET', evk, 'dlvs', 'nd')
+  if not h[1] then return derivedids(evid, h[2]) end
+  local ids = {}
+  for d in string.gmatch(h[1], '%S+') do ids[#ids + 1] = d end
   return ids
 end
 
 -- held returns the fields of a delivery whose live lease token is tok, or
 -- nil and a status code: 2 when the lease is lost (another token, expired,
 -- or the delivery is no longer pending), 3 when the delivery does not exist.
--- The fields: dest, ev, n (a number), and la, ls and sole (false when
+-- The fields: dest, ev, n (a number), and la, ls and nd (false when
 -- absent).
 local function held(dk, tok, ms)
-  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n', 'la', 'ls', 'sole')
+  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n', 'la', 'ls', 'nd')
   if not h[1] then
     -- A delivery never leased holds no lease: lost, not missing.
     if implicit(string.sub(dk, #P + 5)) then return nil, 2 end
@@ -85,7 +93,7 @@ local function held(dk, tok, ms)
   if h[1] ~= 'pending' or h[2] ~= tok or (tonumber(h[3]) or 0) < ms then
     return nil, 2
   end
-  return {dest = h[4], ev = h[5], n = tonumber(h[6]), la = h[7], ls = h[8], sole = h[9]}
+  return {dest = h[4], ev = h[5], n = tonumber(h[6]), la = h[7], ls = h[8], nd = h[9]}
 end
 
 -- expire lets a finished event (no delivery left to make) expire, with its
@@ -112,6 +120,16 @@ local function unindex(exp, ms)
     redis.call('ZREM', P .. 'evidx', unpack(gone))
     redis.call('ZREM', P .. 'evexp', unpack(gone))
   end
+end
+
+-- siblings returns the delivery ids of the event evid as its delivery id
+-- says them with the "nd" of its hash (see lease.lua): {id} for an event's
+-- only delivery, else its derivedids; or nil when the hash has no "nd",
+-- and the event's ids must be read.
+local function siblings(id, evid, nd)
+  if nd == '1' then return {id} end
+  if nd then return derivedids(evid, nd) end
+  return nil
 end
 
 -- retire is expire and unindex for one event; ids as for expire.
