@@ -20,6 +20,7 @@
 //	att:{delivery id}  list of the attempts before the newest, oldest
 //	                   first (absent until a second attempt)
 //	q:{destination}    sorted set of pending delivery ids, scored by due ms
+//	                   (less half a ms for implicit ones, see below)
 //	dlq, dlq:{dest}    sorted sets of dead delivery ids, scored by seq
 //	parked             sorted set of parked event ids, scored by seq
 //	seq                counter that orders the DLQ and parked sets
@@ -74,7 +75,11 @@
 // event. Lease writes the hash before handing it out; the outcome scripts
 // need a lease, so they always find one; Event and FindEvents build the
 // missing ones from the event. This keeps a third of the memory and AOF
-// writes off the accept path.
+// writes off the accept path. Accept queues an implicit delivery half a
+// millisecond before its due ms: the only queue scores that are not whole
+// numbers, as every later change of a score writes a whole one, so the
+// first lease knows it has no hash to look for. Implicit deliveries queued
+// before this marking have whole scores; for those the lease looks.
 //
 // # Queues and time
 //

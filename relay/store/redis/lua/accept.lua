@@ -12,6 +12,10 @@ local ms, ns = now()
 -- Lua numbers given to redis.call are formatted with printf on every call;
 -- values repeated for every event are turned into strings once.
 local score = string.format('%d', ms)
+-- An implicit delivery is queued half a millisecond earlier: the only
+-- scores that are not whole numbers, so the lease knows it has no hash
+-- without looking (see lease.lua).
+local iscore = string.format('%d.5', ms - 1)
 -- Delivery places as strings, for the derived ids (a Lua number joined to
 -- a string is formatted as a double, with printf).
 local places = {}
@@ -61,8 +65,10 @@ for e = 1, tonumber(ARGV[2]) do
         place = string.format('%d', i)
         places[i] = place
       end
+      local sc = iscore
       if not derived or did ~= derived .. place then
         explicit = true
+        sc = score
         redis.call('HSET', P .. 'dlv:' .. did, 'id', did, 'ev', id, 'dest', dest,
           'st', 'pending', 'n', '0', 'ca', ns, 'due', ns, 'ua', ns)
       end
@@ -72,7 +78,7 @@ for e = 1, tonumber(ARGV[2]) do
         queued[dest] = q
         qorder[#qorder + 1] = dest
       end
-      q[#q + 1] = score
+      q[#q + 1] = sc
       q[#q + 1] = did
     end
     -- The fields that never change are packed in 'e'; 'parked' is

@@ -8,7 +8,10 @@ local q = P .. 'q:' .. dest
 local ms = now()
 -- The expiry is a string once, not a Lua number formatted on every call.
 local lu = string.format('%d', ms + tonumber(ARGV[4]))
-local ids = redis.call('ZRANGEBYSCORE', q, '-inf', ms, 'LIMIT', 0, tonumber(ARGV[3]))
+-- Members and scores: a score that is not a whole number marks a delivery
+-- that accept queued with no hash (see accept.lua), which nothing has moved
+-- since, as any later change of its score makes it a whole number.
+local due = redis.call('ZRANGEBYSCORE', q, '-inf', ms, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 local moved = {}
 
@@ -54,7 +57,8 @@ local function hold(dk, cur, tok, ev)
   return cur
 end
 
-for i, id in ipairs(ids) do
+for i = 1, #due / 2 do
+  local id = due[2 * i - 1]
   local dk = P .. 'dlv:' .. id
   local tok = ARGV[5] .. '.' .. i
   local h, ev
@@ -63,10 +67,16 @@ for i, id in ipairs(ids) do
   -- prelude.lua), else the fields to hand out once the lease is in.
   local cur
   if evid then
-    -- Its event's fields, sent anyway, say whether it may be implicit;
-    -- only the hash's absence is left to check.
+    -- Its event's fields, sent anyway, say whether it may be implicit. A
+    -- score that is not a whole number says it has no hash; with a whole
+    -- one (moved since accept, or queued before the marking) the hash
+    -- says.
     ev = redis.call('HGETALL', P .. 'ev:' .. evid)
-    cur = redis.call('HGETALL', dk)
+    if string.find(due[2 * i], '.', 1, true) then
+      cur = {}
+    else
+      cur = redis.call('HGETALL', dk)
+    end
     if #cur > 0 then
       local own = field(cur, 'ev')
       if own and own ~= evid then -- defensive: derived ids are their event's
