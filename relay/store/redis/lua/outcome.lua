@@ -9,7 +9,7 @@
 --   sequence number, so they list in the order deliveries died and page by
 --   that number exactly.
 -- ARGV: prefix, retention ms, number of outcomes, then per outcome: kind
---       ('c', 'r' or 'd'), delivery id, token, attempt JSON, status, error,
+--       ('c', 'r' or 'd'), delivery id, token, attempt (attempt.go), status, error,
 --       due ms and due ns ('' but for a retry).
 -- Returns one status code per outcome: 1 done, 2 lease lost, 3 missing.
 local ms, ns = now()
