@@ -119,16 +119,26 @@ func deliveryFrom(h map[string]string) store.Delivery {
 	}
 }
 
-func attemptsFrom(v any) ([]store.Attempt, error) {
+// attemptsFrom decodes a delivery's attempt log: the att list v (LRANGE),
+// then last, the newest attempt kept in the delivery hash's "la" ("" when
+// there is none, as in hashes written before "la", whose list has them all).
+func attemptsFrom(v any, last string) ([]store.Attempt, error) {
 	arr, err := array(v)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.Attempt, 0, len(arr))
+	out := make([]store.Attempt, 0, len(arr)+1)
 	for _, raw := range arr {
-		var a store.Attempt
-		if err := json.Unmarshal([]byte(text(raw)), &a); err != nil {
-			return nil, fmt.Errorf("attempt: %w", err)
+		a, err := decodeAttempt(text(raw))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if last != "" {
+		a, err := decodeAttempt(last)
+		if err != nil {
+			return nil, fmt.Errorf("last %w", err)
 		}
 		out = append(out, a)
 	}

@@ -14,11 +14,13 @@
 //
 // # Keys
 //
-//	ev:{event id}      hash: e out nd ca, and dlvs parked dests when needed
-//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu
+//	ev:{event id}      hash: e nd ca, and out dlvs parked dests when needed
+//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu la nd
 //	                   (written by the first lease, see below)
-//	att:{delivery id}  list of attempts as JSON, oldest first
+//	att:{delivery id}  list of the attempts before the newest, oldest
+//	                   first (absent until a second attempt)
 //	q:{destination}    sorted set of pending delivery ids, scored by due ms
+//	                   (less half a ms for implicit ones, see below)
 //	dlq, dlq:{dest}    sorted sets of dead delivery ids, scored by seq
 //	parked             sorted set of parked event ids, scored by seq
 //	seq                counter that orders the DLQ and parked sets
@@ -29,10 +31,31 @@
 //	evexp              sorted set of retired event ids, scored by expiry ms;
 //	                   their evidx entries are dropped once expired
 //
-// Times in hashes are Unix nanoseconds as decimal strings; "out" counts the
-// event's deliveries not yet delivered and "dlvs" lists its delivery ids
-// (left out when they are all derived from the event id, below; "nd" says
-// how many there are).
+// Times in hashes are Unix nanoseconds as decimal strings; "nd" says how
+// many deliveries the event has and "dlvs" lists their ids (left out when
+// they are all derived from the event id, below).
+//
+// An event with more than one delivery has "out": how many of them are not
+// yet finished (delivered, or deleted from the DLQ); the outcome that takes
+// it to 0 retires the event (see Retention). An event with one delivery has
+// no "out": the outcome that finishes that delivery retires the event
+// without counting. The lease copies the event's "nd" into the delivery's
+// hash when it is 1, or when the event has no "dlvs" (its ids follow from
+// its id and "nd"), so an outcome knows the event's only delivery, and the
+// ids of the event it retires, without reading the event. Events stored
+// before may have "out" with one delivery or none; it is then left as it
+// is. A delivery leased without "nd" (before, or by an older process)
+// counts "out" down and reads the ids as before; a missing "out" counts
+// from 0, so its end still retires its event.
+//
+// A delivery's newest attempt is its hash's "la"; the next attempt first
+// appends it to the att list. So an outcome that is the delivery's first
+// attempt, as most are, writes the hash only, and the list exists only for
+// deliveries tried more than once. The log reads as the list, then "la".
+// Hashes written before "la" have every attempt in the list and no "la";
+// they read the same, and their next attempt starts "la". Attempts are
+// stored in a compact text form (attempt.go), short enough that "la" keeps
+// the hash a listpack; entries written before it are JSON and still read.
 //
 // The event fields that never change are packed into one, "e" (pack.go):
 // id, webhook id, dedupe value, content type, received time and the
@@ -52,7 +75,11 @@
 // event. Lease writes the hash before handing it out; the outcome scripts
 // need a lease, so they always find one; Event and FindEvents build the
 // missing ones from the event. This keeps a third of the memory and AOF
-// writes off the accept path.
+// writes off the accept path. Accept queues an implicit delivery half a
+// millisecond before its due ms: the only queue scores that are not whole
+// numbers, as every later change of a score writes a whole one, so the
+// first lease knows it has no hash to look for. Implicit deliveries queued
+// before this marking have whole scores; for those the lease looks.
 //
 // # Queues and time
 //

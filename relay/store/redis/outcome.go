@@ -40,10 +40,10 @@ func (s *Store) outcome(ctx context.Context, op, kind string, d store.Delivery, 
 	if d.Lease == "" {
 		return fmt.Errorf("redis: %s %s: no lease token: %w", op, d.ID, store.ErrLeaseLost)
 	}
-	att, err := attemptJSON(d, a)
-	if err != nil {
-		return fmt.Errorf("redis: %s %s: %w", op, d.ID, err)
+	if a.N == 0 {
+		a.N = d.Attempts + 1
 	}
+	att := encodeAttempt(a)
 	r := &outcomeReq{call: newCall(ctx, op, d.ID)}
 	r.args = [outcomeArgs]any{kind, d.ID, d.Lease, att, a.Status, a.Error, "", ""}
 	if kind == kindRetry {

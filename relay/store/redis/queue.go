@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -130,16 +129,6 @@ func statusErr(op string, reply any) error {
 	default:
 		return fmt.Errorf("redis: %s: unexpected status %d", op, code)
 	}
-}
-
-// attemptJSON encodes an attempt for the log, numbering it when the caller
-// did not.
-func attemptJSON(d store.Delivery, a store.Attempt) (string, error) {
-	if a.N == 0 {
-		a.N = d.Attempts + 1
-	}
-	b, err := json.Marshal(a)
-	return string(b), err
 }
 
 func dueOrNow(due time.Time) time.Time {

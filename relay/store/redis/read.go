@@ -56,7 +56,7 @@ func recordFrom(arr []any) (store.EventRecord, error) {
 			}
 			continue // else expired ahead of its event: not expected, not fatal
 		}
-		log, err := attemptsFrom(arr[i+1])
+		log, err := attemptsFrom(arr[i+1], dh["la"])
 		if err != nil {
 			return store.EventRecord{}, fmt.Errorf("delivery %s: %w", dh["id"], err)
 		}

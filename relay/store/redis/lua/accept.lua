@@ -12,6 +12,10 @@ local ms, ns = now()
 -- Lua numbers given to redis.call are formatted with printf on every call;
 -- values repeated for every event are turned into strings once.
 local score = string.format('%d', ms)
+-- An implicit delivery is queued half a millisecond earlier: the only
+-- scores that are not whole numbers, so the lease knows it has no hash
+-- without looking (see lease.lua).
+local iscore = string.format('%d.5', ms - 1)
 -- Delivery places as strings, for the derived ids (a Lua number joined to
 -- a string is formatted as a double, with printf).
 local places = {}
@@ -61,8 +65,10 @@ for e = 1, tonumber(ARGV[2]) do
         place = string.format('%d', i)
         places[i] = place
       end
+      local sc = iscore
       if not derived or did ~= derived .. place then
         explicit = true
+        sc = score
         redis.call('HSET', P .. 'dlv:' .. did, 'id', did, 'ev', id, 'dest', dest,
           'st', 'pending', 'n', '0', 'ca', ns, 'due', ns, 'ua', ns)
       end
@@ -72,20 +78,24 @@ for e = 1, tonumber(ARGV[2]) do
         queued[dest] = q
         qorder[#qorder + 1] = dest
       end
-      q[#q + 1] = score
+      q[#q + 1] = sc
       q[#q + 1] = did
     end
     -- The fields that never change are packed in 'e'; 'parked' is
-    -- written only for a parked event.
+    -- written only for a parked event, 'out' only when there are several
+    -- deliveries to count (see doc.go).
+    local f = {'e', ARGV[a + 3], 'nd', nstr, 'ca', ns}
     if n == 0 then
-      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns, 'parked', '1')
-    elseif explicit or not derived then
-      -- 'dlvs' only when some id is not derived (see dlvids in prelude.lua).
-      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns,
-        'dlvs', table.concat(ids, ' '))
+      f[7], f[8] = 'parked', '1'
     else
-      redis.call('HSET', evk, 'e', ARGV[a + 3], 'out', nstr, 'nd', nstr, 'ca', ns)
+      if n > 1 then f[7], f[8] = 'out', nstr end
+      if explicit or not derived then
+        -- 'dlvs' only when some id is not derived (see dlvids in prelude.lua).
+        f[#f + 1] = 'dlvs'
+        f[#f + 1] = table.concat(ids, ' ')
+      end
     end
+    redis.call('HSET', evk, unpack(f))
     -- The search index: one score, so members sort by id, which is by time.
     indexed[#indexed + 1] = '0'
     indexed[#indexed + 1] = id

@@ -5,13 +5,13 @@
 local id = ARGV[2]
 if not redis.call('ZSCORE', P .. 'dlq', id) then return 3 end
 local dk = P .. 'dlv:' .. id
-local h = redis.call('HMGET', dk, 'dest', 'ev')
+local h = redis.call('HMGET', dk, 'dest', 'ev', 'nd')
 local ms, ns = now()
 redis.call('ZREM', P .. 'dlq', id)
 redis.call('ZREM', P .. 'dlq:' .. h[1], id)
 redis.call('HINCRBY', P .. 'depth', 'd:' .. h[1], -1)
 redis.call('HSET', dk, 'st', 'discarded', 'ua', ns)
-if redis.call('HINCRBY', P .. 'ev:' .. h[2], 'out', -1) <= 0 then
-  retire(h[2], ARGV[3], ms)
+if h[3] == '1' or redis.call('HINCRBY', P .. 'ev:' .. h[2], 'out', -1) <= 0 then
+  retire(h[2], ARGV[3], ms, siblings(id, h[2], h[3]))
 end
 return 1

@@ -8,7 +8,10 @@ local q = P .. 'q:' .. dest
 local ms = now()
 -- The expiry is a string once, not a Lua number formatted on every call.
 local lu = string.format('%d', ms + tonumber(ARGV[4]))
-local ids = redis.call('ZRANGEBYSCORE', q, '-inf', ms, 'LIMIT', 0, tonumber(ARGV[3]))
+-- Members and scores: a score that is not a whole number marks a delivery
+-- that accept queued with no hash (see accept.lua), which nothing has moved
+-- since, as any later change of its score makes it a whole number.
+local due = redis.call('ZRANGEBYSCORE', q, '-inf', ms, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 local moved = {}
 
@@ -20,41 +23,86 @@ local function field(fields, name)
   return nil
 end
 
--- hold stores the lease tok in the existing hash dk and returns its fields.
-local function hold(dk, tok)
-  redis.call('HSET', dk, 'tok', tok, 'lu', lu)
-  return redis.call('HGETALL', dk)
+-- nd returns the event's 'nd' (whose fields are ev) for its delivery's
+-- hash when the outcome that finishes the event can do with it instead of
+-- the event's ids (see siblings in prelude.lua): when it is 1, or when
+-- there is no 'dlvs' because every id is derived. Else nil.
+local function nd(ev)
+  local n = field(ev, 'nd')
+  if n == '1' or (n and not field(ev, 'dlvs')) then return n end
+  return nil
 end
 
-for i, id in ipairs(ids) do
+-- hold stores the lease tok in the hash dk, whose fields cur were just
+-- read, with 'nd' as nd says, and returns its fields as they now are,
+-- without reading them again.
+local function hold(dk, cur, tok, ev)
+  local set = {tok = tok, lu = lu, nd = nd(ev)}
+  if set.nd then
+    redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'nd', set.nd)
+  else
+    redis.call('HSET', dk, 'tok', tok, 'lu', lu)
+  end
+  for j = 1, #cur, 2 do
+    local v = set[cur[j]]
+    if v then
+      cur[j + 1] = v
+      set[cur[j]] = nil
+    end
+  end
+  for k, v in pairs(set) do
+    cur[#cur + 1] = k
+    cur[#cur + 1] = v
+  end
+  return cur
+end
+
+for i = 1, #due / 2 do
+  local id = due[2 * i - 1]
   local dk = P .. 'dlv:' .. id
   local tok = ARGV[5] .. '.' .. i
   local h, ev
   local evid, place = derived(id)
+  -- The hash as it is: empty for an implicit delivery (see implicit in
+  -- prelude.lua), else the fields to hand out once the lease is in.
+  local cur
   if evid then
-    -- Its event's fields, sent anyway, say whether it may be implicit (see
-    -- implicit in prelude.lua); only the hash's absence is left to check.
+    -- Its event's fields, sent anyway, say whether it may be implicit. A
+    -- score that is not a whole number says it has no hash; with a whole
+    -- one (moved since accept, or queued before the marking) the hash
+    -- says.
     ev = redis.call('HGETALL', P .. 'ev:' .. evid)
-    if redis.call('EXISTS', dk) == 1 then
-      h = hold(dk, tok)
-      local own = field(h, 'ev')
-      if own ~= evid then -- defensive: derived ids are their event's
+    if string.find(due[2 * i], '.', 1, true) then
+      cur = {}
+    else
+      cur = redis.call('HGETALL', dk)
+    end
+    if #cur > 0 then
+      local own = field(cur, 'ev')
+      if own and own ~= evid then -- defensive: derived ids are their event's
         evid = own
         ev = redis.call('HGETALL', P .. 'ev:' .. evid)
       end
+      h = hold(dk, cur, tok, ev)
     else
       local ca = field(ev, 'ca')
       if ca and listed(id, place, field(ev, 'nd'), field(ev, 'dlvs')) then
         h = {'id', id, 'ev', evid, 'dest', dest, 'st', 'pending', 'n', '0',
           'ca', ca, 'due', ca, 'ua', ca, 'tok', tok, 'lu', lu}
+        local n = nd(ev)
+        if n then
+          h[#h + 1] = 'nd'
+          h[#h + 1] = n
+        end
         redis.call('HSET', dk, unpack(h))
       end
     end
   else
-    evid = redis.call('HGET', dk, 'ev')
+    cur = redis.call('HGETALL', dk)
+    evid = field(cur, 'ev')
     if evid then
-      h = hold(dk, tok)
       ev = redis.call('HGETALL', P .. 'ev:' .. evid)
+      h = hold(dk, cur, tok, ev)
     end
   end
   if not h then

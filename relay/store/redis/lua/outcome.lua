@@ -2,14 +2,14 @@
 -- calls (see batch.go). Each is decided on its own, in order, as if it were
 -- alone: it needs its delivery's live lease, which it ends.
 -- complete: the delivery is delivered; when it was its event's last
---   unfinished delivery, the event, its deliveries and their attempt logs
---   expire after the retention.
+--   unfinished delivery (its only one, or 'out' reaches 0), the event, its
+--   deliveries and their attempt logs expire after the retention.
 -- retry: the delivery is due again at the given time.
 -- dead-letter: the delivery moves to the DLQ. The DLQ sets are scored by a
 --   sequence number, so they list in the order deliveries died and page by
 --   that number exactly.
 -- ARGV: prefix, retention ms, number of outcomes, then per outcome: kind
---       ('c', 'r' or 'd'), delivery id, token, attempt JSON, status, error,
+--       ('c', 'r' or 'd'), delivery id, token, attempt (attempt.go), status, error,
 --       due ms and due ns ('' but for a retry).
 -- Returns one status code per outcome: 1 done, 2 lease lost, 3 missing.
 local ms, ns = now()
@@ -36,19 +36,27 @@ for i = 1, tonumber(ARGV[3]) do
       order[#order + 1] = h.dest
     end
     local n = string.format('%d', h.n + 1)
-    redis.call('RPUSH', P .. 'att:' .. id, ARGV[a + 3])
+    -- The newest attempt goes in 'la'; the one it replaces joins the log.
+    if h.la then redis.call('RPUSH', P .. 'att:' .. id, h.la) end
+    local att = ARGV[a + 3]
     if kind == 'r' then
       g.add[#g.add + 1] = ARGV[a + 6]
       g.add[#g.add + 1] = id
       redis.call('HSET', dk, 'n', n, 'ls', ARGV[a + 4], 'le', ARGV[a + 5],
-        'due', ARGV[a + 7], 'ua', ns, 'tok', '', 'lu', '0')
+        'due', ARGV[a + 7], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
     elseif kind == 'c' then
       g.rem[#g.rem + 1] = id
       g.q = g.q - 1
       redis.call('HSET', dk, 'st', 'delivered', 'n', n, 'ls', ARGV[a + 4],
-        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0')
-      if redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
-        expire(h.ev, ret)
+        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
+      -- An event's only delivery ('nd' 1) finishes it; others count down
+      -- its 'out'.
+      if h.nd == '1' or redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
+        -- No 'ls' before means no attempt before, so no log list: every
+        -- attempt sets 'ls', and those before 'la' existed went to the list.
+        local skip
+        if not h.ls then skip = id end
+        expire(h.ev, ret, siblings(id, h.ev, h.nd), skip)
         exp[#exp + 1] = expms
         exp[#exp + 1] = h.ev
       end
@@ -58,7 +66,7 @@ for i = 1, tonumber(ARGV[3]) do
       g.d = g.d + 1
       dead[#dead + 1] = {id, g}
       redis.call('HSET', dk, 'st', 'dead', 'n', n, 'ls', ARGV[a + 4],
-        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0')
+        'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
     end
   end
   codes[i] = code

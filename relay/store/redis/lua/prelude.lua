@@ -55,26 +55,36 @@ local function implicit(id)
   return evid, h[1]
 end
 
--- dlvids returns the delivery ids of the event stored at evk: its "dlvs",
--- or, when an accept left that out because every id is derived, "dlv_X_1"
--- to "dlv_X_nd" for event "evt_X".
-local function dlvids(evk, evid)
+-- derivedids returns the delivery ids of event evid when they are all
+-- derived from its id: "dlv_X_1" to "dlv_X_nd" for event "evt_X" (none
+-- for any other id).
+local function derivedids(evid, nd)
   local ids = {}
-  local h = redis.call('HMGET', evk, 'dlvs', 'nd')
-  if h[1] then
-    for d in string.gmatch(h[1], '%S+') do ids[#ids + 1] = d end
-  elseif string.sub(evid, 1, 4) == 'evt_' then
+  if string.sub(evid, 1, 4) == 'evt_' then
     local x = 'dlv_' .. string.sub(evid, 5) .. '_'
-    for i = 1, tonumber(h[2] or '0') do ids[i] = x .. i end
+    for i = 1, tonumber(nd or '0') do ids[i] = x .. i end
   end
+  return ids
+end
+
+-- dlvids returns the delivery ids of the event stored at evk: its "dlvs",
+-- or, when an accept left that out because every id is derived, its
+-- derivedids.
+local function dlvids(evk, evid)
+  local h = redis.call('HMGET', evk, 'dlvs', 'nd')
+  if not h[1] then return derivedids(evid, h[2]) end
+  local ids = {}
+  for d in string.gmatch(h[1], '%S+') do ids[#ids + 1] = d end
   return ids
 end
 
 -- held returns the fields of a delivery whose live lease token is tok, or
 -- nil and a status code: 2 when the lease is lost (another token, expired,
 -- or the delivery is no longer pending), 3 when the delivery does not exist.
+-- The fields: dest, ev, n (a number), and la, ls and nd (false when
+-- absent).
 local function held(dk, tok, ms)
-  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n')
+  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n', 'la', 'ls', 'nd')
   if not h[1] then
     -- A delivery never leased holds no lease: lost, not missing.
     if implicit(string.sub(dk, #P + 5)) then return nil, 2 end
@@ -83,17 +93,19 @@ local function held(dk, tok, ms)
   if h[1] ~= 'pending' or h[2] ~= tok or (tonumber(h[3]) or 0) < ms then
     return nil, 2
   end
-  return {dest = h[4], ev = h[5], n = tonumber(h[6])}
+  return {dest = h[4], ev = h[5], n = tonumber(h[6]), la = h[7], ls = h[8], nd = h[9]}
 end
 
 -- expire lets a finished event (no delivery left to make) expire, with its
 -- deliveries and attempt logs, after ret ms. Its search index entry goes
--- later, see unindex.
-local function expire(evid, ret)
+-- later, see unindex. ids are its delivery ids when the caller knows them
+-- (nil: read them); the attempt log of the delivery skip, when given, is
+-- known not to exist and is left alone.
+local function expire(evid, ret, ids, skip)
   local evk = P .. 'ev:' .. evid
-  for _, d in ipairs(dlvids(evk, evid)) do
+  for _, d in ipairs(ids or dlvids(evk, evid)) do
     redis.call('PEXPIRE', P .. 'dlv:' .. d, ret)
-    redis.call('PEXPIRE', P .. 'att:' .. d, ret)
+    if d ~= skip then redis.call('PEXPIRE', P .. 'att:' .. d, ret) end
   end
   redis.call('PEXPIRE', evk, ret)
 end
@@ -110,8 +122,18 @@ local function unindex(exp, ms)
   end
 end
 
--- retire is expire and unindex for one event.
-local function retire(evid, ret, ms)
-  expire(evid, ret)
+-- siblings returns the delivery ids of the event evid as its delivery id
+-- says them with the "nd" of its hash (see lease.lua): {id} for an event's
+-- only delivery, else its derivedids; or nil when the hash has no "nd",
+-- and the event's ids must be read.
+local function siblings(id, evid, nd)
+  if nd == '1' then return {id} end
+  if nd then return derivedids(evid, nd) end
+  return nil
+end
+
+-- retire is expire and unindex for one event; ids as for expire.
+local function retire(evid, ret, ms, ids)
+  expire(evid, ret, ids)
   unindex({string.format('%d', ms + tonumber(ret)), evid}, ms)
 end

@@ -19,7 +19,9 @@ local prior = table.concat(dlvids(evk, id), ' ')
 if prior ~= '' then prior = prior .. ' ' end
 redis.call('HSET', evk, 'parked', 0, 'dests', ARGV[3],
   'dlvs', prior .. table.concat(ids, ' '))
-redis.call('HINCRBY', evk, 'out', n)
+-- 'out' counts only when there are several deliveries (see doc.go); an
+-- event is parked only when accepted with none, so these are all it has.
+if n > 1 then redis.call('HINCRBY', evk, 'out', n) end
 redis.call('HINCRBY', evk, 'nd', n)
 enqueue(id, dests, ids, ms, ns)
 return n
