@@ -37,18 +37,29 @@ const (
 )
 
 // call is the part every batched request has: its caller's context, its
-// operation and id for errors, its error, and a channel closed once it is
-// answered.
+// operation and id for errors, its error, and how it is answered: a channel
+// closed for a caller that waits (submit), or notify called with the error
+// for one that does not (submitAsync).
 type call struct {
-	ctx  context.Context
-	op   string // "accept", "complete", ...
-	id   string
-	err  error
-	done chan struct{}
+	ctx    context.Context
+	op     string // "accept", "complete", ...
+	id     string
+	err    error
+	done   chan struct{}
+	notify func(error)
 }
 
 func newCall(ctx context.Context, op, id string) call {
 	return call{ctx: ctx, op: op, id: id, done: make(chan struct{})}
+}
+
+// answer reports c.err to c's caller.
+func (c *call) answer() {
+	if c.notify != nil {
+		c.notify(c.err)
+		return
+	}
+	close(c.done)
 }
 
 func (c *call) base() *call { return c }
@@ -106,6 +117,23 @@ func (b *batcher[R]) submit(r R) error {
 	}
 }
 
+// submitAsync queues r, whose call has notify set and no done channel, and
+// returns at once; notify gets r's error once it is answered, from the
+// goroutine that sent r's call. Unless enough calls are in flight, a new
+// goroutine sends calls until nothing waits.
+func (b *batcher[R]) submitAsync(r R) {
+	b.mu.Lock()
+	b.waiting = append(b.waiting, r)
+	send := b.calls < b.maxCalls
+	if send {
+		b.calls++
+	}
+	b.mu.Unlock()
+	if send {
+		go b.drain(nil)
+	}
+}
+
 // drain sends the waiting requests, up to maxBatch per call, until mine is
 // answered; what is still waiting then is handed to a new goroutine, so that
 // no caller waits for other callers' calls. mine nil means: until nothing
@@ -143,7 +171,7 @@ func (b *batcher[R]) run(batch []R) {
 		c := r.base()
 		if err := c.ctx.Err(); err != nil {
 			c.err = b.fail(c.op+" "+c.id, err)
-			close(c.done)
+			c.answer()
 			continue
 		}
 		live = append(live, r)
@@ -155,7 +183,7 @@ func (b *batcher[R]) run(batch []R) {
 	defer cancel()
 	b.send(ctx, live)
 	for _, r := range live {
-		close(r.base().done)
+		r.base().answer()
 	}
 }
 

@@ -34,22 +34,57 @@ type outcomeReq struct {
 // ErrLeaseLost although it was recorded. Callers treat ErrLeaseLost as "not
 // mine any more", which is safe either way.
 func (s *Store) outcome(ctx context.Context, op, kind string, d store.Delivery, a store.Attempt, due time.Time) error {
+	r, err := s.outcomeReq(newCall(ctx, op, d.ID), kind, d, a, due)
+	if err != nil {
+		return err
+	}
+	return s.outcomes.submit(r)
+}
+
+// outcomeAsync is outcome without waiting: done gets what outcome would
+// return, once, from the goroutine that sends the shared call (or from
+// this one when the outcome cannot be sent). done must not block.
+func (s *Store) outcomeAsync(ctx context.Context, op, kind string, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
+	r, err := s.outcomeReq(call{ctx: ctx, op: op, id: d.ID, notify: done}, kind, d, a, due)
+	if err != nil {
+		done(err)
+		return
+	}
+	s.outcomes.submitAsync(r)
+}
+
+// outcomeReq checks an outcome and builds its request around c.
+func (s *Store) outcomeReq(c call, kind string, d store.Delivery, a store.Attempt, due time.Time) (*outcomeReq, error) {
 	if err := s.check(); err != nil {
-		return fmt.Errorf("redis: %s %s: %w", op, d.ID, err)
+		return nil, fmt.Errorf("redis: %s %s: %w", c.op, d.ID, err)
 	}
 	if d.Lease == "" {
-		return fmt.Errorf("redis: %s %s: no lease token: %w", op, d.ID, store.ErrLeaseLost)
+		return nil, fmt.Errorf("redis: %s %s: no lease token: %w", c.op, d.ID, store.ErrLeaseLost)
 	}
 	if a.N == 0 {
 		a.N = d.Attempts + 1
 	}
-	att := encodeAttempt(a)
-	r := &outcomeReq{call: newCall(ctx, op, d.ID)}
-	r.args = [outcomeArgs]any{kind, d.ID, d.Lease, att, a.Status, a.Error, "", ""}
+	r := &outcomeReq{call: c}
+	r.args = [outcomeArgs]any{kind, d.ID, d.Lease, encodeAttempt(a), a.Status, a.Error, "", ""}
 	if kind == kindRetry {
 		r.args[6], r.args[7] = millis(due), nanos(due)
 	}
-	return s.outcomes.submit(r)
+	return r, nil
+}
+
+// CompleteAsync is Complete without waiting; see outcomeAsync for done.
+func (s *Store) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	s.outcomeAsync(ctx, "complete", kindComplete, d, a, time.Time{}, done)
+}
+
+// RetryAsync is Retry without waiting; see outcomeAsync for done.
+func (s *Store) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
+	s.outcomeAsync(ctx, "retry", kindRetry, d, a, dueOrNow(due), done)
+}
+
+// DeadLetterAsync is DeadLetter without waiting; see outcomeAsync for done.
+func (s *Store) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
+	s.outcomeAsync(ctx, "dead-letter", kindDeadLetter, d, a, time.Time{}, done)
 }
 
 // outcomeBatch runs the outcome script once for batch and sets each

@@ -135,7 +135,18 @@ func TestOutcomeBatchDecidesEachOutcome(t *testing.T) {
 // Many concurrent Completes share calls, and each caller still gets its own
 // answer: those with a lost lease or a missing delivery their error, the
 // others success.
+//
+// With async the outcomes go through CompleteAsync: each done is called once,
+// with the error Complete would return.
 func TestConcurrentCompletesOwnErrors(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Complete", true: "CompleteAsync"}[async], func(t *testing.T) {
+			testConcurrentCompletes(t, async)
+		})
+	}
+}
+
+func testConcurrentCompletes(t *testing.T, async bool) {
 	srv := testredis.Start(t)
 	s := openStore(t, srv.URL(), uniquePrefix(t))
 	ctx := context.Background()
@@ -154,10 +165,23 @@ func TestConcurrentCompletesOwnErrors(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	var answers atomic.Int32
 	for i, d := range ds {
+		if async {
+			wg.Add(1)
+			s.CompleteAsync(ctx, d, ok200(), func(err error) {
+				errs[i] = err
+				answers.Add(1)
+				wg.Done()
+			})
+			continue
+		}
 		wg.Go(func() { errs[i] = s.Complete(ctx, d, ok200()) })
 	}
 	wg.Wait()
+	if async && answers.Load() != n {
+		t.Fatalf("done called %d times for %d outcomes", answers.Load(), n)
+	}
 	for i, err := range errs {
 		if want[i] == nil && err != nil || !errors.Is(err, want[i]) {
 			t.Errorf("Complete %d (%s): %v, want %v", i, ds[i].ID, err, want[i])
