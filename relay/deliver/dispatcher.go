@@ -432,7 +432,7 @@ func (dp *dispatcher) work(j job) {
 }
 
 // asyncQueue is a Queue that can take an outcome without its caller
-// waiting for the write (the embedded store): done is called once with
+// waiting for the write (both stores): done is called once with
 // what the synchronous call would return, and must not block. A worker
 // that does not wait is free for its next delivery at once, and nobody
 // has to be woken when the write is done: on a two-core machine that was

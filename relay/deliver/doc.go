@@ -28,9 +28,9 @@
 // the last one, and outcomes of many workers share one commit. The number of
 // deliveries a destination holds (attempting or being recorded) is bounded,
 // so a slow store cannot pile up leases. A store that can take an outcome
-// without the caller waiting (asyncQueue: the embedded store) gets it that
-// way: the worker is free at once, nobody is woken when the commit ends,
-// and Run still returns only once every outcome is written.
+// without the caller waiting (asyncQueue: both stores) gets it that way:
+// the worker is free at once, nobody is woken when the write is done, and
+// Run still returns only once every outcome is written.
 //
 // The circuit breaker counts consecutive failed attempts of any kind. At
 // circuit.failures it opens: the dispatcher stops leasing, so deliveries
