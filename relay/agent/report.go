@@ -46,11 +46,16 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	sem := make(chan struct{}, recordParallel)
 	var wg sync.WaitGroup
 	for i, o := range req.Outcomes {
+		wg.Add(1)
+		if s.recordAsync(ctx, name, o, func(ack string) { resp.Acks[i] = ack; wg.Done() }) {
+			continue
+		}
 		sem <- struct{}{}
-		wg.Go(func() {
+		go func() {
+			defer wg.Done()
 			defer func() { <-sem }()
 			resp.Acks[i] = s.record(ctx, name, o)
-		})
+		}()
 	}
 	for i, tk := range req.Held {
 		sem <- struct{}{}
@@ -115,6 +120,11 @@ func (s *Server) record(ctx context.Context, name string, o outcome) string {
 		// not judged by a policy that no longer exists.
 		return s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl)
 	}
+	return s.recordResult(ctx, d, dl, resultOf(o))
+}
+
+// resultOf is a reported attempt as the delivery policy reads results.
+func resultOf(o outcome) deliver.Result {
 	res := deliver.Result{
 		Status:   o.Status,
 		Location: o.Location,
@@ -127,7 +137,47 @@ func (s *Server) record(ctx context.Context, name string, o outcome) string {
 	if o.Error != "" && o.Status == 0 {
 		res.Err = &reportedError{msg: o.Error, final: o.Final}
 	}
-	return s.recordResult(ctx, d, dl, res)
+	return res
+}
+
+// asyncRecorder is a store that takes an outcome without its caller
+// waiting for the write (both stores do): a report then records its
+// outcomes without a goroutine each, and the store's own goroutine answers.
+type asyncRecorder interface {
+	CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
+	RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error))
+	DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
+}
+
+// recordAsync is record through an asyncRecorder: done gets the
+// acknowledgement, once, possibly from the store's goroutine. It reports
+// false, having done nothing, for what record must handle (a store that is
+// not an asyncRecorder, a release, a destination no longer configured).
+func (s *Server) recordAsync(ctx context.Context, name string, o outcome, done func(string)) bool {
+	aq, ok := s.q.(asyncRecorder)
+	if !ok || o.Release {
+		return false
+	}
+	t, d, ok := s.ticketFor(name, o.Ticket)
+	if !ok {
+		done(ackInvalid)
+		return true
+	}
+	if d == nil {
+		return false
+	}
+	dl := t.delivery()
+	outcome, a, due := d.remote.Outcome(dl, resultOf(o), s.opts.Now())
+	written := func(err error) { done(s.recorded(err, d, dl, outcome, a, due)) }
+	switch outcome {
+	case deliver.OutcomeSuccess:
+		aq.CompleteAsync(ctx, dl, a, written)
+	case deliver.OutcomeRetry:
+		aq.RetryAsync(ctx, dl, a, due, written)
+	default:
+		aq.DeadLetterAsync(ctx, dl, a, written)
+	}
+	return true
 }
 
 // recordResult writes the outcome of one attempt of dl, as a local worker
@@ -143,6 +193,12 @@ func (s *Server) recordResult(ctx context.Context, d *destination, dl store.Deli
 	default:
 		err = s.q.DeadLetter(ctx, dl, a)
 	}
+	return s.recorded(err, d, dl, outcome, a, due)
+}
+
+// recorded logs and counts an outcome written with err and returns its
+// acknowledgement.
+func (s *Server) recorded(err error, d *destination, dl store.Delivery, outcome deliver.Outcome, a store.Attempt, due time.Time) string {
 	ack := s.ack(err, string(outcome), dl)
 	if ack != string(outcome) {
 		return ack

@@ -47,6 +47,17 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 	t.Helper()
+	return newTestServerOn(t, opts, nil)
+}
+
+// waitingQueue hides a store's Async outcome methods, so that the server
+// records every outcome with a waiting call (record).
+type waitingQueue struct{ deliver.Queue }
+
+// newTestServerOn is newTestServer whose server sees the store through wrap
+// (nil: the store itself).
+func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) deliver.Queue) *testServer {
+	t.Helper()
 	cfg, err := config.Load([]byte(serverConfig), "agents.yaml")
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -61,7 +72,11 @@ func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
-	ts.Server, err = NewServer(st, cfg, opts)
+	var q deliver.Queue = st
+	if wrap != nil {
+		q = wrap(q)
+	}
+	ts.Server, err = NewServer(q, cfg, opts)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
@@ -215,27 +230,39 @@ func TestReportOutcomes(t *testing.T) {
 			}
 		}},
 	}
+	// Both stores take outcomes without a waiting caller (recordAsync);
+	// "waiting" runs each case through the path for a store that does not.
+	waiting := func(q deliver.Queue) deliver.Queue { return waitingQueue{q} }
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ts := newTestServer(t, ServerOptions{})
-			id := ts.queue(t, tc.dest)
-			j := ts.leaseOne(t, "office-1", tc.dest)
-			if j.URL == "" || j.Header.Get("Idempotency-Key") == "" || string(j.Body) != `{"mid":"x"}` || j.TimeoutMS <= 0 {
-				t.Fatalf("job lacks what the attempt needs: %+v", j)
+		for _, wrap := range []func(deliver.Queue) deliver.Queue{nil, waiting} {
+			name := tc.name
+			if wrap != nil {
+				name += "/waiting"
 			}
-			tc.out.Ticket = j.Ticket
-			resp := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{tc.out}})
-			if len(resp.Acks) != 1 || resp.Acks[0] != tc.wantAck {
-				t.Fatalf("acks %q, want [%q]", resp.Acks, tc.wantAck)
-			}
-			if tc.check != nil {
-				tc.check(t, ts.delivery(t, id))
-			}
-			// The same report again is settled already.
-			if again := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{tc.out}}); again.Acks[0] != ackLeaseLost {
-				t.Errorf("second report acked %q, want %q", again.Acks[0], ackLeaseLost)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				testReportOutcome(t, newTestServerOn(t, ServerOptions{}, wrap), tc.dest, tc.out, tc.wantAck, tc.check)
+			})
+		}
+	}
+}
+
+func testReportOutcome(t *testing.T, ts *testServer, dest string, out outcome, wantAck string, check func(*testing.T, store.DeliveryRecord)) {
+	id := ts.queue(t, dest)
+	j := ts.leaseOne(t, "office-1", dest)
+	if j.URL == "" || j.Header.Get("Idempotency-Key") == "" || string(j.Body) != `{"mid":"x"}` || j.TimeoutMS <= 0 {
+		t.Fatalf("job lacks what the attempt needs: %+v", j)
+	}
+	out.Ticket = j.Ticket
+	resp := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{out}})
+	if len(resp.Acks) != 1 || resp.Acks[0] != wantAck {
+		t.Fatalf("acks %q, want [%q]", resp.Acks, wantAck)
+	}
+	if check != nil {
+		check(t, ts.delivery(t, id))
+	}
+	// The same report again is settled already.
+	if again := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{out}}); again.Acks[0] != ackLeaseLost {
+		t.Errorf("second report acked %q, want %q", again.Acks[0], ackLeaseLost)
 	}
 }
 
