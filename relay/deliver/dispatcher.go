@@ -435,9 +435,9 @@ func (dp *dispatcher) work(j job) {
 // waiting for the write (both stores): done is called once with
 // what the synchronous call would return, and must not block. A worker
 // that does not wait is free for its next delivery at once, and nobody
-// has to be woken when the write is done: on a two-core machine that was
-// most of the difference between the embedded store's deliveries and
-// delivery without a store.
+// has to be woken when the write is done: on a two-core machine that saved
+// about 8 of the 20 µs of CPU per delivery that the embedded store added
+// (docs/benchmarks.md, fourth round).
 type asyncQueue interface {
 	CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
 	RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error))
