@@ -148,6 +148,15 @@ type Store interface {
 	Retry(ctx context.Context, d Delivery, a Attempt, due time.Time) error
 	// DeadLetter records the last attempt and moves the delivery to the DLQ.
 	DeadLetter(ctx context.Context, d Delivery, a Attempt) error
+	// CompleteAsync, RetryAsync and DeadLetterAsync are Complete, Retry and
+	// DeadLetter for a caller that does not wait: they return at once, and
+	// done is called exactly once with what the waiting call would have
+	// returned, from a goroutine of the store's once the outcome is durable
+	// or refused (or from the call itself when it cannot be queued). done
+	// must not block: other outcomes wait behind it.
+	CompleteAsync(ctx context.Context, d Delivery, a Attempt, done func(error))
+	RetryAsync(ctx context.Context, d Delivery, a Attempt, due time.Time, done func(error))
+	DeadLetterAsync(ctx context.Context, d Delivery, a Attempt, done func(error))
 
 	// Event returns an event with its deliveries and their attempts.
 	Event(ctx context.Context, id string) (EventRecord, error)

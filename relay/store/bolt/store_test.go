@@ -540,68 +540,6 @@ func rec0(t *testing.T, s *Store, id string) string {
 	return rec.Deliveries[0].ID
 }
 
-// The Async outcomes answer through done, once, with what the waiting
-// calls return.
-func TestAsyncOutcomes(t *testing.T) {
-	s := openTest(t, t.TempDir())
-	ctx := context.Background()
-	for i := range 3 {
-		if _, err := s.Accept(ctx, event(i), []string{"a"}, store.Dedupe{}); err != nil {
-			t.Fatalf("Accept: %v", err)
-		}
-	}
-	ds, err := s.Lease(ctx, "a", 3, time.Minute)
-	if err != nil || len(ds) != 3 {
-		t.Fatalf("Lease: %d deliveries, %v", len(ds), err)
-	}
-	answers := make(chan error, 10)
-	done := func(err error) { answers <- err }
-	next := func(what string) error {
-		t.Helper()
-		select {
-		case err := <-answers:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: done was not called", what)
-			return nil
-		}
-	}
-	a := store.Attempt{At: time.Now(), Status: 200}
-	s.CompleteAsync(ctx, ds[0], a, done)
-	if err := next("complete"); err != nil {
-		t.Fatalf("CompleteAsync: %v", err)
-	}
-	s.RetryAsync(ctx, ds[1], store.Attempt{At: time.Now(), Status: 500}, time.Now().Add(time.Hour), done)
-	if err := next("retry"); err != nil {
-		t.Fatalf("RetryAsync: %v", err)
-	}
-	s.DeadLetterAsync(ctx, ds[2], store.Attempt{At: time.Now(), Status: 410}, done)
-	if err := next("dead-letter"); err != nil {
-		t.Fatalf("DeadLetterAsync: %v", err)
-	}
-	for i, want := range []store.DeliveryState{store.StateDelivered, store.StatePending, store.StateDead} {
-		rec, err := s.Event(ctx, ds[i].EventID)
-		if err != nil || rec.Deliveries[0].State != want {
-			t.Fatalf("delivery %d: %+v, %v; want %s", i, rec.Deliveries, err, want)
-		}
-	}
-	// The lease ended with the outcome.
-	s.CompleteAsync(ctx, ds[0], a, done)
-	if err := next("second complete"); !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("second CompleteAsync: %v, want ErrLeaseLost", err)
-	}
-	if len(answers) != 0 {
-		t.Fatalf("done was called more than once per outcome")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s.CompleteAsync(ctx, ds[1], a, done)
-	if err := next("complete after Close"); !errors.Is(err, store.ErrClosed) {
-		t.Fatalf("CompleteAsync after Close: %v, want ErrClosed", err)
-	}
-}
-
 // acceptOne queues one event for dest.
 func acceptOne(t *testing.T, s *Store, dest string) store.AcceptResult {
 	t.Helper()

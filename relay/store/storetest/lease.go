@@ -313,3 +313,55 @@ func wantAttempt(t testing.TB, got, want store.Attempt) {
 		t.Fatalf("attempt = %+v, want %+v", got, want)
 	}
 }
+
+// testAsyncOutcomes records each kind of outcome without waiting: done is
+// called once with what the waiting call returns, and the outcome is then
+// as durable and visible as theirs.
+func testAsyncOutcomes(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	ids := acceptN(t, s, 3, destA)
+	ds := mustLease(t, s, destA, 3, long)
+	due := time.Now().Add(long).Truncate(time.Millisecond)
+	ok, retry, dead := attemptFor(ds[0], 200, ""), attemptFor(ds[1], 503, "503"), attemptFor(ds[2], 410, "410 Gone")
+	if err := answer(t, func(done func(error)) { s.CompleteAsync(ctx, ds[0], ok, done) }); err != nil {
+		t.Fatalf("CompleteAsync: %v", err)
+	}
+	if err := answer(t, func(done func(error)) { s.RetryAsync(ctx, ds[1], retry, due, done) }); err != nil {
+		t.Fatalf("RetryAsync: %v", err)
+	}
+	if err := answer(t, func(done func(error)) { s.DeadLetterAsync(ctx, ds[2], dead, done) }); err != nil {
+		t.Fatalf("DeadLetterAsync: %v", err)
+	}
+	want := map[string]store.DeliveryState{ds[0].ID: store.StateDelivered, ds[1].ID: store.StatePending, ds[2].ID: store.StateDead}
+	for i, id := range ids {
+		got := deliveryOf(t, mustEvent(t, s, id), ds[i].ID)
+		if got.State != want[ds[i].ID] || got.Attempts != 1 || len(got.AttemptLog) != 1 {
+			t.Fatalf("delivery %d = %+v with %d attempts logged, want %s after one attempt", i, got.Delivery, len(got.AttemptLog), want[ds[i].ID])
+		}
+	}
+	wantDepths(t, s, map[string]int{destA: 1}, map[string]int{destA: 1}, 0)
+	// The lease ended with the outcome, as it does for Complete.
+	err := answer(t, func(done func(error)) { s.CompleteAsync(ctx, ds[0], ok, done) })
+	wantErr(t, "CompleteAsync after the outcome", err, store.ErrLeaseLost)
+}
+
+// answer runs an Async outcome call and returns the error its done gets,
+// failing the test when done is not called once.
+func answer(t testing.TB, call func(done func(error))) error {
+	t.Helper()
+	got := make(chan error, 2)
+	call(func(err error) { got <- err })
+	var err error
+	select {
+	case err = <-got:
+	case <-time.After(waitFor):
+		t.Fatalf("done was not called within %v", waitFor)
+	}
+	select {
+	case again := <-got:
+		t.Fatalf("done was called twice (%v, then %v)", err, again)
+	case <-time.After(10 * time.Millisecond):
+	}
+	return err
+}

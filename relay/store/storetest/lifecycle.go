@@ -224,6 +224,15 @@ func testClosed(t *testing.T, open Opener) {
 		"ReplayParked": func() error { _, err := s.ReplayParked(ctx, res.EventID, []string{destA}); return err },
 		"Depths":       func() error { _, err := s.Depths(ctx); return err },
 		"Ping":         func() error { return s.Ping(ctx) },
+		"CompleteAsync": func() error {
+			return answer(t, func(done func(error)) { s.CompleteAsync(ctx, d, a, done) })
+		},
+		"RetryAsync": func() error {
+			return answer(t, func(done func(error)) { s.RetryAsync(ctx, d, a, time.Now(), done) })
+		},
+		"DeadLetterAsync": func() error {
+			return answer(t, func(done func(error)) { s.DeadLetterAsync(ctx, d, a, done) })
+		},
 	}
 	for name, call := range calls {
 		wantErr(t, name+" after Close", call(), store.ErrClosed)

@@ -43,6 +43,7 @@ func Run(t *testing.T, newBackend func(t testing.TB) Opener) {
 		{"ExtendLease", testExtendLease},
 		{"Release", testRelease},
 		{"DeadLetter", testDeadLetter},
+		{"AsyncOutcomes", testAsyncOutcomes},
 		{"ListDLQFilterAndPages", testListDLQPages},
 		{"ReplayDLQ", testReplayDLQ},
 		{"DeleteDLQ", testDeleteDLQ},
