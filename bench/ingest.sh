@@ -10,7 +10,7 @@
 # Markdown table; the numbers are what docs/benchmarks.md publishes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# relay serve sets GOGC=400 itself unless GOGC is set (cmd/relay/gc.go); the
+# relay serve sets GOGC=400 itself unless GOGC is set (internal/gctune); the
 # ceilings get the same, so both sides run with the same garbage collector.
 export GOGC=${GOGC:-400}
 DUR=${1:-10s}

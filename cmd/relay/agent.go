@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/relaygw/relay/internal/gctune"
 	"github.com/relaygw/relay/relay/agent"
 )
 
@@ -44,7 +45,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	tuneGC(os.Getenv)
+	gctune.Apply(os.Getenv)
 	if f.token == "" {
 		f.token = os.Getenv("RELAY_AGENT_TOKEN")
 	}

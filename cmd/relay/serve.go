@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/gctune"
 	"github.com/relaygw/relay/relay"
 )
 
@@ -30,7 +31,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	tuneGC(os.Getenv)
+	gctune.Apply(os.Getenv)
 	log, err := newLogger(stderr, *level, *format)
 	if err != nil {
 		fmt.Fprintf(stderr, "relay serve: %v\n", err)

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/gctune"
 	"github.com/relaygw/relay/relay/agent"
 	"github.com/relaygw/relay/relay/agent/agenttest"
 	"github.com/relaygw/relay/relay/deliver"
@@ -43,9 +45,11 @@ const benchConcurrency = 8
 //   - agent: one agent over plain HTTP to the relay's agent endpoint;
 //   - tls-proxy: the same agent through a CONNECT proxy and TLS.
 //
-// Same destination concurrency (8) and agent concurrency (8) throughout.
-// agent/direct is the agent's rate as a percentage of direct's.
+// Same destination concurrency (8) and agent concurrency (8) throughout,
+// and the garbage collector set as relay serve and relay agent set it
+// (gctune). agent/direct is the agent's rate as a percentage of direct's.
 func BenchmarkAgent(b *testing.B) {
+	b.Cleanup(gctune.Apply(os.Getenv))
 	sk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 	}))

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/gctune"
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
 	redisstore "github.com/relaygw/relay/relay/store/redis"
@@ -88,7 +88,7 @@ func newBenchSink(tb testing.TB) *httptest.Server {
 // of POSTs of the same body from as many goroutines as the destination's
 // concurrency, with a plain net/http client and nothing else. Relay leases,
 // signs, attempts and durably records every delivery. Both run with the
-// garbage collector set as relay serve sets it (gcAsRelay). The benchmark
+// garbage collector set as relay serve sets it (gctune). The benchmark
 // runs once with the embedded store, once with a Redis store on its own
 // redis-server (appendfsync everysec, as testredis starts it), and once with
 // no store at all (nullStore), which measures delivery's own cost apart from
@@ -97,7 +97,7 @@ func newBenchSink(tb testing.TB) *httptest.Server {
 // own CPU per delivery is reported apart. RELAY_BENCH_CPUPROFILE names a
 // file for a CPU profile of the relay phase alone.
 func BenchmarkDeliverBacklog(b *testing.B) {
-	gcAsRelay(b)
+	b.Cleanup(gctune.Apply(os.Getenv))
 	n := envInt(b, "RELAY_BENCH_EVENTS", 100000)
 	conc := envInt(b, "RELAY_BENCH_CONCURRENCY", 8)
 	for _, backend := range []string{"bolt", "redis", "none"} {
@@ -141,18 +141,6 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 			}
 		})
 	}
-}
-
-// gcAsRelay runs the garbage collector with the target that relay serve
-// and relay agent set for themselves unless GOGC is set (400, see
-// cmd/relay/gc.go), for relay and ceiling alike, so the benchmark measures
-// what the binary does.
-func gcAsRelay(b *testing.B) {
-	if os.Getenv("GOGC") != "" {
-		return
-	}
-	old := debug.SetGCPercent(400)
-	b.Cleanup(func() { debug.SetGCPercent(old) })
 }
 
 // newBenchStore opens an embedded store, or a Redis store on a redis-server
