@@ -99,14 +99,7 @@ type batcher[R request] struct {
 // then.
 func (b *batcher[R]) submit(r R) error {
 	c := r.base()
-	b.mu.Lock()
-	b.waiting = append(b.waiting, r)
-	send := b.calls < b.maxCalls
-	if send {
-		b.calls++
-	}
-	b.mu.Unlock()
-	if send {
+	if b.queue(r) {
 		b.drain(c)
 	}
 	select {
@@ -122,16 +115,22 @@ func (b *batcher[R]) submit(r R) error {
 // goroutine that sent r's call. Unless enough calls are in flight, a new
 // goroutine sends calls until nothing waits.
 func (b *batcher[R]) submitAsync(r R) {
+	if b.queue(r) {
+		go b.drain(nil)
+	}
+}
+
+// queue adds r to the waiting requests and reports whether the caller must
+// start sending calls (a call's place was free and is now taken).
+func (b *batcher[R]) queue(r R) (send bool) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.waiting = append(b.waiting, r)
-	send := b.calls < b.maxCalls
+	send = b.calls < b.maxCalls
 	if send {
 		b.calls++
 	}
-	b.mu.Unlock()
-	if send {
-		go b.drain(nil)
-	}
+	return send
 }
 
 // drain sends the waiting requests, up to maxBatch per call, until mine is
