@@ -82,10 +82,7 @@ func wantTTL(t testing.TB, raw *goredis.Client, keys ...string) {
 // the older ones. A delivery that succeeds at once has no list at all, and
 // the log reads the same either way.
 func TestNewestAttemptInDeliveryHash(t *testing.T) {
-	srv := testredis.Start(t)
-	prefix := uniquePrefix(t)
-	raw := rawClient(t, srv.URL())
-	s := openStore(t, srv.URL(), prefix)
+	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
 	accept(t, s, event(1), []string{"at-once"}, store.Dedupe{})
@@ -144,10 +141,7 @@ func TestNewestAttemptInDeliveryHash(t *testing.T) {
 // read right, their next attempts go on from there, and their list expires
 // with the event, also when a DLQ replay had reset their attempt count.
 func TestOldLayoutAttemptLog(t *testing.T) {
-	srv := testredis.Start(t)
-	prefix := uniquePrefix(t)
-	raw := rawClient(t, srv.URL())
-	s := openStore(t, srv.URL(), prefix)
+	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
 	// oldLayout writes what the store wrote before "la" after the attempts

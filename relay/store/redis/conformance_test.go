@@ -61,3 +61,12 @@ func TestConformance(t *testing.T) {
 		}
 	})
 }
+
+// newRawStore opens a store on a redis-server of its own under a fresh
+// prefix, with a plain client of the same server for looking at keys.
+func newRawStore(t testing.TB) (s *Store, raw *goredis.Client, prefix string) {
+	t.Helper()
+	srv := testredis.Start(t)
+	prefix = uniquePrefix(t)
+	return openStore(t, srv.URL(), prefix), rawClient(t, srv.URL()), prefix
+}

@@ -9,7 +9,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -17,10 +16,7 @@ import (
 // delivery is implicit until its first lease. Every reader sees it as the
 // pending delivery it is, and a never-leased delivery holds no lease.
 func TestImplicitDeliveries(t *testing.T) {
-	srv := testredis.Start(t)
-	prefix := uniquePrefix(t)
-	raw := rawClient(t, srv.URL())
-	s := openStore(t, srv.URL(), prefix)
+	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
 	res := accept(t, s, event(1), []string{"alpha", "beta"}, store.Dedupe{})
@@ -103,10 +99,7 @@ func TestImplicitDeliveries(t *testing.T) {
 // queued before that marking (a whole score) is leased all the same, and
 // a leased one (a whole score, a hash) is never written over as implicit.
 func TestImplicitQueueScores(t *testing.T) {
-	srv := testredis.Start(t)
-	prefix := uniquePrefix(t)
-	raw := rawClient(t, srv.URL())
-	s := openStore(t, srv.URL(), prefix)
+	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
 	res := accept(t, s, event(1), []string{"marked", "whole"}, store.Dedupe{})

@@ -8,7 +8,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -42,10 +41,7 @@ func wantRetired(t testing.TB, raw *goredis.Client, prefix, evid string, ids ...
 // says it is the only one, and its end (delivered, or discarded from the
 // DLQ) retires the event.
 func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
-	srv := testredis.Start(t)
-	prefix := uniquePrefix(t)
-	raw := rawClient(t, srv.URL())
-	s := openStore(t, srv.URL(), prefix)
+	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
 	// Delivered at once.
@@ -106,10 +102,7 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 // (an older process) of an event without "out", and of one with three
 // deliveries.
 func TestSoleDeliveryWrittenBefore(t *testing.T) {
-	srv := testredis.Start(t)
-	prefix := uniquePrefix(t)
-	raw := rawClient(t, srv.URL())
-	s := openStore(t, srv.URL(), prefix)
+	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
 	for _, out := range []bool{true, false} {
@@ -144,10 +137,7 @@ func TestSoleDeliveryWrittenBefore(t *testing.T) {
 // whatever order they finish and however (delivered at once, delivered
 // after a retry, discarded from the DLQ); until then nothing of it expires.
 func TestMultiDestinationRetiresOnLast(t *testing.T) {
-	srv := testredis.Start(t)
-	prefix := uniquePrefix(t)
-	raw := rawClient(t, srv.URL())
-	s := openStore(t, srv.URL(), prefix)
+	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
 	// finish ends d one way per place i, starting from a fresh lease.
