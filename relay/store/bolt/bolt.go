@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,7 +128,7 @@ func initBuckets(db *bbolt.DB) error {
 		}
 		meta := tx.Bucket(bucketMeta)
 		switch v := meta.Get([]byte("version")); {
-		case v == nil:
+		case v == nil, slices.Contains(upgradable, string(v)):
 			return meta.Put([]byte("version"), []byte(formatVersion))
 		case string(v) != formatVersion:
 			return fmt.Errorf("format version %q, this relay reads %q", v, formatVersion)

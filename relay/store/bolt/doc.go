@@ -21,7 +21,7 @@
 //
 // Layout of the file (all top-level buckets):
 //
-//	meta       "version" -> format version
+//	meta       "version" -> format version (2; Open upgrades 1, refuses others)
 //	events     eventID -> JSON eventRec (the event without its body, plus delivery ids)
 //	bodies     eventID -> the body bytes exactly as received
 //	deliveries deliveryID -> JSON deliveryRec (with its newest attempt, "last")

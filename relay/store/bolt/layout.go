@@ -11,8 +11,15 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
-// formatVersion is stored in the meta bucket; Open refuses other versions.
-const formatVersion = "1"
+// formatVersion is stored in the meta bucket; Open refuses other versions
+// but upgrades the ones in upgradable. Version 2 keeps a delivery's newest
+// attempt in its record ("last"); a relay that reads version 1 would lose
+// it when it rewrote the record, so it must refuse such a file.
+const formatVersion = "2"
+
+// upgradable are the older versions whose files this relay reads as they
+// are: Open marks them formatVersion, with nothing else to rewrite.
+var upgradable = []string{"1"}
 
 // Top-level bucket names.
 var (

@@ -549,3 +549,41 @@ func acceptOne(t *testing.T, s *Store, dest string) store.AcceptResult {
 	}
 	return res
 }
+
+// A file of format 1 (no "last" in delivery records) opens and is marked
+// format 2, so that a relay that reads only format 1, and would drop a
+// record's newest attempt when it rewrote it, refuses the file from then on.
+func TestOpenUpgradesFormat1(t *testing.T) {
+	dir := t.TempDir()
+	version := func() string {
+		t.Helper()
+		db, err := bbolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var v string
+		err = db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if v = string(b.Get([]byte("version"))); v == "" {
+				return b.Put([]byte("version"), []byte("1"))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	version() // writes format 1
+	s := openTest(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v != formatVersion || v == "1" {
+		t.Fatalf("format after Open = %q, want %q", v, formatVersion)
+	}
+}
