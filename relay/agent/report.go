@@ -140,21 +140,14 @@ func resultOf(o outcome) deliver.Result {
 	return res
 }
 
-// asyncRecorder is a store that takes an outcome without its caller
-// waiting for the write (both stores do): a report then records its
-// outcomes without a goroutine each, and the store's own goroutine answers.
-type asyncRecorder interface {
-	CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
-	RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error))
-	DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
-}
-
-// recordAsync is record through an asyncRecorder: done gets the
+// recordAsync is record through a store that takes outcomes without a
+// waiting caller (deliver.AsyncQueue; both stores do): a report then
+// records its outcomes without a goroutine each, and done gets the
 // acknowledgement, once, possibly from the store's goroutine. It reports
-// false, having done nothing, for what record must handle (a store that is
-// not an asyncRecorder, a release, a destination no longer configured).
+// false, having done nothing, for what record must handle (another store,
+// a release, a destination no longer configured).
 func (s *Server) recordAsync(ctx context.Context, name string, o outcome, done func(string)) bool {
-	aq, ok := s.q.(asyncRecorder)
+	aq, ok := s.q.(deliver.AsyncQueue)
 	if !ok || o.Release {
 		return false
 	}
@@ -168,15 +161,9 @@ func (s *Server) recordAsync(ctx context.Context, name string, o outcome, done f
 	}
 	dl := t.delivery()
 	outcome, a, due := d.remote.Outcome(dl, resultOf(o), s.opts.Now())
-	written := func(err error) { done(s.recorded(err, d, dl, outcome, a, due)) }
-	switch outcome {
-	case deliver.OutcomeSuccess:
-		aq.CompleteAsync(ctx, dl, a, written)
-	case deliver.OutcomeRetry:
-		aq.RetryAsync(ctx, dl, a, due, written)
-	default:
-		aq.DeadLetterAsync(ctx, dl, a, written)
-	}
+	deliver.WriteOutcomeAsync(ctx, aq, outcome, dl, a, due, func(err error) {
+		done(s.recorded(err, d, dl, outcome, a, due))
+	})
 	return true
 }
 
@@ -184,15 +171,7 @@ func (s *Server) recordAsync(ctx context.Context, name string, o outcome, done f
 // would, and returns the acknowledgement.
 func (s *Server) recordResult(ctx context.Context, d *destination, dl store.Delivery, res deliver.Result) string {
 	outcome, a, due := d.remote.Outcome(dl, res, s.opts.Now())
-	var err error
-	switch outcome {
-	case deliver.OutcomeSuccess:
-		err = s.q.Complete(ctx, dl, a)
-	case deliver.OutcomeRetry:
-		err = s.q.Retry(ctx, dl, a, due)
-	default:
-		err = s.q.DeadLetter(ctx, dl, a)
-	}
+	err := deliver.WriteOutcome(ctx, s.q, outcome, dl, a, due)
 	return s.recorded(err, d, dl, outcome, a, due)
 }
 

@@ -496,11 +496,11 @@ func (f *flakyQueue) Complete(ctx context.Context, d store.Delivery, a store.Att
 }
 
 // flakyAsync is flakyQueue for a store that takes outcomes without the
-// caller waiting (asyncQueue, as the embedded store does): the first
+// caller waiting (AsyncQueue, as the embedded store does): the first
 // completeFails outcomes are answered with completeErr, through done.
 type flakyAsync struct {
 	*flakyQueue
-	aq asyncQueue
+	aq AsyncQueue
 }
 
 func (f flakyAsync) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
@@ -572,7 +572,7 @@ func TestStoreFailures(t *testing.T) {
 			wantLog: map[string]int{"lease lost before the outcome was recorded": 1},
 		},
 	}
-	// With async the queue takes outcomes without waiting (asyncQueue, as
+	// With async the queue takes outcomes without waiting (AsyncQueue, as
 	// the embedded store does) and fails them through done; the retries of
 	// a failed outcome are synchronous calls either way.
 	for _, tt := range tests {
@@ -585,7 +585,7 @@ func TestStoreFailures(t *testing.T) {
 				fq.completeFails.Store(tt.completeFails)
 				var q Queue = fq
 				if async {
-					q = flakyAsync{flakyQueue: fq, aq: st.(asyncQueue)}
+					q = flakyAsync{flakyQueue: fq, aq: st.(AsyncQueue)}
 				}
 				var logs logBuffer
 				opts := testOptions()
@@ -697,7 +697,7 @@ func (c *countingQueue) ExtendLease(ctx context.Context, d store.Delivery, lease
 	return c.Queue.ExtendLease(ctx, d, lease)
 }
 
-// heldOutcomes is an asyncQueue whose Complete outcomes wait in pending
+// heldOutcomes is an AsyncQueue whose Complete outcomes wait in pending
 // until the test lets them through to the real store.
 type heldOutcomes struct {
 	testStore
@@ -705,15 +705,15 @@ type heldOutcomes struct {
 }
 
 func (h heldOutcomes) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	h.pending <- func() { h.testStore.(asyncQueue).CompleteAsync(ctx, d, a, done) }
+	h.pending <- func() { h.testStore.(AsyncQueue).CompleteAsync(ctx, d, a, done) }
 }
 
 func (h heldOutcomes) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
-	h.testStore.(asyncQueue).RetryAsync(ctx, d, a, due, done)
+	h.testStore.(AsyncQueue).RetryAsync(ctx, d, a, due, done)
 }
 
 func (h heldOutcomes) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	h.testStore.(asyncQueue).DeadLetterAsync(ctx, d, a, done)
+	h.testStore.(AsyncQueue).DeadLetterAsync(ctx, d, a, done)
 }
 
 // Run returns only when the outcomes that workers handed to the store

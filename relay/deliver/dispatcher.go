@@ -390,16 +390,8 @@ func (dp *dispatcher) work(j job) {
 	// extending first; the lease has at least two thirds of its time left.
 	ext.stop()
 	d.Event = nil // the body is not needed any more; let it go
-	write := func(ctx context.Context) error {
-		switch outcome {
-		case OutcomeSuccess:
-			return dp.q.Complete(ctx, d, a)
-		case OutcomeRetry:
-			return dp.q.Retry(ctx, d, a, due)
-		}
-		return dp.q.DeadLetter(ctx, d, a)
-	}
-	aq, ok := dp.q.(asyncQueue)
+	write := func(ctx context.Context) error { return WriteOutcome(ctx, dp.q, outcome, d, a, due) }
+	aq, ok := dp.q.(AsyncQueue)
 	if !ok {
 		dp.record(hard, ext, d, write, nil)
 		return
@@ -420,28 +412,44 @@ func (dp *dispatcher) work(j job) {
 			dp.record(hard, ext, d, write, err)
 		}()
 	}
-	wctx := context.WithoutCancel(hard)
-	switch outcome {
-	case OutcomeSuccess:
-		aq.CompleteAsync(wctx, d, a, done)
-	case OutcomeRetry:
-		aq.RetryAsync(wctx, d, a, due, done)
-	default:
-		aq.DeadLetterAsync(wctx, d, a, done)
-	}
+	WriteOutcomeAsync(context.WithoutCancel(hard), aq, outcome, d, a, due, done)
 }
 
-// asyncQueue is a Queue that can take an outcome without its caller
+// AsyncQueue is a Queue that can take an outcome without its caller
 // waiting for the write (both stores): done is called once with
 // what the synchronous call would return, and must not block. A worker
 // that does not wait is free for its next delivery at once, and nobody
 // has to be woken when the write is done: on a two-core machine that saved
 // about 8 of the 20 µs of CPU per delivery that the embedded store added
 // (docs/benchmarks.md, fourth round).
-type asyncQueue interface {
+type AsyncQueue interface {
 	CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
 	RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error))
 	DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
+}
+
+// WriteOutcome records an attempt a of d, classified as o (due is the next
+// attempt's time, for a retry), with the matching call of q, and waits.
+func WriteOutcome(ctx context.Context, q Queue, o Outcome, d store.Delivery, a store.Attempt, due time.Time) error {
+	switch o {
+	case OutcomeSuccess:
+		return q.Complete(ctx, d, a)
+	case OutcomeRetry:
+		return q.Retry(ctx, d, a, due)
+	}
+	return q.DeadLetter(ctx, d, a)
+}
+
+// WriteOutcomeAsync is WriteOutcome without waiting: done gets its error.
+func WriteOutcomeAsync(ctx context.Context, q AsyncQueue, o Outcome, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
+	switch o {
+	case OutcomeSuccess:
+		q.CompleteAsync(ctx, d, a, done)
+	case OutcomeRetry:
+		q.RetryAsync(ctx, d, a, due, done)
+	default:
+		q.DeadLetterAsync(ctx, d, a, done)
+	}
 }
 
 // unhold ends a delivery's hold once its outcome is written or given up.
@@ -500,7 +508,7 @@ func (dp *dispatcher) logFor(d store.Delivery) *slog.Logger {
 // lease still holds. A lost lease means another worker owns the delivery now;
 // giving up otherwise is safe because the lease expires and the delivery is
 // attempted again (at-least-once), and it is logged as an error. failed is
-// the error of a first write already made (by an asyncQueue), or nil.
+// the error of a first write already made (by an AsyncQueue), or nil.
 func (dp *dispatcher) record(hard context.Context, ext *extender, d store.Delivery, write func(context.Context) error, failed error) {
 	var backoff time.Duration
 	err := failed

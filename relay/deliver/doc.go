@@ -28,7 +28,7 @@
 // the last one, and outcomes of many workers share one commit. The number of
 // deliveries a destination holds (attempting or being recorded) is bounded,
 // so a slow store cannot pile up leases. A store that can take an outcome
-// without the caller waiting (asyncQueue: both stores) gets it that way:
+// without the caller waiting (AsyncQueue: both stores) gets it that way:
 // the worker is free at once, nobody is woken when the write is done, and
 // Run still returns only once every outcome is written.
 //
