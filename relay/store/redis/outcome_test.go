@@ -25,17 +25,13 @@ func acceptLease(t testing.TB, s *Store, dest string, n int) []store.Delivery {
 	return ds
 }
 
-// newOutcome builds an outcome request the way Complete, Retry and
-// DeadLetter do, without submitting it.
-func newOutcome(t testing.TB, op, kind string, d store.Delivery, due time.Time) *outcomeReq {
+// newOutcome builds an outcome request as Complete, Retry and DeadLetter
+// do, without submitting it.
+func newOutcome(t testing.TB, s *Store, op, kind string, d store.Delivery, due time.Time) *outcomeReq {
 	t.Helper()
-	a := ok200()
-	a.N = d.Attempts + 1
-	att := encodeAttempt(a)
-	r := &outcomeReq{call: newCall(context.Background(), op, d.ID)}
-	r.args = [outcomeArgs]any{kind, d.ID, d.Lease, att, 200, "", "", ""}
-	if kind == kindRetry {
-		r.args[6], r.args[7] = millis(due), nanos(due)
+	r, err := s.outcomeReq(newCall(context.Background(), op, d.ID), kind, d, ok200(), due)
+	if err != nil {
+		t.Fatalf("outcome request for %s: %v", d.ID, err)
 	}
 	return r
 }
@@ -73,15 +69,15 @@ func TestOutcomeBatchDecidesEachOutcome(t *testing.T) {
 	due := time.Now().Add(time.Hour)
 
 	batch := []*outcomeReq{
-		newOutcome(t, "complete", kindComplete, ds[0], time.Time{}),
-		newOutcome(t, "complete", kindComplete, ds[0], time.Time{}), // again: lost
-		newOutcome(t, "complete", kindComplete, stale, time.Time{}),
-		newOutcome(t, "complete", kindComplete, missing, time.Time{}),
-		newOutcome(t, "retry", kindRetry, ds[1], due),
-		newOutcome(t, "complete", kindComplete, ds[1], time.Time{}), // retried: lost
-		newOutcome(t, "dead-letter", kindDeadLetter, dead, time.Time{}),
-		newOutcome(t, "complete", kindComplete, ds[2], time.Time{}),
-		newOutcome(t, "complete", kindComplete, ds[3], time.Time{}),
+		newOutcome(t, s, "complete", kindComplete, ds[0], time.Time{}),
+		newOutcome(t, s, "complete", kindComplete, ds[0], time.Time{}), // again: lost
+		newOutcome(t, s, "complete", kindComplete, stale, time.Time{}),
+		newOutcome(t, s, "complete", kindComplete, missing, time.Time{}),
+		newOutcome(t, s, "retry", kindRetry, ds[1], due),
+		newOutcome(t, s, "complete", kindComplete, ds[1], time.Time{}), // retried: lost
+		newOutcome(t, s, "dead-letter", kindDeadLetter, dead, time.Time{}),
+		newOutcome(t, s, "complete", kindComplete, ds[2], time.Time{}),
+		newOutcome(t, s, "complete", kindComplete, ds[3], time.Time{}),
 	}
 	want := []error{nil, store.ErrLeaseLost, store.ErrLeaseLost, store.ErrNotFound, nil,
 		store.ErrLeaseLost, nil, nil, nil}
