@@ -57,8 +57,9 @@ type endpoint struct {
 	signer    *Signer
 	userAgent string
 	client    *retryablehttp.Client
-	follow    bool // follow_redirects
-	insecure  bool // tls.insecure_skip_verify, for a warning at start
+	timeout   time.Duration // per attempt, redirects included
+	follow    bool          // follow_redirects
+	insecure  bool          // tls.insecure_skip_verify, for a warning at start
 }
 
 // result is what one attempt produced.
@@ -98,6 +99,7 @@ func newEndpoint(d config.Destination, set destSettings, version string) (*endpo
 		header:    http.Header{},
 		userAgent: "relay/" + version,
 		client:    newClient(set.timeout, set.concurrency, tlsConf),
+		timeout:   set.timeout,
 		follow:    d.FollowRedirects,
 		insecure:  d.TLS.InsecureSkipVerify,
 	}
@@ -144,7 +146,9 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 // newClient builds the destination's own client: its own connection pool, so
 // a hanging destination cannot starve another of connections, sized for its
 // workers; retries off, because Relay's retries are scheduled in the store.
-// tlsConf nil means Go's defaults.
+// tlsConf nil means Go's defaults. timeout bounds dialing and the TLS
+// handshake; the attempt as a whole is bounded by post's context, not by
+// http.Client.Timeout, which would arm a second timer per attempt.
 func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryablehttp.Client {
 	dialer := &net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -161,7 +165,6 @@ func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryableh
 	return &retryablehttp.Client{
 		HTTPClient: &http.Client{
 			Transport: tr,
-			Timeout:   timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
@@ -251,16 +254,15 @@ func headerSafe(v string) string {
 // do makes one attempt of d. ctx cancels it (shutdown drain); the
 // destination's timeout bounds it, redirects included.
 func (ep *endpoint) do(ctx context.Context, d store.Delivery, now time.Time) result {
-	return post(ctx, ep.client, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow)
+	return post(ctx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow)
 }
 
 // post makes one POST attempt, following up to maxRedirects redirects when
-// follow is set; a relay agent's Sender uses it too. The client's Timeout
-// bounds the whole attempt.
-func post(ctx context.Context, client *retryablehttp.Client, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
+// follow is set; a relay agent's Sender uses it too. timeout, when positive,
+// bounds the whole attempt, reading the response included.
+func post(ctx context.Context, client *retryablehttp.Client, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
 	start := time.Now()
 	attemptCtx := ctx
-	timeout := client.HTTPClient.Timeout
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		attemptCtx, cancel = context.WithTimeout(ctx, timeout)

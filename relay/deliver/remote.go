@@ -92,13 +92,14 @@ func (r *Remote) Outcome(d store.Delivery, res Result, now time.Time) (Outcome, 
 // redirects not followed, the response read to a cap and kept truncated,
 // errors free of the URL. It is safe for concurrent use.
 type Sender struct {
-	client *retryablehttp.Client
+	client  *retryablehttp.Client
+	timeout time.Duration
 }
 
 // NewSender returns a Sender whose attempts time out after timeout and whose
 // connection pool is sized for conc concurrent attempts.
 func NewSender(timeout time.Duration, conc int) *Sender {
-	return &Sender{client: newClient(timeout, conc, nil)}
+	return &Sender{client: newClient(timeout, conc, nil), timeout: timeout}
 }
 
 // Send POSTs body to rawURL with header (and host as the Host header when
@@ -108,7 +109,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, host string, header http.Head
 	if err != nil {
 		return result{err: fmt.Errorf("build request: %s", sanitize(err))}.exported()
 	}
-	return post(ctx, s.client, u, host, header, body, false).exported()
+	return post(ctx, s.client, s.timeout, u, host, header, body, false).exported()
 }
 
 // Close drops the Sender's idle connections.
