@@ -453,7 +453,7 @@ func (c *Client) destSem(j job) chan struct{} {
 // attempt makes the POST and queues its outcome for the reporter.
 func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
 	log := c.log.With("destination", j.Destination, "delivery", j.ID, "attempt", j.Attempt)
-	res := c.sender(j).Send(ctx, j.URL, j.Host, j.Header, j.Body)
+	res := c.sender(j).Send(ctx, j.URL, j.Host, j.Header, j.Body, j.FollowRedirects)
 	c.mu.Lock()
 	lost := f.lost
 	c.mu.Unlock()
@@ -467,11 +467,12 @@ func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
 		return
 	}
 	o := outcome{
-		Ticket:     j.Ticket,
-		Status:     res.Status,
-		Location:   res.Location,
-		Response:   res.Response,
-		DurationNS: int64(res.Took),
+		Ticket:      j.Ticket,
+		Status:      res.Status,
+		Location:    res.Location,
+		NotFollowed: res.NotFollowed,
+		Response:    res.Response,
+		DurationNS:  int64(res.Took),
 	}
 	if res.Err != nil {
 		o.Error = res.Err.Error()

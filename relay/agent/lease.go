@@ -181,17 +181,18 @@ func (s *Server) jobFor(d *destination, dl store.Delivery, probe bool) (job, boo
 		s.holdProbe(d, dl.ID, now.Add(s.opts.Lease))
 	}
 	return job{
-		Ticket:        newTicket(dl).encode(),
-		ID:            dl.ID,
-		Destination:   d.name,
-		Attempt:       dl.Attempts + 1,
-		URL:           d.url,
-		Host:          d.remote.Host(),
-		Header:        d.remote.Header(dl, now),
-		Body:          dl.Event.Body,
-		TimeoutMS:     millis(d.remote.Timeout()),
-		Concurrency:   d.remote.Concurrency(),
-		SuccessStatus: d.success,
+		Ticket:          newTicket(dl).encode(),
+		ID:              dl.ID,
+		Destination:     d.name,
+		Attempt:         dl.Attempts + 1,
+		URL:             d.url,
+		Host:            d.remote.Host(),
+		Header:          d.remote.Header(dl, now),
+		Body:            dl.Event.Body,
+		TimeoutMS:       millis(d.remote.Timeout()),
+		Concurrency:     d.remote.Concurrency(),
+		SuccessStatus:   d.success,
+		FollowRedirects: d.remote.FollowRedirects(),
 	}, true
 }
 

@@ -127,10 +127,11 @@ func (s *Server) record(ctx context.Context, name string, o outcome) string {
 // resultOf is a reported attempt as the delivery policy reads results.
 func resultOf(o outcome) deliver.Result {
 	res := deliver.Result{
-		Status:   o.Status,
-		Location: o.Location,
-		Response: o.Response,
-		Took:     time.Duration(o.DurationNS),
+		Status:      o.Status,
+		Location:    o.Location,
+		NotFollowed: o.NotFollowed,
+		Response:    o.Response,
+		Took:        time.Duration(o.DurationNS),
 	}
 	if o.RetryAfter != "" {
 		res.Header = http.Header{"Retry-After": {o.RetryAfter}}
