@@ -44,6 +44,11 @@ type ClientOptions struct {
 	Token string
 	// RootCAs verifies the relay's certificate; nil means the system roots.
 	RootCAs *x509.CertPool
+	// ReceiverCAs verifies the certificates of the receivers the agent
+	// delivers to; nil means the system roots. A destination's tls settings
+	// stay on the relay (config refuses them for agent destinations): the
+	// agent's machine decides whom it trusts.
+	ReceiverCAs *x509.CertPool
 	// Insecure allows a plain http:// Server, for local testing only.
 	Insecure bool
 	// Concurrency bounds the attempts running at once (and each
@@ -513,7 +518,7 @@ func (c *Client) sender(j job) *deliver.Sender {
 	defer c.sendersMu.Unlock()
 	s := c.senders[key]
 	if s == nil {
-		s = deliver.NewSender(timeout, c.opts.Concurrency)
+		s = deliver.NewSender(timeout, c.opts.Concurrency, c.opts.ReceiverCAs)
 		c.senders[key] = s
 	}
 	return s

@@ -103,8 +103,20 @@ type received struct {
 
 func newSink(t testing.TB) *sink {
 	t.Helper()
+	return startSink(t, (*httptest.Server).Start)
+}
+
+// newTLSSink is newSink over HTTPS, with a certificate of httptest's own
+// CA (the sink's Certificate), which no system trusts.
+func newTLSSink(t testing.TB) *sink {
+	t.Helper()
+	return startSink(t, (*httptest.Server).StartTLS)
+}
+
+func startSink(t testing.TB, start func(*httptest.Server)) *sink {
+	t.Helper()
 	s := &sink{release: make(chan struct{})}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		observe := s.observe
@@ -137,6 +149,7 @@ func newSink(t testing.TB) *sink {
 		s.got[i].done = status == http.StatusOK
 		s.mu.Unlock()
 	}))
+	start(s.Server)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -233,8 +246,14 @@ const officeDest = `
 
 func newEnv(t *testing.T, destExtra string) *env {
 	t.Helper()
+	return newEnvWith(t, newSink(t), destExtra)
+}
+
+// newEnvWith is newEnv with the given sink as office's receiver.
+func newEnvWith(t *testing.T, sk *sink, destExtra string) *env {
+	t.Helper()
 	log, logs := newLog(t)
-	e := &env{sink: newSink(t), log: log, logs: logs, dataDir: t.TempDir()}
+	e := &env{sink: sk, log: log, logs: logs, dataDir: t.TempDir()}
 	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n" +
 		"store: {embedded: {path: " + e.dataDir + "}}\n" +
 		"delivery: {poll_interval: 50ms}\n" +

@@ -2,6 +2,8 @@ package deliver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -105,9 +107,14 @@ type Sender struct {
 }
 
 // NewSender returns a Sender whose attempts time out after timeout and whose
-// connection pool is sized for conc concurrent attempts.
-func NewSender(timeout time.Duration, conc int) *Sender {
-	return &Sender{client: newClient(timeout, conc, nil)}
+// connection pool is sized for conc concurrent attempts. roots verifies the
+// receivers' certificates; nil means the system's roots.
+func NewSender(timeout time.Duration, conc int, roots *x509.CertPool) *Sender {
+	var conf *tls.Config
+	if roots != nil {
+		conf = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	}
+	return &Sender{client: newClient(timeout, conc, conf)}
 }
 
 // Send POSTs body to rawURL with header (and host as the Host header when
