@@ -35,6 +35,12 @@ func assertLines(t testing.TB, got, want []string) {
 
 const durationHint = `: want a Go duration such as "250ms", "10s" or "24h"`
 
+// agentTLS is the end of the problem with tls on agent's destination.
+func agentTLS(agent string) string {
+	return `: tls does not apply to a destination served by an agent: agent "` + agent +
+		`" verifies receivers with its own machine's trusted roots (relay agent -receiver-ca adds a private CA there); remove tls`
+}
+
 func TestLoadFileProblems(t *testing.T) {
 	tests := []struct {
 		file string
@@ -130,6 +136,13 @@ func TestLoadFileProblems(t *testing.T) {
 			`4: destination "missing": tls.ca_file: open testdata/no-such-ca.pem: no such file or directory`,
 			`8: destination "not-pem": tls.ca_file "testdata/not_a_cert.pem" holds no PEM certificate`,
 			`11: destination "both": tls.ca_file has no effect with tls.insecure_skip_verify; remove one of them`,
+			`15: destination "agent-side"` + agentTLS("office-1"),
+		}},
+		{"agent_tls.yaml", []string{
+			`7: destination "ca-file"` + agentTLS("office-1"),
+			`12: destination "skip-verify"` + agentTLS("office-1"),
+			`21: destination "also-unknown-agent": unknown agent "office-9"`,
+			`23: destination "also-unknown-agent"` + agentTLS("office-9"),
 		}},
 		{"negative.yaml", []string{
 			`4: destination "acme-crm": timeout must be positive, got -1s`,
@@ -219,6 +232,12 @@ func TestLoadInline(t *testing.T) {
 			[]string{`<config>:2: admin.listen must differ from listen (both "127.0.0.1:80")`}},
 		{"negative lease margin", "delivery:\n  poll_interval: 1s\n  lease_margin: -2s\n",
 			[]string{`<config>:3: delivery.lease_margin must be positive, got -2s`}},
+		{"tls ca_file on an agent destination",
+			"agents: [{name: a1, token: t}]\ndestinations:\n- name: a\n  agent: a1\n  url: http://x\n  tls: {ca_file: /etc/ca.pem}\n",
+			[]string{`<config>:6: destination "a"` + agentTLS("a1")}},
+		{"tls insecure_skip_verify on an agent destination, block style",
+			"agents: [{name: a1, token: t}]\ndestinations:\n- name: a\n  agent: a1\n  url: http://x\n  tls:\n    insecure_skip_verify: true\n",
+			[]string{`<config>:6: destination "a"` + agentTLS("a1")}},
 		{"empty match field", "routes:\n- webhook_id: '1'\n  match: {'': x}\n  to: [a]\ndestinations: [{name: a, url: 'http://x'}]\n",
 			[]string{`<config>:3: route 1: match has an empty field name`}},
 	}

@@ -245,9 +245,9 @@ func (dv destValidator) check(agents map[string]int) {
 	dv.retry()
 	dv.circuit()
 	if d.Agent == "" {
-		// An agent reaches the URL itself, from another machine: the
-		// relay's files and TLS settings are not its business here.
 		dv.tls()
+	} else {
+		dv.agentTLS()
 	}
 	if d.Concurrency < 0 {
 		dv.add(dv.at("concurrency"), "%s: concurrency must not be negative, got %d", dv.label, d.Concurrency)
@@ -361,6 +361,20 @@ func (dv destValidator) tls() {
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.
+// agentTLS refuses tls on a destination an agent serves rather than
+// accept it and ignore it: an agent reaches the URL from another machine,
+// where a ca_file path of the relay's means nothing, and checks the
+// receiver's certificate itself.
+func (dv destValidator) agentTLS() {
+	t := dv.d.TLS
+	if t.CAFile == "" && !t.InsecureSkipVerify {
+		return
+	}
+	dv.add(dv.at("tls"), "%s: tls does not apply to a destination served by an agent: "+
+		"agent %q verifies receivers with its own machine's trusted roots (relay agent -receiver-ca adds a private CA there); remove tls",
+		dv.label, dv.d.Agent)
+}
+
 func validHeaderName(s string) bool {
 	if s == "" {
 		return false

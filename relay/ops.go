@@ -66,6 +66,13 @@ func (s *Server) destinationStates() []admin.DestinationState {
 	states := s.deliver.States()
 	out := make([]admin.DestinationState, 0, len(states))
 	for _, st := range states {
+		if st.Agent != "" && s.agents != nil {
+			// The agent server keeps an agent destination's breaker.
+			if c, ok := s.agents.Circuit(st.Name); ok {
+				st.Circuit, st.ConsecutiveFailures = c.Circuit, c.ConsecutiveFailures
+				st.LastSuccess, st.LastFailure, st.LastError = c.LastSuccess, c.LastFailure, c.LastError
+			}
+		}
 		ds := admin.DestinationState{
 			Name: st.Name, Agent: st.Agent, InFlight: st.InFlight, Circuit: st.Circuit,
 			ConsecutiveFailures: st.ConsecutiveFailures, LastSuccess: st.LastSuccess,

@@ -18,6 +18,7 @@ import (
 // agentFlags are the flags of `relay agent`.
 type agentFlags struct {
 	server, token, name, ca string
+	receiverCA              string
 	insecure                bool
 	concurrency             int
 	drain                   time.Duration
@@ -29,6 +30,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.token, "token", "", "this agent's token from the relay's agents config (default $RELAY_AGENT_TOKEN, which keeps it out of ps)")
 	fs.StringVar(&f.name, "name", "", "this agent's name from the relay's agents config (required)")
 	fs.StringVar(&f.ca, "ca", "", "PEM file of CA certificates to trust for the relay, besides the system's")
+	fs.StringVar(&f.receiverCA, "receiver-ca", "", "PEM file of CA certificates to trust for the receivers this agent delivers to, besides the system's")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow a plain http:// server URL, for local testing only (TLS is never skipped)")
 	fs.IntVar(&f.concurrency, "concurrency", agent.DefaultConcurrency, "deliveries attempted at once")
 	fs.DurationVar(&f.drain, "drain-timeout", agent.DefaultDrainTimeout, "on SIGTERM, how long running attempts may finish")
@@ -71,6 +73,12 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if f.ca != "" {
 		if opts.RootCAs, err = agent.LoadCA(f.ca); err != nil {
 			fmt.Fprintf(stderr, "relay agent: %v\n", err)
+			return 1
+		}
+	}
+	if f.receiverCA != "" {
+		if opts.ReceiverCAs, err = agent.LoadCA(f.receiverCA); err != nil {
+			fmt.Fprintf(stderr, "relay agent: -receiver-ca: %v\n", err)
 			return 1
 		}
 	}

@@ -40,6 +40,8 @@ func TestAgentFlags(t *testing.T) {
 		{"not a URL", []string{"-server", "relay.example.com", "-name", "a", "-token", "t"}, 2, "not an absolute"},
 		{"credentials in URL", []string{"-server", "https://u:p@relay.example.com", "-name", "a", "-token", "t"}, 2, "credentials"},
 		{"bad CA file", []string{"-server", "https://relay.example.com", "-name", "a", "-token", "t", "-ca", notPEM}, 1, "no PEM certificate"},
+		{"bad receiver CA file", []string{"-server", "https://relay.example.com", "-name", "a", "-token", "t", "-receiver-ca", notPEM}, 1, "-receiver-ca: agent: CA file"},
+		{"missing receiver CA file", []string{"-server", "https://relay.example.com", "-name", "a", "-token", "t", "-receiver-ca", filepath.Join(dir, "none.pem")}, 1, "-receiver-ca: agent: read CA file"},
 		{"unknown flag", []string{"-sever", "https://relay.example.com"}, 2, "-sever"},
 	}
 	for _, tc := range tests {

@@ -44,6 +44,11 @@ type ClientOptions struct {
 	Token string
 	// RootCAs verifies the relay's certificate; nil means the system roots.
 	RootCAs *x509.CertPool
+	// ReceiverCAs verifies the certificates of the receivers the agent
+	// delivers to; nil means the system roots. A destination's tls settings
+	// stay on the relay (config refuses them for agent destinations): the
+	// agent's machine decides whom it trusts.
+	ReceiverCAs *x509.CertPool
 	// Insecure allows a plain http:// Server, for local testing only.
 	Insecure bool
 	// Concurrency bounds the attempts running at once (and each
@@ -453,7 +458,7 @@ func (c *Client) destSem(j job) chan struct{} {
 // attempt makes the POST and queues its outcome for the reporter.
 func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
 	log := c.log.With("destination", j.Destination, "delivery", j.ID, "attempt", j.Attempt)
-	res := c.sender(j).Send(ctx, j.URL, j.Host, j.Header, j.Body)
+	res := c.sender(j).Send(ctx, j.URL, j.Host, j.Header, j.Body, j.FollowRedirects)
 	c.mu.Lock()
 	lost := f.lost
 	c.mu.Unlock()
@@ -467,11 +472,12 @@ func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
 		return
 	}
 	o := outcome{
-		Ticket:     j.Ticket,
-		Status:     res.Status,
-		Location:   res.Location,
-		Response:   res.Response,
-		DurationNS: int64(res.Took),
+		Ticket:      j.Ticket,
+		Status:      res.Status,
+		Location:    res.Location,
+		NotFollowed: res.NotFollowed,
+		Response:    res.Response,
+		DurationNS:  int64(res.Took),
 	}
 	if res.Err != nil {
 		o.Error = res.Err.Error()
@@ -512,7 +518,7 @@ func (c *Client) sender(j job) *deliver.Sender {
 	defer c.sendersMu.Unlock()
 	s := c.senders[key]
 	if s == nil {
-		s = deliver.NewSender(timeout, c.opts.Concurrency)
+		s = deliver.NewSender(timeout, c.opts.Concurrency, c.opts.ReceiverCAs)
 		c.senders[key] = s
 	}
 	return s

@@ -17,7 +17,11 @@
 // signing secret never leaves it, and applies the destination's retry
 // policy to the outcomes the agent reports through deliver.Remote, the same
 // code as direct delivery. Outcomes carry an opaque ticket holding the lease,
-// so the relay needs no memory of what it handed out to record them.
+// so the relay needs no memory of what it handed out to record them. The
+// destination's circuit breaker (deliver.Circuit) also lives on the relay:
+// polls lease nothing for an open circuit and one probe after its cooldown,
+// and reported outcomes feed it; the one thing the relay remembers is which
+// delivery is the probe.
 //
 // The Client reconnects forever with capped exponential backoff and jitter,
 // treats a call that goes unanswered past its deadline as a dead connection,

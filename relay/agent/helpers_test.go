@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -77,30 +78,57 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // sink is the private receiver. While holding, it keeps each request open
-// until release or until the caller goes away.
+// until release or until the caller goes away. It answers 200, or what
+// answer sets.
 type sink struct {
 	*httptest.Server
-	mu      sync.Mutex
-	got     []received
-	holding bool
-	held    int
-	release chan struct{}
+	mu       sync.Mutex
+	got      []received
+	holding  bool
+	held     int
+	release  chan struct{}
+	status   int                    // answered instead of 200 when not 0
+	location string                 // sent as Location with status
+	observe  func() destinationView // called for each request, if set
 }
 
 type received struct {
 	header http.Header
 	body   []byte
 	done   bool // answered 200, not cut off while held
+	status int  // the status answered
+	// seen is what observe returned when the request arrived.
+	seen destinationView
 }
 
 func newSink(t testing.TB) *sink {
 	t.Helper()
+	return startSink(t, (*httptest.Server).Start)
+}
+
+// newTLSSink is newSink over HTTPS, with a certificate of httptest's own
+// CA (the sink's Certificate), which no system trusts.
+func newTLSSink(t testing.TB) *sink {
+	t.Helper()
+	return startSink(t, (*httptest.Server).StartTLS)
+}
+
+func startSink(t testing.TB, start func(*httptest.Server)) *sink {
+	t.Helper()
 	s := &sink{release: make(chan struct{})}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
+		observe := s.observe
+		s.mu.Unlock()
+		var seen destinationView
+		if observe != nil {
+			seen = observe() // without the lock: it may take a while
+		}
+		s.mu.Lock()
 		i := len(s.got)
-		s.got = append(s.got, received{header: r.Header.Clone(), body: body})
+		status, location := cmp.Or(s.status, http.StatusOK), s.location
+		s.got = append(s.got, received{header: r.Header.Clone(), body: body, status: status, seen: seen})
 		hold, release := s.holding, s.release
 		if hold {
 			s.held++
@@ -113,10 +141,15 @@ func newSink(t testing.TB) *sink {
 				return
 			}
 		}
+		if location != "" {
+			w.Header().Set("Location", location)
+		}
+		w.WriteHeader(status)
 		s.mu.Lock()
-		s.got[i].done = true
+		s.got[i].done = status == http.StatusOK
 		s.mu.Unlock()
 	}))
+	start(s.Server)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -143,6 +176,21 @@ func (s *sink) unhold() {
 	s.holding = false
 	close(s.release)
 	s.release = make(chan struct{})
+}
+
+// answer makes the sink answer status (0: 200), with a Location header
+// when location is not "".
+func (s *sink) answer(status int, location string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status, s.location = status, location
+}
+
+// watch has the sink call observe for each request and keep its result.
+func (s *sink) watch(observe func() destinationView) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observe = observe
 }
 
 func (s *sink) heldCount() int {
@@ -180,6 +228,7 @@ func (s *sink) answered(t testing.TB, n int) []received {
 // CONNECT proxy.
 type env struct {
 	base    string // the relay's ingest listener, plain HTTP
+	admin   string // the relay's admin listener
 	front   *httptest.Server
 	roots   *x509.CertPool
 	proxy   *agenttest.Proxy
@@ -197,8 +246,14 @@ const officeDest = `
 
 func newEnv(t *testing.T, destExtra string) *env {
 	t.Helper()
+	return newEnvWith(t, newSink(t), destExtra)
+}
+
+// newEnvWith is newEnv with the given sink as office's receiver.
+func newEnvWith(t *testing.T, sk *sink, destExtra string) *env {
+	t.Helper()
 	log, logs := newLog(t)
-	e := &env{sink: newSink(t), log: log, logs: logs, dataDir: t.TempDir()}
+	e := &env{sink: sk, log: log, logs: logs, dataDir: t.TempDir()}
 	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n" +
 		"store: {embedded: {path: " + e.dataDir + "}}\n" +
 		"delivery: {poll_interval: 50ms}\n" +
@@ -215,7 +270,7 @@ func newEnv(t *testing.T, destExtra string) *env {
 			t.Errorf("relay.Run: %v", err)
 		}
 	}
-	e.base = r.Ingest
+	e.base, e.admin = r.Ingest, r.Admin
 
 	u, _ := url.Parse(e.base)
 	rp := httputil.NewSingleHostReverseProxy(u)
@@ -295,9 +350,57 @@ func (e *env) post(t testing.TB, mid string) string {
 	return a.EventID
 }
 
-// inspect stops the relay and reads an event's delivery to office from the
-// store it leaves behind.
-func (e *env) inspect(t testing.TB, eventID string) store.DeliveryRecord {
+// destinationView is the part of GET /api/destinations these tests read.
+type destinationView struct {
+	Name                string `json:"name"`
+	Circuit             string `json:"circuit"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	LastError           string `json:"last_error"`
+	Queued              int    `json:"queued"`
+}
+
+// office returns the admin API's view of the office destination.
+func (e *env) office(t testing.TB) destinationView {
+	t.Helper()
+	resp, err := http.Get(e.admin + "/api/destinations")
+	if err != nil {
+		t.Errorf("GET /api/destinations: %v", err)
+		return destinationView{}
+	}
+	defer resp.Body.Close()
+	var all []destinationView
+	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/destinations: %d, %v", resp.StatusCode, err)
+	}
+	for _, d := range all {
+		if d.Name == "office" {
+			return d
+		}
+	}
+	t.Errorf("GET /api/destinations: no office in %+v", all)
+	return destinationView{}
+}
+
+// metric returns the line of GET /metrics that starts with prefix, or "".
+func (e *env) metric(t testing.TB, prefix string) string {
+	t.Helper()
+	resp, err := http.Get(e.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, prefix) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+// records stops the relay and reads the office deliveries of the given
+// events from the store it leaves behind, in the same order.
+func (e *env) records(t testing.TB, eventIDs ...string) []store.DeliveryRecord {
 	t.Helper()
 	e.stop()
 	st, err := bolt.Open(e.dataDir, bolt.Options{})
@@ -305,9 +408,20 @@ func (e *env) inspect(t testing.TB, eventID string) store.DeliveryRecord {
 		t.Fatalf("bolt.Open: %v", err)
 	}
 	defer st.Close()
-	rec, err := st.Event(context.Background(), eventID)
-	if err != nil || len(rec.Deliveries) != 1 {
-		t.Fatalf("Event(%s) = %+v, %v", eventID, rec, err)
+	var out []store.DeliveryRecord
+	for _, id := range eventIDs {
+		rec, err := st.Event(context.Background(), id)
+		if err != nil || len(rec.Deliveries) != 1 {
+			t.Fatalf("Event(%s) = %+v, %v", id, rec, err)
+		}
+		out = append(out, rec.Deliveries[0])
 	}
-	return rec.Deliveries[0]
+	return out
+}
+
+// inspect stops the relay and reads an event's delivery to office from the
+// store it leaves behind.
+func (e *env) inspect(t testing.TB, eventID string) store.DeliveryRecord {
+	t.Helper()
+	return e.records(t, eventID)[0]
 }

@@ -91,7 +91,8 @@ func (s *Server) poll(ctx context.Context, name string, n int, wait time.Duratio
 
 // take leases up to n due deliveries from the agent's destinations, starting
 // at a different destination each time so a busy one cannot starve the rest,
-// and within each destination's concurrency and rate limit.
+// within each destination's concurrency and rate limit, and as its circuit
+// breaker allows: nothing while it is open, one probe when it is half-open.
 func (s *Server) take(ctx context.Context, name string, n int) []job {
 	dests := s.tbl.Load().byAgent[name]
 	if len(dests) == 0 {
@@ -108,7 +109,17 @@ func (s *Server) take(ctx context.Context, name string, n int) []job {
 		if room == 0 {
 			continue
 		}
+		admitted, probe := s.admit(d)
+		if !admitted {
+			continue
+		}
+		if probe {
+			room = 1
+		}
 		got, err := s.q.Lease(ctx, d.name, room, s.opts.Lease)
+		if probe && len(got) == 0 {
+			d.circuit.ProbeUnused()
+		}
 		if err != nil {
 			if ctx.Err() == nil && !s.storeFailing.Swap(true) {
 				s.log.Error("agent: lease failed; agents get nothing until the store answers", "destination", d.name, "error", err)
@@ -122,7 +133,7 @@ func (s *Server) take(ctx context.Context, name string, n int) []job {
 			d.limiter.ReserveN(time.Now(), len(got))
 		}
 		for _, dl := range got {
-			if j, ok := s.jobFor(d, dl); ok {
+			if j, ok := s.jobFor(d, dl, probe); ok {
 				out = append(out, j)
 			}
 		}
@@ -145,7 +156,9 @@ func (s *Server) room(d *destination, want int) int {
 // gone cannot be attempted by anyone, and one that waited past max_age for
 // an agent is not wanted any more: both go to the dead-letter queue here,
 // through the destination's policy, from where an operator can replay them.
-func (s *Server) jobFor(d *destination, dl store.Delivery) (job, bool) {
+// Neither is the receiver's failure, so neither feeds the circuit breaker;
+// a probe that ends so gives its turn back.
+func (s *Server) jobFor(d *destination, dl store.Delivery, probe bool) (job, bool) {
 	now := s.opts.Now()
 	var res deliver.Result
 	switch {
@@ -155,24 +168,31 @@ func (s *Server) jobFor(d *destination, dl store.Delivery) (job, bool) {
 		res.Err = fmt.Errorf("not attempted: max_age (%s) passed before an agent took the delivery", d.maxAge)
 	}
 	if res.Err != nil {
+		if probe {
+			d.circuit.ProbeUnused()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 		defer cancel()
-		s.recordResult(ctx, d, dl, res)
+		s.writeResult(ctx, d, dl, res, false)
 		return job{}, false
 	}
 	s.track(d.name, dl.ID, now.Add(s.opts.Lease))
+	if probe {
+		s.holdProbe(d, dl.ID, now.Add(s.opts.Lease))
+	}
 	return job{
-		Ticket:        newTicket(dl).encode(),
-		ID:            dl.ID,
-		Destination:   d.name,
-		Attempt:       dl.Attempts + 1,
-		URL:           d.url,
-		Host:          d.remote.Host(),
-		Header:        d.remote.Header(dl, now),
-		Body:          dl.Event.Body,
-		TimeoutMS:     millis(d.remote.Timeout()),
-		Concurrency:   d.remote.Concurrency(),
-		SuccessStatus: d.success,
+		Ticket:          newTicket(dl).encode(),
+		ID:              dl.ID,
+		Destination:     d.name,
+		Attempt:         dl.Attempts + 1,
+		URL:             d.url,
+		Host:            d.remote.Host(),
+		Header:          d.remote.Header(dl, now),
+		Body:            dl.Event.Body,
+		TimeoutMS:       millis(d.remote.Timeout()),
+		Concurrency:     d.remote.Concurrency(),
+		SuccessStatus:   d.success,
+		FollowRedirects: d.remote.FollowRedirects(),
 	}, true
 }
 
@@ -186,6 +206,7 @@ func (s *Server) giveBack(jobs []job) {
 			continue
 		}
 		s.untrack(t.Destination, t.ID)
+		s.probeUnused(t.Destination, t.ID)
 		s.log.Debug("agent: the agent went away before its poll was answered; releasing", "delivery", t.ID)
 		if err := s.q.Release(ctx, t.delivery(), s.opts.Now()); err != nil {
 			s.log.Warn("agent: release of an undelivered job failed; it is due again when its lease expires",

@@ -75,6 +75,10 @@ type job struct {
 	// SuccessStatus lists the statuses that count as delivered; empty means
 	// any 2xx.
 	SuccessStatus []int `json:"success_status,omitempty"`
+	// FollowRedirects is the destination's follow_redirects. Absent means
+	// false, which is what an agent too old to know the field does: it
+	// reports the 3xx, and the relay records a redirect failure.
+	FollowRedirects bool `json:"follow_redirects,omitempty"`
 }
 
 // reportRequest carries finished attempts and the tickets still held (being
@@ -97,8 +101,11 @@ type outcome struct {
 	Final      bool   `json:"final,omitempty"`
 	RetryAfter string `json:"retry_after,omitempty"`
 	Location   string `json:"location,omitempty"`
-	Response   string `json:"response,omitempty"`
-	DurationNS int64  `json:"duration_ns"`
+	// NotFollowed says why a 3xx was not followed although the delivery
+	// asked for redirects to be followed.
+	NotFollowed string `json:"not_followed,omitempty"`
+	Response    string `json:"response,omitempty"`
+	DurationNS  int64  `json:"duration_ns"`
 }
 
 // reportResponse acknowledges each outcome (same order) and lists the

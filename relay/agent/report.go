@@ -118,18 +118,20 @@ func (s *Server) record(ctx context.Context, name string, o outcome) string {
 	if o.Release || d == nil {
 		// A destination removed by a reload keeps its deliveries queued,
 		// not judged by a policy that no longer exists.
+		s.probeUnused(t.Destination, t.ID)
 		return s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl)
 	}
-	return s.recordResult(ctx, d, dl, resultOf(o))
+	return s.writeResult(ctx, d, dl, resultOf(o), true)
 }
 
 // resultOf is a reported attempt as the delivery policy reads results.
 func resultOf(o outcome) deliver.Result {
 	res := deliver.Result{
-		Status:   o.Status,
-		Location: o.Location,
-		Response: o.Response,
-		Took:     time.Duration(o.DurationNS),
+		Status:      o.Status,
+		Location:    o.Location,
+		NotFollowed: o.NotFollowed,
+		Response:    o.Response,
+		Took:        time.Duration(o.DurationNS),
 	}
 	if o.RetryAfter != "" {
 		res.Header = http.Header{"Retry-After": {o.RetryAfter}}
@@ -160,17 +162,25 @@ func (s *Server) recordAsync(ctx context.Context, name string, o outcome, done f
 		return false
 	}
 	dl := t.delivery()
-	outcome, a, due := d.remote.Outcome(dl, resultOf(o), s.opts.Now())
+	now := s.opts.Now()
+	outcome, a, due := d.remote.Outcome(dl, resultOf(o), now)
+	s.feedCircuit(d, dl.ID, outcome, a.Error, now)
 	deliver.WriteOutcomeAsync(ctx, aq, outcome, dl, a, due, func(err error) {
 		done(s.recorded(err, d, dl, outcome, a, due))
 	})
 	return true
 }
 
-// recordResult writes the outcome of one attempt of dl, as a local worker
-// would, and returns the acknowledgement.
-func (s *Server) recordResult(ctx context.Context, d *destination, dl store.Delivery, res deliver.Result) string {
-	outcome, a, due := d.remote.Outcome(dl, res, s.opts.Now())
+// writeResult writes the outcome of one attempt of dl, as a local worker
+// would, and returns the acknowledgement. attempted says whether the result
+// came from the receiver (an agent's report), so that it feeds the circuit
+// breaker, like a worker's, before it is written.
+func (s *Server) writeResult(ctx context.Context, d *destination, dl store.Delivery, res deliver.Result, attempted bool) string {
+	now := s.opts.Now()
+	outcome, a, due := d.remote.Outcome(dl, res, now)
+	if attempted {
+		s.feedCircuit(d, dl.ID, outcome, a.Error, now)
+	}
 	err := deliver.WriteOutcome(ctx, s.q, outcome, dl, a, due)
 	return s.recorded(err, d, dl, outcome, a, due)
 }
@@ -224,9 +234,11 @@ func (s *Server) extend(ctx context.Context, name, raw string) (lost bool) {
 	switch {
 	case err == nil:
 		s.touch(d.name, t.ID, at.Add(s.opts.Lease))
+		s.touchProbe(d.name, t.ID, at.Add(s.opts.Lease))
 		return false
 	case errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
 		s.untrack(d.name, t.ID)
+		s.probeUnused(d.name, t.ID)
 		return true
 	}
 	s.log.Warn("agent: extending a lease failed; will try at the next heartbeat", "delivery", t.ID, "error", err)

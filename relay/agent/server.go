@@ -63,6 +63,9 @@ type ServerOptions struct {
 	PollInterval time.Duration
 	// OnAttempt, if set, is called after every recorded attempt (metrics).
 	OnAttempt func(dest string, outcome deliver.Outcome, status int, took time.Duration)
+	// OnCircuit, if set, is called when an agent destination's circuit
+	// changes state, as deliver.Options.OnCircuit is for direct ones.
+	OnCircuit func(dest string, state string)
 	// Now is the clock for signatures and due times; default time.Now.
 	Now func() time.Time
 	// Version goes into the User-Agent of deliveries; default "dev".
@@ -118,6 +121,10 @@ type Server struct {
 	mu      sync.Mutex
 	agents  map[string]*presence
 	flights map[string]map[string]time.Time // destination → delivery → lease expiry
+	// circuits outlive the tables that Reload swaps, as a dispatcher's
+	// breaker outlives a reload; probes are the probe deliveries out now.
+	circuits map[string]*deliver.Circuit
+	probes   map[string]probeHold
 
 	storeFailing atomic.Bool
 	quit         chan struct{}
@@ -152,16 +159,19 @@ type destination struct {
 	success []int
 	maxAge  time.Duration
 	limiter *rate.Limiter
+	circuit *deliver.Circuit
 }
 
 // NewServer compiles cfg's agents and agent destinations. q is the store.
 func NewServer(q deliver.Queue, cfg *config.Config, opts ServerOptions) (*Server, error) {
 	s := &Server{
-		q:       q,
-		opts:    opts.withDefaults(),
-		agents:  map[string]*presence{},
-		flights: map[string]map[string]time.Time{},
-		quit:    make(chan struct{}),
+		q:        q,
+		opts:     opts.withDefaults(),
+		agents:   map[string]*presence{},
+		flights:  map[string]map[string]time.Time{},
+		circuits: map[string]*deliver.Circuit{},
+		probes:   map[string]probeHold{},
+		quit:     make(chan struct{}),
 	}
 	s.log = s.opts.Logger
 	s.dummy = sha256.Sum256([]byte(rand.Text()))
@@ -179,8 +189,39 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	s.attachCircuits(cfg, t)
 	s.tbl.Store(t)
 	return nil
+}
+
+// attachCircuits gives each destination of t its circuit breaker: the one
+// it had, with the new settings and its state kept, or a new closed one.
+// The breakers of destinations that are gone (or no longer served by an
+// agent) are dropped with their probes.
+func (s *Server) attachCircuits(cfg *config.Config, t *table) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := make(map[string]*deliver.Circuit, len(t.byName))
+	for _, d := range cfg.Destinations {
+		cd := t.byName[d.Name]
+		if cd == nil {
+			continue
+		}
+		c := s.circuits[d.Name]
+		if c == nil {
+			c = deliver.NewCircuit(d, deliver.Options{Logger: s.log, OnCircuit: s.opts.OnCircuit})
+		} else {
+			c.Configure(d)
+		}
+		cd.circuit = c
+		keep[d.Name] = c
+	}
+	s.circuits = keep
+	for dest := range s.probes {
+		if keep[dest] == nil {
+			delete(s.probes, dest)
+		}
+	}
 }
 
 func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
@@ -327,6 +368,17 @@ func (s *Server) DestinationState(dest string) (agentName string, connected, ok 
 		return "", false, false
 	}
 	return d.agent, s.Connected(d.agent), true
+}
+
+// Circuit reports dest's circuit breaker: state, consecutive failures and
+// the last results (deliver.Circuit.State). ok is false when dest is not
+// an agent destination.
+func (s *Server) Circuit(dest string) (st deliver.DestinationState, ok bool) {
+	d := s.tbl.Load().byName[dest]
+	if d == nil {
+		return deliver.DestinationState{}, false
+	}
+	return d.circuit.State(), true
 }
 
 // presenceOf computes name's connection state, logging a change to

@@ -146,6 +146,13 @@ func (b *breaker) configure(cfg breakerConfig) transition {
 	return transition{}
 }
 
+// config returns the settings in force.
+func (b *breaker) config() breakerConfig {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cfg
+}
+
 // breakerView is a consistent copy of a breaker's state and statistics.
 type breakerView struct {
 	state                    string

@@ -34,7 +34,8 @@ type dispatcher struct {
 	opts    *Options
 	log     *slog.Logger
 	prof    atomic.Pointer[profile]
-	br      *breaker
+	cb      *Circuit      // its breaker, and the reports of its transitions
+	br      *breaker      // cb's
 	limiter *rate.Limiter // shared by the profiles, so a reload keeps its pace
 	wake    chan struct{}
 	// kick tells run that a worker freed its slot or finished recording.
@@ -50,9 +51,6 @@ type dispatcher struct {
 	held  atomic.Int32 // deliveries leased whose outcome is not written yet
 
 	cancel context.CancelFunc // stops run; guarded by Manager.mu
-
-	hookMu  sync.Mutex
-	hookSeq uint64 // the last circuit transition reported
 }
 
 func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, error) {
@@ -60,12 +58,15 @@ func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, e
 	if err != nil {
 		return nil, err
 	}
+	log := opts.Logger.With("destination", d.Name)
+	cb := newCircuit(d.Name, p.set.circuit, log, opts.OnCircuit)
 	dp := &dispatcher{
 		name:    d.Name,
 		q:       q,
 		opts:    opts,
-		log:     opts.Logger.With("destination", d.Name),
-		br:      newBreaker(p.set.circuit),
+		log:     log,
+		cb:      cb,
+		br:      cb.br,
 		limiter: rate.NewLimiter(limitOf(p.set.rateLimit), 1),
 		wake:    make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
@@ -139,31 +140,9 @@ func (dp *dispatcher) state() DestinationState {
 	}
 }
 
-// notify logs a circuit transition and reports it to Options.OnCircuit, in
-// order: a transition older than one already reported is dropped.
-func (dp *dispatcher) notify(tr transition) {
-	if tr.state == "" {
-		return
-	}
-	dp.hookMu.Lock()
-	defer dp.hookMu.Unlock()
-	if tr.seq <= dp.hookSeq {
-		return
-	}
-	dp.hookSeq = tr.seq
-	switch c := dp.profile().set.circuit; tr.state {
-	case CircuitOpen:
-		dp.log.Warn("deliver: circuit open; destination paused, its deliveries wait in the queue",
-			"failures", c.failures, "cooldown", c.cooldown)
-	case CircuitHalfOpen:
-		dp.log.Info("deliver: circuit half-open; sending one probe delivery")
-	case CircuitClosed:
-		dp.log.Info("deliver: circuit closed; destination resumed")
-	}
-	if dp.opts.OnCircuit != nil {
-		dp.opts.OnCircuit(dp.name, tr.state)
-	}
-}
+// notify logs a circuit transition and reports it to Options.OnCircuit
+// (see Circuit.notify).
+func (dp *dispatcher) notify(tr transition) { dp.cb.notify(tr) }
 
 // run leases and hands out work until ctx ends. Workers run under hard.
 func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {

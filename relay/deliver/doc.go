@@ -40,6 +40,8 @@
 // for another cooldown. Workers record each result before freeing their
 // slot, so with concurrency 1 no attempt follows the one that opened it.
 // The breaker is per process: with the Redis store each relay keeps its own.
+// Circuit exports it, with its log lines, for the agent server, which keeps
+// one per agent destination.
 //
 // HTTP goes through github.com/hashicorp/go-retryablehttp with its retry loop
 // turned off (RetryMax 0, a CheckRetry that never retries,

@@ -123,8 +123,9 @@ type DestinationState struct {
 	// InFlight counts the deliveries being attempted now (including those
 	// waiting for the rate limit).
 	InFlight int
-	// Circuit is CircuitClosed, CircuitOpen or CircuitHalfOpen; "" for a
-	// destination served by an agent, which has no breaker here.
+	// Circuit is CircuitClosed, CircuitOpen or CircuitHalfOpen. States
+	// leaves it "" (and the statistics below zero) for a destination served
+	// by an agent: the agent server keeps that breaker (see Circuit).
 	Circuit string
 	// ConsecutiveFailures counts the failed attempts since the last success.
 	ConsecutiveFailures int

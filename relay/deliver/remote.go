@@ -2,6 +2,8 @@ package deliver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -29,6 +31,10 @@ type Result struct {
 	Err error
 	// Location is the redacted Location of a 3xx response.
 	Location string
+	// NotFollowed says why a 3xx was not followed although following was
+	// on (" (not followed: it changes the scheme)"); it ends the failure's
+	// text.
+	NotFollowed string
 	// Response is the start of the response body, truncated.
 	Response string
 	// Took is how long the attempt ran.
@@ -36,11 +42,11 @@ type Result struct {
 }
 
 func (r Result) internal() result {
-	return result{status: r.Status, header: r.Header, err: r.Err, location: r.Location, response: r.Response, took: r.Took}
+	return result{status: r.Status, header: r.Header, err: r.Err, location: r.Location, why: r.NotFollowed, response: r.Response, took: r.Took}
 }
 
 func (r result) exported() Result {
-	return Result{Status: r.status, Header: r.header, Err: r.err, Location: r.location, Response: r.response, Took: r.took}
+	return Result{Status: r.status, Header: r.header, Err: r.err, Location: r.location, NotFollowed: r.why, Response: r.response, Took: r.took}
 }
 
 // Remote is a destination compiled for attempts made by someone else. The
@@ -78,6 +84,10 @@ func (r *Remote) Timeout() time.Duration { return r.p.set.timeout }
 // Concurrency returns how many attempts of the destination may run at once.
 func (r *Remote) Concurrency() int { return r.p.set.concurrency }
 
+// FollowRedirects reports the destination's follow_redirects, which the
+// Sender must be given for each attempt.
+func (r *Remote) FollowRedirects() bool { return r.p.ep.follow }
+
 // Success reports whether status counts as delivered.
 func (r *Remote) Success(status int) bool { return r.p.success(status) }
 
@@ -89,27 +99,34 @@ func (r *Remote) Outcome(d store.Delivery, res Result, now time.Time) (Outcome, 
 }
 
 // Sender makes single POST attempts the way a worker does: retries off,
-// redirects not followed, the response read to a cap and kept truncated,
-// errors free of the URL. It is safe for concurrent use.
+// redirects followed only when asked (with the same cap, scheme rule and
+// dropping of credentials on a change of host), the response read to a cap
+// and kept truncated, errors free of the URL. It is safe for concurrent use.
 type Sender struct {
 	client  *retryablehttp.Client
 	timeout time.Duration
 }
 
 // NewSender returns a Sender whose attempts time out after timeout and whose
-// connection pool is sized for conc concurrent attempts.
-func NewSender(timeout time.Duration, conc int) *Sender {
-	return &Sender{client: newClient(timeout, conc, nil), timeout: timeout}
+// connection pool is sized for conc concurrent attempts. roots verifies the
+// receivers' certificates; nil means the system's roots.
+func NewSender(timeout time.Duration, conc int, roots *x509.CertPool) *Sender {
+	var conf *tls.Config
+	if roots != nil {
+		conf = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	}
+	return &Sender{client: newClient(timeout, conc, conf), timeout: timeout}
 }
 
 // Send POSTs body to rawURL with header (and host as the Host header when
-// not ""). ctx cancels the attempt.
-func (s *Sender) Send(ctx context.Context, rawURL, host string, header http.Header, body []byte) Result {
+// not ""), following redirects as follow_redirects does when follow is set.
+// ctx cancels the attempt.
+func (s *Sender) Send(ctx context.Context, rawURL, host string, header http.Header, body []byte, follow bool) Result {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return result{err: fmt.Errorf("build request: %s", sanitize(err))}.exported()
 	}
-	return post(ctx, s.client, s.timeout, u, host, header, body, false).exported()
+	return post(ctx, s.client, s.timeout, u, host, header, body, follow).exported()
 }
 
 // Close drops the Sender's idle connections.
