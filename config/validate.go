@@ -360,7 +360,6 @@ func (dv destValidator) tls() {
 	}
 }
 
-// validHeaderName reports whether s is an RFC 9110 token.
 // agentTLS refuses tls on a destination an agent serves rather than
 // accept it and ignore it: an agent reaches the URL from another machine,
 // where a ca_file path of the relay's means nothing, and checks the
@@ -375,6 +374,7 @@ func (dv destValidator) agentTLS() {
 		dv.label, dv.d.Agent)
 }
 
+// validHeaderName reports whether s is an RFC 9110 token.
 func validHeaderName(s string) bool {
 	if s == "" {
 		return false
