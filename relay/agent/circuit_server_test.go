@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/deliver"
 )
 
@@ -96,3 +98,94 @@ func TestCircuitProbe(t *testing.T) {
 		})
 	}
 }
+
+// TestCircuitAcrossReload checks that a reload keeps an agent destination's
+// breaker, as it keeps a dispatcher's: an open circuit stays open under the
+// same settings, takes a new cooldown from the new file, and closes when the
+// new file turns the breaker off. A destination dropped by a reload and
+// added back starts closed.
+func TestCircuitAcrossReload(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Now: clock.Now})
+	reload := func(fragile string) {
+		t.Helper()
+		src := strings.Replace(serverConfig, fragileLine, fragile, 1)
+		if fragile != "" && src == serverConfig && fragile != fragileLine {
+			t.Fatal("the test's config does not hold the fragile destination's line")
+		}
+		cfg, err := config.Load([]byte(src), "agents.yaml")
+		if err != nil {
+			t.Fatalf("config: %v", err)
+		}
+		if err := ts.Reload(cfg); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+	}
+	state := func() deliver.DestinationState {
+		t.Helper()
+		c, ok := ts.Circuit("fragile")
+		if !ok {
+			t.Fatal("fragile has no circuit")
+		}
+		return c
+	}
+	open := func() {
+		t.Helper()
+		ts.queue(t, "fragile")
+		d := ts.leaseOne(t, "office-2", "fragile")
+		ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: d.Ticket, Status: 503}}})
+		if c := state(); c.Circuit != deliver.CircuitOpen {
+			t.Fatalf("after a failure the circuit is %s, want open", c.Circuit)
+		}
+	}
+
+	open()
+	reload(fragileLine)
+	if c := state(); c.Circuit != deliver.CircuitOpen || c.ConsecutiveFailures != 1 {
+		t.Errorf("after a reload with the same settings: %s after %d failures, want open after 1", c.Circuit, c.ConsecutiveFailures)
+	}
+	if got := ts.lease(t, "office-2", 10, 0); len(got) != 0 {
+		t.Errorf("after the reload an open circuit handed out %d deliveries", len(got))
+	}
+
+	// A new cooldown applies from the next opening: the one under way
+	// keeps the hour it opened with, and its failed probe opens the
+	// circuit for a minute.
+	reload(strings.Replace(fragileLine, "cooldown: 1h", "cooldown: 1m", 1))
+	ts.queue(t, "fragile") // due now; the first waits an hour for its retry
+	clock.advance(time.Minute)
+	if got := ts.lease(t, "office-2", 10, 0); len(got) != 0 {
+		t.Errorf("a minute into the hour's cooldown a poll got %d deliveries, want none", len(got))
+	}
+	clock.advance(time.Hour)
+	probe := ts.lease(t, "office-2", 10, 0)
+	if len(probe) != 1 {
+		t.Fatalf("after the hour a poll got %d deliveries, want one probe", len(probe))
+	}
+	ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: probe[0].Ticket, Status: 503}}})
+	ts.queue(t, "fragile")
+	clock.advance(time.Minute)
+	if got := ts.lease(t, "office-2", 10, 0); len(got) != 1 {
+		t.Errorf("a minute after the failed probe a poll got %d deliveries, want one probe (the new cooldown)", len(got))
+	}
+
+	reload(strings.Replace(fragileLine, "circuit: {failures: 1, cooldown: 1h}", "circuit: {disabled: true}", 1))
+	if c := state(); c.Circuit != deliver.CircuitClosed {
+		t.Errorf("with the breaker turned off the circuit is %s, want closed", c.Circuit)
+	}
+
+	reload(fragileLine)
+	open()
+	reload("") // fragile dropped
+	if _, ok := ts.Circuit("fragile"); ok {
+		t.Error("a destination dropped by a reload still has a circuit")
+	}
+	reload(fragileLine)
+	if c := state(); c.Circuit != deliver.CircuitClosed || c.ConsecutiveFailures != 0 {
+		t.Errorf("added back: %s after %d failures, want a new closed circuit", c.Circuit, c.ConsecutiveFailures)
+	}
+}
+
+// fragileLine is the fragile destination's line in serverConfig.
+const fragileLine = `  - {name: fragile, agent: office-2, url: "http://10.0.0.6/fragile", circuit: {failures: 1, cooldown: 1h}, retry: {initial_interval: 1h, max_interval: 2h}}
+`
