@@ -53,27 +53,6 @@ func envInt(tb testing.TB, name string, def int) int {
 	return n
 }
 
-// fill queues n events for dest from many goroutines, so the store's group
-// commit takes them in large transactions.
-func fill(tb testing.TB, st testStore, n int, dest string) {
-	tb.Helper()
-	const writers = 64
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				ev := store.Event{WebhookID: "1001", Body: benchBody, ContentType: "application/json", ReceivedAt: time.Now()}
-				if _, err := st.Accept(context.Background(), ev, []string{dest}, store.Dedupe{}); err != nil {
-					tb.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
-
 func newBenchSink(tb testing.TB) *httptest.Server {
 	tb.Helper()
 	sk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +87,7 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				st, rdb := newBenchStore(b, backend)
 				serverCPU := func() time.Duration { return redisCPU(b, rdb) }
 				t0 := time.Now()
-				fill(b, st, n, "sink")
+				storetest.Fill(b, st, n, "sink")
 				b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "queued/s")
 				b.StartTimer()
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // TestHostileDestinations runs one relay (one Manager on a real bolt store)
@@ -117,7 +118,7 @@ func TestHostileDestinations(t *testing.T) {
 			ids[d.Name] = append(ids[d.Name], accept(t, st, store.Event{Body: []byte(`{"for":"` + d.Name + `"}`)}, d.Name))
 		}
 	}
-	fill(t, st, healthyEvents, "healthy")
+	storetest.Fill(t, st, healthyEvents, "healthy")
 
 	var circuits sync.Map // destination -> *circuitLog
 	opts := testOptions()

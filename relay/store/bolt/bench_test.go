@@ -128,21 +128,8 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	const conc = 8
 	s := openBench(b)
 	ctx := context.Background()
-	body := storetest.SeedBody(0)
-	var seq atomic.Int64
+	storetest.Fill(b, s, b.N, "sink")
 	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for seq.Add(1) <= int64(b.N) {
-				ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body, ReceivedAt: time.Now()}
-				if _, err := s.Accept(ctx, ev, []string{"sink"}, store.Dedupe{}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
 	commits, cpu0 := s.commits.Load(), processCPU()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // benchParallelism multiplies GOMAXPROCS into the number of goroutines, like
@@ -134,21 +135,8 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	srv := testredis.Start(b)
 	s := openStore(b, srv.URL(), uniquePrefix(b))
 	ctx := context.Background()
-	body := seedBody(b)
-	var seq atomic.Int64
+	storetest.Fill(b, s, b.N, "sink")
 	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for seq.Add(1) <= int64(b.N) {
-				ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body, ReceivedAt: time.Now()}
-				if _, err := s.Accept(ctx, ev, []string{"sink"}, store.Dedupe{}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
 	if err := s.rdb.ConfigResetStat(ctx).Err(); err != nil {
 		b.Fatal(err)
 	}

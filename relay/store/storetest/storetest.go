@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,4 +302,32 @@ func attempt(status int, errText string) store.Attempt {
 		Error:    errText,
 		Response: fmt.Sprintf("response to status %d", status),
 	}
+}
+
+// Acceptor is the part of a store that Fill needs.
+type Acceptor interface {
+	Accept(ctx context.Context, ev store.Event, dests []string, d store.Dedupe) (store.AcceptResult, error)
+}
+
+// Fill queues n seed-bodied events for dest from 64 goroutines, so that a
+// store's group commit takes them in large batches, for benchmarks that
+// start from a backlog.
+func Fill(tb testing.TB, s Acceptor, n int, dest string) {
+	tb.Helper()
+	const writers = 64
+	body := SeedBody(0)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body, ReceivedAt: time.Now()}
+				if _, err := s.Accept(context.Background(), ev, []string{dest}, store.Dedupe{}); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
