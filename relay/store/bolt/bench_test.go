@@ -129,38 +129,20 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	s := openBench(b)
 	ctx := context.Background()
 	storetest.Fill(b, s, b.N, "sink")
-	var wg sync.WaitGroup
 	commits, cpu0 := s.commits.Load(), processCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
 	var outcomes sync.WaitGroup
-	jobs := make(chan store.Delivery, 2*conc)
-	for range conc {
-		wg.Go(func() {
-			for d := range jobs {
-				a := store.Attempt{N: 1, At: time.Now(), Duration: time.Millisecond, Status: 200}
-				outcomes.Add(1)
-				s.CompleteAsync(ctx, d, a, func(err error) {
-					if err != nil {
-						b.Error(err)
-					}
-					outcomes.Done()
-				})
+	storetest.Drain(b, s, "sink", b.N, conc, func(d store.Delivery) {
+		a := store.Attempt{N: 1, At: time.Now(), Duration: time.Millisecond, Status: 200}
+		outcomes.Add(1)
+		s.CompleteAsync(ctx, d, a, func(err error) {
+			if err != nil {
+				b.Error(err)
 			}
+			outcomes.Done()
 		})
-	}
-	for left := b.N; left > 0; {
-		ds, err := s.Lease(ctx, "sink", min(left, 2*conc), time.Minute)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, d := range ds {
-			jobs <- d
-		}
-		left -= len(ds)
-	}
-	close(jobs)
-	wg.Wait()
+	})
 	outcomes.Wait()
 	b.StopTimer()
 	n := float64(b.N)

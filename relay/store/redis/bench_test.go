@@ -5,7 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,36 +135,18 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	s := openStore(b, srv.URL(), uniquePrefix(b))
 	ctx := context.Background()
 	storetest.Fill(b, s, b.N, "sink")
-	var wg sync.WaitGroup
 	if err := s.rdb.ConfigResetStat(ctx).Err(); err != nil {
 		b.Fatal(err)
 	}
 	cpu0 := serverCPU(b, s)
 	b.ReportAllocs()
 	b.ResetTimer()
-	jobs := make(chan store.Delivery, 2*conc)
-	for range conc {
-		wg.Go(func() {
-			for d := range jobs {
-				a := store.Attempt{At: time.Now(), Duration: time.Millisecond, Status: 200}
-				if err := s.Complete(ctx, d, a); err != nil {
-					b.Error(err)
-				}
-			}
-		})
-	}
-	for left := b.N; left > 0; {
-		ds, err := s.Lease(ctx, "sink", min(left, 2*conc), time.Minute)
-		if err != nil {
-			b.Fatal(err)
+	storetest.Drain(b, s, "sink", b.N, conc, func(d store.Delivery) {
+		a := store.Attempt{At: time.Now(), Duration: time.Millisecond, Status: 200}
+		if err := s.Complete(ctx, d, a); err != nil {
+			b.Error(err)
 		}
-		for _, d := range ds {
-			jobs <- d
-		}
-		left -= len(ds)
-	}
-	close(jobs)
-	wg.Wait()
+	})
 	b.StopTimer()
 	n := float64(b.N)
 	b.ReportMetric(n/b.Elapsed().Seconds(), "deliveries/s")

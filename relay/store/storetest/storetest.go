@@ -331,3 +331,38 @@ func Fill(tb testing.TB, s Acceptor, n int, dest string) {
 	}
 	wg.Wait()
 }
+
+// Leaser is the part of a store that Drain needs.
+type Leaser interface {
+	Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error)
+}
+
+// Drain leases n deliveries of dest as a dispatcher of concurrency conc
+// does (batches of 2*conc, a minute's lease) and hands each to one of conc
+// workers, which call finish; it returns when every finish has returned.
+// Benchmarks of a store's outcome path use it.
+func Drain(tb testing.TB, s Leaser, dest string, n, conc int, finish func(store.Delivery)) {
+	tb.Helper()
+	jobs := make(chan store.Delivery, 2*conc)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for d := range jobs {
+				finish(d)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(jobs)
+	for left := n; left > 0; {
+		ds, err := s.Lease(context.Background(), dest, min(left, 2*conc), time.Minute)
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		for _, d := range ds {
+			jobs <- d
+		}
+		left -= len(ds)
+	}
+}
