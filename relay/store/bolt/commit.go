@@ -123,10 +123,10 @@ func (s *Store) commitLoop() {
 	linger.Stop()
 	for first := range s.ops {
 		ops = append(ops[:0], first)
-		ops = s.gather(ops, nil)
+		ops = s.gather(ops, s.maxBatch, nil)
 		if len(ops) < lingerBatch && outcomesOnly(ops) {
 			linger.Reset(lingerFor)
-			ops = s.gather(ops, linger.C)
+			ops = s.gather(ops, lingerBatch, linger.C)
 			linger.Stop()
 		}
 		s.commit(ops)
@@ -135,20 +135,29 @@ func (s *Store) commitLoop() {
 }
 
 // Outcomes that find fewer than lingerBatch writes waiting wait up to
-// lingerFor for more before they commit: a commit costs two fdatasyncs
-// however many writes it holds, and the fsync's CPU was the largest part of
-// a delivery's store cost. Nobody waits on an outcome but its worker, whose
-// attempt slot is already free; a callback's accept ends the wait at once.
+// lingerFor for more, until lingerBatch are waiting, before they commit. A commit costs about 250 µs of CPU
+// however many writes it holds (two fdatasyncs, the meta page, the upper
+// pages of the trees): BenchmarkLeaseComplete spends 27 µs per delivery at
+// 16 outcomes a commit, 13 at 64 and 11 at about 950. With 1 ms the backlog
+// benchmark committed about 55 outcomes at a time, with 4 ms 150 – 185, and
+// its median ratio to the ceiling rose by 2.5 points over four interleaved
+// sets of runs (bench/deliver.sh; docs/benchmarks.md, fifth round). Workers hand their outcomes over
+// without waiting (CompleteAsync), so the wait holds up no attempt; an
+// accept ends it at once, so ingest never pays it. What it costs: an
+// outcome becomes durable up to lingerFor later, which widens by as much
+// the window in which a crash makes a finished delivery due again.
 const (
-	lingerBatch = 64
-	lingerFor   = time.Millisecond
+	lingerBatch = 256
+	lingerFor   = 4 * time.Millisecond
 )
 
-// gather appends waiting ops to ops, up to maxBatch. With until nil it takes
-// only what is already waiting; otherwise it also waits, until until fires
-// or an op that is not an outcome arrives.
-func (s *Store) gather(ops []*op, until <-chan time.Time) []*op {
-	for len(ops) < s.maxBatch {
+// gather appends waiting ops to ops, up to limit (at most maxBatch). With
+// until nil it takes only what is already waiting; otherwise it also waits,
+// until until fires or an op that is not an outcome arrives, after which it
+// takes what is waiting up to maxBatch.
+func (s *Store) gather(ops []*op, limit int, until <-chan time.Time) []*op {
+	limit = min(limit, s.maxBatch)
+	for len(ops) < limit {
 		var o *op
 		ok := true
 		if until == nil {
@@ -169,7 +178,8 @@ func (s *Store) gather(ops []*op, until <-chan time.Time) []*op {
 		}
 		ops = append(ops, o)
 		if !o.outcome {
-			until = nil // an accept: take what is waiting and commit
+			// An accept: take what is waiting and commit.
+			until, limit = nil, s.maxBatch
 		}
 	}
 	return ops

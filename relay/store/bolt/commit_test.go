@@ -5,13 +5,19 @@ import (
 	"time"
 )
 
-// gatherAsync runs gather on a store whose queue holds queued, and returns
-// a channel that gets its result.
+// gatherAsync runs gather, with no limit but the store's maxBatch, on a
+// store whose queue holds queued, and returns a channel that gets its
+// result.
 func gatherAsync(s *Store, until <-chan time.Time) <-chan []*op {
+	return gatherUpTo(s, s.maxBatch, until)
+}
+
+// gatherUpTo is gatherAsync with limit.
+func gatherUpTo(s *Store, limit int, until <-chan time.Time) <-chan []*op {
 	got := make(chan []*op, 1)
 	go func() {
 		first := <-s.ops
-		got <- s.gather([]*op{first}, until)
+		got <- s.gather([]*op{first}, limit, until)
 	}()
 	return got
 }
@@ -65,6 +71,16 @@ func TestGatherEndsOnAccept(t *testing.T) {
 	notYet(t, got)
 	s.ops <- &op{}
 	wantOps(t, got, 2)
+}
+
+// A linger ends as soon as limit outcomes are waiting; an accept lifts the
+// limit to maxBatch.
+func TestGatherStopsAtLimit(t *testing.T) {
+	s := gatherStore(100, &op{outcome: true}, &op{outcome: true}, &op{outcome: true}, &op{outcome: true})
+	wantOps(t, gatherUpTo(s, 3, make(chan time.Time)), 3) // never fires
+
+	s = gatherStore(100, &op{outcome: true}, &op{}, &op{outcome: true}, &op{outcome: true})
+	wantOps(t, gatherUpTo(s, 2, make(chan time.Time)), 4)
 }
 
 func TestGatherStopsAtMaxBatchAndClose(t *testing.T) {
