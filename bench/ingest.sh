@@ -10,9 +10,9 @@
 # Markdown table; the numbers are what docs/benchmarks.md publishes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# relay serve sets GOGC=400 itself unless GOGC is set (internal/gctune); the
+# relay serve sets GOGC=800 itself unless GOGC is set (internal/gctune); the
 # ceilings get the same, so both sides run with the same garbage collector.
-export GOGC=${GOGC:-400}
+export GOGC=${GOGC:-800}
 DUR=${1:-10s}
 CONNS=${2:-64}
 WORK=$(mktemp -d)
