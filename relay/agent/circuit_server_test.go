@@ -71,8 +71,7 @@ func TestCircuitProbe(t *testing.T) {
 			for range 3 {
 				ts.queue(t, "fragile")
 			}
-			first := ts.leaseOne(t, "office-2", "fragile")
-			ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: first.Ticket, Status: 503}}})
+			ts.failFragile(t)
 			if c, _ := ts.Circuit("fragile"); c.Circuit != deliver.CircuitOpen || c.ConsecutiveFailures != 1 {
 				t.Fatalf("after a failure: %+v, want open after 1 failure", c)
 			}
@@ -132,8 +131,7 @@ func TestCircuitAcrossReload(t *testing.T) {
 	open := func() {
 		t.Helper()
 		ts.queue(t, "fragile")
-		d := ts.leaseOne(t, "office-2", "fragile")
-		ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: d.Ticket, Status: 503}}})
+		ts.failFragile(t)
 		if c := state(); c.Circuit != deliver.CircuitOpen {
 			t.Fatalf("after a failure the circuit is %s, want open", c.Circuit)
 		}
@@ -184,6 +182,14 @@ func TestCircuitAcrossReload(t *testing.T) {
 	if c := state(); c.Circuit != deliver.CircuitClosed || c.ConsecutiveFailures != 0 {
 		t.Errorf("added back: %s after %d failures, want a new closed circuit", c.Circuit, c.ConsecutiveFailures)
 	}
+}
+
+// failFragile leases one delivery of the fragile destination, whose circuit
+// opens after one failure, and reports its attempt failed.
+func (ts *testServer) failFragile(t *testing.T) {
+	t.Helper()
+	d := ts.leaseOne(t, "office-2", "fragile")
+	ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: d.Ticket, Status: 503}}})
 }
 
 // fragileLine is the fragile destination's line in serverConfig.
