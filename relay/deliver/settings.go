@@ -79,7 +79,7 @@ func orDefault(d, def time.Duration) time.Duration {
 // busy machine. The embedded store lets outcomes wait up to 4 ms for a
 // commit of up to 256 (see bolt's lingerFor), and those of the next commit
 // gather while one syncs, so the bound is three such commits: at 256 the
-// dispatcher stopped leasing while the committer synced, and raising it to
+// dispatcher could reach it while the committer synced, and raising it to
 // 768 took the benchmark's median from 62.6 to 65.5 % of its ceiling in
 // five interleaved pairs. The bound keeps a slow store from piling up
 // leases (a delivery held for its outcome is a few hundred bytes and its

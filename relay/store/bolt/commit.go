@@ -135,17 +135,18 @@ func (s *Store) commitLoop() {
 }
 
 // Outcomes that find fewer than lingerBatch writes waiting wait up to
-// lingerFor for more, until lingerBatch are waiting, before they commit. A commit costs about 250 µs of CPU
-// however many writes it holds (two fdatasyncs, the meta page, the upper
-// pages of the trees): BenchmarkLeaseComplete spends 27 µs per delivery at
-// 16 outcomes a commit, 13 at 64 and 11 at about 950. With 1 ms the backlog
-// benchmark committed about 55 outcomes at a time, with 4 ms 150 – 185, and
-// its median ratio to the ceiling rose by 2.5 points over four interleaved
-// sets of runs (bench/deliver.sh; docs/benchmarks.md, fifth round). Workers hand their outcomes over
-// without waiting (CompleteAsync), so the wait holds up no attempt; an
-// accept ends it at once, so ingest never pays it. What it costs: an
-// outcome becomes durable up to lingerFor later, which widens by as much
-// the window in which a crash makes a finished delivery due again.
+// lingerFor for more, until lingerBatch are waiting, before they commit. A
+// commit costs about 250 µs of CPU however many writes it holds (two
+// fdatasyncs, the meta page, the upper pages of the trees):
+// BenchmarkLeaseComplete spends 27 µs per delivery at 16 outcomes a commit,
+// 13 at 64 and 11 at about 950. With 1 ms the backlog benchmark committed
+// about 55 outcomes at a time, with 4 ms 150 – 185, and its median ratio to
+// the ceiling rose by 2.5 points over four interleaved sets of runs
+// (bench/deliver.sh; docs/benchmarks.md, fifth round). Workers hand their
+// outcomes over without waiting (CompleteAsync), so the wait holds up no
+// attempt; an accept ends it at once, so ingest never pays it. What it
+// costs: an outcome becomes durable up to lingerFor later, which widens by
+// as much the window in which a crash makes a finished delivery due again.
 const (
 	lingerBatch = 256
 	lingerFor   = 4 * time.Millisecond

@@ -339,8 +339,9 @@ type Leaser interface {
 
 // Drain leases n deliveries of dest as a dispatcher of concurrency conc
 // does (batches of 2*conc, a minute's lease) and hands each to one of conc
-// workers, which call finish; it returns when every finish has returned.
-// Benchmarks of a store's outcome path use it.
+// workers, which call finish; it returns when every finish has returned,
+// or fails tb when a Lease fails or finds nothing due before n. Benchmarks
+// of a store's outcome path use it.
 func Drain(tb testing.TB, s Leaser, dest string, n, conc int, finish func(store.Delivery)) {
 	tb.Helper()
 	jobs := make(chan store.Delivery, 2*conc)
@@ -358,6 +359,10 @@ func Drain(tb testing.TB, s Leaser, dest string, n, conc int, finish func(store.
 		ds, err := s.Lease(context.Background(), dest, min(left, 2*conc), time.Minute)
 		if err != nil {
 			tb.Error(err)
+			return
+		}
+		if len(ds) == 0 {
+			tb.Errorf("Drain: %d deliveries of %s left to lease, none due", left, dest)
 			return
 		}
 		for _, d := range ds {
