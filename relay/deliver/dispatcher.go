@@ -35,7 +35,6 @@ type dispatcher struct {
 	log     *slog.Logger
 	prof    atomic.Pointer[profile]
 	cb      *Circuit      // its breaker, and the reports of its transitions
-	br      *breaker      // cb's
 	limiter *rate.Limiter // shared by the profiles, so a reload keeps its pace
 	wake    chan struct{}
 	// kick tells run that a worker freed its slot or finished recording.
@@ -66,7 +65,6 @@ func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, e
 		opts:    opts,
 		log:     log,
 		cb:      cb,
-		br:      cb.br,
 		limiter: rate.NewLimiter(limitOf(p.set.rateLimit), 1),
 		wake:    make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
@@ -102,7 +100,7 @@ func (dp *dispatcher) apply(p *profile) {
 	old := dp.prof.Swap(p)
 	dp.limiter.SetLimit(limitOf(p.set.rateLimit))
 	dp.slots.setLimit(p.set.concurrency)
-	dp.notify(dp.br.configure(p.set.circuit))
+	dp.cb.notify(dp.cb.br.configure(p.set.circuit))
 	dp.warnInsecure(p)
 	old.ep.client.HTTPClient.CloseIdleConnections()
 	dp.kickRun() // concurrency may have grown
@@ -128,21 +126,10 @@ func (dp *dispatcher) kickRun() {
 
 // state is the destination's snapshot for Manager.States.
 func (dp *dispatcher) state() DestinationState {
-	v := dp.br.view()
-	return DestinationState{
-		Name:                dp.name,
-		InFlight:            dp.slots.inUse(),
-		Circuit:             v.state,
-		ConsecutiveFailures: v.failures,
-		LastSuccess:         v.lastSuccess,
-		LastFailure:         v.lastFailure,
-		LastError:           v.lastError,
-	}
+	st := dp.cb.State()
+	st.InFlight = dp.slots.inUse()
+	return st
 }
-
-// notify logs a circuit transition and reports it to Options.OnCircuit
-// (see Circuit.notify).
-func (dp *dispatcher) notify(tr transition) { dp.cb.notify(tr) }
 
 // run leases and hands out work until ctx ends. Workers run under hard.
 func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
@@ -162,8 +149,8 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 			}
 			continue
 		}
-		adm, wait, tr := dp.br.admit(time.Now())
-		dp.notify(tr)
+		adm, wait, tr := dp.cb.br.admit(time.Now())
+		dp.cb.notify(tr)
 		if adm == admitNone {
 			if !dp.pause(ctx, wait) {
 				return
@@ -176,7 +163,7 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 		}
 		batch, err := dp.q.Lease(ctx, dp.name, n, p.lease)
 		if probe && len(batch) == 0 {
-			dp.br.probeUnused()
+			dp.cb.ProbeUnused()
 		}
 		if ctx.Err() != nil {
 			// Deliveries leased as the context ended still get a worker,
@@ -356,9 +343,9 @@ func (dp *dispatcher) work(j job) {
 	now := dp.opts.Now()
 	outcome, a, due := p.attemptRecord(dp.opts, d, res, now)
 	if d.Event != nil {
-		dp.notify(dp.br.record(outcome == OutcomeSuccess, probe, now, a.Error))
+		dp.cb.Record(outcome == OutcomeSuccess, probe, now, a.Error)
 	} else if probe {
-		dp.br.probeUnused() // the store's fault, not the receiver's
+		dp.cb.ProbeUnused() // the store's fault, not the receiver's
 	}
 	if dp.opts.OnAttempt != nil {
 		dp.opts.OnAttempt(dp.name, outcome, res.status, res.took)
@@ -445,13 +432,13 @@ func (dp *dispatcher) ready(ctx context.Context, p *profile, probe bool) bool {
 			return false
 		}
 	}
-	return ctx.Err() == nil && dp.br.allows(probe)
+	return ctx.Err() == nil && dp.cb.br.allows(probe)
 }
 
 // giveBack releases d unattempted, and the probe's turn with it.
 func (dp *dispatcher) giveBack(d store.Delivery, probe bool) {
 	if probe {
-		dp.br.probeUnused()
+		dp.cb.ProbeUnused()
 	}
 	dp.release(d)
 }
