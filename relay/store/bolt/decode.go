@@ -131,6 +131,10 @@ func fastEvent(v []byte, rec *eventRec) bool {
 type scanner struct {
 	b []byte
 	i int
+	// src is b copied into a string once, on the first str: b lives in
+	// bbolt's memory map, and the strings a record holds are then slices of
+	// one allocation rather than one allocation each.
+	src string
 }
 
 // scanObject calls field for each key of the object v, with the scanner at
@@ -192,10 +196,17 @@ func (s *scanner) raw() ([]byte, bool) {
 	return nil, false
 }
 
-// str copies a string out (v lives in bbolt's memory map).
+// str reads a string; see src.
 func (s *scanner) str() (string, bool) {
 	r, ok := s.raw()
-	return string(r), ok
+	if !ok {
+		return "", false
+	}
+	if s.src == "" {
+		s.src = string(s.b)
+	}
+	end := s.i - 1 // the closing quote
+	return s.src[end-len(r) : end], true
 }
 
 var knownStates = []store.DeliveryState{store.StatePending, store.StateDelivered, store.StateDead, store.StateDiscarded}
