@@ -56,10 +56,10 @@ type endpoint struct {
 	host      string // Host header override from headers, if any
 	signer    *Signer
 	userAgent string
-	client    *retryablehttp.Client
-	timeout   time.Duration // per attempt, redirects included
-	follow    bool          // follow_redirects
-	insecure  bool          // tls.insecure_skip_verify, for a warning at start
+	client    *retryablehttp.Client // nil in a Remote's profile (compile)
+	timeout   time.Duration         // per attempt, redirects included
+	follow    bool                  // follow_redirects
+	insecure  bool                  // tls.insecure_skip_verify, for a warning at start
 }
 
 // result is what one attempt produced.
@@ -89,16 +89,11 @@ func newEndpoint(d config.Destination, set destSettings, version string) (*endpo
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w %q: url must be an absolute http or https URL", ErrBadDestination, d.Name)
 	}
-	tlsConf, err := tlsConfig(d.TLS)
-	if err != nil {
-		return nil, fmt.Errorf("%w %q: %w", ErrBadDestination, d.Name, err)
-	}
 	ep := &endpoint{
 		url:       u,
 		redacted:  redactURL(u),
 		header:    http.Header{},
 		userAgent: "relay/" + version,
-		client:    newClient(set.timeout, set.concurrency, tlsConf),
 		timeout:   set.timeout,
 		follow:    d.FollowRedirects,
 		insecure:  d.TLS.InsecureSkipVerify,

@@ -58,10 +58,12 @@ type Remote struct {
 }
 
 // NewRemote compiles d. opts supplies CheckRetry, Backoff, Now and Version;
-// the rest is ignored. It fails like NewManager on a bad URL or secret.
+// the rest is ignored. It fails like NewManager on a bad URL or secret. It
+// builds no HTTP client and reads no tls settings: the agent attempts with
+// its own (Sender).
 func NewRemote(d config.Destination, opts Options) (*Remote, error) {
 	o := opts.withDefaults()
-	p, err := newProfile(d, &o)
+	p, err := compile(d, &o)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,24 @@ type profile struct {
 	lease time.Duration // the destination's timeout plus Options.LeaseMargin
 }
 
+// newProfile compiles d for this relay's own workers, with the HTTP client
+// they attempt with.
 func newProfile(d config.Destination, opts *Options) (*profile, error) {
+	p, err := compile(d, opts)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := tlsConfig(d.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrBadDestination, d.Name, err)
+	}
+	p.ep.client = newClient(p.set.timeout, p.set.concurrency, tlsConf)
+	return p, nil
+}
+
+// compile compiles d without a client: a Remote's attempts are made by an
+// agent with its own.
+func compile(d config.Destination, opts *Options) (*profile, error) {
 	set := settingsFor(d)
 	ep, err := newEndpoint(d, set, opts.Version)
 	if err != nil {
