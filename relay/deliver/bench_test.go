@@ -202,29 +202,52 @@ func (s *nullStore) Retry(context.Context, store.Delivery, store.Attempt, time.T
 }
 func (s *nullStore) DeadLetter(context.Context, store.Delivery, store.Attempt) error { return nil }
 
-// redisCPU reads used_cpu_sys and used_cpu_user from INFO cpu; 0 when c
-// is nil.
+// redisCPU is used_cpu_sys plus used_cpu_user from INFO cpu; 0 when c is
+// nil.
 func redisCPU(tb testing.TB, c *goredis.Client) time.Duration {
 	tb.Helper()
 	if c == nil {
 		return 0
 	}
-	txt, err := c.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		tb.Fatalf("INFO cpu: %v", err)
-	}
+	info := redisInfo(tb, c, "cpu")
 	var total float64
-	for _, line := range strings.Split(txt, "\r\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				tb.Fatalf("INFO cpu: %s: %v", line, err)
-			}
-			total += f
+	for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
+		f, err := strconv.ParseFloat(info[k], 64)
+		if err != nil {
+			tb.Fatalf("INFO cpu: %s: %v", k, err)
 		}
+		total += f
 	}
 	return time.Duration(total * float64(time.Second))
+}
+
+// redisForks is INFO stats' total_forks; 0 when c is nil.
+func redisForks(tb testing.TB, c *goredis.Client) int {
+	tb.Helper()
+	if c == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(redisInfo(tb, c, "stats")["total_forks"])
+	if err != nil {
+		tb.Fatalf("INFO stats: total_forks: %v", err)
+	}
+	return n
+}
+
+// redisInfo returns the fields of one section of c's INFO.
+func redisInfo(tb testing.TB, c *goredis.Client, section string) map[string]string {
+	tb.Helper()
+	txt, err := c.Info(context.Background(), section).Result()
+	if err != nil {
+		tb.Fatalf("INFO %s: %v", section, err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(txt, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // settleAOF rewrites the AOF of c's server (nothing when c is nil) and
@@ -239,17 +262,13 @@ func settleAOF(tb testing.TB, c *goredis.Client) {
 	if c == nil {
 		return
 	}
-	ctx := context.Background()
-	rewriting := func() bool {
-		txt, err := c.Info(ctx, "persistence").Result()
-		if err != nil {
-			tb.Fatalf("INFO persistence: %v", err)
-		}
-		return !strings.Contains(txt, "aof_rewrite_in_progress:0") || !strings.Contains(txt, "aof_rewrite_scheduled:0")
-	}
 	wait := func() {
 		deadline := time.Now().Add(5 * time.Minute)
-		for rewriting() {
+		for {
+			info := redisInfo(tb, c, "persistence")
+			if info["aof_rewrite_in_progress"] == "0" && info["aof_rewrite_scheduled"] == "0" {
+				return
+			}
 			if time.Now().After(deadline) {
 				tb.Fatalf("an AOF rewrite still runs after 5 minutes")
 			}
@@ -257,33 +276,10 @@ func settleAOF(tb testing.TB, c *goredis.Client) {
 		}
 	}
 	wait()
-	if err := c.BgRewriteAOF(ctx).Err(); err != nil {
+	if err := c.BgRewriteAOF(context.Background()).Err(); err != nil {
 		tb.Fatalf("BGREWRITEAOF: %v", err)
 	}
 	wait()
-}
-
-// redisForks is INFO stats' total_forks of c's server; 0 when c is nil.
-func redisForks(tb testing.TB, c *goredis.Client) int {
-	tb.Helper()
-	if c == nil {
-		return 0
-	}
-	txt, err := c.Info(context.Background(), "stats").Result()
-	if err != nil {
-		tb.Fatalf("INFO stats: %v", err)
-	}
-	for _, line := range strings.Split(txt, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "total_forks:"); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				tb.Fatalf("INFO stats: %s: %v", line, err)
-			}
-			return n
-		}
-	}
-	tb.Fatalf("INFO stats has no total_forks")
-	return 0
 }
 
 // phase is one timed phase: its rate per second, and this process's CPU
