@@ -18,14 +18,13 @@ var empty = []byte{}
 // newDelivery is a delivery encoded before it reaches the committer, so the
 // single committer goroutine spends its time writing, not encoding.
 type newDelivery struct {
-	rec  *deliveryRec
-	json []byte
+	rec *deliveryRec
+	enc []byte // nil when the binary form cannot hold it (see putNew)
 }
 
 func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery, []string) {
 	out := make([]newDelivery, len(dests))
 	ids := make([]string, len(dests))
-	nowJSON := appendTime(make([]byte, 0, 40), now)
 	for i, dest := range dests {
 		rec := &deliveryRec{Delivery: store.Delivery{
 			ID:          store.NewID("dlv_"),
@@ -36,8 +35,10 @@ func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery
 			DueAt:       now,
 			UpdatedAt:   now,
 		}}
-		v := appendNewDelivery(make([]byte, 0, 256), rec.ID, eventID, dest, nowJSON)
-		out[i] = newDelivery{rec: rec, json: v}
+		out[i] = newDelivery{rec: rec}
+		if v, ok := appendDeliveryBin(make([]byte, 0, 128), rec); ok {
+			out[i].enc = v
+		}
 		ids[i] = rec.ID
 	}
 	return out, ids
@@ -46,7 +47,13 @@ func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery
 // putNew stores new deliveries and queues them.
 func putNew(b *batch, ds []newDelivery) error {
 	for _, d := range ds {
-		if err := b.tx.Bucket(bucketDeliveries).Put([]byte(d.rec.ID), d.json); err != nil {
+		var err error
+		if d.enc != nil {
+			err = b.tx.Bucket(bucketDeliveries).Put([]byte(d.rec.ID), d.enc)
+		} else {
+			err = putDelivery(b.tx, d.rec) // a clock outside the binary form's years
+		}
+		if err != nil {
 			return err
 		}
 		if err := enqueue(b, d.rec); err != nil {

@@ -8,17 +8,21 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
-// Lease decodes a delivery and its event for every delivery it hands out,
-// and every outcome decodes the delivery again; encoding/json spends most of
-// that on reflection. The records are almost always exactly what
+// Lease decodes a delivery and its event for every delivery it hands out;
+// encoding/json spends most of that on reflection. Delivery records are
+// binary since format 3 (binary.go); the JSON ones here are events, and
+// deliveries written before. The records are almost always exactly what
 // encode.go wrote: flat objects whose strings need no unescaping. Those are
 // read here directly; anything else (an escape, non-ASCII text, whitespace,
 // an unknown key, a value of an unexpected type) goes to json.Unmarshal,
 // which stays the only definition of the format. decode_test.go checks that
 // both give the same record.
 
-// decodeDelivery reads a delivery record.
+// decodeDelivery reads a delivery record, binary (binary.go) or JSON.
 func decodeDelivery(v []byte, rec *deliveryRec) error {
+	if len(v) > 0 && v[0] == recBinary {
+		return decodeDeliveryBin(v, rec)
+	}
 	if fastDelivery(v, rec) {
 		return nil
 	}

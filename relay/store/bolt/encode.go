@@ -8,31 +8,12 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
-// Accept encodes an event record and one delivery record per destination for
-// every callback, and encoding/json spends most of that time on reflection and
-// on formatting the same timestamp over and over. These encoders write the
-// records that Accept creates directly. They produce what json.Marshal
-// produces for the same values (encode_test.go checks it through
-// newDeliveries and acceptOp), and json.Unmarshal reads them back as always.
-
-// appendNewDelivery encodes the deliveryRec that newDeliveries creates: a
-// pending delivery with no attempts, created, due and updated at the time
-// whose JSON form is now.
-func appendNewDelivery(b []byte, id, eventID, dest string, now []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = jsonenc.AppendString(b, id)
-	b = append(b, `,"event_id":`...)
-	b = jsonenc.AppendString(b, eventID)
-	b = append(b, `,"destination":`...)
-	b = jsonenc.AppendString(b, dest)
-	b = append(b, `,"state":"pending","attempts":0,"created_at":`...)
-	b = append(b, now...)
-	b = append(b, `,"due_at":`...)
-	b = append(b, now...)
-	b = append(b, `,"updated_at":`...)
-	b = append(b, now...)
-	return append(b, '}')
-}
+// Accept encodes an event record for every callback, and encoding/json
+// spends most of that time on reflection. These encoders write the JSON
+// records that Relay creates directly (delivery records are binary,
+// binary.go). They produce what json.Marshal produces for the same values
+// (encode_test.go checks it through acceptOp), and json.Unmarshal reads
+// them back as always.
 
 // appendNewEvent encodes the eventRec that acceptOp creates.
 func appendNewEvent(b []byte, rec *eventRec) []byte {
@@ -84,57 +65,10 @@ func appendStrings(b []byte, ss []string) []byte {
 	return append(b, ']')
 }
 
-// Every outcome re-encodes a delivery record and encodes an attempt record,
-// so they are written directly too, with the same guarantee: the bytes are
-// json.Marshal's (encode_test.go checks it field by field).
-
-// appendDelivery encodes rec as json.Marshal does. ok is false when a time
-// is outside what JSON times allow (years 0 to 9999); json.Marshal then
-// reports the error.
-func appendDelivery(b []byte, rec *deliveryRec) (_ []byte, ok bool) {
-	if !jsonTime(rec.CreatedAt) || !jsonTime(rec.DueAt) || !jsonTime(rec.UpdatedAt) {
-		return b, false
-	}
-	b = append(b, `{"id":`...)
-	b = jsonenc.AppendString(b, rec.ID)
-	b = append(b, `,"event_id":`...)
-	b = jsonenc.AppendString(b, rec.EventID)
-	b = append(b, `,"destination":`...)
-	b = jsonenc.AppendString(b, rec.Destination)
-	b = append(b, `,"state":`...)
-	b = jsonenc.AppendString(b, string(rec.State))
-	b = append(b, `,"attempts":`...)
-	b = strconv.AppendInt(b, int64(rec.Attempts), 10)
-	b = append(b, `,"created_at":`...)
-	b = appendTime(b, rec.CreatedAt)
-	b = append(b, `,"due_at":`...)
-	b = appendTime(b, rec.DueAt)
-	if rec.LastStatus != 0 {
-		b = append(b, `,"last_status":`...)
-		b = strconv.AppendInt(b, int64(rec.LastStatus), 10)
-	}
-	if rec.LastError != "" {
-		b = append(b, `,"last_error":`...)
-		b = jsonenc.AppendString(b, rec.LastError)
-	}
-	b = append(b, `,"updated_at":`...)
-	b = appendTime(b, rec.UpdatedAt)
-	if rec.Logged != 0 {
-		b = append(b, `,"logged":`...)
-		b = strconv.AppendInt(b, int64(rec.Logged), 10)
-	}
-	if rec.DeadAt != 0 {
-		b = append(b, `,"dead_at":`...)
-		b = strconv.AppendInt(b, rec.DeadAt, 10)
-	}
-	if rec.Last != nil {
-		b = append(b, `,"last":`...)
-		if b, ok = appendAttemptRec(b, rec.Last); !ok {
-			return b, false
-		}
-	}
-	return append(b, '}'), true
-}
+// An outcome that moves a delivery's newest attempt to the attempts bucket
+// encodes an attempt record, so it is written directly too, with the same
+// guarantee: the bytes are json.Marshal's (encode_test.go checks it field by
+// field).
 
 // appendAttemptRec encodes a as json.Marshal does; ok as for appendDelivery.
 func appendAttemptRec(b []byte, a *store.Attempt) (_ []byte, ok bool) {

@@ -14,12 +14,14 @@ import (
 // formatVersion is stored in the meta bucket; Open refuses other versions
 // but upgrades the ones in upgradable. Version 2 keeps a delivery's newest
 // attempt in its record ("last"); a relay that reads version 1 would lose
-// it when it rewrote the record, so it must refuse such a file.
-const formatVersion = "2"
+// it when it rewrote the record, so it must refuse such a file. Version 3
+// writes delivery records in a binary form (binary.go), which a relay that
+// reads version 2 could not decode.
+const formatVersion = "3"
 
 // upgradable are the older versions whose files this relay reads as they
 // are: Open marks them formatVersion, with nothing else to rewrite.
-var upgradable = []string{"1"}
+var upgradable = []string{"1", "2"}
 
 // Top-level bucket names.
 var (
@@ -202,7 +204,7 @@ func (r *reader) delivery(id string) (*deliveryRec, error) {
 
 func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {
 	// bbolt keeps v until the commit, so every Put gets its own buffer.
-	v, ok := appendDelivery(make([]byte, 0, 320), rec)
+	v, ok := appendDeliveryBin(make([]byte, 0, 160+len(rec.LastError)+lastLen(rec.Last)), rec)
 	if !ok {
 		var err error
 		if v, err = json.Marshal(rec); err != nil {
@@ -210,6 +212,14 @@ func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {
 		}
 	}
 	return tx.Bucket(bucketDeliveries).Put([]byte(rec.ID), v)
+}
+
+// lastLen is the length of a's strings, for a buffer's size.
+func lastLen(a *store.Attempt) int {
+	if a == nil {
+		return 0
+	}
+	return len(a.Error) + len(a.Response)
 }
 
 // appendAttempt logs a and counts it on rec; the caller stores rec. a

@@ -1,0 +1,199 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// A delivery record is rewritten by every outcome and read by every lease,
+// and its size is most of what an outcome's commit writes: in JSON, with
+// three or four RFC 3339 times, a delivered record is about 400 bytes and its
+// encoding formats every time again. Since format 3 it is written in the
+// binary form below, about a third of that. Records written before (JSON,
+// which starts with '{') still read, through decode.go; a record with a
+// time the binary form cannot hold (outside the years 1678 to 2261, which
+// Unix nanoseconds span) is written as JSON too.
+//
+// The binary form, after its tag byte:
+//
+//	strings  id, event_id, destination, state, last_error
+//	varints  attempts, last_status, logged, dead_at
+//	times    created_at, due_at, updated_at
+//	last     0, or 1 and: varint n, time at, varint duration_ns,
+//	         varint status, strings error and response
+//
+// A string is a uvarint length and its bytes; a time is 0 for the zero
+// time, else 1 and the varint of its Unix nanoseconds. Times read back in
+// UTC: a record keeps instants, not zones.
+
+// recBinary tags a delivery record in the binary form; JSON starts with '{'.
+const recBinary byte = 0x01
+
+// errBadRecord is a binary record that ends early or holds an unknown tag.
+var errBadRecord = errors.New("malformed binary record")
+
+// appendDeliveryBin encodes rec in the binary form; ok is false when one of
+// its times does not fit it, and the caller writes JSON instead.
+func appendDeliveryBin(b []byte, rec *deliveryRec) (_ []byte, ok bool) {
+	if !binTime(rec.CreatedAt) || !binTime(rec.DueAt) || !binTime(rec.UpdatedAt) ||
+		(rec.Last != nil && !binTime(rec.Last.At)) {
+		return b, false
+	}
+	b = append(b, recBinary)
+	b = appendStr(b, rec.ID)
+	b = appendStr(b, rec.EventID)
+	b = appendStr(b, rec.Destination)
+	b = appendStr(b, string(rec.State))
+	b = appendStr(b, rec.LastError)
+	b = binary.AppendVarint(b, int64(rec.Attempts))
+	b = binary.AppendVarint(b, int64(rec.LastStatus))
+	b = binary.AppendVarint(b, int64(rec.Logged))
+	b = binary.AppendVarint(b, rec.DeadAt)
+	b = appendTimeBin(b, rec.CreatedAt)
+	b = appendTimeBin(b, rec.DueAt)
+	b = appendTimeBin(b, rec.UpdatedAt)
+	a := rec.Last
+	if a == nil {
+		return append(b, 0), true
+	}
+	b = append(b, 1)
+	b = binary.AppendVarint(b, int64(a.N))
+	b = appendTimeBin(b, a.At)
+	b = binary.AppendVarint(b, int64(a.Duration))
+	b = binary.AppendVarint(b, int64(a.Status))
+	b = appendStr(b, a.Error)
+	return appendStr(b, a.Response), true
+}
+
+// binTime reports whether t has Unix nanoseconds (or is zero).
+func binTime(t time.Time) bool {
+	y := t.Year()
+	return t.IsZero() || (y > 1678 && y < 2262)
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendTimeBin(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	return binary.AppendVarint(append(b, 1), t.UnixNano())
+}
+
+// decodeDeliveryBin reads a record that appendDeliveryBin wrote.
+func decodeDeliveryBin(v []byte, rec *deliveryRec) error {
+	r := binReader{b: v, i: 1}
+	*rec = deliveryRec{}
+	rec.ID = r.str()
+	rec.EventID = r.str()
+	rec.Destination = r.str()
+	rec.State = r.state()
+	rec.LastError = r.str()
+	rec.Attempts = int(r.varint())
+	rec.LastStatus = int(r.varint())
+	rec.Logged = int(r.varint())
+	rec.DeadAt = r.varint()
+	rec.CreatedAt = r.time()
+	rec.DueAt = r.time()
+	rec.UpdatedAt = r.time()
+	switch r.byte() {
+	case 0:
+	case 1:
+		a := &store.Attempt{}
+		a.N = int(r.varint())
+		a.At = r.time()
+		a.Duration = time.Duration(r.varint())
+		a.Status = int(r.varint())
+		a.Error = r.str()
+		a.Response = r.str()
+		rec.Last = a
+	default:
+		r.bad = true
+	}
+	if r.bad || r.i != len(v) {
+		return errBadRecord
+	}
+	return nil
+}
+
+// binReader reads the binary form; a read past the end or a bad value sets
+// bad and returns zero values from then on.
+type binReader struct {
+	b   []byte
+	i   int
+	bad bool
+	// src is b as one string, made at the first str: the record's strings
+	// are slices of it rather than one allocation each (b lives in bbolt's
+	// memory map).
+	src string
+}
+
+func (r *binReader) byte() byte {
+	if r.bad || r.i >= len(r.b) {
+		r.bad = true
+		return 0
+	}
+	r.i++
+	return r.b[r.i-1]
+}
+
+func (r *binReader) varint() int64 {
+	if r.bad {
+		return 0
+	}
+	v, n := binary.Varint(r.b[r.i:])
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.i += n
+	return v
+}
+
+func (r *binReader) str() string {
+	if r.bad {
+		return ""
+	}
+	n, w := binary.Uvarint(r.b[r.i:])
+	if w <= 0 || n > uint64(len(r.b)-r.i-w) {
+		r.bad = true
+		return ""
+	}
+	r.i += w
+	if n == 0 {
+		return ""
+	}
+	if r.src == "" {
+		r.src = string(r.b)
+	}
+	r.i += int(n)
+	return r.src[r.i-int(n) : r.i]
+}
+
+// state reads a delivery state; the known ones are not copied.
+func (r *binReader) state() store.DeliveryState {
+	s := r.str()
+	for _, st := range knownStates {
+		if s == string(st) {
+			return st
+		}
+	}
+	return store.DeliveryState(s)
+}
+
+func (r *binReader) time() time.Time {
+	switch r.byte() {
+	case 0:
+		return time.Time{}
+	case 1:
+		return time.Unix(0, r.varint()).UTC()
+	}
+	r.bad = true
+	return time.Time{}
+}
