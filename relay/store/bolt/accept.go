@@ -122,10 +122,13 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 	body := clone(ev.Body) // bbolt keeps the slice until the commit
 
 	ds, ids := newDeliveries(ev.ID, dests, now)
-	evJSON := appendNewEvent(make([]byte, 0, 384), &eventRec{Event: ev, DeliveryIDs: ids})
+	evEnc, evErr := encodeEvent(&eventRec{Event: ev, DeliveryIDs: ids})
 
 	res = new(store.AcceptResult)
 	apply = func(b *batch) error {
+		if evErr != nil {
+			return reject(evErr)
+		}
 		if dedupe.Key != "" {
 			if holder, ok := liveClaim(b, dedupe.Key); ok {
 				*res = store.AcceptResult{EventID: holder, Duplicate: true}
@@ -136,7 +139,7 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 		if b.tx.Bucket(bucketEvents).Get(id) != nil {
 			return reject(fmt.Errorf("event %s already exists", ev.ID))
 		}
-		if err := b.tx.Bucket(bucketEvents).Put(id, evJSON); err != nil {
+		if err := b.tx.Bucket(bucketEvents).Put(id, evEnc); err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 		if err := b.tx.Bucket(bucketBodies).Put(id, body); err != nil {

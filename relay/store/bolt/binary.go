@@ -12,24 +12,29 @@ import (
 // and its size is most of what an outcome's commit writes: in JSON, with
 // three or four RFC 3339 times, a delivered record is about 400 bytes and its
 // encoding formats every time again. Since format 3 it is written in the
-// binary form below, about a third of that. Records written before (JSON,
-// which starts with '{') still read, through decode.go; a record with a
-// time the binary form cannot hold (outside the years 1678 to 2261, which
-// Unix nanoseconds span) is written as JSON too.
+// binary form below, about a third of that, and so is the event record,
+// which every lease reads too. Records written before (JSON, which starts
+// with '{') still read, through decode.go; a record with a time the binary
+// form cannot hold (outside the years 1678 to 2261, which Unix nanoseconds
+// span) is written as JSON too.
 //
-// The binary form, after its tag byte:
+// The binary forms, after their tag byte:
 //
-//	strings  id, event_id, destination, state, last_error
-//	varints  attempts, last_status, logged, dead_at
-//	times    created_at, due_at, updated_at
-//	last     0, or 1 and: varint n, time at, varint duration_ns,
-//	         varint status, strings error and response
+//	delivery  strings id, event_id, destination, state, last_error;
+//	          varints attempts, last_status, logged, dead_at;
+//	          times created_at, due_at, updated_at;
+//	          last: 0, or 1 and varint n, time at, varint duration_ns,
+//	          varint status, strings error and response
+//	event     strings id, webhook_id, dedupe_key, content_type;
+//	          time received_at; lists destinations, delivery_ids;
+//	          parked: 0 or 1
 //
 // A string is a uvarint length and its bytes; a time is 0 for the zero
-// time, else 1 and the varint of its Unix nanoseconds. Times read back in
+// time, else 1 and the varint of its Unix nanoseconds; a list is 0 for nil,
+// else a uvarint of its length plus one and its strings. Times read back in
 // UTC: a record keeps instants, not zones.
 
-// recBinary tags a delivery record in the binary form; JSON starts with '{'.
+// recBinary tags a record in a binary form; JSON starts with '{'.
 const recBinary byte = 0x01
 
 // errBadRecord is a binary record that ends early or holds an unknown tag.
@@ -122,6 +127,61 @@ func decodeDeliveryBin(v []byte, rec *deliveryRec) error {
 	return nil
 }
 
+// appendEventBin encodes rec in the binary form; ok as for
+// appendDeliveryBin.
+func appendEventBin(b []byte, rec *eventRec) (_ []byte, ok bool) {
+	if !binTime(rec.ReceivedAt) {
+		return b, false
+	}
+	b = append(b, recBinary)
+	b = appendStr(b, rec.ID)
+	b = appendStr(b, rec.WebhookID)
+	b = appendStr(b, rec.DedupeKey)
+	b = appendStr(b, rec.ContentType)
+	b = appendTimeBin(b, rec.ReceivedAt)
+	b = appendList(b, rec.Destinations)
+	b = appendList(b, rec.DeliveryIDs)
+	if rec.Parked {
+		return append(b, 1), true
+	}
+	return append(b, 0), true
+}
+
+func appendList(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(ss))+1)
+	for _, s := range ss {
+		b = appendStr(b, s)
+	}
+	return b
+}
+
+// decodeEventBin reads a record that appendEventBin wrote.
+func decodeEventBin(v []byte, rec *eventRec) error {
+	r := binReader{b: v, i: 1}
+	*rec = eventRec{}
+	rec.ID = r.str()
+	rec.WebhookID = r.str()
+	rec.DedupeKey = r.str()
+	rec.ContentType = r.str()
+	rec.ReceivedAt = r.time()
+	rec.Destinations = r.list()
+	rec.DeliveryIDs = r.list()
+	switch r.byte() {
+	case 0:
+	case 1:
+		rec.Parked = true
+	default:
+		r.bad = true
+	}
+	if r.bad || r.i != len(v) {
+		return errBadRecord
+	}
+	return nil
+}
+
 // binReader reads the binary form; a read past the end or a bad value sets
 // bad and returns zero values from then on.
 type binReader struct {
@@ -174,6 +234,27 @@ func (r *binReader) str() string {
 	}
 	r.i += int(n)
 	return r.src[r.i-int(n) : r.i]
+}
+
+func (r *binReader) list() []string {
+	if r.bad {
+		return nil
+	}
+	n, w := binary.Uvarint(r.b[r.i:])
+	// Every string takes at least a byte, which bounds a corrupt count.
+	if w <= 0 || n > uint64(len(r.b)-r.i-w)+1 {
+		r.bad = true
+		return nil
+	}
+	r.i += w
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n-1)
+	for i := range out {
+		out[i] = r.str()
+	}
+	return out
 }
 
 // state reads a delivery state; the known ones are not copied.

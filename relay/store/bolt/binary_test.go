@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"testing"
@@ -64,6 +65,38 @@ func TestDeliveryBinaryRoundTrip(t *testing.T) {
 	}
 }
 
+func TestEventBinaryRoundTrip(t *testing.T) {
+	at := time.Date(2021, 4, 9, 16, 27, 39, 123456789, time.FixedZone("IST", 5*3600+1800))
+	var recs []*eventRec
+	for _, s := range tricky {
+		recs = append(recs,
+			&eventRec{Event: store.Event{ID: "evt_" + s, WebhookID: s, DedupeKey: s, ContentType: s,
+				ReceivedAt: at, Destinations: []string{s, "b"}}, DeliveryIDs: []string{"dlv_1", s}},
+			&eventRec{Event: store.Event{ID: s, WebhookID: "1001", ReceivedAt: time.Now(), Parked: true}},
+			&eventRec{Event: store.Event{ID: s, Destinations: []string{}}, DeliveryIDs: []string{}},
+			&eventRec{Event: store.Event{ID: s, Destinations: []string{""}}, DeliveryIDs: []string{"", ""}},
+		)
+	}
+	recs = append(recs, filled(t, &eventRec{}).(*eventRec))
+	for _, rec := range recs {
+		v, ok := appendEventBin(nil, rec)
+		if !ok {
+			t.Fatalf("appendEventBin(%+v) refused", rec)
+		}
+		var got eventRec
+		if err := decodeEvent(v, &got); err != nil {
+			t.Fatalf("decodeEvent(%x): %v", v, err)
+		}
+		want := *rec
+		if !want.ReceivedAt.IsZero() {
+			want.ReceivedAt = want.ReceivedAt.UTC().Round(0)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("round trip\n got %#v\nwant %#v", got, want)
+		}
+	}
+}
+
 // TestDeliveryBinaryRefusesMalformed cuts and corrupts records: each must
 // fail to decode with errBadRecord, never panic or read as another record.
 func TestDeliveryBinaryRefusesMalformed(t *testing.T) {
@@ -81,12 +114,27 @@ func TestDeliveryBinaryRefusesMalformed(t *testing.T) {
 	if err := decodeDelivery(long, &deliveryRec{}); !errors.Is(err, errBadRecord) {
 		t.Errorf("overlong string: %v, want errBadRecord", err)
 	}
+
+	ev, _ := appendEventBin(nil, filled(t, &eventRec{}).(*eventRec))
+	for n := 1; n < len(ev); n++ {
+		if err := decodeEvent(ev[:n], &eventRec{}); !errors.Is(err, errBadRecord) {
+			t.Errorf("event: first %d of %d bytes: %v, want errBadRecord", n, len(ev), err)
+		}
+	}
+	if err := decodeEvent(append(ev, 0), &eventRec{}); !errors.Is(err, errBadRecord) {
+		t.Errorf("event: a byte too many: %v, want errBadRecord", err)
+	}
+	// Four empty strings, a zero time, then a list of 2^62 strings.
+	huge := append([]byte{recBinary, 0, 0, 0, 0, 0}, binary.AppendUvarint(nil, 1<<62)...)
+	if err := decodeEvent(huge, &eventRec{}); !errors.Is(err, errBadRecord) {
+		t.Errorf("event: overlong list: %v, want errBadRecord", err)
+	}
 }
 
 // TestDeliveryOutsideBinaryTimes covers times without Unix nanoseconds: the
-// binary form refuses them, and putDelivery writes JSON instead, which reads
-// back the same. A new file's records are binary otherwise.
-func TestDeliveryOutsideBinaryTimes(t *testing.T) {
+// binary forms refuse them, and putDelivery and putEvent write JSON instead,
+// which reads back the same. A new file's records are binary otherwise.
+func TestRecordsOutsideBinaryTimes(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	t.Cleanup(func() { _ = s.Close() })
 	for _, at := range []time.Time{
@@ -119,6 +167,26 @@ func TestDeliveryOutsideBinaryTimes(t *testing.T) {
 				t.Errorf("read back\n got %+v\nwant %+v", got, rec)
 			}
 		}
+		ev := &eventRec{Event: store.Event{ID: "evt_far", ReceivedAt: at, Destinations: []string{"sink"}}}
+		if _, ok := appendEventBin(nil, ev); ok {
+			t.Errorf("appendEventBin took %v", at)
+		}
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			if err := putEvent(tx, ev); err != nil {
+				return err
+			}
+			if v := tx.Bucket(bucketEvents).Get([]byte(ev.ID)); len(v) == 0 || v[0] != '{' {
+				t.Errorf("event at %v stored as %q, want JSON", at, v)
+			}
+			got, err := getEventMeta(tx, ev.ID)
+			if err == nil && (!got.ReceivedAt.Equal(at) || !reflect.DeepEqual(got.Destinations, ev.Destinations)) {
+				t.Errorf("event read back %+v, want %+v", got, ev)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := s.Accept(t.Context(), event(1), []string{"sink"}, store.Dedupe{})
 	if err != nil {
@@ -132,6 +200,9 @@ func TestDeliveryOutsideBinaryTimes(t *testing.T) {
 		if v := tx.Bucket(bucketDeliveries).Get([]byte(ev.DeliveryIDs[0])); len(v) == 0 || v[0] != recBinary {
 			t.Errorf("a new delivery stored as %q, want the binary form", v)
 		}
+		if v := tx.Bucket(bucketEvents).Get([]byte(ev.ID)); len(v) == 0 || v[0] != recBinary {
+			t.Errorf("a new event stored as %q, want the binary form", v)
+		}
 		return nil
 	})
 	if err != nil {
@@ -140,7 +211,7 @@ func TestDeliveryOutsideBinaryTimes(t *testing.T) {
 }
 
 // TestFormat2FileReadsAndUpgrades opens a file as a relay of format 2 left
-// it (delivery records in JSON): Open marks it format 3, and its deliveries
+// it (event and delivery records in JSON): Open marks it format 3, and its deliveries
 // lease, finish (their records then binary) and read as before.
 func TestFormat2FileReadsAndUpgrades(t *testing.T) {
 	dir := t.TempDir()
@@ -150,7 +221,7 @@ func TestFormat2FileReadsAndUpgrades(t *testing.T) {
 		res := acceptOne(t, s, "sink")
 		ids = append(ids, rec0(t, s, res.EventID))
 	}
-	// Rewrite every delivery record as JSON, and the marker as 2.
+	// Rewrite every event and delivery record as JSON, and the marker as 2.
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, id := range ids {
 			rec, err := getDelivery(tx, id)
@@ -158,6 +229,13 @@ func TestFormat2FileReadsAndUpgrades(t *testing.T) {
 				return err
 			}
 			if err := tx.Bucket(bucketDeliveries).Put([]byte(id), marshal(t, rec)); err != nil {
+				return err
+			}
+			ev, err := getEventMeta(tx, rec.EventID)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketEvents).Put([]byte(ev.ID), marshal(t, ev)); err != nil {
 				return err
 			}
 		}

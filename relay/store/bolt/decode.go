@@ -9,10 +9,9 @@ import (
 )
 
 // Lease decodes a delivery and its event for every delivery it hands out;
-// encoding/json spends most of that on reflection. Delivery records are
-// binary since format 3 (binary.go); the JSON ones here are events, and
-// deliveries written before. The records are almost always exactly what
-// encode.go wrote: flat objects whose strings need no unescaping. Those are
+// encoding/json spends most of that on reflection. Records are binary since
+// format 3 (binary.go); the JSON ones read here were written before. They
+// are almost always exactly what the JSON encoders wrote: flat objects whose strings need no unescaping. Those are
 // read here directly; anything else (an escape, non-ASCII text, whitespace,
 // an unknown key, a value of an unexpected type) goes to json.Unmarshal,
 // which stays the only definition of the format. decode_test.go checks that
@@ -30,8 +29,11 @@ func decodeDelivery(v []byte, rec *deliveryRec) error {
 	return json.Unmarshal(v, rec)
 }
 
-// decodeEvent reads an event record.
+// decodeEvent reads an event record, binary (binary.go) or JSON.
 func decodeEvent(v []byte, rec *eventRec) error {
+	if len(v) > 0 && v[0] == recBinary {
+		return decodeEventBin(v, rec)
+	}
 	if fastEvent(v, rec) {
 		return nil
 	}

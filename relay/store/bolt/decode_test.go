@@ -19,14 +19,14 @@ func TestDecodeMatchesUnmarshal(t *testing.T) {
 		d := marshal(t, &deliveryRec{Delivery: store.Delivery{ID: "dlv_" + s, EventID: s, Destination: s,
 			State: store.StateDead, Attempts: 3, CreatedAt: at, DueAt: at.UTC(), LastStatus: 503, LastError: s, UpdatedAt: at},
 			Logged: 5, DeadAt: at.UnixNano()})
-		e := appendNewEvent(nil, &eventRec{Event: store.Event{ID: "evt_" + s, WebhookID: s, DedupeKey: s, ContentType: s,
+		e := marshal(t, &eventRec{Event: store.Event{ID: "evt_" + s, WebhookID: s, DedupeKey: s, ContentType: s,
 			ReceivedAt: at, Destinations: []string{s, "b"}, Parked: true}, DeliveryIDs: []string{"dlv_1", s}})
 		dl := marshal(t, &deliveryRec{Delivery: store.Delivery{ID: "dlv_" + s, State: store.StateDelivered, Attempts: 1},
 			Logged: 1, Last: &store.Attempt{N: 1, At: at, Duration: 3 * time.Millisecond, Status: 200, Error: s, Response: s}})
 		deliveries, events = append(deliveries, string(d), string(dl)), append(events, string(e))
 	}
 	fd := marshal(t, filled(t, &deliveryRec{}))
-	fe := appendNewEvent(nil, filled(t, &eventRec{}).(*eventRec))
+	fe := marshal(t, filled(t, &eventRec{}))
 	deliveries = append(deliveries, string(fd),
 		`{}`, `{"id":"a"}`, ` {"id":"a"}`, `{"id" : "a"}`, `{"id":"a",}`, `{"id":"a"}x`, `{"ID":"a"}`, `{"id":"a","other":1}`,
 		`{"attempts":007}`, `{"attempts":-0}`, `{"attempts":1e3}`, `{"attempts":12345678901234567890}`, `{"attempts":"1"}`,
@@ -85,7 +85,7 @@ func TestFastDecodeTakesEncodedRecords(t *testing.T) {
 			t.Errorf("fastDelivery(%s) fell back to encoding/json", d)
 		}
 	}
-	e := appendNewEvent(nil, &eventRec{Event: store.Event{ID: "evt_1", WebhookID: "1001", ContentType: "application/json",
+	e := marshal(t, &eventRec{Event: store.Event{ID: "evt_1", WebhookID: "1001", ContentType: "application/json",
 		ReceivedAt: now, Destinations: []string{"a", "b"}}, DeliveryIDs: []string{"dlv_1", "dlv_2"}})
 	if !fastEvent(e, &eventRec{}) {
 		t.Errorf("fastEvent(%s) fell back to encoding/json", e)

@@ -15,29 +15,6 @@ var tricky = []string{
 	"naïve café 日本", "bad utf-8 \xff\xfe", "line\u2028separator\u2029", "\x7f del",
 }
 
-func TestAppendNewEventMatchesMarshal(t *testing.T) {
-	at := time.Date(2021, 4, 9, 16, 27, 39, 123456789, time.FixedZone("IST", 5*3600+1800))
-	var recs []*eventRec
-	for _, s := range tricky {
-		recs = append(recs,
-			&eventRec{Event: store.Event{ID: "evt_" + s, WebhookID: s, DedupeKey: s, ContentType: s,
-				ReceivedAt: at, Destinations: []string{s, "b"}}, DeliveryIDs: []string{"dlv_1", s}},
-			&eventRec{Event: store.Event{ID: s, WebhookID: "1001", ReceivedAt: at.Truncate(time.Second).UTC(), Parked: true}},
-			&eventRec{Event: store.Event{ID: s, Destinations: []string{}}, DeliveryIDs: []string{}},
-		)
-	}
-	recs = append(recs, filled(t, &eventRec{}).(*eventRec))
-	for _, rec := range recs {
-		want, err := json.Marshal(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendNewEvent(nil, rec); string(got) != string(want) {
-			t.Errorf("appendNewEvent(%+v)\n got %s\nwant %s", rec, got, want)
-		}
-	}
-}
-
 // filled sets every exported field of the struct p points to (embedded
 // structs included) to a non-zero value, so that a field added to the
 // records later shows up in json.Marshal's output, or is lost by the binary

@@ -15,8 +15,8 @@ import (
 // but upgrades the ones in upgradable. Version 2 keeps a delivery's newest
 // attempt in its record ("last"); a relay that reads version 1 would lose
 // it when it rewrote the record, so it must refuse such a file. Version 3
-// writes delivery records in a binary form (binary.go), which a relay that
-// reads version 2 could not decode.
+// writes delivery and event records in a binary form (binary.go), which a
+// relay that reads version 2 could not decode.
 const formatVersion = "3"
 
 // upgradable are the older versions whose files this relay reads as they
@@ -179,11 +179,24 @@ func (r *reader) eventMeta(id string) (*eventRec, error) {
 }
 
 func putEvent(tx *bbolt.Tx, rec *eventRec) error {
-	v, err := json.Marshal(rec)
+	v, err := encodeEvent(rec)
 	if err != nil {
-		return fmt.Errorf("encode event %s: %w", rec.ID, err)
+		return err
 	}
 	return tx.Bucket(bucketEvents).Put([]byte(rec.ID), v)
+}
+
+// encodeEvent encodes rec in the binary form, or in JSON when a time does
+// not fit it (binary.go).
+func encodeEvent(rec *eventRec) ([]byte, error) {
+	if v, ok := appendEventBin(make([]byte, 0, 96+len(rec.WebhookID)+len(rec.DedupeKey)+40*len(rec.Destinations)), rec); ok {
+		return v, nil
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", rec.ID, err)
+	}
+	return v, nil
 }
 
 func getDelivery(tx *bbolt.Tx, id string) (*deliveryRec, error) {
