@@ -98,7 +98,7 @@ func decodeDeliveryBin(v []byte, rec *deliveryRec) error {
 	rec.ID = r.str()
 	rec.EventID = r.str()
 	rec.Destination = r.str()
-	rec.State = r.state()
+	rec.State = store.DeliveryState(r.str())
 	rec.LastError = r.str()
 	rec.Attempts = int(r.varint())
 	rec.LastStatus = int(r.varint())
@@ -255,17 +255,6 @@ func (r *binReader) list() []string {
 		out[i] = r.str()
 	}
 	return out
-}
-
-// state reads a delivery state; the known ones are not copied.
-func (r *binReader) state() store.DeliveryState {
-	s := r.str()
-	for _, st := range knownStates {
-		if s == string(st) {
-			return st
-		}
-	}
-	return store.DeliveryState(s)
 }
 
 func (r *binReader) time() time.Time {

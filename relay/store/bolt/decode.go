@@ -11,11 +11,11 @@ import (
 // Lease decodes a delivery and its event for every delivery it hands out;
 // encoding/json spends most of that on reflection. Records are binary since
 // format 3 (binary.go); the JSON ones read here were written before. They
-// are almost always exactly what the JSON encoders wrote: flat objects whose strings need no unescaping. Those are
-// read here directly; anything else (an escape, non-ASCII text, whitespace,
-// an unknown key, a value of an unexpected type) goes to json.Unmarshal,
-// which stays the only definition of the format. decode_test.go checks that
-// both give the same record.
+// are almost always exactly what the JSON encoders wrote: flat objects whose
+// strings need no unescaping. Those are read here directly; anything else
+// (an escape, non-ASCII text, whitespace, an unknown key, a value of an
+// unexpected type) goes to json.Unmarshal, which stays the only definition
+// of the format. decode_test.go checks that both give the same record.
 
 // decodeDelivery reads a delivery record, binary (binary.go) or JSON.
 func decodeDelivery(v []byte, rec *deliveryRec) error {
