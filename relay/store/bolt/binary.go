@@ -107,9 +107,7 @@ func decodeDeliveryBin(v []byte, rec *deliveryRec) error {
 	rec.CreatedAt = r.time()
 	rec.DueAt = r.time()
 	rec.UpdatedAt = r.time()
-	switch r.byte() {
-	case 0:
-	case 1:
+	if r.flag() {
 		a := &store.Attempt{}
 		a.N = int(r.varint())
 		a.At = r.time()
@@ -118,13 +116,8 @@ func decodeDeliveryBin(v []byte, rec *deliveryRec) error {
 		a.Error = r.str()
 		a.Response = r.str()
 		rec.Last = a
-	default:
-		r.bad = true
 	}
-	if r.bad || r.i != len(v) {
-		return errBadRecord
-	}
-	return nil
+	return r.end()
 }
 
 // appendEventBin encodes rec in the binary form; ok as for
@@ -169,17 +162,8 @@ func decodeEventBin(v []byte, rec *eventRec) error {
 	rec.ReceivedAt = r.time()
 	rec.Destinations = r.list()
 	rec.DeliveryIDs = r.list()
-	switch r.byte() {
-	case 0:
-	case 1:
-		rec.Parked = true
-	default:
-		r.bad = true
-	}
-	if r.bad || r.i != len(v) {
-		return errBadRecord
-	}
-	return nil
+	rec.Parked = r.flag()
+	return r.end()
 }
 
 // binReader reads the binary form; a read past the end or a bad value sets
@@ -258,12 +242,28 @@ func (r *binReader) list() []string {
 }
 
 func (r *binReader) time() time.Time {
+	if !r.flag() {
+		return time.Time{}
+	}
+	return time.Unix(0, r.varint()).UTC()
+}
+
+// flag reads a byte that must be 0 (false) or 1 (true).
+func (r *binReader) flag() bool {
 	switch r.byte() {
 	case 0:
-		return time.Time{}
+		return false
 	case 1:
-		return time.Unix(0, r.varint()).UTC()
+		return true
 	}
 	r.bad = true
-	return time.Time{}
+	return false
+}
+
+// end is errBadRecord unless every read succeeded and the record is over.
+func (r *binReader) end() error {
+	if r.bad || r.i != len(r.b) {
+		return errBadRecord
+	}
+	return nil
 }

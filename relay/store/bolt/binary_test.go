@@ -124,6 +124,11 @@ func TestDeliveryBinaryRefusesMalformed(t *testing.T) {
 	if err := decodeEvent(append(ev, 0), &eventRec{}); !errors.Is(err, errBadRecord) {
 		t.Errorf("event: a byte too many: %v, want errBadRecord", err)
 	}
+	flag := append([]byte(nil), ev...)
+	flag[len(flag)-1] = 2 // parked is 0 or 1
+	if err := decodeEvent(flag, &eventRec{}); !errors.Is(err, errBadRecord) {
+		t.Errorf("event: parked flag 2: %v, want errBadRecord", err)
+	}
 	// Four empty strings, a zero time, then a list of 2^62 strings.
 	huge := append([]byte{recBinary, 0, 0, 0, 0, 0}, binary.AppendUvarint(nil, 1<<62)...)
 	if err := decodeEvent(huge, &eventRec{}); !errors.Is(err, errBadRecord) {
