@@ -37,7 +37,8 @@ import (
 // recBinary tags a record in a binary form; JSON starts with '{'.
 const recBinary byte = 0x01
 
-// errBadRecord is a binary record that ends early or holds an unknown tag.
+// errBadRecord is a binary record that ends early, runs on past its last
+// field, or holds a flag other than 0 or 1.
 var errBadRecord = errors.New("malformed binary record")
 
 // appendDeliveryBin encodes rec in the binary form; ok is false when one of
