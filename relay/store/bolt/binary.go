@@ -3,6 +3,7 @@ package bolt
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/relaygw/relay/relay/store"
@@ -15,8 +16,8 @@ import (
 // binary form below, about a third of that, and so is the event record,
 // which every lease reads too. Records written before (JSON, which starts
 // with '{') still read, through decode.go; a record with a time the binary
-// form cannot hold (outside the years 1678 to 2261, which Unix nanoseconds
-// span) is written as JSON too.
+// form cannot hold (outside what Unix nanoseconds span, 1677-09-21 to
+// 2262-04-11) is written as JSON too.
 //
 // The binary forms, after their tag byte:
 //
@@ -74,10 +75,16 @@ func appendDeliveryBin(b []byte, rec *deliveryRec) (_ []byte, ok bool) {
 	return appendStr(b, a.Response), true
 }
 
-// binTime reports whether t has Unix nanoseconds (or is zero).
+// The times that have Unix nanoseconds: 1677-09-21 to 2262-04-11.
+var (
+	minBinTime = time.Unix(0, math.MinInt64)
+	maxBinTime = time.Unix(0, math.MaxInt64)
+)
+
+// binTime reports whether t has Unix nanoseconds (or is zero), so that
+// every time the decoder can produce encodes again.
 func binTime(t time.Time) bool {
-	y := t.Year()
-	return t.IsZero() || (y > 1678 && y < 2262)
+	return t.IsZero() || (!t.Before(minBinTime) && !t.After(maxBinTime))
 }
 
 func appendStr(b []byte, s string) []byte {

@@ -19,13 +19,13 @@ var tricky = []string{
 // structs included) to a non-zero value, so that a field added to the
 // records later shows up in json.Marshal's output, or is lost by the binary
 // form, and the test comparing them fails until the encoder learns it.
-func filled(t *testing.T, p any) any {
+func filled(t testing.TB, p any) any {
 	t.Helper()
 	fill(t, reflect.ValueOf(p).Elem())
 	return p
 }
 
-func fill(t *testing.T, v reflect.Value) {
+func fill(t testing.TB, v reflect.Value) {
 	t.Helper()
 	for i := range v.NumField() {
 		f, sf := v.Field(i), v.Type().Field(i)
