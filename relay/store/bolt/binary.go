@@ -101,7 +101,7 @@ func appendTimeBin(b []byte, t time.Time) []byte {
 
 // decodeDeliveryBin reads a record that appendDeliveryBin wrote.
 func decodeDeliveryBin(v []byte, rec *deliveryRec) error {
-	r := binReader{b: v, i: 1}
+	r := binReader{record: record{b: v}, i: 1}
 	*rec = deliveryRec{}
 	rec.ID = r.str()
 	rec.EventID = r.str()
@@ -161,7 +161,7 @@ func appendList(b []byte, ss []string) []byte {
 
 // decodeEventBin reads a record that appendEventBin wrote.
 func decodeEventBin(v []byte, rec *eventRec) error {
-	r := binReader{b: v, i: 1}
+	r := binReader{record: record{b: v}, i: 1}
 	*rec = eventRec{}
 	rec.ID = r.str()
 	rec.WebhookID = r.str()
@@ -177,13 +177,9 @@ func decodeEventBin(v []byte, rec *eventRec) error {
 // binReader reads the binary form; a read past the end or a bad value sets
 // bad and returns zero values from then on.
 type binReader struct {
-	b   []byte
+	record
 	i   int
 	bad bool
-	// src is b as one string, made at the first str: the record's strings
-	// are slices of it rather than one allocation each (b lives in bbolt's
-	// memory map).
-	src string
 }
 
 func (r *binReader) byte() byte {
@@ -221,11 +217,8 @@ func (r *binReader) str() string {
 	if n == 0 {
 		return ""
 	}
-	if r.src == "" {
-		r.src = string(r.b)
-	}
 	r.i += int(n)
-	return r.src[r.i-int(n) : r.i]
+	return r.text(r.i-int(n), r.i)
 }
 
 func (r *binReader) list() []string {

@@ -133,14 +133,28 @@ func fastEvent(v []byte, rec *eventRec) bool {
 	})
 }
 
+// record is a stored value being decoded. b lives in bbolt's memory map,
+// so every string taken from it must be a copy: text copies b once, at the
+// first string, and the record's strings are slices of that one copy
+// rather than one allocation each. Both decoders, JSON and binary, read
+// through it.
+type record struct {
+	b   []byte
+	src string
+}
+
+// text returns b[i:j] as a string.
+func (r *record) text(i, j int) string {
+	if r.src == "" {
+		r.src = string(r.b)
+	}
+	return r.src[i:j]
+}
+
 // scanner reads the plain subset of JSON that the encoders write.
 type scanner struct {
-	b []byte
+	record
 	i int
-	// src is b copied into a string once, on the first str: b lives in
-	// bbolt's memory map, and the strings a record holds are then slices of
-	// one allocation rather than one allocation each.
-	src string
 }
 
 // scanObject calls field for each key of the object v, with the scanner at
@@ -148,7 +162,7 @@ type scanner struct {
 // subset) means v must be decoded by encoding/json. The key is v's own
 // bytes, not a copy: field switches on it without allocating.
 func scanObject(v []byte, field func(key []byte, s *scanner) bool) bool {
-	s := &scanner{b: v}
+	s := &scanner{record: record{b: v}}
 	return s.object(field) && s.i == len(s.b)
 }
 
@@ -202,17 +216,14 @@ func (s *scanner) raw() ([]byte, bool) {
 	return nil, false
 }
 
-// str reads a string; see src.
+// str reads a string; see record.
 func (s *scanner) str() (string, bool) {
 	r, ok := s.raw()
 	if !ok {
 		return "", false
 	}
-	if s.src == "" {
-		s.src = string(s.b)
-	}
 	end := s.i - 1 // the closing quote
-	return s.src[end-len(r) : end], true
+	return s.text(end-len(r), end), true
 }
 
 var knownStates = []store.DeliveryState{store.StatePending, store.StateDelivered, store.StateDead, store.StateDiscarded}
