@@ -202,23 +202,18 @@ func (s *nullStore) Retry(context.Context, store.Delivery, store.Attempt, time.T
 }
 func (s *nullStore) DeadLetter(context.Context, store.Delivery, store.Attempt) error { return nil }
 
-// redisCPU is used_cpu_sys plus used_cpu_user from INFO cpu; 0 when c is
-// nil.
+// redisCPU is redis-server's own CPU time so far (testredis.InfoCPU); 0
+// when c is nil.
 func redisCPU(tb testing.TB, c *goredis.Client) time.Duration {
 	tb.Helper()
 	if c == nil {
 		return 0
 	}
-	info := redisInfo(tb, c, "cpu")
-	var total float64
-	for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
-		f, err := strconv.ParseFloat(info[k], 64)
-		if err != nil {
-			tb.Fatalf("INFO cpu: %s: %v", k, err)
-		}
-		total += f
+	cpu, err := testredis.InfoCPU(redisInfo(tb, c, "cpu"))
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return time.Duration(total * float64(time.Second))
+	return cpu
 }
 
 // redisForks is INFO stats' total_forks; 0 when c is nil.
@@ -241,13 +236,7 @@ func redisInfo(tb testing.TB, c *goredis.Client, section string) map[string]stri
 	if err != nil {
 		tb.Fatalf("INFO %s: %v", section, err)
 	}
-	out := map[string]string{}
-	for _, line := range strings.Split(txt, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			out[k] = v
-		}
-	}
-	return out
+	return testredis.InfoFields(txt)
 }
 
 // settleAOF rewrites the AOF of c's server (nothing when c is nil) and

@@ -156,22 +156,18 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	b.ReportMetric(float64(scripts)/n, "scripts/delivery")
 }
 
-// serverCPU is redis-server's user and system CPU time so far.
+// serverCPU is redis-server's own CPU time so far (testredis.InfoCPU).
 func serverCPU(b *testing.B, s *Store) time.Duration {
 	b.Helper()
 	info, err := s.rdb.Info(context.Background(), "cpu").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total float64
-	for line := range strings.Lines(info) {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
+	cpu, err := testredis.InfoCPU(testredis.InfoFields(info))
+	if err != nil {
+		b.Fatal(err)
 	}
-	return time.Duration(total * float64(time.Second))
+	return cpu
 }
 
 // commandCalls sums the calls of INFO commandstats: every command, those
