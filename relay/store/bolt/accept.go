@@ -19,10 +19,10 @@ var empty = []byte{}
 // single committer goroutine spends its time writing, not encoding.
 type newDelivery struct {
 	rec *deliveryRec
-	enc []byte // nil when the binary form cannot hold it (see putNew)
+	enc []byte
 }
 
-func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery, []string) {
+func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery, []string, error) {
 	out := make([]newDelivery, len(dests))
 	ids := make([]string, len(dests))
 	for i, dest := range dests {
@@ -35,25 +35,20 @@ func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery
 			DueAt:       now,
 			UpdatedAt:   now,
 		}}
-		out[i] = newDelivery{rec: rec}
-		if v, ok := appendDeliveryBin(make([]byte, 0, 128), rec); ok {
-			out[i].enc = v
+		v, err := encodeDelivery(rec)
+		if err != nil {
+			return nil, nil, err
 		}
+		out[i] = newDelivery{rec: rec, enc: v}
 		ids[i] = rec.ID
 	}
-	return out, ids
+	return out, ids, nil
 }
 
 // putNew stores new deliveries and queues them.
 func putNew(b *batch, ds []newDelivery) error {
 	for _, d := range ds {
-		var err error
-		if d.enc != nil {
-			err = b.tx.Bucket(bucketDeliveries).Put([]byte(d.rec.ID), d.enc)
-		} else {
-			err = putDelivery(b.tx, d.rec) // a clock outside the binary form's years
-		}
-		if err != nil {
+		if err := b.tx.Bucket(bucketDeliveries).Put([]byte(d.rec.ID), d.enc); err != nil {
 			return err
 		}
 		if err := enqueue(b, d.rec); err != nil {
@@ -121,13 +116,16 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 	ev.Parked = len(dests) == 0
 	body := clone(ev.Body) // bbolt keeps the slice until the commit
 
-	ds, ids := newDeliveries(ev.ID, dests, now)
-	evEnc, evErr := encodeEvent(&eventRec{Event: ev, DeliveryIDs: ids})
+	ds, ids, encErr := newDeliveries(ev.ID, dests, now)
+	var evEnc []byte
+	if encErr == nil {
+		evEnc, encErr = encodeEvent(&eventRec{Event: ev, DeliveryIDs: ids})
+	}
 
 	res = new(store.AcceptResult)
 	apply = func(b *batch) error {
-		if evErr != nil {
-			return reject(evErr)
+		if encErr != nil {
+			return reject(encErr)
 		}
 		if dedupe.Key != "" {
 			if holder, ok := liveClaim(b, dedupe.Key); ok {
@@ -225,8 +223,11 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 		})
 		return 0, err
 	}
-	ds, ids := newDeliveries(id, dests, time.Now())
-	err := s.submit(ctx, func(b *batch) error {
+	ds, ids, err := newDeliveries(id, dests, time.Now())
+	if err != nil {
+		return 0, fmt.Errorf("bolt: replay parked %s: %w", id, err)
+	}
+	err = s.submit(ctx, func(b *batch) error {
 		rec, err := parkedEvent(b.tx, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {

@@ -216,15 +216,25 @@ func (r *reader) delivery(id string) (*deliveryRec, error) {
 }
 
 func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {
-	// bbolt keeps v until the commit, so every Put gets its own buffer.
-	v, ok := appendDeliveryBin(make([]byte, 0, 160+len(rec.LastError)+lastLen(rec.Last)), rec)
-	if !ok {
-		var err error
-		if v, err = json.Marshal(rec); err != nil {
-			return fmt.Errorf("encode delivery %s: %w", rec.ID, err)
-		}
+	v, err := encodeDelivery(rec)
+	if err != nil {
+		return err
 	}
 	return tx.Bucket(bucketDeliveries).Put([]byte(rec.ID), v)
+}
+
+// encodeDelivery encodes rec in the binary form, or in JSON when a time does
+// not fit it (binary.go). bbolt keeps a value until the commit, so every
+// record gets its own buffer.
+func encodeDelivery(rec *deliveryRec) ([]byte, error) {
+	if v, ok := appendDeliveryBin(make([]byte, 0, 160+len(rec.LastError)+lastLen(rec.Last)), rec); ok {
+		return v, nil
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode delivery %s: %w", rec.ID, err)
+	}
+	return v, nil
 }
 
 // lastLen is the length of a's strings, for a buffer's size.
