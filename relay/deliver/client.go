@@ -246,23 +246,30 @@ func headerSafe(v string) string {
 	return v
 }
 
-// do makes one attempt of d. ctx cancels it (shutdown drain); the
-// destination's timeout bounds it, redirects included.
-func (ep *endpoint) do(ctx context.Context, d store.Delivery, now time.Time) result {
-	return post(ctx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow)
+// do makes one attempt of d under attemptCtx, which the caller ends at the
+// destination's timeout (see keeper); ctx, its parent, ends only for a
+// shutdown drain.
+func (ep *endpoint) do(ctx, attemptCtx context.Context, d store.Delivery, now time.Time) result {
+	return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow)
 }
 
 // post makes one POST attempt, following up to maxRedirects redirects when
-// follow is set; a relay agent's Sender uses it too. timeout, when positive,
+// follow is set; a relay agent's Sender uses it. timeout, when positive,
 // bounds the whole attempt, reading the response included.
 func post(ctx context.Context, client *retryablehttp.Client, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
-	start := time.Now()
 	attemptCtx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		attemptCtx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	return send(ctx, attemptCtx, client, timeout, target, host, header, body, follow)
+}
+
+// send is post with the attempt's context made by the caller: attemptCtx
+// ending while ctx has not is the attempt timing out after timeout.
+func send(ctx, attemptCtx context.Context, client *retryablehttp.Client, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
+	start := time.Now()
 	for hops := 0; ; hops++ {
 		resp, err := client.Do(newRequest(attemptCtx, target, host, header, body))
 		if err != nil {
@@ -358,7 +365,11 @@ func nextHop(resp *http.Response, hops int) (*url.URL, string) {
 // a receiver that streams without end cannot hold a worker or its memory.
 func readResponse(resp *http.Response, start time.Time) result {
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, responseReadLimit))
+	var body []byte
+	var readErr error
+	if resp.ContentLength != 0 { // most receivers answer with no body
+		body, readErr = io.ReadAll(io.LimitReader(resp.Body, responseReadLimit))
+	}
 	r := result{
 		status:   resp.StatusCode,
 		header:   resp.Header,

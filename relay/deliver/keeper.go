@@ -1,0 +1,203 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaygw/relay/relay/store"
+)
+
+// extender keeps one handed-out delivery's lease alive while its worker
+// waits (rate limit, attempt slot) or attempts, and tracks when the lease
+// runs out. Its dispatcher's keeper extends it every lease/3, and ends its
+// attempt at the destination's timeout (bound).
+type extender struct {
+	until atomic.Int64 // unix nanoseconds of the lease's expiry
+
+	// mu is held while an extension runs, so stop returns only when none
+	// does and none will.
+	mu      sync.Mutex
+	stopped bool
+	failing bool
+
+	// Guarded by keeper.mu.
+	next       time.Time          // when the next extension is due
+	extending  bool               // an extension is running or lost
+	deadline   time.Time          // when the attempt under way times out; zero if none
+	cut        context.CancelFunc // ends the attempt under way
+	prev, succ *extender          // the keeper's list
+
+	k     *keeper
+	hard  context.Context
+	d     store.Delivery
+	lease time.Duration
+}
+
+// keeper extends the leases of one dispatcher's handed-out deliveries and
+// times their attempts out, with one timer armed for the earliest of those
+// that is due. Almost every attempt ends long before either, so the timer is
+// armed again only when it fires, for the oldest deadline then: about once
+// per timeout, where a timer per delivery and a second per attempt were
+// made and stopped 20 000 times a second in the backlog benchmark
+// (docs/benchmarks.md, seventh round).
+type keeper struct {
+	dp *dispatcher
+
+	mu    sync.Mutex
+	head  *extender // the list of live extenders, newest first
+	timer *time.Timer
+	armed time.Time // when timer fires; zero when it is not armed
+}
+
+// extend starts keeping d's lease, taken for p.lease just now.
+func (dp *dispatcher) extend(hard context.Context, p *profile, d store.Delivery) *extender {
+	now := dp.opts.Now()
+	e := &extender{k: &dp.keep, hard: hard, d: d, lease: p.lease, next: time.Now().Add(p.lease / 3)}
+	e.until.Store(now.Add(p.lease).UnixNano())
+	dp.keep.add(e)
+	return e
+}
+
+func (k *keeper) add(e *extender) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e.succ = k.head
+	if k.head != nil {
+		k.head.prev = e
+	}
+	k.head = e
+	k.armLocked(e.next)
+}
+
+// remove unlinks e; it may be called more than once.
+func (k *keeper) remove(e *extender) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e.prev == nil && k.head != e {
+		return // not in the list
+	}
+	if e.prev != nil {
+		e.prev.succ = e.succ
+	} else {
+		k.head = e.succ
+	}
+	if e.succ != nil {
+		e.succ.prev = e.prev
+	}
+	e.prev, e.succ = nil, nil
+}
+
+// armLocked makes the timer fire by at. An armed timer that fires sooner
+// is left alone: the tick arms it again for the earliest extension due.
+func (k *keeper) armLocked(at time.Time) {
+	if !k.armed.IsZero() && !at.Before(k.armed) {
+		return
+	}
+	k.armed = at
+	d := time.Until(at)
+	if k.timer == nil {
+		k.timer = time.AfterFunc(d, k.tick)
+		return
+	}
+	k.timer.Reset(d)
+}
+
+// tick times out the attempts whose deadline passed and starts the
+// extensions that are due, each on a goroutine of its own (a store that
+// hangs must not hold up the other leases), and arms the timer for the next.
+func (k *keeper) tick() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.armed = time.Time{}
+	now := time.Now()
+	var earliest time.Time
+	sooner := func(t time.Time) {
+		if earliest.IsZero() || t.Before(earliest) {
+			earliest = t
+		}
+	}
+	for e := k.head; e != nil; e = e.succ {
+		if !e.deadline.IsZero() {
+			if now.Before(e.deadline) {
+				sooner(e.deadline)
+			} else {
+				e.cut()
+				e.deadline, e.cut = time.Time{}, nil
+			}
+		}
+		switch {
+		case e.extending:
+		case !now.Before(e.next):
+			e.extending = true
+			go e.extendOnce()
+		default:
+			sooner(e.next)
+		}
+	}
+	if !earliest.IsZero() {
+		k.armLocked(earliest)
+	}
+}
+
+// bound has the keeper call cut at deadline unless the extender stopped
+// first: the attempt's timeout.
+func (e *extender) bound(deadline time.Time, cut context.CancelFunc) {
+	e.k.mu.Lock()
+	defer e.k.mu.Unlock()
+	e.deadline, e.cut = deadline, cut
+	e.k.armLocked(deadline)
+}
+
+// unbound ends bound's watch: the attempt is over.
+func (e *extender) unbound() {
+	e.k.mu.Lock()
+	defer e.k.mu.Unlock()
+	e.deadline, e.cut = time.Time{}, nil
+}
+
+// extendOnce extends the lease and schedules the next extension, unless
+// the extender stopped, hard ended or the lease is lost.
+func (e *extender) extendOnce() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.hard.Err() != nil {
+		return
+	}
+	dp := e.k.dp
+	ctx, cancel := context.WithTimeout(e.hard, e.lease/3)
+	at := dp.opts.Now()
+	err := dp.q.ExtendLease(ctx, e.d, e.lease)
+	cancel()
+	switch {
+	case err == nil:
+		e.until.Store(at.Add(e.lease).UnixNano())
+		e.failing = false
+	case errors.Is(err, store.ErrLeaseLost):
+		dp.logFor(e.d).Warn("deliver: lease lost during the attempt", "store_error", err)
+		return // extending stays set: no more tries
+	case !e.failing:
+		e.failing = true
+		dp.logFor(e.d).Warn("deliver: extending lease failed; will try again", "store_error", err)
+	}
+	e.k.mu.Lock()
+	defer e.k.mu.Unlock()
+	e.extending = false
+	e.next = time.Now().Add(e.lease / 3)
+	if e.prev != nil || e.k.head == e {
+		e.k.armLocked(e.next)
+	}
+}
+
+func (e *extender) expires() time.Time { return time.Unix(0, e.until.Load()) }
+
+// stop ends the extensions, waiting for one under way; it may be called
+// more than once.
+func (e *extender) stop() {
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
+	e.k.remove(e)
+}
