@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -109,6 +110,8 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				b.ReportMetric((before.cpu+after.cpu)/2, "ceiling-cpu-us/post")
 				b.ReportMetric(relay.allocs, "relay-allocs/delivery")
 				b.ReportMetric((before.allocs+after.allocs)/2, "ceiling-allocs/post")
+				b.ReportMetric(relay.switches, "relay-switches/delivery")
+				b.ReportMetric((before.switches+after.switches)/2, "ceiling-switches/post")
 				if commits > 0 {
 					b.ReportMetric(float64(n)/float64(commits), "deliveries/commit")
 				}
@@ -272,17 +275,43 @@ func settleAOF(tb testing.TB, c *goredis.Client) {
 }
 
 // phase is one timed phase: its rate per second, and this process's CPU
-// microseconds and heap allocations per item. Allocations do not depend on
-// how busy the machine is, so they compare builds where CPU time is noisy.
-type phase struct{ rate, cpu, allocs float64 }
+// microseconds, heap allocations and goroutine switches per item.
+// Allocations and switches do not depend on how busy the machine is, so
+// they compare builds where CPU time is noisy. A switch is a goroutine made
+// to run by the scheduler (the count of runtime/metrics'
+// /sched/latencies:seconds): a wake-up, whatever woke it.
+type phase struct{ rate, cpu, allocs, switches float64 }
 
-func measure(n int, start time.Time, cpu0 time.Duration, mallocs0 uint64) phase {
-	cpu := cpuTime() - cpu0
+// phaseStart is what a phase is measured from.
+type phaseStart struct {
+	at                time.Time
+	cpu               time.Duration
+	mallocs, switches uint64
+}
+
+func startPhase() phaseStart {
+	return phaseStart{at: time.Now(), cpu: cpuTime(), mallocs: mallocs(), switches: switches()}
+}
+
+func (p0 phaseStart) measure(n int) phase {
+	cpu := cpuTime() - p0.cpu
 	return phase{
-		rate:   float64(n) / time.Since(start).Seconds(),
-		cpu:    float64(cpu.Microseconds()) / float64(n),
-		allocs: float64(mallocs()-mallocs0) / float64(n),
+		rate:     float64(n) / time.Since(p0.at).Seconds(),
+		cpu:      float64(cpu.Microseconds()) / float64(n),
+		allocs:   float64(mallocs()-p0.mallocs) / float64(n),
+		switches: float64(switches()-p0.switches) / float64(n),
 	}
+}
+
+// switches is how many times goroutines have been scheduled to run.
+func switches() uint64 {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	var n uint64
+	for _, c := range s[0].Value.Float64Histogram().Counts {
+		n += c
+	}
+	return n
 }
 
 func mallocs() uint64 {
@@ -331,12 +360,12 @@ func runBacklog(tb testing.TB, st Queue, url string, n, conc int) phase {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	mallocs0, cpu0, start := mallocs(), cpuTime(), time.Now()
+	p0 := startPhase()
 	go func() { done <- m.Run(ctx) }()
 	<-all
 	cancel()
 	<-done // the last outcomes are durable before Run returns
-	return measure(n, start, cpu0, mallocs0)
+	return p0.measure(n)
 }
 
 // runCeiling POSTs the body n times from conc goroutines.
@@ -346,7 +375,7 @@ func runCeiling(tb testing.TB, url string, n, conc int) phase {
 	defer client.CloseIdleConnections()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	mallocs0, cpu0, start := mallocs(), cpuTime(), time.Now()
+	p0 := startPhase()
 	for range conc {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
@@ -361,7 +390,7 @@ func runCeiling(tb testing.TB, url string, n, conc int) phase {
 		})
 	}
 	wg.Wait()
-	return measure(n, start, cpu0, mallocs0)
+	return p0.measure(n)
 }
 
 // forwardBatch is how many entries the stream forwarder reads at a time.
@@ -397,7 +426,7 @@ func runStreamForwarder(tb testing.TB, rdb *goredis.Client, url string, n, conc 
 	var acked atomic.Int64
 	var wg sync.WaitGroup
 	srv0 := redisCPU(tb, rdb)
-	mallocs0, cpu0, start := mallocs(), cpuTime(), time.Now()
+	p0 := startPhase()
 	for c := range conc {
 		wg.Go(func() {
 			args := &goredis.XReadGroupArgs{Group: "g", Consumer: strconv.Itoa(c), Streams: []string{key, ">"}, Count: forwardBatch, Block: -1}
@@ -431,7 +460,7 @@ func runStreamForwarder(tb testing.TB, rdb *goredis.Client, url string, n, conc 
 		})
 	}
 	wg.Wait()
-	p := measure(n, start, cpu0, mallocs0)
+	p := p0.measure(n)
 	if got := acked.Load(); got != int64(n) {
 		tb.Fatalf("stream forwarder acknowledged %d of %d entries", got, n)
 	}
