@@ -37,9 +37,9 @@ type dispatcher struct {
 	cb      *Circuit      // its breaker, and the reports of its transitions
 	limiter *rate.Limiter // shared by the profiles, so a reload keeps its pace
 	wake    chan struct{}
-	// kick tells run that a worker freed its slot or finished recording.
-	// Workers never block on it (it holds one pending signal), even after
-	// run returned.
+	// kick tells run that it may lease again (kickIfLeasable): a worker
+	// freed its slot or an outcome was written. Workers never block on it
+	// (it holds one pending signal), even after run returned.
 	kick chan struct{}
 	// jobs hands deliveries to idle workers; unbuffered, so a delivery
 	// never waits for a worker that is still busy.
@@ -101,7 +101,9 @@ func (dp *dispatcher) profile() *profile { return dp.prof.Load() }
 func (dp *dispatcher) apply(p *profile) {
 	old := dp.prof.Swap(p)
 	dp.limiter.SetLimit(limitOf(p.set.rateLimit))
-	dp.slots.setLimit(p.set.concurrency)
+	for _, j := range dp.slots.setLimit(p.set.concurrency) {
+		dp.launch(j)
+	}
 	dp.cb.notify(dp.cb.br.configure(p.set.circuit))
 	dp.warnInsecure(p)
 	old.ep.client.HTTPClient.CloseIdleConnections()
@@ -126,6 +128,29 @@ func (dp *dispatcher) kickRun() {
 	}
 }
 
+// leasable is how many deliveries run may lease now: no more than the
+// workers may hold (see leaseAhead), nor more than may wait for their
+// outcome to be written; and while every slot has a delivery, none until a
+// batch can be leased, since leasing one delivery per freed slot costs a
+// store call each. 0 means wait.
+func (dp *dispatcher) leasable(c int) int {
+	busy := int(dp.busy.Load())
+	n := min(leaseAhead(c)-busy, heldLimit(c)-int(dp.held.Load()))
+	if n <= 0 || (busy >= c && n < leaseBatch(c)) {
+		return 0
+	}
+	return n
+}
+
+// kickIfLeasable wakes run after a worker freed a slot or an outcome was
+// written, but only if run would lease now: waking it to find that it must
+// go on waiting cost a goroutine switch for most deliveries.
+func (dp *dispatcher) kickIfLeasable() {
+	if dp.leasable(dp.profile().set.concurrency) > 0 {
+		dp.kickRun()
+	}
+}
+
 // state is the destination's snapshot for Manager.States.
 func (dp *dispatcher) state() DestinationState {
 	st := dp.cb.State()
@@ -139,13 +164,8 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 	var backoff time.Duration
 	for {
 		p := dp.profile()
-		// Lease no more than the workers may hold (see leaseAhead), nor
-		// more than may wait for their outcome to be written. While every
-		// slot has a delivery, wait until a batch can be leased: leasing
-		// one delivery per freed slot costs a store call each.
-		c, busy := p.set.concurrency, int(dp.busy.Load())
-		n := min(leaseAhead(c)-busy, heldLimit(c)-int(dp.held.Load()))
-		if n <= 0 || (busy >= c && n < leaseBatch(c)) {
+		n := dp.leasable(p.set.concurrency)
+		if n == 0 {
 			if !dp.pause(ctx, 0) {
 				return
 			}
@@ -213,31 +233,44 @@ type job struct {
 	workers *sync.WaitGroup
 }
 
-// start hands each delivery to an idle worker, or to a new one when none
-// waits. Reusing workers saves a goroutine and the growth of its stack
-// (an attempt runs deep into net/http) per delivery.
+// start starts each delivery that finds a free attempt slot and queues the
+// rest in the gate, where a worker whose attempt ends takes them.
 func (dp *dispatcher) start(ctx, hard context.Context, p *profile, batch []store.Delivery, probe bool, workers *sync.WaitGroup) {
 	for i, d := range batch {
 		dp.busy.Add(1)
 		dp.held.Add(1)
 		j := job{ctx: ctx, hard: hard, p: p, d: d, probe: probe && i == 0, ext: dp.extend(hard, p, d), workers: workers}
-		select {
-		case dp.jobs <- j:
-		default:
-			workers.Go(func() { dp.worker(j) })
+		if dp.slots.enter(j) {
+			dp.launch(j)
 		}
 	}
 }
 
-// worker runs j, then any job handed to it while it idles, until it has
-// idled for workerIdle or the dispatcher's context ends.
+// launch runs j, which holds an attempt slot, on an idle worker, or on a
+// new one when none waits. Reusing workers saves a goroutine and the growth
+// of its stack (an attempt runs deep into net/http) per delivery.
+func (dp *dispatcher) launch(j job) {
+	select {
+	case dp.jobs <- j:
+	default:
+		j.workers.Go(func() { dp.worker(j) })
+	}
+}
+
+// worker runs j, then the queued jobs its slot passes to it, then any job
+// launched while it idles, until it has idled for workerIdle or the
+// dispatcher's context ends.
 func (dp *dispatcher) worker(j job) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	var actx attemptCtx
 	defer actx.end()
-	for ok := true; ok; j, ok = dp.next(j.ctx, idle) {
-		dp.work(j, &actx)
+	for ok := true; ok; {
+		if next, passed := dp.work(j, &actx); passed {
+			j = next
+			continue
+		}
+		j, ok = dp.next(j.ctx, idle)
 	}
 }
 
@@ -340,24 +373,31 @@ func nextBackoff(b time.Duration) time.Duration {
 	return min(max(2*b, storeBackoffMin), storeBackoffMax)
 }
 
-// work waits for an attempt slot, makes one attempt of j's delivery and
+// work makes one attempt of j's delivery, which holds an attempt slot, and
 // records its outcome. A delivery that cannot be attempted now (Relay is
 // shutting down, the destination was removed, or its circuit opened after
 // the lease) is released, due now, with no attempt counted. The slot is
-// freed as soon as the attempt is classified, so the next attempt runs while
-// the outcome is written.
-func (dp *dispatcher) work(j job, actx *attemptCtx) {
+// passed on as soon as the attempt is classified: to the next queued job,
+// which work returns for its worker to run next (passed) while the store
+// writes this outcome, or for a store that makes workers wait for outcomes,
+// launched on another worker.
+func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 	ctx, hard, p, d, probe, ext := j.ctx, j.hard, j.p, j.d, j.probe, j.ext
-	handed, slot := true, false
+	aq, async := dp.q.(AsyncQueue)
+	handed, slot := true, true
 	freeSlot := func() {
 		if slot {
 			slot = false
-			dp.slots.release()
+			if nj, ok := dp.slots.pass(); ok && async {
+				next, passed = nj, true
+			} else if ok {
+				dp.launch(nj)
+			}
 		}
 		if handed {
 			handed = false
 			dp.busy.Add(-1)
-			dp.kickRun()
+			dp.kickIfLeasable()
 		}
 	}
 	recording := false // the outcome is being written without this worker
@@ -369,8 +409,7 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) {
 	}()
 	defer ext.stop()
 
-	slot = dp.slots.acquire(ctx)
-	if !slot || !dp.ready(ctx, p, probe) {
+	if !dp.ready(ctx, p, probe) {
 		dp.giveBack(d, probe)
 		return
 	}
@@ -402,8 +441,7 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) {
 	ext.stop()
 	d.Event = nil // the body is not needed any more; let it go
 	write := func(ctx context.Context) error { return WriteOutcome(ctx, dp.q, outcome, d, a, due) }
-	aq, ok := dp.q.(AsyncQueue)
-	if !ok {
+	if !async {
 		dp.record(hard, ext, d, write, nil)
 		return
 	}
@@ -424,6 +462,7 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) {
 		}()
 	}
 	WriteOutcomeAsync(context.WithoutCancel(hard), aq, outcome, d, a, due, done)
+	return next, passed
 }
 
 // attempt makes one attempt of d under actx, which the keeper cancels at
@@ -479,7 +518,7 @@ func WriteOutcomeAsync(ctx context.Context, q AsyncQueue, o Outcome, d store.Del
 // unhold ends a delivery's hold once its outcome is written or given up.
 func (dp *dispatcher) unhold() {
 	dp.held.Add(-1)
-	dp.kickRun()
+	dp.kickIfLeasable()
 }
 
 // ready waits for the rate limit and reports whether d may be attempted:

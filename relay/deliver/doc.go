@@ -16,12 +16,13 @@
 // takes the delivery over, so delivery is at-least-once. Receivers
 // deduplicate on the Idempotency-Key or webhook-id header.
 //
-// A dispatcher leases ahead: up to twice the destination's concurrency, each
-// delivery handed to a worker at once, while a gate (gate.go) lets at most
-// concurrency of them attempt; the others wait for a slot with their leases
-// extended. A worker that finishes an attempt so finds the next delivery
-// leased, and while every slot is taken the dispatcher leases in batches of
-// at least half a pool rather than one delivery per freed slot.
+// A dispatcher leases ahead: up to twice the destination's concurrency. A
+// gate (gate.go) lets at most concurrency of them attempt; the others wait
+// in its queue with their leases extended, and a worker whose attempt ends
+// takes the oldest of them itself, keeping its slot, so no goroutine is
+// woken to start it. A worker that finishes an attempt so finds the next
+// delivery leased, and while every slot is taken the dispatcher leases in
+// batches of at least half a pool rather than one delivery per freed slot.
 //
 // A worker frees its slot as soon as the attempt is classified and writes
 // the outcome afterwards, so the next attempt runs while the store commits

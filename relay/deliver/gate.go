@@ -1,79 +1,78 @@
 package deliver
 
-import (
-	"context"
-	"slices"
-	"sync"
-)
+import "sync"
 
-// gate admits at most limit holders at once, first come first served. Its
-// limit is a destination's concurrency and changes on a reload while
-// holders wait; a lower limit takes effect as holders leave.
+// gate admits at most limit attempts at once and queues the jobs that wait
+// for a place, first come first served. A worker whose attempt ends takes
+// the next queued job itself (pass) and keeps its place, so a delivery
+// leased ahead starts without a goroutine being woken for it. Its limit is
+// a destination's concurrency and changes on a reload; a lower limit takes
+// effect as attempts end.
 type gate struct {
-	mu      sync.Mutex
-	limit   int
-	used    int
-	waiters []chan struct{} // closed when admitted, oldest first
+	mu     sync.Mutex
+	limit  int
+	used   int
+	queued []job // oldest first, from queued[head]
+	head   int
 }
 
 func newGate(limit int) *gate { return &gate{limit: limit} }
 
-// acquire waits for a place; false when ctx ended first.
-func (g *gate) acquire(ctx context.Context) bool {
-	g.mu.Lock()
-	if g.used < g.limit && len(g.waiters) == 0 {
-		g.used++
-		g.mu.Unlock()
-		return true
-	}
-	ch := make(chan struct{})
-	g.waiters = append(g.waiters, ch)
-	g.mu.Unlock()
-	select {
-	case <-ch:
-		return true
-	case <-ctx.Done():
-	}
+// enter takes a place for j and reports true, or queues j for a worker to
+// pass it on and reports false.
+func (g *gate) enter(j job) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if i := slices.Index(g.waiters, ch); i >= 0 {
-		g.waiters = slices.Delete(g.waiters, i, i+1)
-		return false
+	if g.used < g.limit && g.waiting() == 0 {
+		g.used++
+		return true
 	}
-	// Admitted as ctx ended: pass the place on.
-	g.used--
-	g.admitLocked()
+	g.queued = append(g.queued, j)
 	return false
 }
 
-// release gives a place back.
-func (g *gate) release() {
+// pass is called when an attempt ends: it hands its place to the oldest
+// queued job and returns it, or gives the place up (false).
+func (g *gate) pass() (job, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.used <= g.limit && g.waiting() > 0 {
+		return g.popLocked(), true
+	}
 	g.used--
-	g.admitLocked()
+	return job{}, false
 }
 
-// setLimit changes the limit, admitting waiters if it grew.
-func (g *gate) setLimit(n int) {
+// setLimit changes the limit and returns the queued jobs that a higher one
+// lets in now; the caller starts them.
+func (g *gate) setLimit(n int) []job {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.limit = n
-	g.admitLocked()
+	var in []job
+	for g.used < g.limit && g.waiting() > 0 {
+		g.used++
+		in = append(in, g.popLocked())
+	}
+	return in
 }
 
-// inUse is the number of holders.
+// waiting is the number of queued jobs; g.mu is held.
+func (g *gate) waiting() int { return len(g.queued) - g.head }
+
+func (g *gate) popLocked() job {
+	j := g.queued[g.head]
+	g.queued[g.head] = job{}
+	g.head++
+	if g.head == len(g.queued) {
+		g.queued, g.head = g.queued[:0], 0
+	}
+	return j
+}
+
+// inUse is the number of places taken.
 func (g *gate) inUse() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.used
-}
-
-func (g *gate) admitLocked() {
-	for g.used < g.limit && len(g.waiters) > 0 {
-		close(g.waiters[0])
-		g.waiters[0] = nil
-		g.waiters = g.waiters[1:]
-		g.used++
-	}
 }

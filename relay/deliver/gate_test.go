@@ -1,152 +1,85 @@
 package deliver
 
 import (
-	"context"
 	"testing"
-	"time"
+
+	"github.com/relaygw/relay/relay/store"
 )
 
-// acquireAsync starts an acquire and returns a channel that gets its result.
-func acquireAsync(ctx context.Context, g *gate) <-chan bool {
-	ch := make(chan bool, 1)
-	go func() { ch <- g.acquire(ctx) }()
-	return ch
-}
+func jobFor(id string) job { return job{d: store.Delivery{ID: id}} }
 
-// waitersOf waits until g has n waiters, so the order of acquires is known.
-func waitersOf(t *testing.T, g *gate, n int) {
+// mustPass calls g.pass and checks which job, if any, it hands on.
+func mustPass(t *testing.T, g *gate, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g.mu.Lock()
-		got := len(g.waiters)
-		g.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gate has %d waiters, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
+	j, ok := g.pass()
+	switch {
+	case want == "" && ok:
+		t.Fatalf("pass handed on %s, want the place given up", j.d.ID)
+	case want != "" && !ok:
+		t.Fatalf("pass gave the place up, want it handed to %s", want)
+	case ok && j.d.ID != want:
+		t.Fatalf("pass handed on %s, want %s", j.d.ID, want)
 	}
 }
 
-func mustAdmit(t *testing.T, ch <-chan bool, want bool) {
+func mustUse(t *testing.T, g *gate, want int) {
 	t.Helper()
-	select {
-	case got := <-ch:
-		if got != want {
-			t.Fatalf("acquire = %v, want %v", got, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("acquire did not return")
+	if got := g.inUse(); got != want {
+		t.Fatalf("%d places in use, want %d", got, want)
 	}
 }
 
-func mustWait(t *testing.T, ch <-chan bool) {
-	t.Helper()
-	select {
-	case got := <-ch:
-		t.Fatalf("acquire returned %v while the gate was full", got)
-	case <-time.After(20 * time.Millisecond):
-	}
-}
-
-func TestGateAdmitsUpToLimitInOrder(t *testing.T) {
-	ctx := context.Background()
+func TestGateQueuesBeyondLimitAndPassesInOrder(t *testing.T) {
 	g := newGate(2)
-	mustAdmit(t, acquireAsync(ctx, g), true)
-	mustAdmit(t, acquireAsync(ctx, g), true)
-	first := acquireAsync(ctx, g)
-	waitersOf(t, g, 1)
-	second := acquireAsync(ctx, g)
-	waitersOf(t, g, 2)
-	mustWait(t, first)
-	if n := g.inUse(); n != 2 {
-		t.Fatalf("inUse = %d, want 2", n)
+	for i, id := range []string{"a", "b", "c", "d"} {
+		if got, want := g.enter(jobFor(id)), i < 2; got != want {
+			t.Fatalf("enter(%s) = %v, want %v", id, got, want)
+		}
 	}
-
-	g.release()
-	mustAdmit(t, first, true)
-	mustWait(t, second)
-	g.release()
-	mustAdmit(t, second, true)
-	if n := g.inUse(); n != 2 {
-		t.Fatalf("inUse = %d, want 2", n)
+	mustUse(t, g, 2)
+	mustPass(t, g, "c")
+	if g.enter(jobFor("e")) {
+		t.Fatal("e entered ahead of the queued d")
+	}
+	mustPass(t, g, "d")
+	mustPass(t, g, "e")
+	mustUse(t, g, 2)
+	mustPass(t, g, "")
+	mustPass(t, g, "")
+	mustUse(t, g, 0)
+	if !g.enter(jobFor("f")) {
+		t.Fatal("f did not enter an empty gate")
 	}
 }
 
-func TestGateCancelledWaiterLeaves(t *testing.T) {
+func TestGateLowerLimitTakesEffectAsAttemptsEnd(t *testing.T) {
+	g := newGate(3)
+	for _, id := range []string{"a", "b", "c"} {
+		g.enter(jobFor(id))
+	}
+	g.enter(jobFor("d"))
+	if in := g.setLimit(1); len(in) != 0 {
+		t.Fatalf("a lower limit let %d jobs in", len(in))
+	}
+	mustPass(t, g, "") // 3 in use, limit 1: places are given up
+	mustPass(t, g, "")
+	mustUse(t, g, 1)
+	mustPass(t, g, "d") // within the limit now: the place goes to d
+	mustUse(t, g, 1)
+	mustPass(t, g, "")
+	mustUse(t, g, 0)
+}
+
+func TestGateHigherLimitLetsQueuedJobsIn(t *testing.T) {
 	g := newGate(1)
-	mustAdmit(t, acquireAsync(context.Background(), g), true)
-	ctx, cancel := context.WithCancel(context.Background())
-	gone := acquireAsync(ctx, g)
-	waitersOf(t, g, 1)
-	next := acquireAsync(context.Background(), g)
-	waitersOf(t, g, 2)
-
-	cancel()
-	mustAdmit(t, gone, false)
-	waitersOf(t, g, 1)
-	g.release()
-	mustAdmit(t, next, true) // the place went to the waiter still there
-	if n := g.inUse(); n != 1 {
-		t.Fatalf("inUse = %d, want 1", n)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		g.enter(jobFor(id))
 	}
-}
-
-// A waiter admitted at the moment its context ends either keeps the place
-// (acquire reports true) or hands it on; the count must match either way.
-func TestGateAdmittedAsCancelled(t *testing.T) {
-	for range 200 {
-		g := newGate(1)
-		g.used = 1 // one holder
-		ctx, cancel := context.WithCancel(context.Background())
-		w := acquireAsync(ctx, g)
-		waitersOf(t, g, 1)
-		g.mu.Lock()
-		cancel()
-		g.used--        // the holder leaves...
-		g.admitLocked() // ...and the place goes to the waiter, as ctx ends
-		g.mu.Unlock()
-		var got bool
-		select {
-		case got = <-w:
-		case <-time.After(10 * time.Second):
-			t.Fatal("acquire did not return")
-		}
-		want := 0
-		if got {
-			want = 1
-		}
-		if n := g.inUse(); n != want || len(g.waiters) != 0 {
-			t.Fatalf("acquire = %v, then inUse = %d and %d waiters; want %d and 0", got, n, len(g.waiters), want)
-		}
+	in := g.setLimit(3)
+	if len(in) != 2 || in[0].d.ID != "b" || in[1].d.ID != "c" {
+		t.Fatalf("a higher limit let in %v, want b and c", in)
 	}
-}
-
-func TestGateSetLimit(t *testing.T) {
-	ctx := context.Background()
-	g := newGate(1)
-	mustAdmit(t, acquireAsync(ctx, g), true)
-	a := acquireAsync(ctx, g)
-	waitersOf(t, g, 1)
-	b := acquireAsync(ctx, g)
-	waitersOf(t, g, 2)
-
-	g.setLimit(3) // a reload raised the concurrency
-	mustAdmit(t, a, true)
-	mustAdmit(t, b, true)
-
-	g.setLimit(1) // lowered: takes effect as holders leave
-	c := acquireAsync(ctx, g)
-	waitersOf(t, g, 1)
-	g.release()
-	g.release()
-	mustWait(t, c)
-	g.release()
-	mustAdmit(t, c, true)
-	if n := g.inUse(); n != 1 {
-		t.Fatalf("inUse = %d, want 1", n)
-	}
+	mustUse(t, g, 3)
+	mustPass(t, g, "d")
+	mustUse(t, g, 3)
 }

@@ -86,8 +86,8 @@ func orDefault(d, def time.Duration) time.Duration {
 // event's body).
 func heldLimit(concurrency int) int { return concurrency + max(4*concurrency, 768) }
 
-// leaseAhead bounds the deliveries handed to workers: the attempts (at most
-// concurrency) and as many more leased ahead, waiting for an attempt slot.
+// leaseAhead bounds the deliveries handed out: the attempts (at most
+// concurrency) and as many more leased ahead, queued for an attempt slot.
 // A worker that finishes an attempt then finds the next delivery leased,
 // its body read, instead of waiting for the dispatcher's next Lease, and
 // the dispatcher leases in batches rather than one delivery per freed slot.
