@@ -143,3 +143,41 @@ func TestUpdateBeforeRun(t *testing.T) {
 		t.Fatalf("a, removed before Run, was attempted")
 	}
 }
+
+// TestUpdateRaisingConcurrencyStartsQueuedDeliveries: deliveries leased
+// ahead wait in the gate's queue while the only slot is held; a reload that
+// raises the concurrency starts them without waiting for that attempt.
+func TestUpdateRaisingConcurrencyStartsQueuedDeliveries(t *testing.T) {
+	proceed := make(chan struct{})
+	sk := newSink(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			<-proceed
+		}
+	})
+	st := newTestStore(t)
+	d := dest("a", sk.URL)
+	d.Concurrency = 1
+	d.Timeout = config.Duration(time.Minute)
+	for range 3 {
+		accept(t, st, store.Event{Body: []byte("x")}, "a")
+	}
+	// Leases outlast the test, so a delivery the reload failed to start
+	// is not leased again either.
+	opts := testOptions()
+	opts.LeaseMargin = time.Hour
+	r := startManager(t, st, []config.Destination{d}, opts)
+	t.Cleanup(func() { close(proceed) }) // before the manager stops
+	waitFor(t, "the first request", func() bool { return len(sk.requests()) == 1 })
+	waitFor(t, "a delivery queued for the slot", func() bool {
+		dp := r.set.Load().byName["a"]
+		dp.slots.mu.Lock()
+		defer dp.slots.mu.Unlock()
+		return dp.slots.waiting() > 0
+	})
+
+	d.Concurrency = 3
+	if err := r.Update([]config.Destination{d}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	waitFor(t, "all three requests while the first is held", func() bool { return len(sk.requests()) == 3 })
+}
