@@ -60,7 +60,7 @@ func putNew(b *batch, ds []newDelivery) error {
 
 // enqueue adds rec to its destination's due index and counts it queued.
 func enqueue(b *batch, rec *deliveryRec) error {
-	q, err := queueBucket(b.tx, rec.Destination)
+	q, err := b.queue(rec.Destination)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func enqueue(b *batch, rec *deliveryRec) error {
 // unqueue removes rec from the due index; with finished it also stops
 // counting it queued.
 func unqueue(b *batch, rec *deliveryRec, finished bool) error {
-	q, err := queueBucket(b.tx, rec.Destination)
+	q, err := b.queue(rec.Destination)
 	if err != nil {
 		return err
 	}

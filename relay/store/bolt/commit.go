@@ -42,6 +42,26 @@ type batch struct {
 	// counts sums the changes to the depth counters, which are written once
 	// per transaction rather than read and written once per change.
 	counts map[string]int64
+	// queues are the due indexes this transaction opened, by destination:
+	// finding one again costs a search of the queue bucket for every
+	// outcome, and a copy of its name.
+	queues map[string]*bbolt.Bucket
+}
+
+// queue returns dest's due index, creating it if need be.
+func (b *batch) queue(dest string) (*bbolt.Bucket, error) {
+	if q := b.queues[dest]; q != nil {
+		return q, nil
+	}
+	q, err := queueBucket(b.tx, dest)
+	if err != nil {
+		return nil, err
+	}
+	if b.queues == nil {
+		b.queues = make(map[string]*bbolt.Bucket, 1)
+	}
+	b.queues[dest] = q
+	return q, nil
 }
 
 // count adds delta to the depth counter at key when the batch commits.

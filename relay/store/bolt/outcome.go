@@ -111,7 +111,7 @@ func reschedule(b *batch, rec *deliveryRec, due time.Time) error {
 		return err
 	}
 	rec.DueAt = due
-	q, err := queueBucket(b.tx, rec.Destination)
+	q, err := b.queue(rec.Destination)
 	if err != nil {
 		return err
 	}
