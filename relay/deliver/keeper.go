@@ -72,12 +72,15 @@ func (k *keeper) add(e *extender) {
 	k.armLocked(e.next)
 }
 
+// listedLocked reports whether e is in k's list; k.mu is held.
+func (k *keeper) listedLocked(e *extender) bool { return e.prev != nil || k.head == e }
+
 // remove unlinks e; it may be called more than once.
 func (k *keeper) remove(e *extender) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if e.prev == nil && k.head != e {
-		return // not in the list
+	if !k.listedLocked(e) {
+		return
 	}
 	if e.prev != nil {
 		e.prev.succ = e.succ
@@ -186,7 +189,7 @@ func (e *extender) extendOnce() {
 	defer e.k.mu.Unlock()
 	e.extending = false
 	e.next = time.Now().Add(e.lease / 3)
-	if e.prev != nil || e.k.head == e {
+	if e.k.listedLocked(e) {
 		e.k.armLocked(e.next)
 	}
 }
