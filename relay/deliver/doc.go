@@ -14,7 +14,9 @@
 // destination's timeout plus a margin, extended every third of it while the
 // attempt runs); if the process dies, the lease expires and another worker
 // takes the delivery over, so delivery is at-least-once. Receivers
-// deduplicate on the Idempotency-Key or webhook-id header.
+// deduplicate on the Idempotency-Key or webhook-id header. One timer per
+// destination (keeper.go) drives both the extensions and the attempts'
+// timeouts.
 //
 // A dispatcher leases ahead: up to twice the destination's concurrency. A
 // gate (gate.go) lets at most concurrency of them attempt; the others wait
