@@ -277,9 +277,11 @@ func settleAOF(tb testing.TB, c *goredis.Client) {
 // phase is one timed phase: its rate per second, and this process's CPU
 // microseconds, heap allocations and goroutine switches per item.
 // Allocations and switches do not depend on how busy the machine is, so
-// they compare builds where CPU time is noisy. A switch is a goroutine made
-// to run by the scheduler (the count of runtime/metrics'
-// /sched/latencies:seconds): a wake-up, whatever woke it.
+// they compare builds where CPU time is noisy. Switches are goroutines
+// made to run by the scheduler, a wake-up whatever woke them, as the count
+// of runtime/metrics' /sched/latencies:seconds: the runtime samples one
+// scheduling in eight of each goroutine, so the figure is about an eighth
+// of the real number; it compares builds and phases, not absolute costs.
 type phase struct{ rate, cpu, allocs, switches float64 }
 
 // phaseStart is what a phase is measured from.
@@ -303,7 +305,7 @@ func (p0 phaseStart) measure(n int) phase {
 	}
 }
 
-// switches is how many times goroutines have been scheduled to run.
+// switches is the sampled count of goroutines scheduled to run (see phase).
 func switches() uint64 {
 	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
 	metrics.Read(s)
