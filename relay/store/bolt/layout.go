@@ -139,18 +139,44 @@ type reader struct {
 	events, bodies, deliveries lookup
 }
 
-// lookup is a top-level bucket's cursor, made at its first use.
-type lookup struct{ c *bbolt.Cursor }
+// lookup is a top-level bucket's cursor, made at its first use, and in a
+// read-only transaction the key it was last left at.
+type lookup struct {
+	c    *bbolt.Cursor
+	last []byte
+}
 
 func readerOf(tx *bbolt.Tx) *reader { return &reader{tx: tx} }
 
-// get is Bucket.Get through l's cursor. Every call seeks from the root, so
-// writes made in the transaction since the last call are seen.
+// nearSteps is how far get walks forward from the last key before it seeks.
+// A Lease reads deliveries in due order, which is the order their ids and
+// their events' ids were made in (store.NewID), so the next record is
+// mostly the next key or a few keys on: one step costs a comparison where
+// a seek searches every level of the tree again.
+const nearSteps = 4
+
+// get is Bucket.Get through l's cursor. In a writable transaction every call
+// seeks from the root, so writes made in the transaction since the last
+// call are seen (bbolt's cursors do not follow writes). In a read-only one
+// it first steps forward from the last key found.
 func (r *reader) get(l *lookup, name, key []byte) []byte {
 	if l.c == nil {
 		l.c = r.tx.Bucket(name).Cursor()
 	}
-	k, v := l.c.Seek(key)
+	var k, v []byte
+	if l.last != nil && bytes.Compare(l.last, key) < 0 {
+		for range nearSteps {
+			if k, v = l.c.Next(); k == nil || bytes.Compare(k, key) >= 0 {
+				break
+			}
+		}
+	}
+	if k == nil || bytes.Compare(k, key) < 0 {
+		k, v = l.c.Seek(key)
+	}
+	if !r.tx.Writable() {
+		l.last = k
+	}
 	if !bytes.Equal(k, key) {
 		return nil
 	}

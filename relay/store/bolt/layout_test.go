@@ -1,0 +1,108 @@
+package bolt
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"go.etcd.io/bbolt"
+)
+
+// TestReaderGetFindsWhatBucketGetFinds looks keys up through one reader in
+// orders that take get's every path (a step forward onto the key, past a
+// missing key, further than nearSteps, backwards, off the end) and checks
+// each answer against Bucket.Get, in a read-only and in a writable
+// transaction.
+func TestReaderGetFindsWhatBucketGetFinds(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	key := func(i int) []byte { return fmt.Appendf(nil, "dlv_%04d", i) }
+	// Even keys exist, odd ones do not; enough of them for several pages.
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeliveries)
+		for i := 0; i < 2000; i += 2 {
+			if err := b.Put(key(i), fmt.Appendf(nil, "v%d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := map[string][]int{
+		"next keys":          {0, 2, 4, 6, 8, 10},
+		"missing between":    {10, 11, 12, 13, 16},
+		"beyond nearSteps":   {100, 100 + 2*nearSteps + 2, 900},
+		"backwards":          {500, 498, 2, 1998, 0},
+		"same key twice":     {40, 40, 40},
+		"past the last key":  {1996, 1998, 1999, 2000, 2002, 4},
+		"before the first":   {-1, 0, 1},
+		"across page bounds": seq(300, 1700, 2),
+	}
+	for _, writable := range []bool{false, true} {
+		for name, order := range orders {
+			t.Run(fmt.Sprintf("writable=%v/%s", writable, name), func(t *testing.T) {
+				tx, err := s.db.Begin(writable)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				r := readerOf(tx)
+				for _, i := range order {
+					k := key(i)
+					if i < 0 {
+						k = []byte("a") // sorts before every key
+					}
+					want := tx.Bucket(bucketDeliveries).Get(k)
+					if got := r.get(&r.deliveries, bucketDeliveries, k); !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+						t.Fatalf("get(%s) = %q, want %q", k, got, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestReaderGetSeesItsTransactionsWrites checks get in a writable
+// transaction after deletes and puts on either side of its last lookup: a
+// cursor left where it was may step onto the wrong key once a write has
+// shifted the keys under it.
+func TestReaderGetSeesItsTransactionsWrites(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	key := func(i int) []byte { return fmt.Appendf(nil, "dlv_%04d", i) }
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDeliveries)
+		r := readerOf(tx)
+		for i := 0; i < 400; i += 2 {
+			if err := b.Put(key(i), []byte("old")); err != nil {
+				return err
+			}
+		}
+		for i := 2; i < 400; i += 2 {
+			if got := r.get(&r.deliveries, bucketDeliveries, key(i)); string(got) != "old" {
+				return fmt.Errorf("get(%s) = %q, want old", key(i), got)
+			}
+			if err := b.Delete(key(i - 2)); err != nil {
+				return err
+			}
+			if err := b.Put(key(i+1), []byte("new")); err != nil {
+				return err
+			}
+			if got := r.get(&r.deliveries, bucketDeliveries, key(i+1)); string(got) != "new" {
+				return fmt.Errorf("get(%s) = %q after putting it, want new", key(i+1), got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seq(from, to, step int) []int {
+	var out []int
+	for i := from; i < to; i += step {
+		out = append(out, i)
+	}
+	return out
+}
