@@ -87,7 +87,7 @@ func benchAccepts(b *testing.B, s *Store, p int, run func(func(*batch) error) er
 	body := storetest.SeedBody(0)
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(p)
-	commits, pages := s.commits.Load(), pagesWritten(s)
+	commits, pages := s.commits.Load(), s.PagesWritten()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -106,13 +106,8 @@ func benchAccepts(b *testing.B, s *Store, p int, run func(func(*batch) error) er
 	if c := s.commits.Load() - commits; c > 0 {
 		b.ReportMetric(float64(b.N)/float64(c), "accepts/commit")
 		// Pages written (one pwrite each) per commit, the meta page aside.
-		b.ReportMetric(float64(pagesWritten(s)-pages)/float64(c), "pages/commit")
+		b.ReportMetric(float64(s.PagesWritten()-pages)/float64(c), "pages/commit")
 	}
-}
-
-func pagesWritten(s *Store) int64 {
-	st := s.db.Stats()
-	return st.TxStats.GetWrite()
 }
 
 // BenchmarkLeaseComplete measures the embedded store's share of a delivery,
@@ -130,6 +125,7 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	ctx := context.Background()
 	storetest.Fill(b, s, b.N, "sink")
 	commits, cpu0 := s.commits.Load(), processCPU()
+	pages0 := s.PagesWritten()
 	b.ReportAllocs()
 	b.ResetTimer()
 	var outcomes sync.WaitGroup
@@ -150,6 +146,7 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/n, "cpu-µs/delivery")
 	if c := s.commits.Load() - commits; c > 0 {
 		b.ReportMetric(n/float64(c), "deliveries/commit")
+		b.ReportMetric(float64(s.PagesWritten()-pages0)/float64(c), "pages/commit")
 	}
 }
 

@@ -141,6 +141,14 @@ func initBuckets(db *bbolt.DB) error {
 // writes) the store has committed since Open, for benchmarks.
 func (s *Store) Commits() int64 { return s.commits.Load() }
 
+// PagesWritten returns how many pages the store's commits have written
+// since Open (bbolt's count, the meta page of each commit aside), for
+// benchmarks: what a commit writes, the kernel must also write back.
+func (s *Store) PagesWritten() int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetWrite()
+}
+
 // Close waits for queued writes to commit, then closes the file. Calls after
 // Close return store.ErrClosed.
 func (s *Store) Close() error {
