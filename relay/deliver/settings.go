@@ -73,18 +73,16 @@ func orDefault(d, def time.Duration) time.Duration {
 // heldLimit bounds the deliveries a dispatcher holds at once: the ones being
 // attempted (at most concurrency) plus the ones whose outcome is still being
 // written. Letting outcomes be written while the next attempts run is what
-// lets many of them share one store commit: on the embedded store a commit
-// costs two fdatasyncs however many outcomes it holds, and with 256 waiting
-// rather than 64 the backlog benchmark ran 1.2 to 1.6 times faster on a
-// busy machine. The embedded store lets outcomes wait up to 4 ms for a
-// commit of up to 256 (see bolt's lingerFor), and those of the next commit
-// gather while one syncs, so the bound is three such commits: at 256 the
-// dispatcher could reach it while the committer synced, and raising it to
-// 768 took the benchmark's median from 62.6 to 65.5 % of its ceiling in
-// five interleaved pairs. The bound keeps a slow store from piling up
-// leases (a delivery held for its outcome is a few hundred bytes and its
-// event's body).
-func heldLimit(concurrency int) int { return concurrency + max(4*concurrency, 768) }
+// lets many of them share one store commit. The embedded store lets
+// outcomes wait up to 50 ms for a commit of up to 1 000 (see bolt's
+// asyncLingerFor), and those of the next commit gather while one syncs, so
+// the bound is two such commits and some: a dispatcher that reached it
+// would stop leasing until a commit ended, which is what a bound of 776
+// did to commits of 1 000 in the backlog benchmark. The bound keeps a slow
+// store from piling up leases; a delivery held for its outcome is a few
+// hundred bytes and its attempt's response, up to responseKeep (its event's
+// body is let go when the attempt ends).
+func heldLimit(concurrency int) int { return concurrency + max(4*concurrency, 2048) }
 
 // leaseAhead bounds the deliveries handed out: the attempts (at most
 // concurrency) and as many more leased ahead, queued for an attempt slot.

@@ -135,75 +135,113 @@ func (s *Store) enqueue(o *op) error {
 
 // commitLoop is the committer: it takes whatever ops are waiting, up to
 // maxBatch, and commits them in one transaction. Ops that arrive during a
-// commit's fsync form the next batch.
+// commit's fsync form the next batch; outcomes may wait for more (linger).
 func (s *Store) commitLoop() {
 	defer close(s.committerDone)
 	ops := make([]*op, 0, s.maxBatch)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
 	for first := range s.ops {
 		ops = append(ops[:0], first)
-		ops = s.gather(ops, s.maxBatch, nil)
+		ops = s.gather(ops, s.maxBatch)
 		if len(ops) < lingerBatch && outcomesOnly(ops) {
-			linger.Reset(lingerFor)
-			ops = s.gather(ops, lingerBatch, linger.C)
-			linger.Stop()
+			ops = s.linger(ops, lingerBatch, lingerFor, asyncLingerFor)
 		}
 		s.commit(ops)
 		clear(ops)
 	}
 }
 
-// Outcomes that find fewer than lingerBatch writes waiting wait up to
-// lingerFor for more, until lingerBatch are waiting, before they commit. A
-// commit costs about 250 µs of CPU however many writes it holds (two
-// fdatasyncs, the meta page, the upper pages of the trees):
-// BenchmarkLeaseComplete spends 27 µs per delivery at 16 outcomes a commit,
-// 13 at 64 and 11 at about 950. With 1 ms the backlog benchmark committed
-// about 55 outcomes at a time, with 4 ms 150 – 185, and its median ratio to
-// the ceiling rose by 2.5 points over four interleaved sets of runs
-// (bench/deliver.sh; docs/benchmarks.md, fifth round). Workers hand their
-// outcomes over without waiting (CompleteAsync), so the wait holds up no
-// attempt; an accept ends it at once, so ingest never pays it. What it
-// costs: an outcome becomes durable up to lingerFor later, which widens by
-// as much the window in which a crash makes a finished delivery due again.
+// A commit costs the same two fdatasyncs, the meta page and the upper pages
+// of its trees however few writes it holds, and on a virtual machine's disk
+// each sync costs CPU beyond what the profile of this process shows: the
+// device's interrupts land on whatever runs. Outcomes therefore wait for
+// company before they commit, until lingerBatch are waiting:
+//
+//   - up to asyncLingerFor while none of their callers waits for the answer
+//     (the dispatcher's workers hand outcomes over with CompleteAsync and go
+//     on to the next attempt, so the wait holds up no attempt);
+//   - up to lingerFor once one does (Complete, an agent's report): that
+//     caller's answer is late by the wait.
+//
+// An accept ends the wait at once, so ingest never pays it. In the backlog
+// benchmark (docs/benchmarks.md, eighth round) outcomes that waited up to
+// 4 ms committed about 90 at a time and wrote 0.21 pages per delivery;
+// waiting up to 50 ms, about 900 and 0.10 pages, and the relay's ratio to
+// its ceiling rose by about ten points. What it costs: an outcome becomes
+// durable up to asyncLingerFor later, which widens by as much the window
+// in which a crash makes a finished delivery due again (at-least-once;
+// receivers get the same Idempotency-Key). Each dispatcher may hold two
+// such commits of outcomes (deliver's heldLimit).
 const (
-	lingerBatch = 256
-	lingerFor   = 4 * time.Millisecond
+	lingerBatch    = 1000
+	lingerFor      = 4 * time.Millisecond
+	asyncLingerFor = 50 * time.Millisecond
 )
 
-// gather appends waiting ops to ops, up to limit (at most maxBatch). With
-// until nil it takes only what is already waiting; otherwise it also waits,
-// until until fires or an op that is not an outcome arrives, after which it
-// takes what is waiting up to maxBatch.
-func (s *Store) gather(ops []*op, limit int, until <-chan time.Time) []*op {
+// gather appends the ops already waiting to ops, up to limit (at most
+// maxBatch), without waiting.
+func (s *Store) gather(ops []*op, limit int) []*op {
 	limit = min(limit, s.maxBatch)
 	for len(ops) < limit {
-		var o *op
-		ok := true
-		if until == nil {
-			select {
-			case o, ok = <-s.ops:
-			default:
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
 				return ops
 			}
-		} else {
-			select {
-			case o, ok = <-s.ops:
-			case <-until:
-				return ops
-			}
-		}
-		if !ok {
+			ops = append(ops, o)
+		default:
 			return ops
-		}
-		ops = append(ops, o)
-		if !o.outcome {
-			// An accept: take what is waiting and commit.
-			until, limit = nil, s.maxBatch
 		}
 	}
 	return ops
+}
+
+// linger waits for more outcomes to join ops, which are outcomes only, until
+// limit ops are waiting (at most maxBatch) or the queue closes; until long
+// after it began while every outcome's caller goes on without the answer,
+// and short after it began once one waits for it; or until an op that is not
+// an outcome arrives, which is committed at once with what waits behind it.
+func (s *Store) linger(ops []*op, limit int, short, long time.Duration) []*op {
+	limit = min(limit, s.maxBatch)
+	start := time.Now()
+	wait := long
+	if !asyncOnly(ops) {
+		wait = short
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for len(ops) < limit {
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return ops
+			}
+			ops = append(ops, o)
+			if !o.outcome {
+				return s.gather(ops, s.maxBatch)
+			}
+			if o.notify == nil && wait > short {
+				wait = short
+				left := short - time.Since(start)
+				if left <= 0 {
+					return s.gather(ops, limit)
+				}
+				t.Reset(left)
+			}
+		case <-t.C:
+			return ops
+		}
+	}
+	return ops
+}
+
+// asyncOnly reports whether no caller of ops waits for its answer.
+func asyncOnly(ops []*op) bool {
+	for _, o := range ops {
+		if o.notify == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func outcomesOnly(ops []*op) bool {

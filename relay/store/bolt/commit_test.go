@@ -5,22 +5,22 @@ import (
 	"time"
 )
 
-// gatherAsync runs gather, with no limit but the store's maxBatch, on a
-// store whose queue holds queued, and returns a channel that gets its
-// result.
-func gatherAsync(s *Store, until <-chan time.Time) <-chan []*op {
-	return gatherUpTo(s, s.maxBatch, until)
-}
-
-// gatherUpTo is gatherAsync with limit.
-func gatherUpTo(s *Store, limit int, until <-chan time.Time) <-chan []*op {
+// lingerAsync runs linger, with limit, on a store whose queue holds the
+// first op and the rest of what gatherStore queued, and returns a channel
+// that gets its result.
+func lingerAsync(s *Store, limit int, short, long time.Duration) <-chan []*op {
 	got := make(chan []*op, 1)
 	go func() {
 		first := <-s.ops
-		got <- s.gather([]*op{first}, limit, until)
+		got <- s.linger([]*op{first}, limit, short, long)
 	}()
 	return got
 }
+
+// outcome is an outcome whose caller goes on without the answer
+// (finishAsync); waited is one whose caller waits for it.
+func outcome() *op { return &op{outcome: true, notify: func(error) {}} }
+func waited() *op  { return &op{outcome: true} }
 
 func gatherStore(maxBatch int, queued ...*op) *Store {
 	s := &Store{ops: make(chan *op, 16), maxBatch: maxBatch}
@@ -35,10 +35,10 @@ func wantOps(t *testing.T, got <-chan []*op, n int) {
 	select {
 	case ops := <-got:
 		if len(ops) != n {
-			t.Fatalf("gather returned %d ops, want %d", len(ops), n)
+			t.Fatalf("returned %d ops, want %d", len(ops), n)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("gather did not return")
+		t.Fatal("did not return")
 	}
 }
 
@@ -46,54 +46,82 @@ func notYet(t *testing.T, got <-chan []*op) {
 	t.Helper()
 	select {
 	case ops := <-got:
-		t.Fatalf("gather returned %d ops before its time", len(ops))
+		t.Fatalf("returned %d ops before its time", len(ops))
 	case <-time.After(20 * time.Millisecond):
 	}
 }
 
-// Outcomes wait for company until the linger ends.
-func TestGatherOutcomesWaitForUntil(t *testing.T) {
-	s := gatherStore(100, &op{outcome: true}, &op{outcome: true})
-	until := make(chan time.Time)
-	got := gatherAsync(s, until)
+// Outcomes nobody waits for wait for company until long ends, past short.
+func TestLingerWaitsLongForOutcomesNobodyWaitsFor(t *testing.T) {
+	s := gatherStore(100, outcome(), outcome())
+	got := lingerAsync(s, 100, time.Millisecond, 200*time.Millisecond)
 	notYet(t, got)
-	s.ops <- &op{outcome: true}
-	notYet(t, got)
-	close(until)
+	s.ops <- outcome()
 	wantOps(t, got, 3)
 }
 
-// An accept (any write that is not an outcome) ends the wait at once, and
-// what is already queued behind it joins the batch.
-func TestGatherEndsOnAccept(t *testing.T) {
-	s := gatherStore(100, &op{outcome: true})
-	got := gatherAsync(s, make(chan time.Time)) // never fires
-	notYet(t, got)
-	s.ops <- &op{}
+// Once a caller waits for its answer, the linger ends short after it began:
+// whether that outcome was there from the start or arrives late.
+func TestLingerEndsShortForAWaitingCaller(t *testing.T) {
+	s := gatherStore(100, waited())
+	wantOps(t, lingerAsync(s, 100, time.Millisecond, time.Hour), 1)
+
+	s = gatherStore(100, outcome())
+	got := lingerAsync(s, 100, 10*time.Millisecond, time.Hour)
+	notYet(t, got) // past short, which does not apply yet
+	s.ops <- waited()
+	wantOps(t, got, 2)
+
+	s = gatherStore(100, outcome())
+	got = lingerAsync(s, 100, 200*time.Millisecond, time.Hour)
+	s.ops <- waited()
+	notYet(t, got) // short has not passed
 	wantOps(t, got, 2)
 }
 
-// A linger ends as soon as limit outcomes are waiting; an accept lifts the
-// limit to maxBatch.
-func TestGatherStopsAtLimit(t *testing.T) {
-	s := gatherStore(100, &op{outcome: true}, &op{outcome: true}, &op{outcome: true}, &op{outcome: true})
-	wantOps(t, gatherUpTo(s, 3, make(chan time.Time)), 3) // never fires
+// An accept (any write that is not an outcome) ends the wait at once, and
+// what is already queued behind it joins the batch, past limit.
+func TestLingerEndsOnAccept(t *testing.T) {
+	s := gatherStore(100, outcome())
+	got := lingerAsync(s, 100, time.Hour, time.Hour)
+	notYet(t, got)
+	s.ops <- &op{}
+	wantOps(t, got, 2)
 
-	s = gatherStore(100, &op{outcome: true}, &op{}, &op{outcome: true}, &op{outcome: true})
-	wantOps(t, gatherUpTo(s, 2, make(chan time.Time)), 4)
+	s = gatherStore(100, outcome(), &op{}, outcome(), outcome())
+	wantOps(t, lingerAsync(s, 2, time.Hour, time.Hour), 4)
 }
 
-func TestGatherStopsAtMaxBatchAndClose(t *testing.T) {
-	s := gatherStore(3, &op{outcome: true}, &op{outcome: true}, &op{outcome: true}, &op{outcome: true})
-	wantOps(t, gatherAsync(s, make(chan time.Time)), 3)
+// A linger ends as soon as limit outcomes are waiting, never past maxBatch,
+// and when the store closes.
+func TestLingerStopsAtLimitMaxBatchAndClose(t *testing.T) {
+	s := gatherStore(100, outcome(), outcome(), outcome(), outcome())
+	wantOps(t, lingerAsync(s, 3, time.Hour, time.Hour), 3)
 
-	s = gatherStore(100, &op{outcome: true})
-	got := gatherAsync(s, make(chan time.Time))
+	s = gatherStore(3, outcome(), outcome(), outcome(), outcome())
+	wantOps(t, lingerAsync(s, 100, time.Hour, time.Hour), 3)
+
+	s = gatherStore(100, outcome())
+	got := lingerAsync(s, 100, time.Hour, time.Hour)
 	notYet(t, got)
 	close(s.ops) // Close during a linger
 	wantOps(t, got, 1)
+}
 
-	// Without until, only what is already waiting.
-	s = gatherStore(100, &op{outcome: true}, &op{outcome: true})
-	wantOps(t, gatherAsync(s, nil), 2)
+// gather takes only what is already waiting, up to limit and maxBatch.
+func TestGatherTakesWhatWaits(t *testing.T) {
+	for _, c := range []struct{ queued, limit, maxBatch, want int }{
+		{queued: 3, limit: 100, maxBatch: 100, want: 3},
+		{queued: 5, limit: 2, maxBatch: 100, want: 2},
+		{queued: 5, limit: 100, maxBatch: 4, want: 4},
+		{queued: 0, limit: 100, maxBatch: 100, want: 0},
+	} {
+		s := gatherStore(c.maxBatch)
+		for range c.queued {
+			s.ops <- outcome()
+		}
+		if got := s.gather(nil, c.limit); len(got) != c.want {
+			t.Errorf("%+v: gather took %d ops", c, len(got))
+		}
+	}
 }
