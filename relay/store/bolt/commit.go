@@ -12,24 +12,37 @@ import (
 
 // op is one write waiting for the committer.
 type op struct {
-	ctx   context.Context
+	ctx context.Context
+	// apply is the write, or for a delivery outcome out is: an outcome's
+	// caller no longer holds an attempt slot, so a short wait for company
+	// costs nobody anything (linger).
 	apply func(*batch) error
+	out   *outcome
 	// done gets the result for a caller that waits; notify, when set,
 	// is called with it instead, by the committer (see finishAsync).
 	done   chan error
 	notify func(error)
-	// outcome marks a delivery outcome, whose caller no longer holds an
-	// attempt slot: a short wait for company costs nobody anything.
-	outcome bool
 }
 
-// answer reports o's result to its caller.
-func (o *op) answer(err error) {
-	if o.notify != nil {
-		o.notify(err)
-		return
+// write runs o's write in b.
+func (o *op) write(b *batch) error {
+	if o.out != nil {
+		return o.out.write(b)
 	}
-	o.done <- err
+	return o.apply(b)
+}
+
+// answer reports o's result to its caller; an outcome's caller that does
+// not wait gets it as finish would return it.
+func (o *op) answer(err error) {
+	switch {
+	case o.notify != nil && o.out != nil:
+		o.notify(o.out.result(err))
+	case o.notify != nil:
+		o.notify(err)
+	default:
+		o.done <- err
+	}
 }
 
 // batch is the state one transaction's ops share.
@@ -93,11 +106,6 @@ type claim struct {
 // submit queues a write and waits until it is durable or refused.
 func (s *Store) submit(ctx context.Context, apply func(*batch) error) error {
 	return s.submitOp(&op{ctx: ctx, apply: apply})
-}
-
-// submitOutcome is submit for a delivery outcome (see op.outcome).
-func (s *Store) submitOutcome(ctx context.Context, apply func(*batch) error) error {
-	return s.submitOp(&op{ctx: ctx, apply: apply, outcome: true})
 }
 
 func (s *Store) submitOp(o *op) error {
@@ -216,7 +224,7 @@ func (s *Store) linger(ops []*op, limit int, short, long time.Duration) []*op {
 				return ops
 			}
 			ops = append(ops, o)
-			if !o.outcome {
+			if o.out == nil {
 				return s.gather(ops, s.maxBatch)
 			}
 			if o.notify == nil && wait > short {
@@ -246,7 +254,7 @@ func asyncOnly(ops []*op) bool {
 
 func outcomesOnly(ops []*op) bool {
 	for _, o := range ops {
-		if !o.outcome {
+		if o.out == nil {
 			return false
 		}
 	}
@@ -294,7 +302,7 @@ func (s *Store) tryCommit(ops []*op) (results []error, bad int, err error) {
 	b := &batch{tx: tx, now: time.Now()}
 	results = make([]error, len(ops))
 	for i, o := range ops {
-		err := o.apply(b)
+		err := o.write(b)
 		if err != nil && !isReject(err) {
 			s.abort(b)
 			return nil, i, err

@@ -17,10 +17,10 @@ func lingerAsync(s *Store, limit int, short, long time.Duration) <-chan []*op {
 	return got
 }
 
-// outcome is an outcome whose caller goes on without the answer
-// (finishAsync); waited is one whose caller waits for it.
-func outcome() *op { return &op{outcome: true, notify: func(error) {}} }
-func waited() *op  { return &op{outcome: true} }
+// asyncOutcome is an outcome whose caller goes on without the answer
+// (finishAsync); waitedOutcome is one whose caller waits for it.
+func asyncOutcome() *op  { return &op{out: &outcome{}, notify: func(error) {}} }
+func waitedOutcome() *op { return &op{out: &outcome{}} }
 
 func gatherStore(maxBatch int, queued ...*op) *Store {
 	s := &Store{ops: make(chan *op, 16), maxBatch: maxBatch}
@@ -53,28 +53,28 @@ func notYet(t *testing.T, got <-chan []*op) {
 
 // Outcomes nobody waits for wait for company until long ends, past short.
 func TestLingerWaitsLongForOutcomesNobodyWaitsFor(t *testing.T) {
-	s := gatherStore(100, outcome(), outcome())
+	s := gatherStore(100, asyncOutcome(), asyncOutcome())
 	got := lingerAsync(s, 100, time.Millisecond, 200*time.Millisecond)
 	notYet(t, got)
-	s.ops <- outcome()
+	s.ops <- asyncOutcome()
 	wantOps(t, got, 3)
 }
 
 // Once a caller waits for its answer, the linger ends short after it began:
 // whether that outcome was there from the start or arrives late.
 func TestLingerEndsShortForAWaitingCaller(t *testing.T) {
-	s := gatherStore(100, waited())
+	s := gatherStore(100, waitedOutcome())
 	wantOps(t, lingerAsync(s, 100, time.Millisecond, time.Hour), 1)
 
-	s = gatherStore(100, outcome())
+	s = gatherStore(100, asyncOutcome())
 	got := lingerAsync(s, 100, 10*time.Millisecond, time.Hour)
 	notYet(t, got) // past short, which does not apply yet
-	s.ops <- waited()
+	s.ops <- waitedOutcome()
 	wantOps(t, got, 2)
 
-	s = gatherStore(100, outcome())
+	s = gatherStore(100, asyncOutcome())
 	got = lingerAsync(s, 100, 200*time.Millisecond, time.Hour)
-	s.ops <- waited()
+	s.ops <- waitedOutcome()
 	notYet(t, got) // short has not passed
 	wantOps(t, got, 2)
 }
@@ -82,26 +82,26 @@ func TestLingerEndsShortForAWaitingCaller(t *testing.T) {
 // An accept (any write that is not an outcome) ends the wait at once, and
 // what is already queued behind it joins the batch, past limit.
 func TestLingerEndsOnAccept(t *testing.T) {
-	s := gatherStore(100, outcome())
+	s := gatherStore(100, asyncOutcome())
 	got := lingerAsync(s, 100, time.Hour, time.Hour)
 	notYet(t, got)
 	s.ops <- &op{}
 	wantOps(t, got, 2)
 
-	s = gatherStore(100, outcome(), &op{}, outcome(), outcome())
+	s = gatherStore(100, asyncOutcome(), &op{}, asyncOutcome(), asyncOutcome())
 	wantOps(t, lingerAsync(s, 2, time.Hour, time.Hour), 4)
 }
 
 // A linger ends as soon as limit outcomes are waiting, never past maxBatch,
 // and when the store closes.
 func TestLingerStopsAtLimitMaxBatchAndClose(t *testing.T) {
-	s := gatherStore(100, outcome(), outcome(), outcome(), outcome())
+	s := gatherStore(100, asyncOutcome(), asyncOutcome(), asyncOutcome(), asyncOutcome())
 	wantOps(t, lingerAsync(s, 3, time.Hour, time.Hour), 3)
 
-	s = gatherStore(3, outcome(), outcome(), outcome(), outcome())
+	s = gatherStore(3, asyncOutcome(), asyncOutcome(), asyncOutcome(), asyncOutcome())
 	wantOps(t, lingerAsync(s, 100, time.Hour, time.Hour), 3)
 
-	s = gatherStore(100, outcome())
+	s = gatherStore(100, asyncOutcome())
 	got := lingerAsync(s, 100, time.Hour, time.Hour)
 	notYet(t, got)
 	close(s.ops) // Close during a linger
@@ -118,7 +118,7 @@ func TestGatherTakesWhatWaits(t *testing.T) {
 	} {
 		s := gatherStore(c.maxBatch)
 		for range c.queued {
-			s.ops <- outcome()
+			s.ops <- asyncOutcome()
 		}
 		if got := s.gather(nil, c.limit); len(got) != c.want {
 			t.Errorf("%+v: gather took %d ops", c, len(got))

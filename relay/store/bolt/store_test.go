@@ -145,7 +145,7 @@ func TestOutcomeAppliedTwiceStartsFromLeasedRecord(t *testing.T) {
 		t.Fatalf("Lease: %d deliveries, %v", len(ds), err)
 	}
 	due := time.Now().Add(time.Hour)
-	retry := s.outcomeOp(ds[0], retried(store.Attempt{At: time.Now(), Status: 500}, due))
+	retry := s.newOutcome(ctx, ds[0], change{kind: changeRetry, a: store.Attempt{At: time.Now(), Status: 500}, due: due}).write
 	huge := store.Dedupe{Key: strings.Repeat("k", bbolt.MaxKeySize+1), TTL: time.Hour}
 	bad, _ := mustAcceptOp(t, event(2), []string{"a"}, huge)
 
