@@ -55,6 +55,7 @@ func (c *change) apply(b *batch, rec *deliveryRec) error {
 	case changeRelease:
 		return reschedule(b, rec, c.due)
 	}
+	// changeDeadLetter
 	if err := unqueue(b, rec, true); err != nil {
 		return err
 	}
