@@ -159,8 +159,9 @@ func (s *Store) commitLoop() {
 
 // A commit costs the same two fdatasyncs, the meta page and the upper pages
 // of its trees however few writes it holds, and on a virtual machine's disk
-// each sync costs CPU beyond what the profile of this process shows: the
-// device's interrupts land on whatever runs. Outcomes therefore wait for
+// each costs CPU beyond what a profile of this process puts in the store
+// (most likely the device's interrupts, which land on whatever runs; see
+// docs/benchmarks.md, eighth round). Outcomes therefore wait for
 // company before they commit, until lingerBatch are waiting:
 //
 //   - up to asyncLingerFor while none of their callers waits for the answer
