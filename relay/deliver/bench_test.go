@@ -373,6 +373,28 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// profileCPU starts a CPU profile into the file that the environment
+// variable env names, if it names one, and returns what stops it.
+func profileCPU(tb testing.TB, env string) (stop func()) {
+	tb.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 // runBacklog delivers n queued deliveries.
 func runBacklog(tb testing.TB, st Queue, url string, n, conc int) phase {
 	tb.Helper()
@@ -391,17 +413,7 @@ func runBacklog(tb testing.TB, st Queue, url string, n, conc int) phase {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if path := os.Getenv("RELAY_BENCH_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			tb.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer profileCPU(tb, "RELAY_BENCH_CPUPROFILE")()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	p0 := startPhase()
@@ -419,17 +431,7 @@ func runCeiling(tb testing.TB, url string, n, conc int) phase {
 	defer client.CloseIdleConnections()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	if path := os.Getenv("RELAY_BENCH_CEILING_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			tb.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer profileCPU(tb, "RELAY_BENCH_CEILING_CPUPROFILE")()
 	p0 := startPhase()
 	for range conc {
 		wg.Go(func() {
