@@ -116,7 +116,7 @@ func benchAccepts(b *testing.B, s *Store, p int, run func(func(*batch) error) er
 // leases ahead), 8 workers hand each delivery's success to CompleteAsync as
 // the dispatcher's workers do, and the clock stops when every outcome is
 // durable. Reported per delivery: this process's CPU time (the fsyncs'
-// system time included), and deliveries per commit.
+// system time included); and deliveries and pages written per commit.
 //
 //	go test -run '^$' -bench LeaseComplete -benchtime 100000x ./relay/store/bolt/
 func BenchmarkLeaseComplete(b *testing.B) {
