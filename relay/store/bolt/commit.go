@@ -31,6 +31,9 @@ func (o *op) write(b *batch) error {
 	return o.apply(b)
 }
 
+// waited reports whether o's caller waits for its answer.
+func (o *op) waited() bool { return o.notify == nil }
+
 // answer reports o's result to its caller; an outcome's caller that does
 // not wait gets it as finish would return it.
 func (o *op) answer(err error) {
@@ -228,7 +231,7 @@ func (s *Store) linger(ops []*op, limit int, short, long time.Duration) []*op {
 			if o.out == nil {
 				return s.gather(ops, s.maxBatch)
 			}
-			if o.notify == nil && wait > short {
+			if o.waited() && wait > short {
 				wait = short
 				left := short - time.Since(start)
 				if left <= 0 {
@@ -246,7 +249,7 @@ func (s *Store) linger(ops []*op, limit int, short, long time.Duration) []*op {
 // asyncOnly reports whether no caller of ops waits for its answer.
 func asyncOnly(ops []*op) bool {
 	for _, o := range ops {
-		if o.notify == nil {
+		if o.waited() {
 			return false
 		}
 	}
