@@ -194,8 +194,12 @@ destinations:
 	post(t, hooks+"7777", "application/json", []byte(`{"mid":"p"}`))      // parked
 	post(t, hooks+"1001", "application/json", bytes.Repeat([]byte("x"), 4096))
 	crm.waitFor(t, 2)
-	eventually(t, "the success is counted", func() bool {
-		return r.metrics(t)["relay_deliveries_total{destination=crm,outcome=success}"] == 1
+	// The counter moves when the attempt ends; the queue depth when the
+	// store commits the outcome, which may linger up to 50 ms for others.
+	eventually(t, "the success is counted and recorded", func() bool {
+		m := r.metrics(t)
+		return m["relay_deliveries_total{destination=crm,outcome=success}"] == 1 &&
+			m["relay_queue_depth{destination=crm}"] == 0
 	})
 
 	got := r.metrics(t)
