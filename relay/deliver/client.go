@@ -144,6 +144,10 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 // tlsConf nil means Go's defaults. timeout bounds dialing and the TLS
 // handshake; the attempt as a whole is bounded by post's context, not by
 // http.Client.Timeout, which would arm a second timer per attempt.
+// Compression is off: Relay keeps at most 1 KiB of a response, so asking
+// receivers for gzip (net/http's default) would only add a header line to
+// every request and work on both sides; a receiver that compresses unasked
+// has its bytes recorded as sent.
 func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryablehttp.Client {
 	dialer := &net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -156,6 +160,7 @@ func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryableh
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
 		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
 	}
 	return &retryablehttp.Client{
 		HTTPClient: &http.Client{

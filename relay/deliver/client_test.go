@@ -1,6 +1,8 @@
 package deliver
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -224,5 +226,30 @@ func TestRelayHeaderNamesAreCanonical(t *testing.T) {
 		if c := http.CanonicalHeaderKey(k); c != k {
 			t.Errorf("%q is not canonical (%q)", k, c)
 		}
+	}
+}
+
+// Relay does not ask receivers to compress their answers, and records what
+// a receiver sends, compressed or not, as it arrived.
+func TestResponsesAreNotDecompressed(t *testing.T) {
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	zw.Write([]byte("plain answer"))
+	zw.Close()
+	sk := newSink(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(zipped.Bytes())
+	})
+	st := newTestStore(t)
+	evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
+	startManager(t, st, []config.Destination{dest("crm", sk.URL)}, testOptions())
+	got := waitState(t, st, evID, "crm", store.StateDelivered)
+	if reqs := sk.requests(); len(reqs) != 1 || reqs[0].header.Get("Accept-Encoding") != "" {
+		t.Fatalf("requests %+v, want one without Accept-Encoding", reqs)
+	}
+	// The attempt log keeps text: bytes that are not UTF-8 become U+FFFD.
+	want := strings.ToValidUTF8(zipped.String(), "\uFFFD")
+	if r := got.AttemptLog[0].Response; r != want {
+		t.Errorf("response recorded as %q, want the gzip bytes as sent, %q", r, want)
 	}
 }
