@@ -78,7 +78,7 @@ func unqueue(b *batch, rec *deliveryRec, finished bool) error {
 	if err != nil {
 		return err
 	}
-	if err := q.Delete(dueKey(&rec.Delivery)); err != nil {
+	if err := q.remove(dueKey(&rec.Delivery)); err != nil {
 		return err
 	}
 	if finished {

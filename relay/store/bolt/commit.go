@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -60,23 +61,43 @@ type batch struct {
 	// queues are the due indexes this transaction opened, by destination:
 	// finding one again costs a search of the queue bucket for every
 	// outcome, and a copy of its name.
-	queues map[string]*bbolt.Bucket
+	queues map[string]*dueIndex
+}
+
+// dueIndex is a destination's due index as one transaction uses it.
+type dueIndex struct {
+	*bbolt.Bucket
+	// c deletes from the index. Bucket.Delete makes a cursor per call,
+	// whose stack then grows by an allocation per level of the tree; one
+	// cursor per transaction keeps its stack. It seeks before every
+	// delete, so writes made since its last use do not mislead it.
+	c *bbolt.Cursor
 }
 
 // queue returns dest's due index, creating it if need be.
-func (b *batch) queue(dest string) (*bbolt.Bucket, error) {
+func (b *batch) queue(dest string) (*dueIndex, error) {
 	if q := b.queues[dest]; q != nil {
 		return q, nil
 	}
-	q, err := queueBucket(b.tx, dest)
+	bk, err := queueBucket(b.tx, dest)
 	if err != nil {
 		return nil, err
 	}
 	if b.queues == nil {
-		b.queues = make(map[string]*bbolt.Bucket, 1)
+		b.queues = make(map[string]*dueIndex, 1)
 	}
+	q := &dueIndex{Bucket: bk, c: bk.Cursor()}
 	b.queues[dest] = q
 	return q, nil
+}
+
+// remove deletes key from the index, as Bucket.Delete does: a missing key
+// is no error.
+func (q *dueIndex) remove(key []byte) error {
+	if k, _ := q.c.Seek(key); !bytes.Equal(k, key) {
+		return nil
+	}
+	return q.c.Delete()
 }
 
 // count adds delta to the depth counter at key when the batch commits.

@@ -106,3 +106,82 @@ func seq(from, to, step int) []int {
 	}
 	return out
 }
+
+// TestDueIndexRemoveMatchesBucketDelete removes keys through one dueIndex,
+// its cursor reused, between puts made in the same transaction, and checks
+// that the index ends as Bucket.Delete would leave it: missing keys are
+// no error and touch nothing, keys put after the cursor's last seek are
+// found.
+func TestDueIndexRemoveMatchesBucketDelete(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	key := func(i int) []byte { return fmt.Appendf(nil, "due_%04d", i) }
+	var left [][]byte
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := &batch{tx: tx}
+		q, err := b.queue("crm")
+		if err != nil {
+			return err
+		}
+		if again, _ := b.queue("crm"); again != q {
+			t.Error("a second queue call opened the index again")
+		}
+		for i := 0; i < 1000; i += 2 { // several pages of even keys
+			if err := q.Put(key(i), empty); err != nil {
+				return err
+			}
+		}
+		steps := []struct {
+			put    bool
+			i      int
+			before bool // the key exists before the step
+		}{
+			{i: 500, before: true},
+			{i: 501},                // missing, between two keys
+			{i: 2000},               // missing, past the last key
+			{put: true, i: 501},     // put after the cursor's last seek
+			{i: 501, before: true},  // found
+			{i: 0, before: true},    // backwards, the first key
+			{i: 998, before: true},  // the last key
+			{i: 500},                // removed already
+			{put: true, i: 1500},    // a new last key
+			{i: 1500, before: true}, // found past where the index ended
+		}
+		for _, st := range steps {
+			if got := q.Get(key(st.i)) != nil; got != st.before {
+				t.Errorf("before step %+v: key present %v", st, got)
+			}
+			if st.put {
+				err = q.Put(key(st.i), empty)
+			} else {
+				err = q.remove(key(st.i))
+			}
+			if err != nil {
+				return fmt.Errorf("step %+v: %w", st, err)
+			}
+			if got := q.Get(key(st.i)) != nil; got != st.put {
+				t.Errorf("after step %+v: key present %v", st, got)
+			}
+		}
+		return q.ForEach(func(k, _ []byte) error {
+			left = append(left, bytes.Clone(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for i := 2; i < 998; i += 2 {
+		if i != 500 {
+			want = append(want, key(i))
+		}
+	}
+	if len(left) != len(want) {
+		t.Fatalf("%d keys left, want %d", len(left), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(left[i], want[i]) {
+			t.Fatalf("key %d left is %s, want %s", i, left[i], want[i])
+		}
+	}
+}
