@@ -230,15 +230,23 @@ func getDelivery(tx *bbolt.Tx, id string) (*deliveryRec, error) {
 }
 
 func (r *reader) delivery(id string) (*deliveryRec, error) {
-	v := r.get(&r.deliveries, bucketDeliveries, []byte(id))
-	if v == nil {
-		return nil, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
-	}
 	rec := new(deliveryRec)
-	if err := decodeDelivery(v, rec); err != nil {
-		return nil, fmt.Errorf("decode delivery %s: %w", id, err)
+	if err := r.deliveryInto(id, rec); err != nil {
+		return nil, err
 	}
 	return rec, nil
+}
+
+// deliveryInto is delivery decoding into rec.
+func (r *reader) deliveryInto(id string, rec *deliveryRec) error {
+	v := r.get(&r.deliveries, bucketDeliveries, []byte(id))
+	if v == nil {
+		return fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+	}
+	if err := decodeDelivery(v, rec); err != nil {
+		return fmt.Errorf("decode delivery %s: %w", id, err)
+	}
+	return nil
 }
 
 func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {

@@ -145,14 +145,6 @@ func (t *leaseTable) untake(dest string, ps []picked) {
 	}
 }
 
-// remember keeps the record that a lease's delivery was read as.
-func (t *leaseTable) remember(l *lease, rec *deliveryRec) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l.rec = *rec
-	l.rec.Event = nil
-}
-
 // claim checks that token holds id's lease, marks it finishing and returns
 // a copy of the record the delivery was leased as: the outcome's function
 // changes its copy, so a commit that fails and is tried again starts over
@@ -265,17 +257,20 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 	r := readerOf(tx)
 	out := make([]store.Delivery, 0, len(ps))
 	for _, p := range ps {
-		rec, err := r.delivery(p.id)
+		// The record is read straight into the lease: nobody else reads
+		// p.l.rec before its token is handed out, and the hand-over to the
+		// outcome's committer orders this write before that read.
+		err := r.deliveryInto(p.id, &p.l.rec)
+		d := p.l.rec.Delivery
 		if err == nil {
-			s.leases.remember(p.l, rec)
-			rec.Event, err = cachedEvent(r, events, rec.EventID)
+			d.Event, err = cachedEvent(r, events, d.EventID)
 		}
 		if err != nil {
 			s.leases.untake(dest, ps)
 			return nil, err
 		}
-		rec.Lease = p.token
-		out = append(out, rec.Delivery)
+		d.Lease = p.token
+		out = append(out, d)
 	}
 	return out, nil
 }
