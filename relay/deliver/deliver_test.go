@@ -744,3 +744,30 @@ func TestRunWaitsForOutcomesNotWaitedFor(t *testing.T) {
 		t.Fatalf("state %s after Run returned, want delivered", got.State)
 	}
 }
+
+// An outcome handed to the store is written even when it reaches the
+// store after the drain time ran out: the attempt was made, and dropping
+// its outcome would deliver the event again.
+func TestOutcomesHandedOverOutliveTheDrain(t *testing.T) {
+	sk := newSink(t, status(200))
+	st := newTestStore(t)
+	h := heldOutcomes{testStore: st, pending: make(chan func(), 1)}
+	evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
+	opts := testOptions()
+	opts.DrainTimeout = 10 * time.Millisecond
+	r := startManager(t, h, []config.Destination{dest("crm", sk.URL)}, opts)
+
+	var write func()
+	select {
+	case write = <-h.pending:
+	case <-time.After(waitTimeout):
+		t.Fatal("no outcome was handed to the store")
+	}
+	r.cancel()
+	time.Sleep(100 * time.Millisecond) // the drain time runs out
+	write()
+	r.stop(t)
+	if got := deliveryOf(t, st, evID, "crm"); got.State != store.StateDelivered {
+		t.Fatalf("state %s after Run returned, want delivered", got.State)
+	}
+}

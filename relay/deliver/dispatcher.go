@@ -282,6 +282,17 @@ func (dp *dispatcher) worker(j job) {
 type attemptCtx struct {
 	parent, ctx context.Context
 	cancel      context.CancelFunc
+	// detached is from without its cancelation, for the outcomes handed to
+	// the store: made once, not once per delivery.
+	from, detached context.Context
+}
+
+// detach returns hard without its cancelation.
+func (a *attemptCtx) detach(hard context.Context) context.Context {
+	if a.from != hard {
+		a.from, a.detached = hard, context.WithoutCancel(hard)
+	}
+	return a.detached
 }
 
 // get returns a live context under hard, made anew when the last one was
@@ -447,7 +458,7 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 	}
 	recording = true
 	j.workers.Add(1)
-	WriteOutcomeAsync(context.WithoutCancel(hard), aq, outcome, d, a, due, w.done)
+	WriteOutcomeAsync(actx.detach(hard), aq, outcome, d, a, due, w.done)
 	return next, passed
 }
 
