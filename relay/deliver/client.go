@@ -253,9 +253,10 @@ func headerSafe(v string) string {
 
 // do makes one attempt of d under attemptCtx, which the caller ends at the
 // destination's timeout (see keeper); ctx, its parent, ends only for a
-// shutdown drain.
-func (ep *endpoint) do(ctx, attemptCtx context.Context, d store.Delivery, now time.Time) result {
-	return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow)
+// shutdown drain. start is when the attempt began by the real clock, now
+// the same moment by the clock that timestamps signatures.
+func (ep *endpoint) do(ctx, attemptCtx context.Context, d store.Delivery, start, now time.Time) result {
+	return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow, start)
 }
 
 // post makes one POST attempt, following up to maxRedirects redirects when
@@ -268,13 +269,13 @@ func post(ctx context.Context, client *retryablehttp.Client, timeout time.Durati
 		attemptCtx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	return send(ctx, attemptCtx, client, timeout, target, host, header, body, follow)
+	return send(ctx, attemptCtx, client, timeout, target, host, header, body, follow, time.Now())
 }
 
 // send is post with the attempt's context made by the caller: attemptCtx
-// ending while ctx has not is the attempt timing out after timeout.
-func send(ctx, attemptCtx context.Context, client *retryablehttp.Client, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
-	start := time.Now()
+// ending while ctx has not is the attempt timing out after timeout. A
+// result's took counts from start.
+func send(ctx, attemptCtx context.Context, client *retryablehttp.Client, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool, start time.Time) result {
 	for hops := 0; ; hops++ {
 		resp, err := client.Do(newRequest(attemptCtx, target, host, header, body))
 		if err != nil {

@@ -236,10 +236,11 @@ type job struct {
 // start starts each delivery that finds a free attempt slot and queues the
 // rest in the gate, where a worker whose attempt ends takes them.
 func (dp *dispatcher) start(ctx, hard context.Context, p *profile, batch []store.Delivery, probe bool, workers *sync.WaitGroup) {
+	leased := time.Now() // one reading serves the batch
 	for i, d := range batch {
 		dp.busy.Add(1)
 		dp.held.Add(1)
-		j := job{ctx: ctx, hard: hard, p: p, d: d, probe: probe && i == 0, ext: dp.extend(hard, p, d), workers: workers}
+		j := job{ctx: ctx, hard: hard, p: p, d: d, probe: probe && i == 0, ext: dp.extend(hard, p, d, leased), workers: workers}
 		if dp.slots.enter(j) {
 			dp.launch(j)
 		}
@@ -425,17 +426,18 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 		return
 	}
 	var res result
+	start := time.Now()
 	if d.Event == nil {
 		res = result{err: fmt.Errorf("%w (event %s)", ErrNoEvent, d.EventID)}
 	} else {
-		res = dp.attempt(hard, actx, p, d, ext)
+		res = dp.attempt(hard, actx, p, d, ext, start)
 		if res.err != nil && hard.Err() != nil {
 			// The drain ran out mid-attempt: not the receiver's failure.
 			dp.giveBack(d, probe)
 			return
 		}
 	}
-	now := dp.opts.Now()
+	now := dp.opts.at(start.Add(res.took)) // when the attempt ended
 	outcome, a, due := p.attemptRecord(dp.opts, d, res, now)
 	if d.Event != nil {
 		dp.cb.Record(outcome == OutcomeSuccess, probe, now, a.Error)
@@ -496,15 +498,16 @@ func (w *outcomeWrite) done(err error) {
 
 // attempt makes one attempt of d under actx, which the keeper cancels at
 // the destination's timeout (ext.bound) and the end of hard cancels too.
-func (dp *dispatcher) attempt(hard context.Context, actx *attemptCtx, p *profile, d store.Delivery, ext *extender) result {
+// start is when it began, by the real clock.
+func (dp *dispatcher) attempt(hard context.Context, actx *attemptCtx, p *profile, d store.Delivery, ext *extender, start time.Time) result {
 	ctx, cancel := actx.get(hard)
 	if p.ep.timeout > 0 {
-		ext.bound(time.Now().Add(p.ep.timeout), cancel)
+		ext.bound(start.Add(p.ep.timeout), cancel)
 		// Once unbound, the keeper can no longer cancel ctx for this
 		// attempt, so the next one may use it if it is still live.
 		defer ext.unbound()
 	}
-	return p.ep.do(hard, ctx, d, dp.opts.Now())
+	return p.ep.do(hard, ctx, d, start, dp.opts.at(start))
 }
 
 // AsyncQueue is a Queue that can take an outcome without its caller

@@ -52,11 +52,11 @@ type keeper struct {
 	armed time.Time // when timer fires; zero when it is not armed
 }
 
-// extend starts keeping d's lease, taken for p.lease just now.
-func (dp *dispatcher) extend(hard context.Context, p *profile, d store.Delivery) *extender {
-	now := dp.opts.Now()
-	e := &extender{k: &dp.keep, hard: hard, d: d, lease: p.lease, next: time.Now().Add(p.lease / 3)}
-	e.until.Store(now.Add(p.lease).UnixNano())
+// extend starts keeping d's lease, taken for p.lease just before the real
+// clock read leased.
+func (dp *dispatcher) extend(hard context.Context, p *profile, d store.Delivery, leased time.Time) *extender {
+	e := &extender{k: &dp.keep, hard: hard, d: d, lease: p.lease, next: leased.Add(p.lease / 3)}
+	e.until.Store(dp.opts.at(leased).Add(p.lease).UnixNano())
 	dp.keep.add(e)
 	return e
 }

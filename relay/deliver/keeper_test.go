@@ -28,7 +28,7 @@ func watched(t *testing.T, k *keeper, lease time.Duration, deadline time.Time) (
 	t.Helper()
 	ctx, cut := context.WithCancel(context.Background())
 	t.Cleanup(cut)
-	e := k.dp.extend(context.Background(), &profile{lease: lease}, store.Delivery{ID: store.NewID("dlv")})
+	e := k.dp.extend(context.Background(), &profile{lease: lease}, store.Delivery{ID: store.NewID("dlv")}, time.Now())
 	t.Cleanup(e.stop)
 	e.bound(deadline, cut)
 	return e, ctx.Done()
@@ -77,7 +77,7 @@ func TestKeeperCutsAttemptsAtTheirDeadline(t *testing.T) {
 func TestKeeperExtendsOnlyLiveLeases(t *testing.T) {
 	q := &countingQueue{Queue: &nullQueue{}}
 	k := newTestKeeper(t, q)
-	e := k.dp.extend(context.Background(), &profile{lease: 60 * time.Millisecond}, store.Delivery{ID: "d1"})
+	e := k.dp.extend(context.Background(), &profile{lease: 60 * time.Millisecond}, store.Delivery{ID: "d1"}, time.Now())
 	first := e.expires()
 	waitFor(t, "three extensions", func() bool { return q.extends.Load() >= 3 })
 	e.stop()

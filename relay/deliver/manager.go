@@ -62,6 +62,20 @@ type Options struct {
 	// LeaseMargin is added to a destination's timeout to get the lease
 	// duration; default 30s.
 	LeaseMargin time.Duration
+
+	// realClock is set when Now is time.Now; see at.
+	realClock bool
+}
+
+// at is the time Now would give at the moment the real clock read t: t
+// itself when Now is the real clock. A delivery read the clock seven times
+// where twice will do, and a reading costs about 90 ns on the virtual
+// machines the benchmarks ran on.
+func (o *Options) at(t time.Time) time.Time {
+	if o.realClock {
+		return t
+	}
+	return o.Now()
 }
 
 func (o Options) withDefaults() Options {
@@ -75,7 +89,7 @@ func (o Options) withDefaults() Options {
 		o.DrainTimeout = DefaultDrainTimeout
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now, o.realClock = time.Now, true
 	}
 	if o.Version == "" {
 		o.Version = "dev"
