@@ -38,7 +38,6 @@ type Signer struct {
 type signing struct {
 	macs   []hash.Hash
 	prefix []byte // id "." timestamp "."
-	out    []byte
 	sum    [sha256.Size]byte
 }
 
@@ -78,13 +77,17 @@ func NewSigner(secret string) (*Signer, error) {
 
 // Sign returns the webhook-signature header value for one message.
 func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
+	return string(s.appendSign(nil, id, ts, body))
+}
+
+// appendSign appends Sign's value to out.
+func (s *Signer) appendSign(out []byte, id string, ts time.Time, body []byte) []byte {
 	st := s.macs.Get().(*signing)
 	defer s.macs.Put(st)
 	st.prefix = append(st.prefix[:0], id...)
 	st.prefix = append(st.prefix, '.')
 	st.prefix = strconv.AppendInt(st.prefix, ts.Unix(), 10)
 	st.prefix = append(st.prefix, '.')
-	out := st.out[:0]
 	for i, mac := range st.macs {
 		mac.Reset()
 		mac.Write(st.prefix)
@@ -95,6 +98,5 @@ func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
 		out = append(out, "v1,"...)
 		out = base64.StdEncoding.AppendEncode(out, mac.Sum(st.sum[:0]))
 	}
-	st.out = out
-	return string(out)
+	return out
 }
