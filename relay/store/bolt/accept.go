@@ -78,7 +78,8 @@ func unqueue(b *batch, rec *deliveryRec, finished bool) error {
 	if err != nil {
 		return err
 	}
-	if err := q.remove(dueKey(&rec.Delivery)); err != nil {
+	var buf [64]byte
+	if err := q.remove(appendTimeKey(buf[:0], rec.DueAt.UnixNano(), rec.ID)); err != nil {
 		return err
 	}
 	if finished {

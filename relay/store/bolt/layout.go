@@ -84,10 +84,14 @@ type deliveryRec struct {
 
 // timeKey is a key that sorts by time, then by id.
 func timeKey(nanos int64, id string) []byte {
-	k := make([]byte, 8+len(id))
-	binary.BigEndian.PutUint64(k, uint64(max(nanos, 0)))
-	copy(k[8:], id)
-	return k
+	return appendTimeKey(make([]byte, 0, 8+len(id)), nanos, id)
+}
+
+// appendTimeKey appends timeKey's key to k; a key only looked up can then
+// live on the caller's stack.
+func appendTimeKey(k []byte, nanos int64, id string) []byte {
+	k = binary.BigEndian.AppendUint64(k, uint64(max(nanos, 0)))
+	return append(k, id...)
 }
 
 func dueKey(d *store.Delivery) []byte { return timeKey(d.DueAt.UnixNano(), d.ID) }

@@ -145,21 +145,21 @@ func (t *leaseTable) untake(dest string, ps []picked) {
 	}
 }
 
-// claim checks that token holds id's lease, marks it finishing and returns
-// a copy of the record the delivery was leased as: the outcome's function
-// changes its copy, so a commit that fails and is tried again starts over
-// from the stored state.
-func (t *leaseTable) claim(b *batch, id, token string) (*deliveryRec, error) {
+// claim checks that token holds id's lease, marks it finishing and copies
+// the record the delivery was leased as into rec: the outcome changes its
+// copy, so a commit that fails and is tried again starts over from the
+// stored state.
+func (t *leaseTable) claim(b *batch, id, token string, rec *deliveryRec) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := t.m[id]
 	if !l.heldBy(token, b.now) {
-		return nil, store.ErrLeaseLost
+		return store.ErrLeaseLost
 	}
 	l.finishing = true
 	b.claimed = append(b.claimed, claim{id: id, l: l})
-	rec := l.rec
-	return &rec, nil
+	*rec = l.rec
+	return nil
 }
 
 // unclaim undoes the claims of a transaction that did not commit; the

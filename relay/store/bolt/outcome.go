@@ -74,6 +74,8 @@ type outcome struct {
 	s *Store
 	d store.Delivery
 	c change
+	// rec is the record that write changes, copied from the lease.
+	rec deliveryRec
 }
 
 func (s *Store) newOutcome(ctx context.Context, d store.Delivery, c change) *outcome {
@@ -87,8 +89,8 @@ func (s *Store) newOutcome(ctx context.Context, d store.Delivery, c change) *out
 // may run it more than once (when another write of its transaction fails);
 // each run starts from a fresh copy of that record.
 func (w *outcome) write(b *batch) error {
-	rec, err := w.s.leases.claim(b, w.d.ID, w.d.Lease)
-	if err != nil {
+	rec := &w.rec
+	if err := w.s.leases.claim(b, w.d.ID, w.d.Lease, rec); err != nil {
 		return reject(err)
 	}
 	if err := w.c.apply(b, rec); err != nil {
