@@ -718,56 +718,45 @@ func (h heldOutcomes) DeadLetterAsync(ctx context.Context, d store.Delivery, a s
 
 // Run returns only when the outcomes that workers handed to the store
 // without waiting are written: a relay that exits must not leave a
-// delivered event to be delivered again.
+// delivered event to be delivered again. That holds too when an outcome
+// reaches the store after the drain time ran out: the attempt was made.
 func TestRunWaitsForOutcomesNotWaitedFor(t *testing.T) {
-	sk := newSink(t, status(200))
-	st := newTestStore(t)
-	h := heldOutcomes{testStore: st, pending: make(chan func(), 1)}
-	evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
-	r := startManager(t, h, []config.Destination{dest("crm", sk.URL)}, testOptions())
+	tests := []struct {
+		name  string
+		drain time.Duration // 0: testOptions' own, longer than the wait
+	}{
+		{"within the drain time", 0},
+		{"after the drain time ran out", 10 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sk := newSink(t, status(200))
+			st := newTestStore(t)
+			h := heldOutcomes{testStore: st, pending: make(chan func(), 1)}
+			evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
+			opts := testOptions()
+			if tt.drain > 0 {
+				opts.DrainTimeout = tt.drain
+			}
+			r := startManager(t, h, []config.Destination{dest("crm", sk.URL)}, opts)
 
-	var write func()
-	select {
-	case write = <-h.pending:
-	case <-time.After(waitTimeout):
-		t.Fatal("no outcome was handed to the store")
-	}
-	r.cancel()
-	select {
-	case <-r.done:
-		t.Fatal("Run returned before the outcome it handed off was written")
-	case <-time.After(50 * time.Millisecond):
-	}
-	write()
-	r.stop(t)
-	if got := deliveryOf(t, st, evID, "crm"); got.State != store.StateDelivered {
-		t.Fatalf("state %s after Run returned, want delivered", got.State)
-	}
-}
-
-// An outcome handed to the store is written even when it reaches the
-// store after the drain time ran out: the attempt was made, and dropping
-// its outcome would deliver the event again.
-func TestOutcomesHandedOverOutliveTheDrain(t *testing.T) {
-	sk := newSink(t, status(200))
-	st := newTestStore(t)
-	h := heldOutcomes{testStore: st, pending: make(chan func(), 1)}
-	evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
-	opts := testOptions()
-	opts.DrainTimeout = 10 * time.Millisecond
-	r := startManager(t, h, []config.Destination{dest("crm", sk.URL)}, opts)
-
-	var write func()
-	select {
-	case write = <-h.pending:
-	case <-time.After(waitTimeout):
-		t.Fatal("no outcome was handed to the store")
-	}
-	r.cancel()
-	time.Sleep(100 * time.Millisecond) // the drain time runs out
-	write()
-	r.stop(t)
-	if got := deliveryOf(t, st, evID, "crm"); got.State != store.StateDelivered {
-		t.Fatalf("state %s after Run returned, want delivered", got.State)
+			var write func()
+			select {
+			case write = <-h.pending:
+			case <-time.After(waitTimeout):
+				t.Fatal("no outcome was handed to the store")
+			}
+			r.cancel()
+			select {
+			case <-r.done:
+				t.Fatal("Run returned before the outcome it handed off was written")
+			case <-time.After(100 * time.Millisecond):
+			}
+			write()
+			r.stop(t)
+			if got := deliveryOf(t, st, evID, "crm"); got.State != store.StateDelivered {
+				t.Fatalf("state %s after Run returned, want delivered", got.State)
+			}
+		})
 	}
 }
