@@ -79,7 +79,7 @@ func unqueue(b *batch, rec *deliveryRec, finished bool) error {
 		return err
 	}
 	var buf [64]byte
-	if err := q.remove(appendTimeKey(buf[:0], rec.DueAt.UnixNano(), rec.ID)); err != nil {
+	if err := q.remove(appendDueKey(buf[:0], &rec.Delivery)); err != nil {
 		return err
 	}
 	if finished {

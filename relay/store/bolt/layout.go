@@ -96,6 +96,11 @@ func appendTimeKey(k []byte, nanos int64, id string) []byte {
 
 func dueKey(d *store.Delivery) []byte { return timeKey(d.DueAt.UnixNano(), d.ID) }
 
+// appendDueKey appends dueKey's key to k, as appendTimeKey does.
+func appendDueKey(k []byte, d *store.Delivery) []byte {
+	return appendTimeKey(k, d.DueAt.UnixNano(), d.ID)
+}
+
 // splitTimeKey returns the time and id of a timeKey.
 func splitTimeKey(k []byte) (int64, string) {
 	if len(k) < 8 {
