@@ -539,19 +539,38 @@ func BenchmarkDeliverLatency(b *testing.B) {
 		b.Run("second="+second, func(b *testing.B) {
 			for range b.N {
 				lat := latencyRun(b, events, every, second)
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+				all := sorted(lat)
+				b.ReportMetric(ms(all[len(all)/2]), "p50-ms")
+				b.ReportMetric(ms(all[len(all)*99/100]), "p99-ms")
+				b.ReportMetric(ms(all[len(all)-1]), "max-ms")
+				// The second destination gets its eighth event at
+				// number 70; a hanging one dials a connection for each of
+				// its first eight, on the same two cores. From then on it
+				// holds its whole pool, the state the goal is about.
+				steady := sorted(lat[warmUp:])
+				b.ReportMetric(ms(steady[len(steady)*99/100]), "steady-p99-ms")
 			}
 		})
 	}
 }
 
+// warmUp is how many of BenchmarkDeliverLatency's events its steady p99
+// leaves out: the second destination's pool is full by then.
+const warmUp = 100
+
+// sorted returns a sorted copy of d.
+func sorted(d []time.Duration) []time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s
+}
+
 // latencyRun accepts events one every interval for a healthy destination,
 // and every tenth for a second one too unless second is "none", waking the
-// dispatchers as ingest does, and returns the healthy latencies, sorted. The
-// second destination hangs every request when second is "hanging" and
-// answers at once otherwise.
+// dispatchers as ingest does, and returns the healthy latencies in the
+// order the events were accepted. The second destination hangs every
+// request when second is "hanging" and answers at once otherwise.
 func latencyRun(b *testing.B, events int, every time.Duration, second string) []time.Duration {
 	hanging := second == "hanging"
 	var mu sync.Mutex
@@ -603,8 +622,12 @@ func latencyRun(b *testing.B, events int, every time.Duration, second string) []
 
 	// Events are accepted as ingest does, each by its own goroutine, so a
 	// slow fsync does not slow the stream down.
+	type accepted struct {
+		at time.Time // when Accept returned
+		n  int       // the event's number in the stream
+	}
 	var qmu sync.Mutex
-	queued := make(map[string]time.Time, events)
+	queued := make(map[string]accepted, events)
 	var producers sync.WaitGroup
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -622,7 +645,7 @@ func latencyRun(b *testing.B, events int, every time.Duration, second string) []
 			}
 			at := time.Now()
 			qmu.Lock()
-			queued[res.EventID] = at
+			queued[res.EventID] = accepted{at, i}
 			qmu.Unlock()
 			for _, d := range dests {
 				m.Wake(d)
@@ -644,12 +667,11 @@ func latencyRun(b *testing.B, events int, every time.Duration, second string) []
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	lat := make([]time.Duration, 0, events)
+	lat := make([]time.Duration, events)
 	for id, q := range queued {
 		// An arrival a hair before Accept returned (the receiver can be
 		// quicker than the caller's wake-up) counts as zero.
-		lat = append(lat, max(arrived[id].Sub(q), 0))
+		lat[q.n] = max(arrived[id].Sub(q.at), 0)
 	}
-	slices.Sort(lat)
 	return lat
 }
