@@ -16,6 +16,7 @@ import (
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/gctune"
 	"github.com/relaygw/relay/relay"
+	redisstore "github.com/relaygw/relay/relay/store/redis"
 )
 
 // runServe runs the proxy until SIGINT or SIGTERM, then drains and exits 0;
@@ -42,6 +43,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		printProblems(stderr, path, err)
 		return 1
+	}
+	if cfg.Store.Redis != nil {
+		redisstore.RouteClientLogs(log)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
