@@ -201,3 +201,62 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 	a.Wait()
 	sink.waitAll(t, late, 30*time.Second)
 }
+
+// TestServeStartsBeforeRedis starts `relay serve` while its Redis is down:
+// the process comes up, answers ingest and /readyz with 503, and once
+// Redis starts accepts and delivers. go-redis's own log lines reach the
+// relay's structured log instead of stderr as plain text.
+func TestServeStartsBeforeRedis(t *testing.T) {
+	rs := testredis.Start(t)
+	rs.Stop() // skips the test with an external server
+	sink := newCountingSink(t)
+	cfg, listen, admin := writeInstanceConfig(t, "a", rs.URL(), sink.server.URL)
+	p := startProcess(t, cfg, admin)
+
+	post := func() int {
+		resp, err := http.Post("http://"+listen+"/hooks/1001", "application/json",
+			strings.NewReader(`{"mid":"early","status":"ANSWER",}`))
+		if err != nil {
+			t.Fatalf("POST: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(); code != http.StatusServiceUnavailable {
+		t.Fatalf("POST with Redis down answered %d, want 503", code)
+	}
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with Redis down answered %d, want 503", resp.StatusCode)
+	}
+
+	rs.Restart()
+	deadline := time.Now().Add(30 * time.Second)
+	for post() != http.StatusAccepted {
+		if time.Now().After(deadline) {
+			t.Fatal("ingest never accepted after Redis started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sink.waitAll(t, []string{"early"}, 30*time.Second)
+
+	raw, err := os.ReadFile(p.Stderr.(*os.File).Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := string(raw)
+	for _, want := range []string{"Redis does not answer at start", "component=go-redis"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("relay log lacks %q:\n%s", want, logs)
+		}
+	}
+	for line := range strings.Lines(logs) {
+		if strings.HasPrefix(line, "redis: ") {
+			t.Errorf("go-redis logged past slog: %s", line)
+		}
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,18 +197,71 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 }
 
-func TestOpenUnreachable(t *testing.T) {
+// lockedBuffer is a bytes.Buffer that a logger may write while a test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A relay may start before its Redis: Open succeeds, says so in the log,
+// and the Store fails as unavailable until Redis answers, then works with
+// scripts it never loaded at Open.
+func TestOpenWhileRedisDown(t *testing.T) {
 	srv := testredis.Start(t)
-	url := srv.URL()
-	srv.Kill()
+	srv.Stop()
+	var logs lockedBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	s, err := Open(ctx, Options{URL: url, DialTimeout: 200 * time.Millisecond})
-	if !errors.Is(err, store.ErrUnavailable) {
-		if s != nil {
-			_ = s.Close()
-		}
-		t.Fatalf("Open of a stopped server: %v, want ErrUnavailable", err)
+	s := openStore(t, srv.URL(), uniquePrefix(t), func(o *Options) {
+		o.DialTimeout = 200 * time.Millisecond
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	if !strings.Contains(logs.String(), "Redis does not answer at start") {
+		t.Errorf("Open logged %q, want the warning that Redis does not answer", logs.String())
+	}
+	dd := store.Dedupe{Key: "1001:early", TTL: time.Hour}
+	if _, err := s.Accept(ctx, event(1), []string{"alpha"}, dd); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Accept with Redis down: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping with Redis down: %v, want ErrUnavailable", err)
+	}
+
+	srv.Restart()
+	eventually(t, "Ping once Redis is up", func() error { return s.Ping(ctx) })
+	res := accept(t, s, event(1), []string{"alpha"}, dd)
+	if res.Duplicate {
+		t.Fatalf("Accept once Redis is up = %+v: the failed Accept must not have claimed", res)
+	}
+	if ds := leaseN(t, s, "alpha", 10, time.Hour); len(ds) != 1 || ds[0].EventID != res.EventID {
+		t.Fatalf("Lease = %d deliveries, want the one of %s", len(ds), res.EventID)
+	}
+}
+
+// Only an unreachable Redis lets Open go on: a Redis that answers with an
+// error (here, a database it does not have) fails Open.
+func TestOpenRefusedByRedisFails(t *testing.T) {
+	srv := testredis.Start(t)
+	url := strings.TrimSuffix(srv.URL(), "/0") + "/99"
+	s, err := Open(context.Background(), Options{URL: url})
+	if err == nil {
+		_ = s.Close()
+		t.Fatalf("Open(%s) succeeded, want Redis's refusal", url)
+	}
+	if errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "DB index") {
+		t.Fatalf("Open(%s): %v, want Redis's DB index error, not ErrUnavailable", url, err)
 	}
 }
 

@@ -60,8 +60,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open connects to Redis, checks that it answers and loads the scripts. The
-// error wraps store.ErrUnavailable when Redis cannot be reached.
+// Open connects to Redis and loads the scripts. When Redis cannot be
+// reached, Open still returns the Store, logging a warning: every call then
+// fails with store.ErrUnavailable until Redis answers. Any other error, a
+// wrong password for one, fails Open.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	ro, err := goredis.ParseURL(opts.URL)
 	if err != nil {
@@ -109,8 +111,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.accepts = batcher[*acceptReq]{send: s.acceptBatch, fail: s.fail, maxCalls: maxAcceptCalls}
 	s.outcomes = batcher[*outcomeReq]{send: s.outcomeBatch, fail: s.fail, maxCalls: maxOutcomeCalls}
 	if err := s.load(ctx); err != nil {
-		_ = s.rdb.Close()
-		return nil, s.fail("open", err)
+		err = s.fail("open", err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			_ = s.rdb.Close()
+			return nil, err
+		}
+		// Redis may come up after the relay (a host booting, a rollout),
+		// and a relay that refused to start would be restarted in a loop.
+		// The Store works as during any outage instead: calls fail with
+		// ErrUnavailable until Redis answers, and Script.Run loads each
+		// script on its first call after that.
+		s.log.Warn("redis store: Redis does not answer at start; calls fail as unavailable until it does",
+			"addr", ro.Addr, "store_error", err)
+		return s, nil
 	}
 	s.log.Debug("redis store open", "addr", ro.Addr, "db", ro.DB, "prefix", s.prefix)
 	return s, nil
