@@ -5,26 +5,28 @@ import "time"
 // Defaults for keys the file leaves out. A zero value in a Config means
 // "unset" and is replaced by these in SetDefaults.
 const (
-	DefaultListen          = "127.0.0.1:8080"
-	DefaultAdminListen     = "127.0.0.1:9090"
-	DefaultEmbeddedPath    = "./relay-data"
-	DefaultRedisPrefix     = "relay:"
-	DefaultRedisRetention  = 72 * time.Hour
-	DefaultMaxBodyBytes    = 1 << 20
-	DefaultResponseStatus  = 202
-	DefaultUnmatched       = UnmatchedPark
-	DefaultDedupeField     = "mid"
-	DefaultDedupeTTL       = 24 * time.Hour
-	DefaultPollInterval    = 500 * time.Millisecond
-	DefaultLeaseMargin     = 30 * time.Second
-	DefaultTimeout         = 10 * time.Second
-	DefaultMaxAttempts     = 12
-	DefaultInitialInterval = time.Second
-	DefaultMaxInterval     = time.Hour
-	DefaultMaxAge          = 72 * time.Hour
-	DefaultConcurrency     = 4
-	DefaultCircuitFailures = 10
-	DefaultCircuitCooldown = 30 * time.Second
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultAdminListen  = "127.0.0.1:9090"
+	DefaultEmbeddedPath = "./relay-data"
+	// DefaultEmbeddedRetention matches the Redis store's.
+	DefaultEmbeddedRetention = 72 * time.Hour
+	DefaultRedisPrefix       = "relay:"
+	DefaultRedisRetention    = 72 * time.Hour
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultResponseStatus    = 202
+	DefaultUnmatched         = UnmatchedPark
+	DefaultDedupeField       = "mid"
+	DefaultDedupeTTL         = 24 * time.Hour
+	DefaultPollInterval      = 500 * time.Millisecond
+	DefaultLeaseMargin       = 30 * time.Second
+	DefaultTimeout           = 10 * time.Second
+	DefaultMaxAttempts       = 12
+	DefaultInitialInterval   = time.Second
+	DefaultMaxInterval       = time.Hour
+	DefaultMaxAge            = 72 * time.Hour
+	DefaultConcurrency       = 4
+	DefaultCircuitFailures   = 10
+	DefaultCircuitCooldown   = 30 * time.Second
 )
 
 // SetDefaults fills every unset (zero) field with its default. It is the one
@@ -44,6 +46,9 @@ func (c *Config) SetDefaults() {
 	setString(&c.Admin.Listen, DefaultAdminListen)
 	if c.Store.Embedded == nil && c.Store.Redis == nil {
 		c.Store.Embedded = &EmbeddedStore{Path: DefaultEmbeddedPath}
+	}
+	if e := c.Store.Embedded; e != nil {
+		setDuration(&e.Retention, DefaultEmbeddedRetention)
 	}
 	if r := c.Store.Redis; r != nil {
 		setString(&r.Prefix, DefaultRedisPrefix)

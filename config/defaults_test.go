@@ -15,7 +15,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := &Config{
 		Listen: "127.0.0.1:8080",
 		Admin:  Admin{Listen: "127.0.0.1:9090"},
-		Store:  Store{Embedded: &EmbeddedStore{Path: "./relay-data"}},
+		Store:  Store{Embedded: &EmbeddedStore{Path: "./relay-data", Retention: Duration(72 * time.Hour)}},
 		Ingest: Ingest{MaxBodyBytes: 1048576, ResponseStatus: 202, Unmatched: "park"},
 		Dedupe: Dedupe{Fields: []string{"mid"}, TTL: Duration(24 * time.Hour)},
 		Delivery: Delivery{
@@ -53,6 +53,16 @@ func TestLoadDefaultsRedis(t *testing.T) {
 	want := Store{Redis: &RedisStore{URL: "redis://127.0.0.1:6379/0", Prefix: "relay:", Retention: Duration(72 * time.Hour)}}
 	if !reflect.DeepEqual(c.Store, want) {
 		t.Errorf("store = %+v %+v, want %+v", c.Store, c.Store.Redis, want.Redis)
+	}
+}
+
+func TestLoadEmbeddedRetention(t *testing.T) {
+	c, err := Load([]byte("store:\n  embedded: {path: ./d, retention: 1h}\n"), "")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := c.Store.Embedded.Retention.D(); got != time.Hour {
+		t.Errorf("retention = %v, want the 1h given", got)
 	}
 }
 

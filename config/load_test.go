@@ -88,6 +88,9 @@ func TestLoadFileProblems(t *testing.T) {
 		{"embedded_no_path.yaml", []string{
 			`2: store.embedded.path is required`,
 		}},
+		{"embedded_bad_retention.yaml", []string{
+			`4: store.embedded.retention must be positive, got -1h0m0s`,
+		}},
 		{"bad_redis_url.yaml", []string{
 			`3: store.redis.url: "http://:xxxxx@127.0.0.1:6379/0" must start with redis:// or rediss://`,
 			`4: store.redis.retention must be positive, got -1h0m0s`,

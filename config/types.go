@@ -33,6 +33,9 @@ type Store struct {
 // EmbeddedStore configures the bbolt store.
 type EmbeddedStore struct {
 	Path string `yaml:"path"`
+	// Retention is how long an event is kept once every delivery of it is
+	// delivered or deleted from the DLQ.
+	Retention Duration `yaml:"retention"`
 }
 
 // RedisStore configures the Redis store.

@@ -91,6 +91,9 @@ func (v *validator) store() {
 	if e := s.Embedded; e != nil && e.Path == "" {
 		v.add(v.pos.line("store.embedded.path", "store.embedded"), "store.embedded.path is required")
 	}
+	if e := s.Embedded; e != nil && e.Retention <= 0 {
+		v.add(v.pos.line("store.embedded.retention"), "store.embedded.retention must be positive, got %s", e.Retention)
+	}
 	r := s.Redis
 	if r == nil {
 		return

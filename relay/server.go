@@ -99,7 +99,7 @@ func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (store.S
 		}
 		return st, nil
 	case cfg.Embedded != nil:
-		st, err := bolt.Open(cfg.Embedded.Path, bolt.Options{Logger: log})
+		st, err := bolt.Open(cfg.Embedded.Path, bolt.Options{Logger: log, Retention: cfg.Embedded.Retention.D()})
 		if err != nil {
 			return nil, fmt.Errorf("relay: open embedded store %s: %w", cfg.Embedded.Path, err)
 		}

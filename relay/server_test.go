@@ -2,8 +2,10 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
+	"github.com/relaygw/relay/relay/store/bolt"
 )
 
 // sink is a destination endpoint that records what it receives.
@@ -300,5 +303,21 @@ func TestResponseStatus200(t *testing.T) {
 	}
 	if code, a := post(t, base+"/hooks/1001", "application/json", seedBody(t)); code != 200 || a.Status != "duplicate" {
 		t.Fatalf("got %d %+v, want 200 duplicate", code, a)
+	}
+}
+
+func TestOpenStorePassesEmbeddedRetention(t *testing.T) {
+	cfg := config.Store{Embedded: &config.EmbeddedStore{Path: t.TempDir(), Retention: config.Duration(5 * time.Hour)}}
+	st, err := relay.OpenStore(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("OpenStore: %v", err)
+	}
+	defer st.Close()
+	b, ok := st.(*bolt.Store)
+	if !ok {
+		t.Fatalf("OpenStore gave a %T, want the embedded store", st)
+	}
+	if got := b.Retention(); got != 5*time.Hour {
+		t.Fatalf("retention = %v, want the configured 5h", got)
 	}
 }

@@ -25,6 +25,7 @@ const (
 	DefaultMaxBatch      = 1000
 	DefaultSweepInterval = time.Minute
 	DefaultOpenTimeout   = 5 * time.Second
+	DefaultRetention     = 72 * time.Hour
 )
 
 // Options tunes an embedded store. The zero value is ready to use.
@@ -33,12 +34,18 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBatch caps how many writes share one transaction (DefaultMaxBatch).
 	MaxBatch int
-	// SweepInterval is how often expired dedupe claims and leases are dropped
+	// SweepInterval is how often expired dedupe claims and leases are
+	// dropped and events past their retention deleted
 	// (DefaultSweepInterval). Expired claims are ignored before that anyway.
 	SweepInterval time.Duration
 	// OpenTimeout is how long Open waits for another process to release the
 	// file lock (DefaultOpenTimeout).
 	OpenTimeout time.Duration
+	// Retention is how long an event is kept after its last delivery
+	// finished (delivered, or deleted from the DLQ) (DefaultRetention). The
+	// sweep deletes it with its body, deliveries and attempt logs. Events
+	// with a dead or pending delivery, and parked events, are kept.
+	Retention time.Duration
 }
 
 // Store is the embedded store.Store. Create it with Open.
@@ -57,6 +64,10 @@ type Store struct {
 	sweepDone     chan struct{}
 
 	leases leaseTable
+
+	retention time.Duration
+	retireMu  sync.Mutex // held by a sweep of events
+	retire    retireWalk
 
 	commits atomic.Int64 // transactions committed, for tests and benchmarks
 }
@@ -97,6 +108,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		stopSweep:     make(chan struct{}),
 		sweepDone:     make(chan struct{}),
 		leases:        leaseTable{m: map[string]*lease{}, from: map[string]mark{}, markFor: fromFor},
+		retention:     opts.Retention,
 	}
 	go s.commitLoop()
 	go s.sweepLoop(opts.SweepInterval)
@@ -115,6 +127,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OpenTimeout <= 0 {
 		o.OpenTimeout = DefaultOpenTimeout
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
 	}
 	return o
 }
@@ -136,6 +151,10 @@ func initBuckets(db *bbolt.DB) error {
 		return nil
 	})
 }
+
+// Retention returns how long finished events are kept: Options.Retention,
+// or its default.
+func (s *Store) Retention() time.Duration { return s.retention }
 
 // Commits returns how many write transactions (each one fsynced group of
 // writes) the store has committed since Open, for benchmarks.

@@ -21,10 +21,10 @@
 //
 // Layout of the file (all top-level buckets):
 //
-//	meta       "version" -> format version (2; Open upgrades 1, refuses others)
-//	events     eventID -> JSON eventRec (the event without its body, plus delivery ids)
+//	meta       "version" -> format version (3; Open upgrades 1 and 2, refuses others)
+//	events     eventID -> eventRec, binary or JSON (the event without its body, plus delivery ids)
 //	bodies     eventID -> the body bytes exactly as received
-//	deliveries deliveryID -> JSON deliveryRec (with its newest attempt, "last")
+//	deliveries deliveryID -> deliveryRec, binary or JSON (with its newest attempt, "last")
 //	attempts   deliveryID 0x00 seq(4, big-endian) -> JSON store.Attempt (the older attempts)
 //	queue      one nested bucket per destination: due(8) deliveryID -> empty (the due index)
 //	dlq        deadAt(8) deliveryID -> empty (all destinations, oldest first)
@@ -35,4 +35,9 @@
 //	counts     "q" 0x00 dest, "d" 0x00 dest, "p" -> int64(8): the depths
 //
 // Times in keys are big-endian unix nanoseconds, so byte order is time order.
+//
+// The sweep deletes an event with its body, deliveries and attempt logs
+// once every delivery of it has been delivered or discarded for longer than
+// Options.Retention (retire.go). It needs no index of its own: it walks the
+// events bucket, whose ids sort by time, from where it stopped.
 package bolt

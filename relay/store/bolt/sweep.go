@@ -12,8 +12,9 @@ import (
 // batch slow; the next sweep takes the rest.
 const sweepLimit = 1000
 
-// sweepLoop drops expired dedupe claims and leases every interval. Expired
-// claims are already ignored by Accept; sweeping only frees the space.
+// sweepLoop drops expired dedupe claims and leases, and deletes the events
+// past their retention, every interval. Expired claims are already ignored
+// by Accept; sweeping only frees the space.
 func (s *Store) sweepLoop(interval time.Duration) {
 	defer close(s.sweepDone)
 	t := time.NewTicker(interval)
@@ -28,7 +29,11 @@ func (s *Store) sweepLoop(interval time.Duration) {
 			if err != nil && !errors.Is(err, store.ErrClosed) {
 				s.log.Warn("bolt: sweep expired dedupe claims", "err", err)
 			}
-			s.log.Debug("bolt: swept", "claims", n, "leases", leases)
+			events, err := s.sweepEvents(context.Background(), time.Now())
+			if err != nil && !errors.Is(err, store.ErrClosed) {
+				s.log.Warn("bolt: delete events past their retention", "err", err)
+			}
+			s.log.Debug("bolt: swept", "claims", n, "leases", leases, "events", events)
 		}
 	}
 }
