@@ -81,9 +81,11 @@ func (s *Store) retirable(ctx context.Context, from []byte, cutoff int64) (ids [
 				return nil
 			}
 			seen++
+			last = k
 			ev := new(eventRec)
 			if err := decodeEvent(v, ev); err != nil {
-				return fmt.Errorf("decode event %s: %w", k, err)
+				s.unreadable(k, err)
+				continue
 			}
 			if ev.ReceivedAt.UnixNano() > cutoff {
 				at = clone(k)
@@ -91,12 +93,12 @@ func (s *Store) retirable(ctx context.Context, from []byte, cutoff int64) (ids [
 			}
 			ok, err := finishedBy(r, ev, cutoff)
 			if err != nil {
-				return err
+				s.unreadable(k, err)
+				continue
 			}
 			if ok {
 				ids = append(ids, ev.ID)
 			}
-			last = k
 		}
 		// The end: the next walk starts after the last event seen.
 		at = from
@@ -106,6 +108,12 @@ func (s *Store) retirable(ctx context.Context, from []byte, cutoff int64) (ids [
 		return nil
 	})
 	return ids, at, more, err
+}
+
+// unreadable logs an event that the retention walk could not judge and
+// keeps: one bad record must not stop the walk at it for good.
+func (s *Store) unreadable(id []byte, err error) {
+	s.log.Warn("bolt: retention: event unreadable, kept", "event", string(id), "err", err)
 }
 
 // finishedBy reports whether every delivery of ev was delivered or
@@ -144,17 +152,11 @@ func (s *Store) deleteEvents(ctx context.Context, ids []string, cutoff int64) (i
 		r := readerOf(b.tx)
 		for _, id := range ids {
 			ev, err := r.eventMeta(id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
 			if err != nil {
-				return err
+				continue // deleted, or unreadable, since the walk
 			}
 			if ok, err := finishedBy(r, ev, cutoff); err != nil || !ok {
-				if err != nil {
-					return err
-				}
-				continue
+				continue // changed since the walk; kept
 			}
 			if err := deleteEvent(b.tx, ev); err != nil {
 				return fmt.Errorf("event %s: %w", id, err)

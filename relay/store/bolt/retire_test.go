@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,4 +242,59 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 	if got := len(keys(t, s, bucketDeliveries)) + len(keys(t, s, bucketBodies)); got != 2 {
 		t.Fatalf("%d deliveries and bodies left, want the dead event's two", got)
 	}
+}
+
+// A record the walk cannot decode is kept and logged, and the walk goes on
+// past it instead of stopping there at every sweep.
+func TestRetentionSkipsUnreadableEvents(t *testing.T) {
+	var logs lockedLog
+	s, err := Open(t.TempDir(), Options{
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+		Retention:     time.Hour,
+		SweepInterval: 24 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	bad := "evt_0000000000000000000000000" // sorts before every real id
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketEvents).Put([]byte(bad), []byte{0xff, 0x00})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Accept(ctx, event(1), []string{"a"}, store.Dedupe{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, leaseOne(t, s, "a"), store.Attempt{Status: 200, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sweepAt(t, s, time.Now().Add(2*time.Hour)); n != 1 {
+		t.Fatalf("swept %d events, want the readable one", n)
+	}
+	if got := keys(t, s, bucketEvents); !slices.Equal(got, []string{bad}) {
+		t.Fatalf("events left: %v, want only the unreadable one", got)
+	}
+	if !strings.Contains(logs.String(), "event unreadable, kept") || !strings.Contains(logs.String(), bad) {
+		t.Fatalf("log %q does not name the unreadable event", logs.String())
+	}
+}
+
+// lockedLog is a log destination the committer and the test may share.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
