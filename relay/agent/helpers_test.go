@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/x509"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/relaytest"
+	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay"
 	"github.com/relaygw/relay/relay/agent"
 	"github.com/relaygw/relay/relay/agent/agenttest"
@@ -36,27 +36,9 @@ const (
 	waitTimeout = 20 * time.Second
 )
 
-// logBuffer collects a test's log lines; they are printed if it fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLog(t testing.TB) (*slog.Logger, *logBuffer) {
+func newLog(t testing.TB) (*slog.Logger, *testlog.Buffer) {
 	t.Helper()
-	lb := &logBuffer{}
+	lb := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", lb.String())
@@ -234,7 +216,7 @@ type env struct {
 	proxy   *agenttest.Proxy
 	sink    *sink
 	log     *slog.Logger
-	logs    *logBuffer
+	logs    *testlog.Buffer
 	dataDir string
 	stop    func()
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -520,30 +521,6 @@ func (f flakyAsync) DeadLetterAsync(ctx context.Context, d store.Delivery, a sto
 	f.aq.DeadLetterAsync(ctx, d, a, done)
 }
 
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestStoreFailures(t *testing.T) {
 	tests := []struct {
 		name          string
@@ -587,7 +564,7 @@ func TestStoreFailures(t *testing.T) {
 				if async {
 					q = flakyAsync{flakyQueue: fq, aq: st.(AsyncQueue)}
 				}
-				var logs logBuffer
+				var logs testlog.Buffer
 				opts := testOptions()
 				opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
@@ -605,7 +582,7 @@ func TestStoreFailures(t *testing.T) {
 					t.Errorf("Complete called %d times, want %d", n, tt.wantCompletes)
 				}
 				for s, n := range tt.wantLog {
-					if got := logs.count(s); got != n {
+					if got := strings.Count(logs.String(), s); got != n {
 						t.Errorf("log has %q %d times, want %d; log:\n%s", s, got, n, logs.String())
 					}
 				}

@@ -13,6 +13,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -247,7 +248,7 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 // A record the walk cannot decode is kept and logged, and the walk goes on
 // past it instead of stopping there at every sweep.
 func TestRetentionSkipsUnreadableEvents(t *testing.T) {
-	var logs lockedLog
+	var logs testlog.Buffer
 	s, err := Open(t.TempDir(), Options{
 		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
 		Retention:     time.Hour,
@@ -279,22 +280,4 @@ func TestRetentionSkipsUnreadableEvents(t *testing.T) {
 	if !strings.Contains(logs.String(), "event unreadable, kept") || !strings.Contains(logs.String(), bad) {
 		t.Fatalf("log %q does not name the unreadable event", logs.String())
 	}
-}
-
-// lockedLog is a log destination the committer and the test may share.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

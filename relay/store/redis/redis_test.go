@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/storetest"
@@ -197,31 +197,13 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that a logger may write while a test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A relay may start before its Redis: Open succeeds, says so in the log,
 // and the Store fails as unavailable until Redis answers, then works with
 // scripts it never loaded at Open.
 func TestOpenWhileRedisDown(t *testing.T) {
 	srv := testredis.Start(t)
 	srv.Stop()
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	s := openStore(t, srv.URL(), uniquePrefix(t), func(o *Options) {
