@@ -41,8 +41,8 @@ done
 
 metric() { grep -oE "[0-9.]+ $1" <<<"$2" | awk '{print $1}'; }
 
-echo "| run | build | store | relay deliveries/s | ceiling POSTs/s | relay / ceiling | relay CPU µs/delivery | relay / ceiling machine CPU µs | relay allocs/delivery | relay / ceiling switches | deliveries/commit | pages/delivery | % of Redis stream forwarder | redis-server CPU µs/delivery | AOF rewrites during the relay |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| run | build | store | relay deliveries/s | ceiling POSTs/s | relay / ceiling | relay CPU µs/delivery | relay / ceiling machine CPU µs | relay / ceiling CPUs busy | relay allocs/delivery | relay / ceiling switches | deliveries/commit | pages/delivery | % of Redis stream forwarder | redis-server CPU µs/delivery | AOF rewrites during the relay |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for run in $(seq "$RUNS"); do
 	for i in "${!REVS[@]}"; do
 		# The benchmark reads its environment and finds testdata relative to
@@ -54,7 +54,7 @@ for run in $(seq "$RUNS"); do
 			store=$(sed -E 's/^BenchmarkDeliverBacklog\/store=([a-z]+).*/\1/' <<<"$line")
 			ratio=$(metric '%-of-ceiling' "$line")
 			echo "$i $store $ratio" >>"$WORK/ratios"
-			echo "| $run | ${REVS[$i]} | $store | $(metric relay-deliveries/s "$line") | $(metric ceiling-posts/s "$line") | $ratio % | $(metric relay-cpu-us/delivery "$line") | $(metric relay-machine-cpu-us/delivery "$line") / $(metric ceiling-machine-cpu-us/post "$line") | $(metric relay-allocs/delivery "$line") | $(metric relay-switches/delivery "$line") / $(metric ceiling-switches/post "$line") | $(metric deliveries/commit "$line") | $(metric pages/delivery "$line") | $(metric '%-of-forwarder' "$line") | $(metric redis-cpu-us/delivery "$line") | $(metric redis-forks "$line") |"
+			echo "| $run | ${REVS[$i]} | $store | $(metric relay-deliveries/s "$line") | $(metric ceiling-posts/s "$line") | $ratio % | $(metric relay-cpu-us/delivery "$line") | $(metric relay-machine-cpu-us/delivery "$line") / $(metric ceiling-machine-cpu-us/post "$line") | $(metric relay-cpus-busy "$line") / $(metric ceiling-cpus-busy "$line") | $(metric relay-allocs/delivery "$line") | $(metric relay-switches/delivery "$line") / $(metric ceiling-switches/post "$line") | $(metric deliveries/commit "$line") | $(metric pages/delivery "$line") | $(metric '%-of-forwarder' "$line") | $(metric redis-cpu-us/delivery "$line") | $(metric redis-forks "$line") |"
 		done <<<"$out"
 	done
 done

@@ -76,7 +76,9 @@ func newBenchSink(tb testing.TB) *httptest.Server {
 // own CPU per delivery is reported apart. The machine-cpu columns are the
 // busy time of every CPU of the machine per delivery or POST, which also
 // holds what the kernel does for the store in threads of its own; for the
-// embedded store, pages/delivery is what its commits wrote.
+// embedded store, pages/delivery is what its commits wrote. The cpus-busy
+// columns are machine CPU per delivery or POST times the rate: how many of
+// the machine's CPUs the phase kept busy.
 // RELAY_BENCH_CPUPROFILE names a file for a CPU profile of the relay phase
 // alone, RELAY_BENCH_CEILING_CPUPROFILE one for the ceiling's (the second
 // run of it overwrites the first).
@@ -114,6 +116,12 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				b.ReportMetric((before.cpu+after.cpu)/2, "ceiling-cpu-us/post")
 				b.ReportMetric(relay.machineCPU, "relay-machine-cpu-us/delivery")
 				b.ReportMetric((before.machineCPU+after.machineCPU)/2, "ceiling-machine-cpu-us/post")
+				// How many of the machine's CPUs a phase kept busy: the
+				// ratio depends on how much of the machine the ceiling
+				// leaves idle for the relay's extra work (docs/benchmarks.md,
+				// tenth round).
+				b.ReportMetric(relay.rate*relay.machineCPU/1e6, "relay-cpus-busy")
+				b.ReportMetric((before.rate*before.machineCPU+after.rate*after.machineCPU)/2/1e6, "ceiling-cpus-busy")
 				b.ReportMetric(relay.allocs, "relay-allocs/delivery")
 				b.ReportMetric((before.allocs+after.allocs)/2, "ceiling-allocs/post")
 				b.ReportMetric(relay.switches, "relay-switches/delivery")
