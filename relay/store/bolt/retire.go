@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -179,7 +178,7 @@ func deleteEvent(tx *bbolt.Tx, ev *eventRec) error {
 		// Collect first: deleting through a cursor can make it skip keys.
 		var keys [][]byte
 		c := attempts.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
 			keys = append(keys, clone(k))
 		}
 		for _, k := range keys {
