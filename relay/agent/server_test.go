@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/bolt"
@@ -42,8 +42,7 @@ type testServer struct {
 	*Server
 	st   *bolt.Store
 	url  string
-	logs *bytes.Buffer
-	mu   *sync.Mutex
+	logs *testlog.Buffer
 }
 
 func newTestServer(t *testing.T, opts ServerOptions) *testServer {
@@ -68,8 +67,8 @@ func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := &testServer{st: st, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{ts.mu, ts.logs}, nil))
+	ts := &testServer{st: st, logs: &testlog.Buffer{}}
+	opts.Logger = slog.New(slog.NewTextHandler(ts.logs, nil))
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
@@ -88,22 +87,7 @@ func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) 
 	return ts
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (ts *testServer) log() string {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.logs.String()
-}
+func (ts *testServer) log() string { return ts.logs.String() }
 
 // queue accepts one event for dest and returns its id.
 func (ts *testServer) queue(t *testing.T, dest string) string {
