@@ -8,9 +8,10 @@
 // read-write transaction and a single fsync, then answers each caller. While
 // one commit is syncing the next batch gathers, so throughput grows with the
 // number of concurrent callers without a fixed delay. The one exception is a
-// batch of nothing but delivery outcomes, fewer than 64: it waits up to 1ms
-// for company (nobody but its worker waits on an outcome), and any other
-// write ends the wait.
+// batch of nothing but delivery outcomes, fewer than 1000: it waits for
+// company, up to 50ms while no caller waits for the answer (a worker that
+// handed its outcome over and went on) and up to 4ms once one does, and any
+// other write ends the wait (commit.go).
 //
 // Leases live in memory only. Leasing is a read-only view over the due
 // index plus an in-memory map and costs no fsync; after a restart no lease
