@@ -29,8 +29,7 @@ type retireWalk struct {
 // deleted from the DLQ) more than Retention before now, with their bodies,
 // deliveries and attempt logs, sweepLimit per transaction. It walks the
 // events oldest first (their ids sort by time) and stops at the first one
-// received within the retention, which nothing newer can precede by much.
-// It returns how many events it deleted.
+// made within the retention. It returns how many events it deleted.
 func (s *Store) sweepEvents(ctx context.Context, now time.Time) (int, error) {
 	s.retireMu.Lock()
 	defer s.retireMu.Unlock()
@@ -61,8 +60,11 @@ func (s *Store) sweepEvents(ctx context.Context, now time.Time) (int, error) {
 
 // retirable walks the events from from (the oldest when nil) in a read
 // transaction and returns up to sweepLimit that may be deleted, and the key
-// to go on from. more is false when the walk reached an event received
-// after cutoff, or the end. It looks at no more than sweepLimit*8 events,
+// to go on from. more is false when the walk reached an event made after
+// cutoff, or the end. Event ids sort by the time in them (store.NewID), so
+// no event after that one can be old enough; the time is the id's, not
+// ReceivedAt, which a caller may set and a clock step may put out of order.
+// An id Relay did not make carries no time and never stops the walk. It looks at no more than sweepLimit*8 events,
 // so a long stretch of events that must be kept does not hold one
 // transaction open for long.
 func (s *Store) retirable(ctx context.Context, from []byte, cutoff int64) (ids []string, at []byte, more bool, err error) {
@@ -79,16 +81,16 @@ func (s *Store) retirable(ctx context.Context, from []byte, cutoff int64) (ids [
 				at, more = clone(k), true
 				return nil
 			}
+			if t, ok := store.IDTime(string(k)); ok && t.UnixNano() > cutoff {
+				at = clone(k)
+				return nil
+			}
 			seen++
 			last = k
 			ev := new(eventRec)
 			if err := decodeEvent(v, ev); err != nil {
 				s.unreadable(k, err)
 				continue
-			}
-			if ev.ReceivedAt.UnixNano() > cutoff {
-				at = clone(k)
-				return nil
 			}
 			ok, err := finishedBy(r, ev, cutoff)
 			if err != nil {
@@ -122,8 +124,10 @@ func finishedBy(r *reader, ev *eventRec, cutoff int64) (bool, error) {
 	if ev.Parked || len(ev.DeliveryIDs) == 0 {
 		return false, nil
 	}
-	var d deliveryRec
 	for _, id := range ev.DeliveryIDs {
+		// A record of its own each time: a decoder may leave a field it
+		// does not find as it was.
+		var d deliveryRec
 		err := r.deliveryInto(id, &d)
 		if errors.Is(err, store.ErrNotFound) {
 			return false, nil // kept: not Relay's to judge

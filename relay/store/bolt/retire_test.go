@@ -245,6 +245,29 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 	}
 }
 
+// The walk stops at the first event made within the retention by the time
+// in its id, not by ReceivedAt, which a caller (or a clock step between
+// ingest and Accept) may put ahead of the id: such an event must not keep
+// every finished event after it.
+func TestRetentionWalkIgnoresReceivedAt(t *testing.T) {
+	s := openRetaining(t)
+	ctx := context.Background()
+	ok := store.Attempt{Status: 200, At: time.Now()}
+	ahead := event(1)
+	ahead.ReceivedAt = time.Now().Add(3 * time.Hour)
+	for _, ev := range []store.Event{ahead, event(2)} {
+		if _, err := s.Accept(ctx, ev, []string{"a"}, store.Dedupe{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Complete(ctx, leaseOne(t, s, "a"), ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sweepAt(t, s, time.Now().Add(61*time.Minute)); n != 2 {
+		t.Fatalf("swept %d events, want both: they finished over an hour before", n)
+	}
+}
+
 // A record the walk cannot decode is kept and logged, and the walk goes on
 // past it instead of stopping there at every sweep.
 func TestRetentionSkipsUnreadableEvents(t *testing.T) {
