@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,5 +304,174 @@ func TestRetentionSkipsUnreadableEvents(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "event unreadable, kept") || !strings.Contains(logs.String(), bad) {
 		t.Fatalf("log %q does not name the unreadable event", logs.String())
+	}
+}
+
+// Workers make every kind of write (accepts with and without dedupe and
+// destinations, parked replays, retries, dead letters, DLQ replays and
+// deletes, outcomes handed over) while a sweeper deletes each event as
+// soon as it is finished. Nothing live may go: the counters and the due
+// indexes must match the records, and every reference must hold.
+func TestRetentionUnderConcurrentWrites(t *testing.T) {
+	s := openRetaining(t) // its cleanup checks the counters and due indexes
+	ctx := context.Background()
+	var deleted atomic.Int64
+	done := make(chan struct{})
+	var sweeper sync.WaitGroup
+	sweeper.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			s.retireMu.Lock()
+			s.retire = retireWalk{} // every sweep a full pass
+			s.retireMu.Unlock()
+			n, err := s.sweepEvents(ctx, time.Now().Add(time.Hour+time.Millisecond))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			deleted.Add(int64(n))
+		}
+	})
+	dests := []string{"a", "b", "c"}
+	var workers sync.WaitGroup
+	for w := range 8 {
+		workers.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for i := range 150 {
+				if err := churn(ctx, s, r, dests, fmt.Sprint(w, "/", i%50)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	workers.Wait()
+	close(done)
+	sweeper.Wait()
+	if deleted.Load() == 0 {
+		t.Fatal("the sweeper deleted nothing; the test proves nothing")
+	}
+	checkRefs(t, s)
+}
+
+// churn accepts one event for a random set of dests, sometimes parked and
+// then replayed, and gives each destination's leased deliveries a random
+// outcome.
+func churn(ctx context.Context, s *Store, r *rand.Rand, dests []string, dedupe string) error {
+	nd := r.IntN(len(dests) + 1)
+	res, err := s.Accept(ctx, event(r.IntN(100)), dests[:nd], store.Dedupe{Key: dedupe, TTL: 20 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	if nd == 0 && !res.Duplicate && r.IntN(2) == 0 {
+		if _, err := s.ReplayParked(ctx, res.EventID, dests[r.IntN(len(dests)):][:1]); err != nil {
+			return fmt.Errorf("ReplayParked: %w", err)
+		}
+	}
+	for _, dest := range dests {
+		ds, err := s.Lease(ctx, dest, 5, time.Minute)
+		if err != nil {
+			return fmt.Errorf("Lease: %w", err)
+		}
+		for _, d := range ds {
+			if err := randomOutcome(ctx, s, r, d); err != nil {
+				return fmt.Errorf("outcome of %s: %w", d.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func randomOutcome(ctx context.Context, s *Store, r *rand.Rand, d store.Delivery) error {
+	a := store.Attempt{Status: 200, At: time.Now()}
+	switch r.IntN(4) {
+	case 0:
+		return s.Retry(ctx, d, a, time.Now())
+	case 1:
+		if err := s.DeadLetter(ctx, d, a); err != nil {
+			return err
+		}
+		if r.IntN(2) == 0 {
+			return s.ReplayDLQ(ctx, d.ID)
+		}
+		return s.DeleteDLQ(ctx, d.ID)
+	}
+	written := make(chan error, 1)
+	s.CompleteAsync(ctx, d, a, func(err error) { written <- err })
+	return <-written
+}
+
+// checkRefs checks that every record the retention sweep deletes together
+// is there together: each event has its body and its deliveries, each
+// delivery, body and attempt its owner, each DLQ entry a dead delivery and
+// each parked entry a parked event.
+func checkRefs(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		events, deliveries := tx.Bucket(bucketEvents), tx.Bucket(bucketDeliveries)
+		owned := map[string]bool{}
+		err := events.ForEach(func(k, _ []byte) error {
+			ev, err := getEventMeta(tx, string(k))
+			if err != nil {
+				return err
+			}
+			if tx.Bucket(bucketBodies).Get(k) == nil {
+				return fmt.Errorf("event %s has no body", k)
+			}
+			for _, d := range ev.DeliveryIDs {
+				if deliveries.Get([]byte(d)) == nil {
+					return fmt.Errorf("event %s: delivery %s is missing", k, d)
+				}
+				owned[d] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		check := func(bucket []byte, owner func(k []byte) error) error {
+			return tx.Bucket(bucket).ForEach(func(k, _ []byte) error { return owner(k) })
+		}
+		return errors.Join(
+			check(bucketDeliveries, func(k []byte) error {
+				if !owned[string(k)] {
+					return fmt.Errorf("delivery %s has no event", k)
+				}
+				return nil
+			}),
+			check(bucketBodies, func(k []byte) error {
+				if events.Get(k) == nil {
+					return fmt.Errorf("body %s has no event", k)
+				}
+				return nil
+			}),
+			check(bucketAttempts, func(k []byte) error {
+				if id := k[:len(k)-5]; deliveries.Get(id) == nil {
+					return fmt.Errorf("attempt %x has no delivery", k)
+				}
+				return nil
+			}),
+			check(bucketDLQ, func(k []byte) error {
+				_, id := splitTimeKey(k)
+				if d, err := getDelivery(tx, id); err != nil || d.State != store.StateDead {
+					return fmt.Errorf("DLQ entry %s: not a dead delivery (%v)", id, err)
+				}
+				return nil
+			}),
+			check(bucketParked, func(k []byte) error {
+				_, id := splitTimeKey(k)
+				if ev, err := getEventMeta(tx, id); err != nil || !ev.Parked {
+					return fmt.Errorf("parked entry %s: not a parked event (%v)", id, err)
+				}
+				return nil
+			}),
+		)
+	})
+	if err != nil {
+		t.Fatalf("references: %v", err)
 	}
 }
