@@ -17,11 +17,14 @@ import (
 // unexpected type) goes to json.Unmarshal, which stays the only definition
 // of the format. decode_test.go checks that both give the same record.
 
-// decodeDelivery reads a delivery record, binary (binary.go) or JSON.
+// decodeDelivery reads a delivery record, binary (binary.go) or JSON, into
+// rec, which it overwrites whole: a field the record leaves out is zero,
+// whatever rec held before.
 func decodeDelivery(v []byte, rec *deliveryRec) error {
 	if len(v) > 0 && v[0] == recBinary {
 		return decodeDeliveryBin(v, rec)
 	}
+	*rec = deliveryRec{}
 	if fastDelivery(v, rec) {
 		return nil
 	}
@@ -29,11 +32,13 @@ func decodeDelivery(v []byte, rec *deliveryRec) error {
 	return json.Unmarshal(v, rec)
 }
 
-// decodeEvent reads an event record, binary (binary.go) or JSON.
+// decodeEvent reads an event record, binary (binary.go) or JSON, into rec,
+// which it overwrites whole, as decodeDelivery does.
 func decodeEvent(v []byte, rec *eventRec) error {
 	if len(v) > 0 && v[0] == recBinary {
 		return decodeEventBin(v, rec)
 	}
+	*rec = eventRec{}
 	if fastEvent(v, rec) {
 		return nil
 	}

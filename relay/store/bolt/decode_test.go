@@ -102,3 +102,50 @@ func marshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// A record decoded into one that held another comes out as it would into a
+// fresh one, whichever way it is stored: binary, JSON the fast decoder
+// reads, or JSON only encoding/json reads (the trailing space).
+func TestDecodeOverwritesRecord(t *testing.T) {
+	full := filled(t, &deliveryRec{}).(*deliveryRec)
+	sparse := &deliveryRec{Delivery: store.Delivery{ID: "dlv_1", State: store.StatePending}}
+	bin, err := encodeDelivery(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := marshal(t, sparse)
+	for name, v := range map[string][]byte{"binary": bin, "json": js, "json, slow path": append(js, ' ')} {
+		var want, got deliveryRec
+		if err := decodeDelivery(v, &want); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got = *full
+		if err := decodeDelivery(v, &got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s delivery decoded over a full record:\n got %+v\nwant %+v", name, got, want)
+		}
+	}
+
+	fullEv := filled(t, &eventRec{}).(*eventRec)
+	sparseEv := &eventRec{Event: store.Event{ID: "evt_1"}}
+	binEv, err := encodeEvent(sparseEv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsEv := marshal(t, sparseEv)
+	for name, v := range map[string][]byte{"binary": binEv, "json": jsEv, "json, slow path": append(jsEv, ' ')} {
+		var want, got eventRec
+		if err := decodeEvent(v, &want); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got = *fullEv
+		if err := decodeEvent(v, &got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s event decoded over a full record:\n got %+v\nwant %+v", name, got, want)
+		}
+	}
+}

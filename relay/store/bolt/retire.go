@@ -125,8 +125,6 @@ func finishedBy(r *reader, ev *eventRec, cutoff int64) (bool, error) {
 		return false, nil
 	}
 	for _, id := range ev.DeliveryIDs {
-		// A record of its own each time: a decoder may leave a field it
-		// does not find as it was.
 		var d deliveryRec
 		err := r.deliveryInto(id, &d)
 		if errors.Is(err, store.ErrNotFound) {
