@@ -101,3 +101,13 @@ func setDuration(p *Duration, def time.Duration) {
 		*p = Duration(def)
 	}
 }
+
+// Limits of every jq filter and transformation run (not configurable: a
+// transform that needs more is doing a receiver's job).
+const (
+	// DefaultJQTimeout bounds one filter run or one transformation.
+	DefaultJQTimeout = 100 * time.Millisecond
+	// DefaultJQMaxOutputBytes bounds a transformation's encoded body and
+	// headers.
+	DefaultJQMaxOutputBytes = 1 << 20
+)

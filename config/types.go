@@ -80,7 +80,10 @@ type Delivery struct {
 type Route struct {
 	WebhookID string            `yaml:"webhook_id"`
 	Match     map[string]string `yaml:"match"`
-	To        []string          `yaml:"to"`
+	// Filter is a jq expression; the route matches only when it yields true
+	// (after every match field matched).
+	Filter string   `yaml:"filter"`
+	To     []string `yaml:"to"`
 
 	// Line is the route's line in the file, for messages.
 	Line int `yaml:"-"`
@@ -103,9 +106,32 @@ type Destination struct {
 	FollowRedirects bool    `yaml:"follow_redirects"`
 	TLS             TLS     `yaml:"tls"`
 	Circuit         Circuit `yaml:"circuit"`
+	// Transform, when set, shapes what this destination is sent; nil sends
+	// the original bytes.
+	Transform *Transform `yaml:"transform"`
 
 	Line int `yaml:"-"`
 }
+
+// Transform sets the body and headers a destination receives, computed by
+// jq expressions from the event's body.
+type Transform struct {
+	// Body is a jq expression whose one result is sent, encoded by Format.
+	Body string `yaml:"body"`
+	// ContentType replaces the Content-Type; the default follows Format.
+	ContentType string `yaml:"content_type"`
+	// Format is "json" (the default) or "form" (a flat object, URL-encoded).
+	Format string `yaml:"format"`
+	// Headers maps header names to jq expressions; a null result leaves
+	// the header out.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Transform formats.
+const (
+	FormatJSON = "json"
+	FormatForm = "form"
+)
 
 // TLS configures how a destination's certificate is checked.
 type TLS struct {

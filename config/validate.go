@@ -237,6 +237,7 @@ func (dv destValidator) check(agents map[string]int) {
 		dv.add(dv.at("agent"), "%s: unknown agent %q", dv.label, d.Agent)
 	}
 	dv.headers()
+	dv.transform()
 	if d.Timeout <= 0 {
 		dv.add(dv.at("timeout"), "%s: timeout must be positive, got %s", dv.label, d.Timeout)
 	}
@@ -410,6 +411,11 @@ func (v *validator) routes() {
 		}
 		if _, ok := r.Match[""]; ok {
 			v.add(at("match"), "%s: match has an empty field name", lbl)
+		}
+		if r.Filter != "" {
+			if err := checkJQ(r.Filter); err != nil {
+				v.add(at("filter"), "%s: filter: %v", lbl, err)
+			}
 		}
 		if len(r.To) == 0 {
 			v.add(at("to"), "%s: to must name at least one destination", lbl)
