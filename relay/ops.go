@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"time"
 
 	"github.com/relaygw/relay/relay/admin"
@@ -37,11 +38,14 @@ func (s *Server) onAttempt(dest string, o deliver.Outcome, _ int, took time.Dura
 func (s *Server) route(ev store.Event) []string {
 	t := s.router.Load()
 	var fields ingest.Fields
+	kind := ingest.Kind(ev.ContentType, ev.Body)
 	if t.NeedsBody(ev.WebhookID) {
 		// An unreadable body routes like one without the fields.
-		fields, _ = ingest.Extract(ingest.Kind(ev.ContentType, ev.Body), ev.Body)
+		fields, _ = ingest.Extract(kind, ev.Body)
 	}
-	return t.Match(ev.WebhookID, fields)
+	return t.MatchInput(context.Background(), ev.WebhookID, fields, func() (any, error) {
+		return ingest.Value(kind, ev.Body)
+	})
 }
 
 // wake tells the workers (local or agents) of dests, or of every

@@ -20,10 +20,13 @@ type Acceptor interface {
 	Accept(ctx context.Context, ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error)
 }
 
-// Router decides where an event goes. *route.Table implements it.
+// Router decides where an event goes. *route.Table implements it. in gives
+// the body as a jq value for routes with a filter (Filters); it is called at
+// most once, and only when a filter needs it.
 type Router interface {
-	Match(webhookID string, fields map[string]string) []string
+	MatchInput(ctx context.Context, webhookID string, fields map[string]string, in func() (any, error)) []string
 	NeedsBody(webhookID string) bool
+	Filters(webhookID string) bool
 }
 
 // Outcomes reported to Handler.OnOutcome, one per request; they are the label
@@ -142,7 +145,11 @@ func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request, pathID strin
 		h.fail(w, status, OutcomeRejected, start, msg)
 		return
 	}
-	dests := s.Router.Match(p.webhookID, p.fields)
+	var in func() (any, error) // made only for filters: the plain path allocates no closure
+	if s.Router.Filters(p.webhookID) {
+		in = func() (any, error) { return Value(p.kind, body) }
+	}
+	dests := s.Router.MatchInput(r.Context(), p.webhookID, p.fields, in)
 	if len(dests) == 0 && s.RejectUnmatched {
 		h.fail(w, http.StatusNotFound, OutcomeUnmatched, start, "no route for webhook_id "+p.webhookID)
 		return
@@ -195,6 +202,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 type parsed struct {
 	webhookID string
 	fields    Fields
+	kind      BodyKind
 }
 
 // parse finds the webhook_id and the body fields. A non-zero status means the
@@ -205,6 +213,7 @@ func parse(r *http.Request, pathID string, body []byte, s *Settings) (parsed, in
 		p.webhookID = r.URL.Query().Get("webhook_id")
 	}
 	kind := Kind(r.Header.Get("Content-Type"), body)
+	p.kind = kind
 	var perr error
 	if p.webhookID != "" && !s.Router.NeedsBody(p.webhookID) {
 		// Routing ignores the body: only the dedupe fields are read from it.

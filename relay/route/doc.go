@@ -9,4 +9,9 @@
 // whose flow_id is 123 or "123", because ingest keeps every field as the text
 // the provider wrote. Comparison is case-sensitive, and a field missing from
 // the body never matches.
+//
+// A route may also have a jq filter (routes[].filter): it runs only once the
+// match fields matched, on the body parsed once per event and only when a
+// filter needs it, and the route matches when its first output is true.
+// Filters are compiled and run by relay/transform, under its limits.
 package route
