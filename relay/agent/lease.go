@@ -167,6 +167,12 @@ func (s *Server) jobFor(d *destination, dl store.Delivery, probe bool) (job, boo
 	case now.Sub(dl.CreatedAt) > d.maxAge:
 		res.Err = fmt.Errorf("not attempted: max_age (%s) passed before an agent took the delivery", d.maxAge)
 	}
+	var header http.Header
+	var body []byte
+	if res.Err == nil {
+		// A transform runs here, on the relay: the agent sends what it is given.
+		header, body, res.Err = d.remote.Prepare(context.Background(), dl, now)
+	}
 	if res.Err != nil {
 		if probe {
 			d.circuit.ProbeUnused()
@@ -187,8 +193,8 @@ func (s *Server) jobFor(d *destination, dl store.Delivery, probe bool) (job, boo
 		Attempt:         dl.Attempts + 1,
 		URL:             d.url,
 		Host:            d.remote.Host(),
-		Header:          d.remote.Header(dl, now),
-		Body:            dl.Event.Body,
+		Header:          header,
+		Body:            body,
 		TimeoutMS:       millis(d.remote.Timeout()),
 		Concurrency:     d.remote.Concurrency(),
 		SuccessStatus:   d.success,

@@ -23,6 +23,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/transform"
 )
 
 // Request headers that Relay sets on every delivery.
@@ -60,6 +61,8 @@ type endpoint struct {
 	timeout   time.Duration         // per attempt, redirects included
 	follow    bool                  // follow_redirects
 	insecure  bool                  // tls.insecure_skip_verify, for a warning at start
+	transform *transform.Transform  // nil: the original bytes go out
+	limits    transform.Limits
 }
 
 // result is what one attempt produced.
@@ -109,6 +112,12 @@ func newEndpoint(d config.Destination, set destSettings, version string) (*endpo
 		if ep.signer, err = NewSigner(d.SigningSecret); err != nil {
 			return nil, fmt.Errorf("destination %q: %w", d.Name, err)
 		}
+	}
+	if d.Transform != nil {
+		if ep.transform, err = transform.New(*d.Transform); err != nil {
+			return nil, fmt.Errorf("%w %q: transform: %w", ErrBadDestination, d.Name, err)
+		}
+		ep.limits = transform.DefaultLimits()
 	}
 	return ep, nil
 }
@@ -181,8 +190,15 @@ func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryableh
 // override Content-Type and User-Agent but not the headers that identify and
 // sign the delivery.
 func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
+	return ep.headersFor(d, now, d.Event.Body, d.Event.ContentType, nil)
+}
+
+// headersFor is headers for a body and content type that may be a
+// transform's, with the transform's headers (extra) after the configured
+// ones; the signature covers body.
+func (ep *endpoint) headersFor(d store.Delivery, now time.Time, body []byte, ct string, extra map[string]string) http.Header {
 	ev := d.Event
-	h := make(http.Header, len(ep.header)+10)
+	h := make(http.Header, len(ep.header)+len(extra)+10)
 	// One backing array for the values Relay sets: a header value is a
 	// one-element slice, and nine small allocations per attempt add up.
 	vals := make([]string, 0, 9)
@@ -190,7 +206,6 @@ func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	ct := ev.ContentType
 	if ct == "" {
 		ct = defaultContentType
 	}
@@ -198,6 +213,9 @@ func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
 	set("User-Agent", ep.userAgent)
 	for k, v := range ep.header {
 		h[k] = v
+	}
+	for k, v := range extra {
+		h[k] = []string{v}
 	}
 	key := ev.DedupeKey
 	if key == "" {
@@ -216,7 +234,7 @@ func (ep *endpoint) headers(d store.Delivery, now time.Time) http.Header {
 		var buf [96]byte // room for one signature
 		b := strconv.AppendInt(buf[:0], now.Unix(), 10)
 		ts := len(b)
-		stamped := string(ep.signer.appendSign(b, d.ID, now, ev.Body))
+		stamped := string(ep.signer.appendSign(b, d.ID, now, body))
 		set(HeaderWebhookTimestamp, stamped[:ts])
 		set(HeaderWebhookSignature, stamped[ts:])
 	}
@@ -262,7 +280,43 @@ func headerSafe(v string) string {
 // shutdown drain. start is when the attempt began by the real clock, now
 // the same moment by the clock that timestamps signatures.
 func (ep *endpoint) do(ctx, attemptCtx context.Context, d store.Delivery, start, now time.Time) result {
-	return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow, start)
+	if ep.transform == nil {
+		return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow, start)
+	}
+	header, body, err := ep.prepare(attemptCtx, d, now)
+	if err != nil {
+		return result{err: err, took: time.Since(start)}
+	}
+	return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, header, body, ep.follow, start)
+}
+
+// prepare runs the destination's transform on d's event and returns the
+// attempt's headers and body, signed over the transformed body. Its error
+// wraps transform.ErrTransform: a transform fails the same way on every
+// attempt, so the delivery is dead-lettered at once. A panic in the
+// transform is an error too, never a crash of the worker.
+func (ep *endpoint) prepare(ctx context.Context, d store.Delivery, now time.Time) (header http.Header, body []byte, err error) {
+	if ep.transform == nil {
+		return ep.headers(d, now), d.Event.Body, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			header, body = nil, nil
+			err = &transform.Error{Part: "run", Err: fmt.Errorf("panic: %v", r)}
+		}
+	}()
+	out, err := transform.Run(ctx, ep.transform, d.Event.ContentType, d.Event.Body, ep.limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, ct := d.Event.Body, d.Event.ContentType
+	if out.Body != nil {
+		body = out.Body
+	}
+	if out.ContentType != "" {
+		ct = out.ContentType
+	}
+	return ep.headersFor(d, now, body, ct, out.Header), body, nil
 }
 
 // post makes one POST attempt, following up to maxRedirects redirects when

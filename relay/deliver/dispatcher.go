@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/transform"
 )
 
 // Store backoff bounds: how a dispatcher or worker waits between calls while
@@ -439,10 +440,10 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 	}
 	now := dp.opts.at(start.Add(res.took)) // when the attempt ended
 	outcome, a, due := p.attemptRecord(dp.opts, d, res, now)
-	if d.Event != nil {
+	if d.Event != nil && !errors.Is(res.err, transform.ErrTransform) {
 		dp.cb.Record(outcome == OutcomeSuccess, probe, now, a.Error)
 	} else if probe {
-		dp.cb.ProbeUnused() // the store's fault, not the receiver's
+		dp.cb.ProbeUnused() // the store's or the transform's fault, not the receiver's
 	}
 	if dp.opts.OnAttempt != nil {
 		dp.opts.OnAttempt(dp.name, outcome, res.status, res.took)

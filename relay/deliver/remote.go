@@ -76,6 +76,14 @@ func (r *Remote) Header(d store.Delivery, now time.Time) http.Header {
 	return r.p.ep.headers(d, now)
 }
 
+// Prepare returns the headers and body of d's next attempt, signed at now:
+// the event's body as it is, or the destination's transform of it. An error
+// wraps transform.ErrTransform; given to Outcome as a Result's Err, it
+// dead-letters the delivery. d.Event must be set.
+func (r *Remote) Prepare(ctx context.Context, d store.Delivery, now time.Time) (http.Header, []byte, error) {
+	return r.p.ep.prepare(ctx, d, now)
+}
+
 // Host returns the Host header override from the destination's headers, or
 // "" for none.
 func (r *Remote) Host() string { return r.p.ep.host }

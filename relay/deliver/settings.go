@@ -8,6 +8,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/transform"
 )
 
 // destSettings are a destination's numbers with defaults applied.
@@ -150,6 +151,8 @@ func (p *profile) decide(opts *Options, d store.Delivery, res result, now time.T
 	}
 	n := d.Attempts + 1
 	switch {
+	case errors.Is(res.err, transform.ErrTransform):
+		return OutcomeDead, time.Time{}, "not retried: the transform fails the same way every time"
 	case errors.Is(res.err, ErrNoEvent) || !opts.CheckRetry(res.status, res.err):
 		return OutcomeDead, time.Time{}, "not retryable"
 	case n >= p.set.maxAttempts:

@@ -378,3 +378,12 @@ func typeName(v any) string {
 	}
 	return "a number"
 }
+
+// Run reads a stored body (Input) and applies t to it.
+func Run(ctx context.Context, t *Transform, contentType string, body []byte, lim Limits) (Output, error) {
+	in, err := Input(contentType, body)
+	if err != nil {
+		return Output{}, err
+	}
+	return t.Apply(ctx, in, lim)
+}
