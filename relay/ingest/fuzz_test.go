@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"math/big"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -52,7 +53,36 @@ func FuzzExtractJSON(f *testing.F) {
 		}
 		checkAgainstEncodingJSON(t, in, got, err)
 		checkOnly(t, in, got, err)
+		checkDecode(t, in, got, err)
 	})
+}
+
+// checkDecode checks that DecodeJSON, jq's reader, accepts and refuses
+// exactly what ExtractJSON does, with the same error, and gives every
+// quoted string field the same text and every integer field the same
+// digits.
+func checkDecode(t *testing.T, in []byte, fields Fields, ferr error) {
+	t.Helper()
+	v, err := DecodeJSON(in)
+	if (err == nil) != (ferr == nil) || (err != nil && err.Error() != ferr.Error()) {
+		t.Fatalf("DecodeJSON(%q) error = %v, ExtractJSON's = %v", in, err, ferr)
+	}
+	for k, text := range fields {
+		switch x := v[k].(type) {
+		case string:
+			if x != text {
+				t.Fatalf("DecodeJSON(%q)[%q] = %q, ExtractJSON has %q", in, k, x, text)
+			}
+		case int:
+			if n, ok := new(big.Int).SetString(text, 10); !ok || !n.IsInt64() || n.Int64() != int64(x) {
+				t.Fatalf("DecodeJSON(%q)[%q] = %d, ExtractJSON has %q", in, k, x, text)
+			}
+		case *big.Int:
+			if x.String() != text {
+				t.Fatalf("DecodeJSON(%q)[%q] = %s, ExtractJSON has %q", in, k, x, text)
+			}
+		}
+	}
 }
 
 // checkOnly checks that reading only some keys (extractOnly, for bodies
