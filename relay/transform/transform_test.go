@@ -51,7 +51,7 @@ func TestFilterOnSeed(t *testing.T) {
 		{filter: `.status == "ANSWER"`, want: true},
 		{filter: `.status == "ANSWER" and (.duration|tonumber) > 10`, want: true},
 		{filter: `(.duration|tonumber) > 30`, want: false},
-		{filter: `.bridge == "91806828XXXX"`, want: true},     // a bare token is a string
+		{filter: `.bridge == "91806828XXXX"`, want: true}, // a bare token is a string
 		{filter: `.flow_id == 123 and (.flow_id|type) == "number"`, want: true},
 		{filter: `.recording_url | startswith("https://")`, want: true},
 		{filter: `.missing == null`, want: true},
