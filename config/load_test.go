@@ -164,6 +164,17 @@ func TestLoadFileProblems(t *testing.T) {
 		{"bad_header.yaml", []string{
 			`5: destination "acme-crm": header name "X Api Key" is not a valid HTTP header name`,
 		}},
+		{"bad_jq.yaml", []string{
+			`3: route 1: filter: jq: unexpected EOF at column 23`,
+			`6: route 2: filter: jq: function not defined: nosuch/1`,
+			`12: destination "crm": transform.body: jq: unexpected EOF at column 11`,
+			`13: destination "crm": transform.format must be "json" or "form", got "xml"`,
+			`14: destination "crm": transform.content_type contains a line break or NUL`,
+			`16: destination "crm": transform.headers.X-Call-Id: jq: unexpected EOF at column 6`,
+			`17: destination "crm": transform.headers: X-Relay-Attempt is set by Relay and cannot be replaced`,
+			`18: destination "crm": transform.headers: set Content-Type with transform.content_type`,
+			`21: destination "empty": transform sets nothing; give body, format, content_type or headers, or remove it`,
+		}},
 		{"wrong_type.yaml", []string{
 			`3: to: expected a list, got "acme-crm"`,
 			`6: url: expected a single value, got a list`,
