@@ -9,7 +9,8 @@ import (
 
 // RouteSummaries describes each route on one line for `relay check`, in file
 // order: "1001 [status=ANSWER] -> acme-crm, acme-archive", matchers sorted by
-// field and the brackets left out when the route has none.
+// field and the brackets left out when the route has none; a jq filter
+// follows as "filter EXPR", on one line.
 func (c *Config) RouteSummaries() []string {
 	out := make([]string, len(c.Routes))
 	for i, r := range c.Routes {
@@ -25,6 +26,9 @@ func (c *Config) RouteSummaries() []string {
 				keys[j] = k + "=" + r.Match[k]
 			}
 			fmt.Fprintf(&b, " [%s]", strings.Join(keys, " "))
+		}
+		if r.Filter != "" {
+			fmt.Fprintf(&b, " filter %s", strings.Join(strings.Fields(r.Filter), " "))
 		}
 		fmt.Fprintf(&b, " -> %s", strings.Join(r.To, ", "))
 		out[i] = b.String()

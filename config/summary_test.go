@@ -7,11 +7,13 @@ func TestRouteSummaries(t *testing.T) {
 		{WebhookID: "1001", To: []string{"acme-crm", "acme-archive"}},
 		{WebhookID: "1002", Match: map[string]string{"status": "ANSWER", "source": "OBD"}, To: []string{"acme-crm"}},
 		{WebhookID: "1003", Match: map[string]string{}, To: []string{"x"}},
+		{WebhookID: "1004", Match: map[string]string{"source": "OBD"}, Filter: ".status == \"ANSWER\"\n  and .x", To: []string{"x"}},
 	}}
 	assertLines(t, c.RouteSummaries(), []string{
 		"1001 -> acme-crm, acme-archive",
 		"1002 [source=OBD status=ANSWER] -> acme-crm",
 		"1003 -> x",
+		`1004 [source=OBD] filter .status == "ANSWER" and .x -> x`,
 	})
 }
 
