@@ -8,6 +8,7 @@ import (
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/ingest"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/transform"
 )
 
 // The hooks the admin API and the metrics reach the running relay through.
@@ -24,7 +25,33 @@ func (s *Server) adminOptions() admin.Options {
 		Destinations: s.destinationStates,
 		Reload:       s.Reload,
 		Draining:     s.gate.closed,
+		Sent:         s.sent,
 	}
+}
+
+// sent runs dest's transform, under the running config, on ev: what a
+// pending delivery will be sent (transforms run at delivery time).
+func (s *Server) sent(ctx context.Context, ev store.Event, dest string) (admin.Sent, bool) {
+	d, ok := s.live.Load().Destination(dest)
+	if !ok || d.Transform == nil {
+		return admin.Sent{}, false
+	}
+	t, err := transform.New(*d.Transform)
+	if err != nil {
+		return admin.Sent{Err: err}, true
+	}
+	out, err := transform.Run(ctx, t, ev.ContentType, ev.Body, transform.DefaultLimits())
+	if err != nil {
+		return admin.Sent{Err: err}, true
+	}
+	sent := admin.Sent{ContentType: out.ContentType, Header: out.Header, Body: out.Body}
+	if sent.Body == nil {
+		sent.Body = ev.Body
+	}
+	if sent.ContentType == "" {
+		sent.ContentType = ev.ContentType
+	}
+	return sent, true
 }
 
 // onAttempt counts a delivery attempt, local or by an agent.

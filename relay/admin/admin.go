@@ -54,6 +54,9 @@ type Options struct {
 	// Draining reports whether the relay is shutting down; /readyz then
 	// answers 503 so load balancers stop sending.
 	Draining func() bool
+	// Sent, when set, returns what destination dest is sent for ev under
+	// the running config; ok is false when dest has no transform.
+	Sent func(ctx context.Context, ev store.Event, dest string) (s Sent, ok bool)
 }
 
 // Handler serves the admin listener: probes, metrics and the /api routes.

@@ -32,7 +32,15 @@ func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, "event "+id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, eventView(rec))
+	v := eventView(rec)
+	if h.opts.Sent != nil {
+		for i := range v.Deliveries {
+			if s, ok := h.opts.Sent(r.Context(), rec.Event, v.Deliveries[i].Destination); ok {
+				v.Deliveries[i].Sent = sentView(s)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // findEvents answers GET /api/events?webhook_id=&mid=&status=&since=&limit=&cursor=,

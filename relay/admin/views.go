@@ -54,6 +54,40 @@ type DeliveryView struct {
 	DueAt       time.Time           `json:"due_at"`
 	UpdatedAt   time.Time           `json:"updated_at"`
 	AttemptLog  []AttemptView       `json:"attempt_log,omitempty"`
+	// Sent is what the destination's transform makes of the event, set on
+	// an event's page for destinations with a transform only (the others
+	// are sent the event's body as it is).
+	Sent *SentView `json:"sent,omitempty"`
+}
+
+// SentView is what a destination with a transform is sent for an event. It
+// is computed when the event is read, under the running config: transforms
+// run at delivery time, so it is what a pending delivery will be sent, and
+// for a finished one what it was sent unless the transform changed since.
+type SentView struct {
+	ContentType string            `json:"content_type,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Body        string            `json:"body"`
+	Encoding    string            `json:"body_encoding"`
+	// Error is the transform's failure, as a delivery attempt records it.
+	Error string `json:"error,omitempty"`
+}
+
+// Sent is a destination's transform applied to one event, as the relay
+// hands it to the admin API.
+type Sent struct {
+	ContentType string
+	Header      map[string]string
+	Body        []byte
+	Err         error
+}
+
+func sentView(s Sent) *SentView {
+	if s.Err != nil {
+		return &SentView{Error: s.Err.Error(), Encoding: BodyText}
+	}
+	body, enc := bodyView(s.Body)
+	return &SentView{ContentType: s.ContentType, Headers: s.Header, Body: body, Encoding: enc}
 }
 
 // AttemptView is one HTTP attempt.
