@@ -13,6 +13,8 @@ Usage:
   relay serve   [-config FILE]   run the proxy (FILE: $RELAY_CONFIG, then relay.yaml)
   relay check   [-config FILE]   validate a config file
   relay sink    [-listen ADDR]   run a test receiver that prints every request
+  relay try     [-config FILE] -webhook ID [-destination NAME] FILE
+                                 show which routes a body matches and what each destination would be sent
   relay agent   -server URL -token T -name NAME [-ca FILE] [-insecure]
                                  deliver behind a firewall: dial out to the relay, POST to private URLs
   relay dlq     list|replay|delete  a running relay's dead-letter queue (relay dlq help)
@@ -35,6 +37,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCheck(rest, stdout, stderr)
 	case "sink":
 		return runSink(ctx, rest, stdout, stderr)
+	case "try":
+		return runTry(ctx, rest, stdout, stderr)
 	case "agent":
 		return runAgent(ctx, rest, stdout, stderr)
 	case "dlq":
