@@ -105,8 +105,11 @@ func setDuration(p *Duration, def time.Duration) {
 // Limits of every jq filter and transformation run (not configurable: a
 // transform that needs more is doing a receiver's job).
 const (
-	// DefaultJQTimeout bounds one filter run or one transformation.
-	DefaultJQTimeout = 100 * time.Millisecond
+	// DefaultJQTimeout bounds one filter run or one transformation. A
+	// typical one takes tens of microseconds; the margin is for a machine
+	// so busy that the run waits for a CPU, since a transform that times
+	// out is dead-lettered.
+	DefaultJQTimeout = time.Second
 	// DefaultJQMaxOutputBytes bounds a transformation's encoded body and
 	// headers.
 	DefaultJQMaxOutputBytes = 1 << 20
