@@ -5,7 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/relaygw/relay/relay"
@@ -152,5 +156,62 @@ func checkSignature(t *testing.T, name string, key []byte, got received) {
 	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 	if sig := got.header.Get("webhook-signature"); sig != want || id == "" {
 		t.Errorf("%s: webhook-signature %q does not verify over the received body (want %q)", name, sig, want)
+	}
+}
+
+// TestReloadChangesPendingTransform: transforms run at delivery time, so a
+// delivery still retrying when the config is reloaded is sent in the new
+// shape. The receiver accepts only the new shape, so the delivery can only
+// succeed through the reload.
+func TestReloadChangesPendingTransform(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		if !strings.Contains(string(b), `"v":2`) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(rcv.Close)
+	cfg := func(v int) string {
+		return fmt.Sprintf(`
+routes:
+  - {webhook_id: "1001", to: [crm]}
+destinations:
+  - name: crm
+    url: "%s/calls"
+    retry: {initial_interval: 20ms, max_interval: 100ms, max_attempts: 1000}
+    circuit: {disabled: true}
+    transform: {body: '{v: %d, call: .mid}'}
+`, rcv.URL, v)
+	}
+	r := startFile(t, cfg(1), nil, nil, relay.Options{})
+	_, ans := post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"m-1",}`))
+	eventually(t, "an attempt in the old shape", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) > 0
+	})
+	mu.Lock()
+	first := bodies[0]
+	mu.Unlock()
+	if first != `{"call":"m-1","v":1}` {
+		t.Fatalf("first attempt sent %s", first)
+	}
+	r.rewrite(t, cfg(2), nil, nil)
+	r.call(t, "POST", "/api/reload", http.StatusOK, nil)
+	var ev admin.EventView
+	eventually(t, "the pending delivery is delivered in the new shape", func() bool {
+		r.call(t, "GET", "/api/events/"+ans.EventID, 200, &ev)
+		return ev.Deliveries[0].State == store.StateDelivered
+	})
+	if s := ev.Deliveries[0].Sent; s == nil || s.Body != `{"call":"m-1","v":2}` {
+		t.Errorf("sent view %+v, want the new shape", s)
+	}
+	if ev.Body != `{"mid":"m-1",}` {
+		t.Errorf("stored body %q changed", ev.Body)
 	}
 }
