@@ -74,7 +74,7 @@ func (s *Server) apply(old, cfg *config.Config) error {
 			return fmt.Errorf("relay: reload agents: %w", err)
 		}
 	}
-	table := route.New(cfg.Routes)
+	table := route.New(cfg.Routes).WithLog(s.log)
 	s.router.Store(table)
 	s.ingest.Update(ingestSettings(cfg, table))
 	s.admin.SetToken(cfg.Admin.Token)

@@ -135,7 +135,7 @@ func (s *Server) build() error {
 	if err != nil {
 		return fmt.Errorf("relay: agents: %w", err)
 	}
-	table := route.New(s.cfg.Routes)
+	table := route.New(s.cfg.Routes).WithLog(s.log)
 	s.ingest = ingest.NewHandler(s.store, ingestSettings(s.cfg, table), s.log)
 	// Ingest calls this only with the destinations of a routed event, never
 	// with none (which would wake every destination).

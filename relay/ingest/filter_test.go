@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,13 +32,15 @@ func TestFilterRoutes(t *testing.T) {
 		name, ct, body string
 		status         int
 		dests          []string
+		hungUp         bool // the provider's request context is already cancelled
 	}{
-		{"seed", "application/json", string(seed), 202, []string{"all", "long"}},
-		{"short call", "application/json", strings.Replace(string(seed), `"23"`, `"9"`, 1), 202, []string{"all"}},
-		{"form body", "application/x-www-form-urlencoded", "status=ANSWER&duration=30&mid=m-1", 202, []string{"all", "long"}},
-		{"duration not a number", "application/json", `{"status":"ANSWER","duration":"n/a"}`, 202, []string{"all"}},
-		{"text body", "text/plain", "answered", 415, nil},
-		{"broken JSON", "application/json", `{"status":`, 400, nil},
+		{"seed", "application/json", string(seed), 202, []string{"all", "long"}, false},
+		{"short call", "application/json", strings.Replace(string(seed), `"23"`, `"9"`, 1), 202, []string{"all"}, false},
+		{"form body", "application/x-www-form-urlencoded", "status=ANSWER&duration=30&mid=m-1", 202, []string{"all", "long"}, false},
+		{"duration not a number", "application/json", `{"status":"ANSWER","duration":"n/a"}`, 202, []string{"all"}, false},
+		{"provider hung up", "application/json", string(seed), 202, []string{"all", "long"}, true},
+		{"text body", "text/plain", "answered", 415, nil, false},
+		{"broken JSON", "application/json", `{"status":`, 400, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,6 +52,11 @@ func TestFilterRoutes(t *testing.T) {
 			}), ingest.Settings{Router: router, MaxBodyBytes: 1 << 20, ResponseStatus: 202, DedupeTTL: time.Hour}, nil)
 			req := httptest.NewRequest(http.MethodPost, "/hooks/1003", strings.NewReader(tt.body))
 			req.Header.Set("Content-Type", tt.ct)
+			if tt.hungUp {
+				ctx, cancel := context.WithCancel(req.Context())
+				cancel()
+				req = req.WithContext(ctx)
+			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 			if rec.Code != tt.status || !slices.Equal(got, tt.dests) || called != (tt.status == 202) {

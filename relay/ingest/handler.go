@@ -149,7 +149,9 @@ func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request, pathID strin
 	if s.Router.Filters(p.webhookID) {
 		in = func() (any, error) { return Value(p.kind, body) }
 	}
-	dests := s.Router.MatchInput(r.Context(), p.webhookID, p.fields, in)
+	// Not the request's context: routing must not depend on the provider
+	// staying connected (filters have their own time limit).
+	dests := s.Router.MatchInput(context.Background(), p.webhookID, p.fields, in)
 	if len(dests) == 0 && s.RejectUnmatched {
 		h.fail(w, http.StatusNotFound, OutcomeUnmatched, start, "no route for webhook_id "+p.webhookID)
 		return

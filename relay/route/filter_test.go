@@ -1,7 +1,9 @@
 package route_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -89,6 +91,21 @@ func TestMatchInputFilters(t *testing.T) {
 	}
 	if only := route.New([]config.Route{{WebhookID: "7", Filter: "true", To: []string{"x"}}}); !only.NeedsBody("7") {
 		t.Error("a route with only a filter does not need the body")
+	}
+}
+
+// TestFilterErrorsAreLogged: a filter that fails while routing is logged
+// with its webhook and route number, not silently a non-match.
+func TestFilterErrorsAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	table := route.New(filterRoutes()).WithLog(slog.New(slog.NewTextHandler(&buf, nil)))
+	seed, _ := os.ReadFile("../testdata/seed.json")
+	in, _ := countingInput(t, seed)
+	table.MatchInput(context.Background(), "1003", nil, in)
+	out := buf.String()
+	if strings.Count(out, "level=WARN") != 1 || !strings.Contains(out, "webhook_id=1003 route=5") ||
+		!strings.Contains(out, `tonumber cannot be applied`) {
+		t.Errorf("log = %s, want one warning naming route 5 and the jq error", out)
 	}
 }
 

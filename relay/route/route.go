@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 type Table struct {
 	byWebhook map[string]*webhook
 	limits    transform.Limits
+	log       *slog.Logger // filter failures; nil: not logged
 }
 
 // webhook holds the compiled routes of one webhook_id in config order.
@@ -48,6 +50,17 @@ type matcher struct {
 // instead.
 func New(routes []config.Route) *Table {
 	t, _ := Compile(routes)
+	return t
+}
+
+// WithLog makes the table log every filter that fails while routing (a jq
+// error, the time limit, a body jq cannot read): such a route does not
+// match, and the operator should know why. Call it before the table is
+// shared; it returns t.
+func (t *Table) WithLog(log *slog.Logger) *Table {
+	if t != nil {
+		t.log = log
+	}
 	return t
 }
 
@@ -132,7 +145,12 @@ func (t *Table) MatchInput(ctx context.Context, webhookID string, fields map[str
 	ev := evaluation{in: in}
 	for i := range w.routes {
 		r := &w.routes[i]
-		if ok, _ := t.matches(ctx, r, fields, &ev); !ok {
+		ok, err := t.matches(ctx, r, fields, &ev)
+		if err != nil && t.log != nil {
+			t.log.Warn("route: filter failed; the route does not match",
+				"webhook_id", webhookID, "route", r.index+1, "err", err)
+		}
+		if !ok {
 			continue
 		}
 		if dests == nil {
