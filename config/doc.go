@@ -9,4 +9,6 @@
 //
 // The package is plain data: it imports nothing from relay/, and runtime
 // packages build their own types (routing tables, HTTP clients) from it.
+// jq expressions (routes[].filter, destinations[].transform) stay strings;
+// validation compiles them with gojq only to report errors with their line.
 package config

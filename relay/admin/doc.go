@@ -2,7 +2,9 @@
 // /healthz and /readyz probes, Prometheus metrics on /metrics, and the /api
 // routes of SPEC section 6 — event lookup and search, the dead-letter queue
 // (list, replay, delete), parked events (list, replay under the running
-// routes), destination states and config reload.
+// routes), destination states and config reload. An event's page shows,
+// beside the original body, what each destination with a transform is
+// sent (computed on read through the Options.Sent hook).
 //
 // Every /api route requires Authorization: Bearer <admin.token> when a token
 // is configured. Lists answer a JSON array; the next page's cursor comes in

@@ -65,6 +65,13 @@
 // host changes. URLs are logged and recorded without userinfo or query, and
 // header values and secrets are never logged.
 //
+// A destination's transform (relay/transform) runs at each attempt, just
+// before the request is built, on the stored original body; the signature
+// covers its result. It fails the same way on every attempt, so a failure
+// dead-letters the delivery at once, and it is not the receiver's fault, so
+// it does not feed the circuit breaker. Without a transform the request is
+// built exactly as before.
+//
 // Manager.Update applies a new destination list (a config reload) without
 // stopping anything, and Manager.States reports each destination's circuit,
 // attempts in flight and last results for the admin API and metrics.

@@ -3,6 +3,10 @@
 // the body without re-encoding it, routes it, and answers only after the store
 // has durably accepted the event (or refused it as a duplicate).
 //
+// The same tolerant reader gives a body as jq values (DecodeJSON, Value)
+// for routes' filters and destinations' transforms; it is run only when a
+// filter needs it, so routing without filters costs what it did.
+//
 // Ingest never talks to delivery: it hands accepted events to the store, and
 // an optional OnAccepted hook lets the caller wake the destinations' workers.
 package ingest
