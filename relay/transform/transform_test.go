@@ -66,7 +66,7 @@ func TestFilterOnSeed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.filter, func(t *testing.T) {
-			got, err := compile(t, tt.filter).Test(context.Background(), seed, transform.DefaultLimits())
+			got, err := compile(t, tt.filter).Test(context.Background(), seed, roomyLimits)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, transform.ErrTransform) {
 					t.Fatalf("Test = %v, %v; want an ErrTransform containing %q", got, err, tt.wantErr)
@@ -150,7 +150,7 @@ func TestApply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := transform.Run(context.Background(), tr, tt.ct, tt.body, transform.DefaultLimits())
+			out, err := transform.Run(context.Background(), tr, tt.ct, tt.body, roomyLimits)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, transform.ErrTransform) {
 					t.Fatalf("Run = %q, %v; want an ErrTransform containing %q", out.Body, err, tt.wantErr)
@@ -189,16 +189,21 @@ func TestApply(t *testing.T) {
 // stopped, as a filter and as a transform, and says why.
 func TestLimits(t *testing.T) {
 	seed := input(t, "application/json", seedBody(t))
-	lim := transform.Limits{Timeout: 50 * time.Millisecond, MaxOutputBytes: 4096}
+	// The time cases stop at a short limit; the size cases have all the
+	// time they need, so that a busy machine cannot turn them into timeouts.
+	short := transform.Limits{Timeout: 50 * time.Millisecond, MaxOutputBytes: 4096}
+	roomy := transform.Limits{Timeout: time.Minute, MaxOutputBytes: 4096}
 	tests := []struct {
-		name, expr, wantErr string
+		name, expr string
+		lim        transform.Limits
+		wantErr    string
 	}{
-		{"infinite recursion", `def f: f; f`, "time limit"},
-		{"infinite loop", `last(repeat(1))`, "time limit"},
-		{"huge array", `[range(1e9)]`, "time limit"},
-		{"output too large", `[range(3000)]`, "output larger than 4096 bytes"},
-		{"long string", `"x" * 10000`, "output larger than 4096 bytes"},
-		{"endless outputs", `range(1e9)`, "more than one value"},
+		{"infinite recursion", `def f: f; f`, short, "time limit"},
+		{"infinite loop", `last(repeat(1))`, short, "time limit"},
+		{"huge array", `[range(1e9)]`, short, "time limit"},
+		{"output too large", `[range(3000)]`, roomy, "output larger than 4096 bytes"},
+		{"long string", `"x" * 10000`, roomy, "output larger than 4096 bytes"},
+		{"endless outputs", `range(1e9)`, roomy, "more than one value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,7 +211,7 @@ func TestLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = tr.Apply(context.Background(), seed, lim)
+			_, err = tr.Apply(context.Background(), seed, tt.lim)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Apply: %v, want an error containing %q", err, tt.wantErr)
 			}
@@ -214,7 +219,7 @@ func TestLimits(t *testing.T) {
 	}
 	t.Run("filter", func(t *testing.T) {
 		for _, src := range []string{`def f: f; f`, `[range(1e9)] | length > 0`} {
-			ok, err := compile(t, src).Test(context.Background(), seed, lim)
+			ok, err := compile(t, src).Test(context.Background(), seed, short)
 			if ok || err == nil || !strings.Contains(err.Error(), "time limit") {
 				t.Errorf("Test(%q) = %v, %v; want stopped at the time limit", src, ok, err)
 			}
@@ -248,8 +253,12 @@ func TestNoEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tr.Apply(context.Background(), map[string]any{}, transform.DefaultLimits())
+	out, err := tr.Apply(context.Background(), map[string]any{}, roomyLimits)
 	if err != nil || string(out.Body) != `[null,null]` {
 		t.Fatalf("Apply = %q, %v; want [null,null]", out.Body, err)
 	}
 }
+
+// roomyLimits keep DefaultLimits' output cap without a time limit that a
+// busy test machine could reach.
+var roomyLimits = transform.Limits{Timeout: time.Minute, MaxOutputBytes: transform.DefaultLimits().MaxOutputBytes}
