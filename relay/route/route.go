@@ -146,7 +146,7 @@ func (t *Table) MatchInput(ctx context.Context, webhookID string, fields map[str
 	for i := range w.routes {
 		r := &w.routes[i]
 		ok, err := t.matches(ctx, r, fields, &ev)
-		if err != nil && t.log != nil {
+		if err != nil && t.log != nil && !errors.Is(err, errNoInput) {
 			t.log.Warn("route: filter failed; the route does not match",
 				"webhook_id", webhookID, "route", r.index+1, "err", err)
 		}
