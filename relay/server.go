@@ -73,14 +73,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	s.store = st
+	if err := s.bind(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := s.build(); err != nil {
+		s.ingestLn.Close()
+		s.adminLn.Close()
 		st.Close()
 		return nil, err
 	}
-	if err := s.listen(); err != nil {
-		st.Close()
-		return nil, err
-	}
+	s.listen()
 	return s, nil
 }
 
@@ -120,6 +123,8 @@ func (s *Server) build() error {
 		LeaseMargin:  s.cfg.Delivery.LeaseMargin.D(),
 		DrainTimeout: s.opts.ShutdownTimeout,
 		Version:      s.opts.Version,
+		// A receiver's redirect must not lead back into the relay.
+		OwnAddrs: []net.Addr{s.ingestLn.Addr(), s.adminLn.Addr()},
 	})
 	if err != nil {
 		return fmt.Errorf("relay: delivery: %w", err)
@@ -160,7 +165,9 @@ func ingestSettings(cfg *config.Config, table *route.Table) ingest.Settings {
 	}
 }
 
-func (s *Server) listen() error {
+// bind opens both listeners, before build, which gives their addresses to
+// delivery.
+func (s *Server) bind() error {
 	var err error
 	if s.ingestLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
 		return fmt.Errorf("relay: ingest listener: %w", err)
@@ -169,6 +176,10 @@ func (s *Server) listen() error {
 		s.ingestLn.Close()
 		return fmt.Errorf("relay: admin listener: %w", err)
 	}
+	return nil
+}
+
+func (s *Server) listen() {
 	// Agents dial in on the ingest listener: it is the one already reachable
 	// from outside. Closing the agent server ends held polls at shutdown.
 	mux := http.NewServeMux()
@@ -178,7 +189,6 @@ func (s *Server) listen() error {
 	s.ingestSrv.RegisterOnShutdown(s.agents.Close)
 	s.adminSrv = newHTTPServer(s.admin, s.log)
 	s.warnOpenAdmin(s.cfg.Admin.Token)
-	return nil
 }
 
 // warnOpenAdmin warns when the admin API takes requests from other hosts

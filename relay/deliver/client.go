@@ -58,6 +58,7 @@ type endpoint struct {
 	signer    *Signer
 	userAgent string
 	client    *retryablehttp.Client // nil in a Remote's profile (compile)
+	hops      *redirector           // redirect hops; nil unless follow
 	timeout   time.Duration         // per attempt, redirects included
 	follow    bool                  // follow_redirects
 	insecure  bool                  // tls.insecure_skip_verify, for a warning at start
@@ -158,9 +159,21 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 // every request and work on both sides; a receiver that compresses unasked
 // has its bytes recorded as sent.
 func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryablehttp.Client {
+	return wrapClient(newTransport(timeout, conc, tlsConf, nil))
+}
+
+// newTransport builds the transport of newClient. With a guard, every
+// address it dials and every proxy it would use pass the guard first: it is
+// the transport of redirect hops.
+func newTransport(timeout time.Duration, conc int, tlsConf *tls.Config, guard *dialGuard) *http.Transport {
 	dialer := &net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+	proxy := http.ProxyFromEnvironment
+	if guard != nil {
+		dialer.ControlContext = guard.control
+		proxy = guard.proxy
+	}
+	return &http.Transport{
+		Proxy:                 proxy,
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConf,
 		ForceAttemptHTTP2:     true,
@@ -171,6 +184,9 @@ func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryableh
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
+}
+
+func wrapClient(tr *http.Transport) *retryablehttp.Client {
 	return &retryablehttp.Client{
 		HTTPClient: &http.Client{
 			Transport: tr,
@@ -183,6 +199,25 @@ func newClient(timeout time.Duration, conc int, tlsConf *tls.Config) *retryableh
 		RetryMax:     0,
 		CheckRetry:   func(context.Context, *http.Response, error) (bool, error) { return false, nil },
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+}
+
+// redirector makes the hops of followed redirects: its own connection pool,
+// so a connection it dials is never reused for anything but a hop, and a
+// dialer that refuses what guard refuses. lookup resolves the destination's
+// configured host, to decide whether it is on a non-public network.
+type redirector struct {
+	client *retryablehttp.Client
+	lookup lookupFunc
+}
+
+func newRedirector(timeout time.Duration, conc int, tlsConf *tls.Config, guard *dialGuard) *redirector {
+	return &redirector{client: wrapClient(newTransport(timeout, conc, tlsConf, guard)), lookup: defaultLookup}
+}
+
+func (r *redirector) closeIdle() {
+	if r != nil {
+		r.client.HTTPClient.CloseIdleConnections()
 	}
 }
 
@@ -281,13 +316,13 @@ func headerSafe(v string) string {
 // the same moment by the clock that timestamps signatures.
 func (ep *endpoint) do(ctx, attemptCtx context.Context, d store.Delivery, start, now time.Time) result {
 	if ep.transform == nil {
-		return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow, start)
+		return send(ctx, attemptCtx, ep.client, ep.hops, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow, start)
 	}
 	header, body, err := ep.prepare(attemptCtx, d, now)
 	if err != nil {
 		return result{err: err, took: time.Since(start)}
 	}
-	return send(ctx, attemptCtx, ep.client, ep.timeout, ep.url, ep.host, header, body, ep.follow, start)
+	return send(ctx, attemptCtx, ep.client, ep.hops, ep.timeout, ep.url, ep.host, header, body, ep.follow, start)
 }
 
 // prepare runs the destination's transform on d's event and returns the
@@ -322,23 +357,31 @@ func (ep *endpoint) prepare(ctx context.Context, d store.Delivery, now time.Time
 // post makes one POST attempt, following up to maxRedirects redirects when
 // follow is set; a relay agent's Sender uses it. timeout, when positive,
 // bounds the whole attempt, reading the response included.
-func post(ctx context.Context, client *retryablehttp.Client, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
+func post(ctx context.Context, client *retryablehttp.Client, hops *redirector, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool) result {
 	attemptCtx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		attemptCtx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	return send(ctx, attemptCtx, client, timeout, target, host, header, body, follow, time.Now())
+	return send(ctx, attemptCtx, client, hops, timeout, target, host, header, body, follow, time.Now())
 }
 
 // send is post with the attempt's context made by the caller: attemptCtx
 // ending while ctx has not is the attempt timing out after timeout. A
-// result's took counts from start.
-func send(ctx, attemptCtx context.Context, client *retryablehttp.Client, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool, start time.Time) result {
-	for hops := 0; ; hops++ {
-		resp, err := client.Do(newRequest(attemptCtx, target, host, header, body))
+// result's took counts from start. The first request goes through client,
+// every redirect hop through hops, whose dialer refuses what the relay must
+// not be sent to (guard.go).
+func send(ctx, attemptCtx context.Context, client *retryablehttp.Client, hops *redirector, timeout time.Duration, target *url.URL, host string, header http.Header, body []byte, follow bool, start time.Time) result {
+	reqCtx := attemptCtx
+	var from int // status of the redirect being followed
+	for n := 0; ; n++ {
+		resp, err := client.Do(newRequest(reqCtx, target, host, header, body))
 		if err != nil {
+			var refused redirectRefusal
+			if errors.As(err, &refused) {
+				return result{err: fmt.Errorf("%w: status %d to %s: %s", ErrRedirectRefused, from, redactURL(target), refused.why), took: time.Since(start)}
+			}
 			if ctx.Err() == nil && (attemptCtx.Err() != nil || isTimeout(err)) {
 				err = timeoutError{after: timeout, err: err}
 			}
@@ -346,8 +389,8 @@ func send(ctx, attemptCtx context.Context, client *retryablehttp.Client, timeout
 		}
 		var next *url.URL
 		var why string
-		if follow && followable(resp.StatusCode) {
-			next, why = nextHop(resp, hops)
+		if follow && hops != nil && followable(resp.StatusCode) {
+			next, why = nextHop(resp, n)
 		}
 		if next == nil {
 			r := readResponse(resp, start)
@@ -358,17 +401,42 @@ func send(ctx, attemptCtx context.Context, client *retryablehttp.Client, timeout
 		// a body that may not end.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, responseReadLimit))
 		resp.Body.Close()
+		if n == 0 {
+			pol := hopPolicy{private: privateTarget(attemptCtx, hops.lookup, target)}
+			reqCtx = context.WithValue(attemptCtx, hopPolicyKey{}, pol)
+			client = hops.client
+		}
 		if next.Host != resp.Request.URL.Host {
-			// As net/http does: credentials stay with the host they were
-			// configured for.
-			header = header.Clone()
-			for _, h := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
-				header.Del(h)
-			}
+			header = hopHeader(header)
 			host = ""
 		}
+		from = resp.StatusCode
 		target = next
 	}
+}
+
+// hopKeeps are the headers a request keeps when a redirect changes host:
+// those Relay builds itself, none of them a secret (the signature proves
+// the body to whoever holds the key and no one else). Everything else goes,
+// which is every header the destination's config sets (API keys), besides
+// Authorization, Proxy-Authorization and Cookie. The list is of what to
+// keep, not what to drop, so a header an agent received from a relay of
+// another version is dropped too.
+var hopKeeps = []string{
+	"Content-Type", "User-Agent", HeaderIdempotencyKey, HeaderEventID, HeaderWebhookIDRelay, HeaderAttempt,
+	HeaderWebhookID, HeaderWebhookTimestamp, HeaderWebhookSignature,
+}
+
+// hopHeader returns the headers of a hop to another host: h without what
+// must stay with the host it was configured for.
+func hopHeader(h http.Header) http.Header {
+	out := make(http.Header, len(hopKeeps))
+	for _, k := range hopKeeps {
+		if v, ok := h[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // newRequest builds one attempt's POST from a parsed URL, which is what

@@ -108,6 +108,7 @@ func (dp *dispatcher) apply(p *profile) {
 	dp.cb.notify(dp.cb.br.configure(p.set.circuit))
 	dp.warnInsecure(p)
 	old.ep.client.HTTPClient.CloseIdleConnections()
+	old.ep.hops.closeIdle()
 	dp.kickRun() // concurrency may have grown
 	dp.log.Info("deliver: destination settings changed", "url", p.ep.redacted, "concurrency", p.set.concurrency)
 }
@@ -119,6 +120,7 @@ func (dp *dispatcher) stop() {
 		dp.cancel()
 	}
 	dp.profile().ep.client.HTTPClient.CloseIdleConnections()
+	dp.profile().ep.hops.closeIdle()
 	dp.log.Info("deliver: destination removed; its queued deliveries stay in the store")
 }
 

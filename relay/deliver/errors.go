@@ -17,6 +17,11 @@ var (
 	// them would send the body and signature wherever the receiver points),
 	// and even then not a 303, another scheme, or a sixth hop.
 	ErrRedirect = errors.New("deliver: redirect not followed")
+	// ErrRedirectRefused reports a redirect that leads to one of the relay's
+	// own listeners, or to a non-public address from a destination on a
+	// public one (see guard.go). It is final: the receiver will send the
+	// same redirect again.
+	ErrRedirectRefused = errors.New("deliver: redirect refused")
 	// ErrNoEvent reports a leased delivery without its event (the store lost
 	// or pruned the body), which no retry can fix.
 	ErrNoEvent = errors.New("deliver: event body missing")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,12 @@ type Options struct {
 	// LeaseMargin is added to a destination's timeout to get the lease
 	// duration; default 30s.
 	LeaseMargin time.Duration
+	// OwnAddrs are the relay's own listeners: a followed redirect never
+	// leads to one of them, whatever the destination (guard.go).
+	OwnAddrs []net.Addr
 
+	// guard is built from OwnAddrs by withDefaults.
+	guard *dialGuard
 	// realClock is set when Now is time.Now; see at.
 	realClock bool
 }
@@ -102,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LeaseMargin <= 0 {
 		o.LeaseMargin = DefaultLeaseMargin
+	}
+	if o.guard == nil {
+		o.guard = newDialGuard(o.OwnAddrs)
 	}
 	return o
 }

@@ -59,8 +59,12 @@ var DefaultCheckRetry CheckRetry = func(status int, err error) bool {
 }
 
 // permanentTransportError reports errors that the same request will hit
-// again, whatever the wait: TLS trust failures and malformed requests.
+// again, whatever the wait: TLS trust failures, malformed requests and
+// refused redirects.
 func permanentTransportError(err error) bool {
+	if errors.Is(err, ErrRedirectRefused) {
+		return true
+	}
 	var (
 		unknownCA x509.UnknownAuthorityError
 		verify    *tls.CertificateVerificationError

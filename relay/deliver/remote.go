@@ -110,10 +110,12 @@ func (r *Remote) Outcome(d store.Delivery, res Result, now time.Time) (Outcome, 
 
 // Sender makes single POST attempts the way a worker does: retries off,
 // redirects followed only when asked (with the same cap, scheme rule and
-// dropping of credentials on a change of host), the response read to a cap
+// dropping of credentials on a change of host, the same refusal of
+// addresses a redirect must not lead to), the response read to a cap
 // and kept truncated, errors free of the URL. It is safe for concurrent use.
 type Sender struct {
 	client  *retryablehttp.Client
+	hops    *redirector
 	timeout time.Duration
 }
 
@@ -125,7 +127,9 @@ func NewSender(timeout time.Duration, conc int, roots *x509.CertPool) *Sender {
 	if roots != nil {
 		conf = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 	}
-	return &Sender{client: newClient(timeout, conc, conf), timeout: timeout}
+	// An agent listens on nothing: its hops are refused non-public
+	// addresses only, and only when the destination is on a public one.
+	return &Sender{client: newClient(timeout, conc, conf), hops: newRedirector(timeout, conc, conf, newDialGuard(nil)), timeout: timeout}
 }
 
 // Send POSTs body to rawURL with header (and host as the Host header when
@@ -136,11 +140,14 @@ func (s *Sender) Send(ctx context.Context, rawURL, host string, header http.Head
 	if err != nil {
 		return result{err: fmt.Errorf("build request: %s", sanitize(err))}.exported()
 	}
-	return post(ctx, s.client, s.timeout, u, host, header, body, follow).exported()
+	return post(ctx, s.client, s.hops, s.timeout, u, host, header, body, follow).exported()
 }
 
 // Close drops the Sender's idle connections.
-func (s *Sender) Close() { s.client.HTTPClient.CloseIdleConnections() }
+func (s *Sender) Close() {
+	s.client.HTTPClient.CloseIdleConnections()
+	s.hops.closeIdle()
+}
 
 // RedactURL returns raw without userinfo and query, fit for logs; "" when
 // raw does not parse.

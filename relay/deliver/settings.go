@@ -122,6 +122,9 @@ func newProfile(d config.Destination, opts *Options) (*profile, error) {
 		return nil, fmt.Errorf("%w %q: %w", ErrBadDestination, d.Name, err)
 	}
 	p.ep.client = newClient(p.set.timeout, p.set.concurrency, tlsConf)
+	if d.FollowRedirects {
+		p.ep.hops = newRedirector(p.set.timeout, p.set.concurrency, tlsConf, opts.guard)
+	}
 	return p, nil
 }
 
