@@ -183,6 +183,7 @@ func (s *Server) jobFor(d *destination, dl store.Delivery, probe bool) (job, boo
 		return job{}, false
 	}
 	s.track(d.name, dl.ID, now.Add(s.opts.Lease))
+	s.hold(dl, d.agent, now.Add(s.opts.Lease))
 	if probe {
 		s.holdProbe(d, dl.ID, now.Add(s.opts.Lease))
 	}
@@ -213,6 +214,7 @@ func (s *Server) giveBack(jobs []job) {
 		}
 		s.untrack(t.Destination, t.ID)
 		s.probeUnused(t.Destination, t.ID)
+		s.forget(t.ID, t.Lease)
 		s.log.Debug("agent: the agent went away before its poll was answered; releasing", "delivery", t.ID)
 		if err := s.q.Release(ctx, t.delivery(), s.opts.Now()); err != nil {
 			s.log.Warn("agent: release of an undelivered job failed; it is due again when its lease expires",

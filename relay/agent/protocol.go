@@ -132,10 +132,11 @@ type errorResponse struct {
 // until the leases expire.
 const holdFactor = 4
 
-// ticket is what the relay needs to record an outcome without remembering
-// anything: the lease and the fields the retry policy reads. The agent
-// echoes it back, so reports work whichever relay process (sharing a Redis
-// store) answers them.
+// ticket names a lease: the delivery id and the lease token, with the event
+// id to find the delivery's record in the store when the relay process
+// that answers a report did not hand the lease out. The agent echoes it
+// back. The other fields are kept so that tickets of earlier versions stay
+// readable; the relay does not believe them (authority.go).
 type ticket struct {
 	ID          string
 	Lease       string

@@ -75,15 +75,18 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 
 // finished stops counting deliveries whose attempts are over as in flight,
 // and lets a held poll hand out more at once: concurrency counts attempts,
-// as a local dispatcher starts attempts while earlier outcomes commit.
+// as a local dispatcher starts attempts while earlier outcomes commit. Only
+// leases this process handed to the agent count.
 func (s *Server) finished(name string, tickets []string) {
 	n := 0
 	for _, raw := range tickets {
-		if t, err := decodeTicket(raw); err == nil {
-			if d := s.tbl.Load().byName[t.Destination]; d != nil && d.agent == name {
-				s.untrack(d.name, t.ID)
-				n++
-			}
+		t, err := decodeTicket(raw)
+		if err != nil {
+			continue
+		}
+		if h, ok := s.heldFor(t.ID); ok && h.agent == name && h.token == t.Lease {
+			s.untrack(h.dest, t.ID)
+			n++
 		}
 	}
 	if n > 0 {
@@ -91,37 +94,34 @@ func (s *Server) finished(name string, tickets []string) {
 	}
 }
 
-// ticketFor reads a ticket and checks that it belongs to one of the agent's
-// destinations. dest is nil when the destination is no longer configured.
-func (s *Server) ticketFor(name, raw string) (t ticket, dest *destination, ok bool) {
-	t, err := decodeTicket(raw)
-	if err != nil {
-		s.log.Warn("agent: unreadable ticket", "agent", name)
-		return t, nil, false
-	}
-	dest = s.tbl.Load().byName[t.Destination]
-	if dest != nil && dest.agent != name {
-		s.log.Warn("agent: ticket for another agent's destination refused", "agent", name, "destination", t.Destination)
-		return t, nil, false
-	}
-	return t, dest, true
-}
-
 // record applies the destination's policy to one reported outcome and
 // writes it, returning the acknowledgement.
 func (s *Server) record(ctx context.Context, name string, o outcome) string {
-	t, d, ok := s.ticketFor(name, o.Ticket)
+	dl, d, ack, ok := s.leaseOf(ctx, name, o.Ticket)
 	if !ok {
-		return ackInvalid
+		return ack
 	}
-	dl := t.delivery()
 	if o.Release || d == nil {
-		// A destination removed by a reload keeps its deliveries queued,
-		// not judged by a policy that no longer exists.
-		s.probeUnused(t.Destination, t.ID)
-		return s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl)
+		return s.release(ctx, dl)
 	}
-	return s.writeResult(ctx, d, dl, resultOf(o), true)
+	return s.settled(s.writeResult(ctx, d, dl, resultOf(o), true), dl)
+}
+
+// release gives dl back unattempted. A destination removed by a reload
+// keeps its deliveries queued, not judged by a policy that no longer
+// exists.
+func (s *Server) release(ctx context.Context, dl store.Delivery) string {
+	s.probeUnused(dl.Destination, dl.ID)
+	return s.settled(s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl), dl)
+}
+
+// settled forgets dl's lease once the store has answered for good, and
+// returns ack.
+func (s *Server) settled(ack string, dl store.Delivery) string {
+	if ack != ackRetry {
+		s.forget(dl.ID, dl.Lease)
+	}
+	return ack
 }
 
 // resultOf is a reported attempt as the delivery policy reads results.
@@ -153,20 +153,20 @@ func (s *Server) recordAsync(ctx context.Context, name string, o outcome, done f
 	if !ok || o.Release {
 		return false
 	}
-	t, d, ok := s.ticketFor(name, o.Ticket)
-	if !ok {
-		done(ackInvalid)
+	dl, d, ack, ok := s.leaseOf(ctx, name, o.Ticket)
+	switch {
+	case !ok:
+		done(ack)
+		return true
+	case d == nil:
+		done(s.release(ctx, dl))
 		return true
 	}
-	if d == nil {
-		return false
-	}
-	dl := t.delivery()
 	now := s.opts.Now()
 	outcome, a, due := d.remote.Outcome(dl, resultOf(o), now)
 	s.feedCircuit(d, dl.ID, outcome, a.Error, now)
 	deliver.WriteOutcomeAsync(ctx, aq, outcome, dl, a, due, func(err error) {
-		done(s.recorded(err, d, dl, outcome, a, due))
+		done(s.settled(s.recorded(err, d, dl, outcome, a, due), dl))
 	})
 	return true
 }
@@ -225,22 +225,27 @@ func (s *Server) ack(err error, done string, dl store.Delivery) string {
 // whether the lease is lost. Other failures leave the lease to run and are
 // tried again at the next heartbeat.
 func (s *Server) extend(ctx context.Context, name, raw string) (lost bool) {
-	t, d, ok := s.ticketFor(name, raw)
-	if !ok || d == nil {
+	dl, d, ack, ok := s.leaseOf(ctx, name, raw)
+	if !ok {
+		return ack != ackRetry
+	}
+	if d == nil {
 		return true
 	}
 	at := s.opts.Now()
-	err := s.q.ExtendLease(ctx, t.delivery(), s.opts.Lease)
+	err := s.q.ExtendLease(ctx, dl, s.opts.Lease)
 	switch {
 	case err == nil:
-		s.touch(d.name, t.ID, at.Add(s.opts.Lease))
-		s.touchProbe(d.name, t.ID, at.Add(s.opts.Lease))
+		s.touch(d.name, dl.ID, at.Add(s.opts.Lease))
+		s.touchProbe(d.name, dl.ID, at.Add(s.opts.Lease))
+		s.extendHeld(dl.ID, dl.Lease, at.Add(s.opts.Lease))
 		return false
 	case errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
-		s.untrack(d.name, t.ID)
-		s.probeUnused(d.name, t.ID)
+		s.untrack(d.name, dl.ID)
+		s.probeUnused(d.name, dl.ID)
+		s.forget(dl.ID, dl.Lease)
 		return true
 	}
-	s.log.Warn("agent: extending a lease failed; will try at the next heartbeat", "delivery", t.ID, "error", err)
+	s.log.Warn("agent: extending a lease failed; will try at the next heartbeat", "delivery", dl.ID, "error", err)
 	return false
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/deliver"
+	"github.com/relaygw/relay/relay/store"
 )
 
 // Defaults for ServerOptions.
@@ -106,12 +108,13 @@ func (o ServerOptions) heartbeat() time.Duration { return o.Lease / 3 }
 // Server is the relay's end of the agent protocol. It leases the deliveries
 // of agent destinations from the store on behalf of the agents that poll for
 // them, extends those leases on the agents' heartbeats, and records the
-// outcomes they report with the destination's retry policy. It keeps no
-// delivery state of its own that matters for correctness: an agent that
+// outcomes they report with the destination's retry policy. An agent that
 // vanishes simply stops extending, and the store hands its deliveries out
-// again when the leases expire.
+// again when the leases expire. What an outcome changes is decided by the
+// relay's record of the lease, never by what the agent sends back
+// (authority.go).
 type Server struct {
-	q     deliver.Queue
+	q     Queue
 	opts  ServerOptions
 	log   *slog.Logger
 	tbl   atomic.Pointer[table]
@@ -121,6 +124,10 @@ type Server struct {
 	mu      sync.Mutex
 	agents  map[string]*presence
 	flights map[string]map[string]time.Time // destination → delivery → lease expiry
+	// held is the relay's own record of the leases handed to agents, by
+	// delivery id (authority.go); swept of expired ones at nextSweep.
+	held      map[string]held
+	nextSweep time.Time
 	// circuits outlive the tables that Reload swaps, as a dispatcher's
 	// breaker outlives a reload; probes are the probe deliveries out now.
 	circuits map[string]*deliver.Circuit
@@ -162,13 +169,22 @@ type destination struct {
 	circuit *deliver.Circuit
 }
 
+// Queue is the store as the agent server uses it: deliver's queue, and the
+// delivery records, to check a report of a lease that another relay process
+// handed out (authority.go).
+type Queue interface {
+	deliver.Queue
+	Event(ctx context.Context, id string) (store.EventRecord, error)
+}
+
 // NewServer compiles cfg's agents and agent destinations. q is the store.
-func NewServer(q deliver.Queue, cfg *config.Config, opts ServerOptions) (*Server, error) {
+func NewServer(q Queue, cfg *config.Config, opts ServerOptions) (*Server, error) {
 	s := &Server{
 		q:        q,
 		opts:     opts.withDefaults(),
 		agents:   map[string]*presence{},
 		flights:  map[string]map[string]time.Time{},
+		held:     map[string]held{},
 		circuits: map[string]*deliver.Circuit{},
 		probes:   map[string]probeHold{},
 		quit:     make(chan struct{}),

@@ -52,11 +52,11 @@ func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 
 // waitingQueue hides a store's Async outcome methods, so that the server
 // records every outcome with a waiting call (record).
-type waitingQueue struct{ deliver.Queue }
+type waitingQueue struct{ Queue }
 
 // newTestServerOn is newTestServer whose server sees the store through wrap
 // (nil: the store itself).
-func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) deliver.Queue) *testServer {
+func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(Queue) Queue) *testServer {
 	t.Helper()
 	cfg, err := config.Load([]byte(serverConfig), "agents.yaml")
 	if err != nil {
@@ -72,7 +72,7 @@ func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) 
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
-	var q deliver.Queue = st
+	var q Queue = st
 	if wrap != nil {
 		q = wrap(q)
 	}
@@ -217,9 +217,9 @@ func TestReportOutcomes(t *testing.T) {
 	}
 	// Both stores take outcomes without a waiting caller (recordAsync);
 	// "waiting" runs each case through the path for a store that does not.
-	waiting := func(q deliver.Queue) deliver.Queue { return waitingQueue{q} }
+	waiting := func(q Queue) Queue { return waitingQueue{q} }
 	for _, tc := range tests {
-		for _, wrap := range []func(deliver.Queue) deliver.Queue{nil, waiting} {
+		for _, wrap := range []func(Queue) Queue{nil, waiting} {
 			name := tc.name
 			if wrap != nil {
 				name += "/waiting"

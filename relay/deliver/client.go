@@ -40,6 +40,10 @@ const (
 	responseReadLimit = 64 << 10
 	// responseKeep is how much of the body is kept in the attempt record.
 	responseKeep = 1 << 10
+	// errorKeep is how much of an attempt's error text is kept: a
+	// redirect's Location is the receiver's to choose, and an agent's
+	// error is the agent's.
+	errorKeep = 1 << 10
 	// defaultContentType is sent when the provider sent none.
 	defaultContentType = "application/octet-stream"
 )
@@ -584,6 +588,15 @@ func redactLocation(resp *http.Response) string {
 		return "(unparsable Location)"
 	}
 	return redactURL(u)
+}
+
+// truncateString is truncate for a string, without a copy when s is short
+// and valid already.
+func truncateString(s string, n int) string {
+	if len(s) <= n && utf8.ValidString(s) {
+		return s
+	}
+	return truncate([]byte(s[:min(len(s), n+utf8.UTFMax)]), n)
 }
 
 // truncate returns at most n bytes of b as valid UTF-8 text.

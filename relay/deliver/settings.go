@@ -195,11 +195,14 @@ func (p *profile) attemptRecord(opts *Options, d store.Delivery, res result, now
 		At:       now.Add(-res.took),
 		Duration: res.took,
 		Status:   res.status,
-		Response: res.response,
+		// An agent reports the response and the error as text it chose:
+		// the same caps as a worker's own apply before anything is stored
+		// or logged.
+		Response: truncateString(res.response, responseKeep),
 	}
 	outcome, due, why := p.decide(opts, d, res, now)
 	if outcome != OutcomeSuccess {
-		a.Error = res.failure().Error()
+		a.Error = truncateString(res.failure().Error(), errorKeep)
 		if why != "" {
 			a.Error += "; " + why
 		}

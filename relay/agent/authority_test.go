@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"bufio"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/store"
+)
+
+// forge returns raw with its fields changed by edit, encoded as the relay
+// encodes tickets: what an agent can do to any ticket it holds.
+func forge(t *testing.T, raw string, edit func(*ticket)) string {
+	t.Helper()
+	tk, err := decodeTicket(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&tk)
+	return tk.encode()
+}
+
+// secondProcess is another relay process on the same store, which handed
+// out none of the leases: it answers reports from the store's records.
+func secondProcess(t *testing.T, ts *testServer) *testServer {
+	t.Helper()
+	cfg, err := config.Load([]byte(serverConfig), "agents.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(ts.st, cfg, ServerOptions{Logger: ts.opts.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, st: ts.st, url: hs.URL, logs: ts.logs}
+}
+
+// TestForeignTicketRefused: office-2 holds a ticket of office-1's delivery
+// (it leaked, or was guessed) and reports it delivered, as it is and with
+// the destination changed to one of its own. Both are refused invalid,
+// whichever relay process answers, and office-1's delivery is untouched:
+// office-1 then records its own outcome.
+func TestForeignTicketRefused(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(*ticket)
+		other bool // reported to a second relay process
+	}{
+		{"as handed out", func(*ticket) {}, false},
+		{"destination changed", func(tk *ticket) { tk.Destination = "other" }, false},
+		{"destination changed, second process", func(tk *ticket) { tk.Destination = "other" }, true},
+		{"event and destination changed", func(tk *ticket) { tk.Destination = "other"; tk.EventID = "evt_nope" }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, ServerOptions{})
+			id := ts.queue(t, "office")
+			j := ts.leaseOne(t, "office-1", "office")
+			forged := forge(t, j.Ticket, tt.edit)
+			to := ts
+			if tt.other {
+				to = secondProcess(t, ts)
+			}
+			resp := to.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: forged, Status: 200}}, Held: []string{forged}})
+			if resp.Acks[0] != ackInvalid || len(resp.Lost) != 1 {
+				t.Errorf("acks %q, lost %v; want invalid and the held ticket not extended", resp.Acks, resp.Lost)
+			}
+			if d := ts.delivery(t, id); d.State != store.StatePending || d.Attempts != 0 {
+				t.Fatalf("delivery %s with %d attempts after the forged report; want pending, untouched", d.State, d.Attempts)
+			}
+			if ack := to.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: j.Ticket, Status: 200}}}).Acks[0]; ack != "success" {
+				t.Errorf("the holder's own report acked %q, want success", ack)
+			}
+		})
+	}
+}
+
+// TestForgedAttemptCount: the attempt number comes from the relay's record
+// of the lease, not the ticket. A ticket claiming attempt 11 (past
+// max_attempts 5) or -5 records attempt 1, retried, on either process.
+func TestForgedAttemptCount(t *testing.T) {
+	for _, n := range []int{11, -5} {
+		for _, other := range []bool{false, true} {
+			ts := newTestServer(t, ServerOptions{})
+			id := ts.queue(t, "office")
+			j := ts.leaseOne(t, "office-1", "office")
+			forged := forge(t, j.Ticket, func(tk *ticket) { tk.Attempts = n; tk.CreatedAt = 1 })
+			to := ts
+			if other {
+				to = secondProcess(t, ts)
+			}
+			ack := to.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: forged, Status: 500}}}).Acks[0]
+			d := ts.delivery(t, id)
+			if ack != "retry" || d.State != store.StatePending || d.Attempts != 1 || len(d.AttemptLog) != 1 || d.AttemptLog[0].N != 1 {
+				t.Errorf("attempts=%d (second process %v): ack %q, %s with %d attempts, log %+v; want retry with attempt 1",
+					n, other, ack, d.State, d.Attempts, d.AttemptLog)
+			}
+		}
+	}
+}
+
+// TestOversizedReportTruncated: a 7 MiB response and a 2 MB error are
+// stored and logged cut to the caps of direct delivery.
+func TestOversizedReportTruncated(t *testing.T) {
+	tests := []struct {
+		name string
+		out  outcome
+	}{
+		{"response", outcome{Status: 500, Response: strings.Repeat("r", 7<<20)}},
+		{"error", outcome{Error: strings.Repeat("e", 2_000_000)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, ServerOptions{})
+			id := ts.queue(t, "office")
+			j := ts.leaseOne(t, "office-1", "office")
+			tt.out.Ticket = j.Ticket
+			if ack := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{tt.out}}).Acks[0]; ack != "retry" {
+				t.Fatalf("ack %q, want retry", ack)
+			}
+			a := ts.delivery(t, id).AttemptLog[0]
+			if len(a.Response) > 1<<10 || len(a.Error) > 2<<10 {
+				t.Errorf("stored response of %d bytes and error of %d; want at most 1 KiB each (and the reason)", len(a.Response), len(a.Error))
+			}
+			if a.Response == "" && tt.name == "response" || a.Error == "" {
+				t.Errorf("stored response %q, error %q: want their beginnings kept", a.Response, a.Error)
+			}
+			sc := bufio.NewScanner(strings.NewReader(ts.log()))
+			sc.Buffer(nil, 16<<20)
+			for sc.Scan() {
+				if len(sc.Text()) > 4<<10 {
+					t.Errorf("a log line of %d bytes: %.200s...", len(sc.Text()), sc.Text())
+				}
+			}
+		})
+	}
+}
