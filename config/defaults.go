@@ -29,6 +29,18 @@ const (
 	DefaultCircuitCooldown   = 30 * time.Second
 )
 
+// Failed authentications a source address may make at the admin API and
+// the agent protocol before it is answered 429 unheard: a burst, then one
+// more each DefaultAuthFailureEvery. At most DefaultAuthFailureSources
+// addresses are remembered.
+const (
+	DefaultAuthFailureBurst   = 10
+	DefaultAuthFailureEvery   = 6 * time.Second
+	DefaultAuthFailureSources = 10_000
+	// MinAgentTokenBytes is the shortest agent token the config accepts.
+	MinAgentTokenBytes = 16
+)
+
 // SetDefaults fills every unset (zero) field with its default. It is the one
 // place defaults live; Load calls it before validating, and code that builds
 // a Config by hand should call it too.

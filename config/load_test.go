@@ -71,6 +71,24 @@ func TestLoadFileProblems(t *testing.T) {
 			`4: destination "relative": url "/calls" is not an absolute http:// or https:// URL`,
 			`6: destination "ftp": url "ftp://user:xxxxx@files.example/calls" is not an absolute http:// or https:// URL`,
 			`8: destination "broken": url is not a valid URL: missing ']' in host`,
+			`12: destination "ftp-token": url "ftp://files.example/calls?token=xxxxx" is not an absolute http:// or https:// URL`,
+		}},
+		{"redis_url_password.yaml", []string{
+			`4: store.redis.url: not a valid URL: invalid port "xxxxx" after host`,
+		}},
+		{"redis_url_option.yaml", []string{
+			`3: store.redis.url: "redis://:xxxxx@127.0.0.1:6379/0?token=xxxxx": redis: unexpected option: token`,
+		}},
+		{"bad_signing_secret.yaml", []string{
+			`4: destination "acme-crm": signing_secret: secret 1: whsec_ value is not base64`,
+			`7: destination "rotating": signing_secret: secret 2: whsec_ value is not base64`,
+		}},
+		{"short_agent_token.yaml", []string{
+			`3: agent "office-1": token must be at least 16 bytes (it is 1); use a long random one, e.g. openssl rand -hex 32`,
+			`5: agent "office-2": token must be at least 16 bytes (it is 15); use a long random one, e.g. openssl rand -hex 32`,
+		}},
+		{"open_admin.yaml", []string{
+			`2: admin.listen "0.0.0.0:9090" is reachable from other hosts and admin.token is empty: set admin.token (whoever reaches the admin API can replay and delete deliveries), or listen on a loopback address`,
 		}},
 		{"bad_status.yaml", []string{
 			`6: destination "acme-crm": success_status 99 is not between 100 and 599`,
@@ -247,10 +265,10 @@ func TestLoadInline(t *testing.T) {
 		{"negative lease margin", "delivery:\n  poll_interval: 1s\n  lease_margin: -2s\n",
 			[]string{`<config>:3: delivery.lease_margin must be positive, got -2s`}},
 		{"tls ca_file on an agent destination",
-			"agents: [{name: a1, token: t}]\ndestinations:\n- name: a\n  agent: a1\n  url: http://x\n  tls: {ca_file: /etc/ca.pem}\n",
+			"agents: [{name: a1, token: t-0123456789abcdef}]\ndestinations:\n- name: a\n  agent: a1\n  url: http://x\n  tls: {ca_file: /etc/ca.pem}\n",
 			[]string{`<config>:6: destination "a"` + agentTLS("a1")}},
 		{"tls insecure_skip_verify on an agent destination, block style",
-			"agents: [{name: a1, token: t}]\ndestinations:\n- name: a\n  agent: a1\n  url: http://x\n  tls:\n    insecure_skip_verify: true\n",
+			"agents: [{name: a1, token: t-0123456789abcdef}]\ndestinations:\n- name: a\n  agent: a1\n  url: http://x\n  tls:\n    insecure_skip_verify: true\n",
 			[]string{`<config>:6: destination "a"` + agentTLS("a1")}},
 		{"empty match field", "routes:\n- webhook_id: '1'\n  match: {'': x}\n  to: [a]\ndestinations: [{name: a, url: 'http://x'}]\n",
 			[]string{`<config>:3: route 1: match has an empty field name`}},

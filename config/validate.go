@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/relaygw/relay/internal/redact"
 )
 
 // namePattern is what destination and agent names must match: they appear
@@ -65,6 +70,26 @@ func (v *validator) listeners() {
 	if v.c.Listen == v.c.Admin.Listen && !strings.HasSuffix(v.c.Listen, ":0") {
 		v.add(v.pos.line("admin.listen", "listen"), "admin.listen must differ from listen (both %q)", v.c.Listen)
 	}
+	if v.c.Admin.Token == "" && exposed(v.c.Admin.Listen) {
+		v.add(v.pos.line("admin.listen", "admin.token", "admin"),
+			"admin.listen %q is reachable from other hosts and admin.token is empty: set admin.token (whoever reaches the admin API can replay and delete deliveries), or listen on a loopback address",
+			v.c.Admin.Listen)
+	}
+}
+
+// exposed reports whether a listen address takes connections from other
+// hosts: anything but a loopback address or localhost. A host name other
+// than localhost counts as exposed: what it resolves to may change.
+func exposed(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false // reported as not host:port
+	}
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.IsLoopback()
 }
 
 // checkHostPort accepts what net.Listen accepts for TCP with a numeric port;
@@ -109,25 +134,23 @@ func (v *validator) store() {
 }
 
 // checkRedisURL never quotes the URL unredacted: it may hold a password.
+// It ends with go-redis's own parse, the one the store opens with, so that
+// check refuses what serve would.
 func checkRedisURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("not a valid URL: %v", unwrapURLError(err))
+		return fmt.Errorf("not a valid URL: %s", redact.Error(err, raw))
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return fmt.Errorf("%q must start with redis:// or rediss://", u.Redacted())
+		return fmt.Errorf("%q must start with redis:// or rediss://", redact.URL(u))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", u.Redacted())
+		return fmt.Errorf("%q has no host", redact.URL(u))
+	}
+	if _, err := goredis.ParseURL(raw); err != nil {
+		return fmt.Errorf("%q: %s", redact.URL(u), redact.Error(err, raw))
 	}
 	return nil
-}
-
-func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
 }
 
 func (v *validator) ingest() {
@@ -172,6 +195,10 @@ func (v *validator) agents() map[string]int {
 		}
 		if a.Token == "" {
 			v.add(v.pos.line(p+".token", p), "%s: token is required", lbl)
+		} else if len(a.Token) < MinAgentTokenBytes {
+			// The token is never quoted; its length is no secret worth keeping.
+			v.add(v.pos.line(p+".token", p), "%s: token must be at least %d bytes (it is %d); use a long random one, e.g. openssl rand -hex 32",
+				lbl, MinAgentTokenBytes, len(a.Token))
 		}
 	}
 	return names
@@ -238,6 +265,11 @@ func (dv destValidator) check(agents map[string]int) {
 	}
 	dv.headers()
 	dv.transform()
+	if d.SigningSecret != "" {
+		if _, err := SigningKeys(d.SigningSecret); err != nil {
+			dv.add(dv.at("signing_secret"), "%s: signing_secret: %v", dv.label, err)
+		}
+	}
 	if d.Timeout <= 0 {
 		dv.add(dv.at("timeout"), "%s: timeout must be positive, got %s", dv.label, d.Timeout)
 	}
@@ -272,11 +304,11 @@ func (dv destValidator) url() {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		dv.add(dv.at("url"), "%s: url is not a valid URL: %v", dv.label, unwrapURLError(err))
+		dv.add(dv.at("url"), "%s: url is not a valid URL: %s", dv.label, redact.Error(err, raw))
 		return
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		dv.add(dv.at("url"), "%s: url %q is not an absolute http:// or https:// URL", dv.label, u.Redacted())
+		dv.add(dv.at("url"), "%s: url %q is not an absolute http:// or https:// URL", dv.label, redact.URL(u))
 	}
 }
 

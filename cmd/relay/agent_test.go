@@ -90,7 +90,7 @@ func TestAgentProcess(t *testing.T) {
 	proxy.Routes = map[string]string{"example.com:443": front.Listener.Addr().String()}
 
 	cmd := exec.Command(relayBin, "agent", "-server", "https://example.com", "-name", "office-1", "-ca", caFile, "-log-level", "debug")
-	cmd.Env = append(os.Environ(), "HTTPS_PROXY="+proxy.URL.String(), "NO_PROXY=", "no_proxy=", "RELAY_AGENT_TOKEN=tok-office")
+	cmd.Env = append(os.Environ(), "HTTPS_PROXY="+proxy.URL.String(), "NO_PROXY=", "no_proxy=", "RELAY_AGENT_TOKEN=tok-office-0123456789")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -146,7 +146,7 @@ func startAgentRelay(t *testing.T, sinkURL string) string {
 	t.Helper()
 	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n" +
 		"store: {embedded: {path: " + t.TempDir() + "}}\n" +
-		"agents: [{name: office-1, token: tok-office}]\n" +
+		"agents: [{name: office-1, token: tok-office-0123456789}]\n" +
 		"routes: [{webhook_id: \"1001\", to: [office]}]\n" +
 		"destinations: [{name: office, agent: office-1, url: \"" + sinkURL + "\"}]\n"
 	cfg, err := config.Load([]byte(text), "agent.yaml")

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaygw/relay/internal/redact"
 	"github.com/relaygw/relay/relay/deliver"
 )
 
@@ -163,14 +164,14 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	case u.User != nil || u.RawQuery != "":
 		return nil, fmt.Errorf("%w: it must not carry credentials or a query; the token goes in -token", ErrServerURL)
 	case u.Scheme == "http" && !opts.Insecure:
-		return nil, fmt.Errorf("%w: %s is plain http; use https, or -insecure for local testing", ErrServerURL, u.Redacted())
+		return nil, fmt.Errorf("%w: %s is plain http; use https, or -insecure for local testing", ErrServerURL, redact.URL(u))
 	case opts.Name == "" || opts.Token == "":
 		return nil, fmt.Errorf("%w: the agent name and token are required", ErrBadConfig)
 	}
 	c := &Client{
 		opts:     opts,
 		server:   strings.TrimSuffix(u.String(), "/"),
-		redacted: u.Redacted(),
+		redacted: redact.URL(u),
 		log:      opts.Logger.With("agent", opts.Name),
 		slots:    make(chan struct{}, holdFactor*opts.Concurrency),
 		running:  make(chan struct{}, opts.Concurrency),

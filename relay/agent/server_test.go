@@ -25,8 +25,8 @@ import (
 
 const serverConfig = `
 agents:
-  - {name: office-1, token: tok-1}
-  - {name: office-2, token: tok-2}
+  - {name: office-1, token: tok-1-0123456789abcdef}
+  - {name: office-2, token: tok-2-0123456789abcdef}
 destinations:
   - {name: office, agent: office-1, url: "http://10.0.0.5/hook", retry: {max_attempts: 5, initial_interval: 1s, max_interval: 2s}}
   - {name: office-once, agent: office-1, url: "http://10.0.0.5/once", retry: {max_attempts: 1}}
@@ -115,7 +115,7 @@ func (ts *testServer) call(t *testing.T, name, path string, in, out any) int {
 	b, _ := json.Marshal(in)
 	req, _ := http.NewRequest(http.MethodPost, ts.url+path, bytes.NewReader(b))
 	req.Header.Set(HeaderAgent, name)
-	req.Header.Set("Authorization", "Bearer tok-"+strings.TrimPrefix(name, "office-"))
+	req.Header.Set("Authorization", "Bearer tok-"+strings.TrimPrefix(name, "office-")+"-0123456789abcdef")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -419,7 +419,7 @@ func TestCloseEndsPolls(t *testing.T) {
 		b, _ := json.Marshal(leaseRequest{Max: 1, WaitMS: millis(time.Hour)})
 		req, _ := http.NewRequest(http.MethodPost, ts.url+PathLease, bytes.NewReader(b))
 		req.Header.Set(HeaderAgent, "office-1")
-		req.Header.Set("Authorization", "Bearer tok-1")
+		req.Header.Set("Authorization", "Bearer tok-1-0123456789abcdef")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			done <- answer{}
@@ -500,7 +500,7 @@ func TestBadRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, ts.url+PathReport, strings.NewReader(tc.body))
 			req.Header.Set(HeaderAgent, "office-1")
-			req.Header.Set("Authorization", "Bearer tok-1")
+			req.Header.Set("Authorization", "Bearer tok-1-0123456789abcdef")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

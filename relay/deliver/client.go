@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/redact"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/transform"
 )
@@ -571,12 +572,10 @@ func sanitize(err error) string {
 	return err.Error()
 }
 
-// redactURL keeps scheme, host and path: userinfo and query may hold
-// credentials (api keys in ?token= are common in webhook URLs).
-func redactURL(u *url.URL) string {
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return r.String()
-}
+// redactURL hides the password and the query values (api keys in ?token=
+// are common in webhook URLs), with the helper every URL shown goes
+// through.
+func redactURL(u *url.URL) string { return redact.URL(u) }
 
 func redactLocation(resp *http.Response) string {
 	loc := resp.Header.Get("Location")

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"hash"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/relaygw/relay/config"
 )
 
 // Standard Webhooks header names (https://www.standardwebhooks.com).
@@ -18,9 +19,6 @@ const (
 	HeaderWebhookTimestamp = "webhook-timestamp"
 	HeaderWebhookSignature = "webhook-signature"
 )
-
-// secretPrefix marks a base64-encoded Standard Webhooks secret.
-const secretPrefix = "whsec_"
 
 // Signer signs webhook bodies the Standard Webhooks way: "v1," followed by
 // base64(HMAC-SHA256(key, id + "." + timestamp + "." + body)), one signature
@@ -41,30 +39,15 @@ type signing struct {
 	sum    [sha256.Size]byte
 }
 
-// NewSigner parses a signing_secret: one or more secrets separated by spaces.
-// A secret that starts with "whsec_" is the base64 of the key (the form the
-// Standard Webhooks libraries generate); any other secret is the key itself.
-// The error never contains the secret.
+// NewSigner parses a signing_secret with config.SigningKeys: one or more
+// secrets separated by spaces, "whsec_" ones base64. The error never
+// contains the secret.
 func NewSigner(secret string) (*Signer, error) {
-	fields := strings.Fields(secret)
-	if len(fields) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrBadSecret)
+	keys, err := config.SigningKeys(secret)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSecret, err)
 	}
-	s := &Signer{}
-	for i, f := range fields {
-		key := []byte(f)
-		if rest, ok := strings.CutPrefix(f, secretPrefix); ok {
-			k, err := base64.StdEncoding.DecodeString(rest)
-			if err != nil {
-				return nil, fmt.Errorf("%w: secret %d: whsec_ value is not base64", ErrBadSecret, i+1)
-			}
-			key = k
-		}
-		if len(key) == 0 {
-			return nil, fmt.Errorf("%w: secret %d is empty", ErrBadSecret, i+1)
-		}
-		s.keys = append(s.keys, key)
-	}
+	s := &Signer{keys: keys}
 	s.macs.New = func() any {
 		st := &signing{macs: make([]hash.Hash, len(s.keys))}
 		for i, key := range s.keys {

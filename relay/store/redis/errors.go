@@ -3,11 +3,10 @@ package redis
 import (
 	"context"
 	"errors"
-	"net/url"
-	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/relaygw/relay/internal/redact"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -48,11 +47,7 @@ func unavailable(err error) bool {
 	return false
 }
 
-// redactURL rewrites err so that it does not repeat raw with its password.
+// redactURL rewrites err so that it shows neither raw nor its password.
 func redactURL(err error, raw string) error {
-	shown := "<redacted url>"
-	if u, perr := url.Parse(raw); perr == nil {
-		shown = u.Redacted()
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), raw, shown))
+	return errors.New(redact.Error(err, raw))
 }
