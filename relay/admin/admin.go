@@ -2,19 +2,20 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -57,13 +58,16 @@ type Options struct {
 	// Sent, when set, returns what destination dest is sent for ev under
 	// the running config; ok is false when dest has no transform.
 	Sent func(ctx context.Context, ev store.Event, dest string) (s Sent, ok bool)
+	// Throttle counts failed authentications per source address; default
+	// one with config's DefaultAuthFailure* settings.
+	Throttle *authguard.Throttle
 }
 
 // Handler serves the admin listener: probes, metrics and the /api routes.
 type Handler struct {
 	opts   Options
 	log    *slog.Logger
-	token  atomic.Pointer[[32]byte] // SHA-256 of the token; nil: no auth
+	token  atomic.Pointer[authguard.Digest] // nil: no auth
 	router *mux.Router
 }
 
@@ -73,6 +77,10 @@ type Handler struct {
 func NewHandler(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Throttle == nil {
+		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: config.DefaultAuthFailureBurst,
+			Every: config.DefaultAuthFailureEvery, MaxSources: config.DefaultAuthFailureSources})
 	}
 	h := &Handler{opts: o, log: o.Logger}
 	h.SetToken(o.Token)
@@ -102,8 +110,8 @@ func (h *Handler) SetToken(token string) {
 		h.token.Store(nil)
 		return
 	}
-	sum := sha256.Sum256([]byte(token))
-	h.token.Store(&sum)
+	d := authguard.NewDigest(token)
+	h.token.Store(&d)
 }
 
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +163,8 @@ func (h *Handler) authAPI(next http.Handler) http.Handler {
 
 // auth requires the bearer token on every /api route when one is set. The
 // token is compared as SHA-256 digests in constant time, so neither its
-// bytes nor its length leak through timing.
+// bytes nor its length leak through timing. A source that failed too often
+// is answered 429 without its token being looked at.
 func (h *Handler) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		want := h.token.Load()
@@ -163,9 +172,14 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		if wait := h.opts.Throttle.Wait(r.RemoteAddr); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(authguard.RetryAfter(wait)))
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; try again later")
+			return
+		}
+		got, ok := authguard.BearerToken(r.Header.Get("Authorization"))
+		if !ok || !want.Equal(got) {
+			h.opts.Throttle.Fail(r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="relay admin"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <admin.token>")
 			return

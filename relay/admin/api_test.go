@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/relay/admin"
 	"github.com/relaygw/relay/relay/ingest"
 	"github.com/relaygw/relay/relay/route"
@@ -26,6 +27,8 @@ func TestAuth(t *testing.T) {
 		o.Metrics = admin.NewMetrics(admin.MetricsOptions{})
 		o.Reload = func(context.Context) (admin.ReloadReport, error) { return admin.ReloadReport{}, nil }
 		o.Route = func(store.Event) []string { return nil }
+		// Room for every refusal below; TestAuthThrottle counts them.
+		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: 1000, Every: time.Minute, MaxSources: 10})
 	})
 	routes := []struct{ method, path string }{
 		{"GET", "/api/events/evt_x"},
@@ -396,4 +399,49 @@ func TestReadyz(t *testing.T) {
 	a.json("GET", "/readyz", http.StatusServiceUnavailable, nil)
 	a.json("GET", "/healthz", http.StatusOK, nil)
 	a.wantError("GET", "/api/dlq", http.StatusServiceUnavailable)
+}
+
+// TestAuthThrottle: a source that sent the wrong token burst times is
+// answered 429 with Retry-After, even with the right token, which is not
+// looked at, until the clock forgives a failure. Bearer is matched in any
+// case.
+func TestAuthThrottle(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	start := time.Unix(1_800_000_000, 0)
+	now.Store(&start)
+	a := newAPI(t, func(o *admin.Options) {
+		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: 3, Every: 20 * time.Second, MaxSources: 10,
+			Now: func() time.Time { return *now.Load() }})
+	})
+	send := func(auth string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", a.srv.URL+"/api/dlq", nil)
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for _, auth := range []string{"bearer " + testToken, "BEARER " + testToken, "Bearer " + testToken} {
+		if code, _ := send(auth); code != http.StatusOK {
+			t.Errorf("%q: %d, want 200", auth, code)
+		}
+	}
+	var codes []int
+	for range 3 {
+		code, _ := send("Bearer wrong")
+		codes = append(codes, code)
+	}
+	code, retry := send("Bearer " + testToken)
+	codes = append(codes, code)
+	if fmt.Sprint(codes) != "[401 401 401 429]" || retry != "20" {
+		t.Fatalf("answers %v, Retry-After %q; want three 401s, then 429 with Retry-After 20 for the right token", codes, retry)
+	}
+	later := start.Add(20 * time.Second)
+	now.Store(&later)
+	if code, _ := send("Bearer " + testToken); code != http.StatusOK {
+		t.Errorf("after Retry-After: %d, want 200", code)
+	}
 }

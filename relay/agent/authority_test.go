@@ -2,11 +2,16 @@ package agent
 
 import (
 	"bufio"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -138,5 +143,53 @@ func TestOversizedReportTruncated(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuthThrottle: after burst failed authentications from one address
+// the relay answers 429 with Retry-After, even for the right name and
+// token, which it does not look at, until the clock forgives a failure.
+// Bearer is matched in any case.
+func TestAuthThrottle(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	start := time.Unix(1_800_000_000, 0)
+	now.Store(&start)
+	th := authguard.NewThrottle(authguard.Options{Burst: 3, Every: 30 * time.Second, MaxSources: 10,
+		Now: func() time.Time { return *now.Load() }})
+	ts := newTestServer(t, ServerOptions{Throttle: th})
+	send := func(name, auth string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, ts.url+PathReport, strings.NewReader(`{"outcomes":[],"held":[]}`))
+		req.Header.Set(HeaderAgent, name)
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	const good = "tok-1-0123456789abcdef"
+	for _, auth := range []string{"bearer " + good, "BEARER " + good} {
+		if code, _ := send("office-1", auth); code != http.StatusOK {
+			t.Errorf("%q: %d, want 200", auth, code)
+		}
+	}
+	var codes []int
+	for _, c := range []struct{ name, auth string }{
+		{"office-1", "Bearer wrong"}, {"office-9", "Bearer " + good}, {"office-1", "Basic " + good},
+		{"office-1", "Bearer " + good},
+	} {
+		code, _ := send(c.name, c.auth)
+		codes = append(codes, code)
+	}
+	_, retry := send("office-1", "Bearer "+good)
+	if fmt.Sprint(codes) != "[401 401 401 429]" || retry != "30" {
+		t.Fatalf("answers %v, Retry-After %q; want three 401s, then 429 with Retry-After 30 for the right token", codes, retry)
+	}
+	later := start.Add(30 * time.Second)
+	now.Store(&later)
+	if code, _ := send("office-1", "Bearer "+good); code != http.StatusOK {
+		t.Errorf("after Retry-After: %d, want 200", code)
 	}
 }

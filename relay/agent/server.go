@@ -3,15 +3,12 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/store"
 )
@@ -75,6 +73,9 @@ type ServerOptions struct {
 	// CheckRetry and Backoff are the retry policy, as in deliver.Options.
 	CheckRetry deliver.CheckRetry
 	Backoff    deliver.Backoff
+	// Throttle counts failed authentications per source address; default
+	// one with config's DefaultAuthFailure* settings.
+	Throttle *authguard.Throttle
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -99,6 +100,10 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.Backoff == nil {
 		o.Backoff = deliver.DefaultBackoff
 	}
+	if o.Throttle == nil {
+		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: config.DefaultAuthFailureBurst,
+			Every: config.DefaultAuthFailureEvery, MaxSources: config.DefaultAuthFailureSources})
+	}
 	return o
 }
 
@@ -118,8 +123,8 @@ type Server struct {
 	opts  ServerOptions
 	log   *slog.Logger
 	tbl   atomic.Pointer[table]
-	dummy [sha256.Size]byte // compared against when the agent name is unknown
-	rot   atomic.Uint64     // rotates which destination a poll serves first
+	dummy authguard.Digest // compared against when the agent name is unknown
+	rot   atomic.Uint64    // rotates which destination a poll serves first
 
 	mu      sync.Mutex
 	agents  map[string]*presence
@@ -151,8 +156,8 @@ type presence struct {
 
 // table is the compiled config: swapped whole on Reload.
 type table struct {
-	tokens  map[string][sha256.Size]byte // agent name → SHA-256 of its token
-	order   []string                     // agent names, config order
+	tokens  map[string]authguard.Digest // agent name → digest of its token
+	order   []string                    // agent names, config order
 	byAgent map[string][]*destination
 	byName  map[string]*destination
 }
@@ -190,7 +195,7 @@ func NewServer(q Queue, cfg *config.Config, opts ServerOptions) (*Server, error)
 		quit:     make(chan struct{}),
 	}
 	s.log = s.opts.Logger
-	s.dummy = sha256.Sum256([]byte(rand.Text()))
+	s.dummy = authguard.NewDigest(rand.Text())
 	if err := s.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -242,7 +247,7 @@ func (s *Server) attachCircuits(cfg *config.Config, t *table) {
 
 func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
 	t := &table{
-		tokens:  map[string][sha256.Size]byte{},
+		tokens:  map[string]authguard.Digest{},
 		byAgent: map[string][]*destination{},
 		byName:  map[string]*destination{},
 	}
@@ -250,7 +255,7 @@ func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
 		if _, dup := t.tokens[a.Name]; dup || a.Name == "" || a.Token == "" {
 			return nil, fmt.Errorf("%w: agent %q: missing or duplicate name, or no token", ErrBadConfig, a.Name)
 		}
-		t.tokens[a.Name] = sha256.Sum256([]byte(a.Token))
+		t.tokens[a.Name] = authguard.NewDigest(a.Token)
 		t.order = append(t.order, a.Name)
 	}
 	dopts := deliver.Options{
@@ -457,16 +462,22 @@ func (s *Server) wakeChan(name string) <-chan struct{} {
 
 // auth checks the agent's name and token in constant time and answers 401
 // when they do not match. The log line says only that it happened: which of
-// the two was wrong would help someone guessing.
+// the two was wrong would help someone guessing. A source that failed too
+// often is answered 429 without its credentials being looked at.
 func (s *Server) auth(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if wait := s.opts.Throttle.Wait(r.RemoteAddr); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(authguard.RetryAfter(wait)))
+		writeJSON(w, http.StatusTooManyRequests, errorResponse{Error: "too many failed authentications"})
+		return "", false
+	}
 	name := r.Header.Get(HeaderAgent)
-	tok, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	got := sha256.Sum256([]byte(tok))
+	tok, bearer := authguard.BearerToken(r.Header.Get("Authorization"))
 	want, known := s.tbl.Load().tokens[name]
 	if !known {
 		want = s.dummy
 	}
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !known || !bearer {
+	if !want.Equal(tok) || !known || !bearer {
+		s.opts.Throttle.Fail(r.RemoteAddr)
 		s.log.Warn("agent: refused a request with a bad agent name or token", "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="relay-agent"`)
 		writeJSON(w, http.StatusUnauthorized, errorResponse{Error: "unauthorized"})
