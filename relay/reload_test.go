@@ -1,12 +1,14 @@
 package relay_test
 
 import (
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay"
 	"github.com/relaygw/relay/relay/admin"
 )
@@ -181,5 +183,34 @@ destinations:
 	got := crm.waitFor(t, attempts+1)
 	if string(got[len(got)-1].body) != `{"mid":"stuck"}` {
 		t.Errorf("after crm came back it got %q", got[len(got)-1].body)
+	}
+}
+
+// A refused reload quotes the URL it refuses without its password or query
+// values, in the /api/reload answer and in the log.
+func TestReloadRefusalRedacts(t *testing.T) {
+	crm, archive := newSink(t), newSink(t)
+	var logs testlog.Buffer
+	r := startFile(t, oneRoute, crm, archive, relay.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	r.rewrite(t, `
+routes:
+  - {webhook_id: "1001", to: [crm]}
+destinations:
+  - name: crm
+    url: "ftp://u:Pa55@files.example/calls?token=s3cret"
+`, crm, archive)
+	var e struct {
+		Error    string
+		Problems []string
+	}
+	r.call(t, "POST", "/api/reload", http.StatusBadRequest, &e)
+	answer := e.Error + "\n" + strings.Join(e.Problems, "\n")
+	if !strings.Contains(answer, `"ftp://u:xxxxx@files.example/calls?token=xxxxx"`) {
+		t.Errorf("answer %q does not quote the redacted URL", answer)
+	}
+	for _, secret := range []string{"Pa55", "s3cret"} {
+		if strings.Contains(answer, secret) || strings.Contains(logs.String(), secret) {
+			t.Errorf("%q shown; answer:\n%s\nlog:\n%s", secret, answer, logs.String())
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/relaygw/relay/internal/redact"
 )
 
 // defaultAdminURL is where `relay serve` listens for the admin API unless
@@ -40,7 +42,7 @@ func adminFlags(fs *flag.FlagSet) func() (*adminClient, error) {
 	return func() (*adminClient, error) {
 		u, err := url.Parse(strings.TrimRight(*raw, "/"))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("bad -admin %q: want a URL like %s", *raw, defaultAdminURL)
+			return nil, fmt.Errorf("bad -admin %q: want a URL like %s", redact.String(*raw), defaultAdminURL)
 		}
 		return &adminClient{base: u, token: os.Getenv("RELAY_ADMIN_TOKEN"), http: &http.Client{Timeout: 60 * time.Second}}, nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/redact"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -149,12 +150,6 @@ func (s *Sender) Close() {
 	s.hops.closeIdle()
 }
 
-// RedactURL returns raw without userinfo and query, fit for logs; "" when
-// raw does not parse.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return redactURL(u)
-}
+// RedactURL returns raw with its password and query values masked, fit for
+// logs (internal/redact).
+func RedactURL(raw string) string { return redact.String(raw) }
