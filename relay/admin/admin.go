@@ -189,7 +189,9 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 }
 
 // Exposed reports whether addr is reachable from other hosts: anything but
-// a loopback IP. The relay warns at start when such a listener has no token.
+// a loopback IP. The config refuses such a listener without a token; the
+// relay still warns at start should one get through (a config built by
+// hand).
 func Exposed(addr net.Addr) bool {
 	host, _, err := net.SplitHostPort(addr.String())
 	if err != nil {

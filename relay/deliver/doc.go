@@ -61,9 +61,12 @@
 // by default (a 3xx is a retryable failure naming the Location), so a
 // receiver cannot point a signed body somewhere else; with follow_redirects,
 // 301, 302, 307 and 308 are followed up to 5 times, to the same scheme only,
-// re-sending the POST, and without Authorization or Cookie headers once the
-// host changes. URLs are logged and recorded without userinfo or query, and
-// header values and secrets are never logged.
+// re-sending the POST, with only the headers Relay builds once the host
+// changes, and never to the relay's own listeners or (from a destination on
+// a public address) to a non-public one (guard.go): those hops have their
+// own client whose dialer checks the address it connects to. URLs are
+// logged and recorded with their password and query values masked
+// (internal/redact), and header values and secrets are never logged.
 //
 // A destination's transform (relay/transform) runs at each attempt, just
 // before the request is built, on the stored original body; the signature
