@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"sync"
@@ -84,7 +85,7 @@ func (s *Server) finished(name string, tickets []string) {
 		if err != nil {
 			continue
 		}
-		if h, ok := s.heldFor(t.ID); ok && h.agent == name && h.token == t.Lease {
+		if h, ok := s.heldFor(t.ID); ok && h.agent == name && subtle.ConstantTimeCompare([]byte(h.token), []byte(t.Lease)) == 1 {
 			s.untrack(h.dest, t.ID)
 			n++
 		}

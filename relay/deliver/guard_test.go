@@ -202,3 +202,31 @@ func TestRedirectDropsConfiguredHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestSenderRefusesRedirect: an agent's Sender has the guard too, with no
+// listeners of its own: from a destination on a public address a redirect
+// to loopback is refused, as a final error the agent reports as such.
+func TestSenderRefusesRedirect(t *testing.T) {
+	target := newSink(t, status(200))
+	first := newSink(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Location", target.URL+"/internal")
+		w.WriteHeader(http.StatusPermanentRedirect)
+	})
+	s := NewSender(5*time.Second, 1, nil)
+	t.Cleanup(s.Close)
+	firstAddr := tcpAddr(t, first.URL).String()
+	var d net.Dialer
+	s.client.HTTPClient.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, firstAddr)
+	}
+	s.hops.lookup = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("203.0.113.7")}, nil
+	}
+	res := s.Send(context.Background(), "http://public.example/hook", "", http.Header{}, []byte(`{}`), true)
+	if !errors.Is(res.Err, ErrRedirectRefused) || res.Status != 0 || DefaultCheckRetry(0, res.Err) {
+		t.Fatalf("result %+v; want a final refused redirect without a status", res)
+	}
+	if n := len(target.requests()); n != 0 {
+		t.Errorf("the redirect's target got %d requests, want none", n)
+	}
+}
