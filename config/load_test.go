@@ -69,7 +69,7 @@ func TestLoadFileProblems(t *testing.T) {
 		{"bad_url.yaml", []string{
 			`2: destination "no-url": url is required`,
 			`4: destination "relative": url "/calls" is not an absolute http:// or https:// URL`,
-			`6: destination "ftp": url "ftp://user:xxxxx@files.example/calls" is not an absolute http:// or https:// URL`,
+			`6: destination "ftp": url "ftp://xxxxx:xxxxx@files.example/calls" is not an absolute http:// or https:// URL`,
 			`8: destination "broken": url is not a valid URL: missing ']' in host`,
 			`12: destination "ftp-token": url "ftp://files.example/calls?token=xxxxx" is not an absolute http:// or https:// URL`,
 		}},

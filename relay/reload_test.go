@@ -205,7 +205,7 @@ destinations:
 	}
 	r.call(t, "POST", "/api/reload", http.StatusBadRequest, &e)
 	answer := e.Error + "\n" + strings.Join(e.Problems, "\n")
-	if !strings.Contains(answer, `"ftp://u:xxxxx@files.example/calls?token=xxxxx"`) {
+	if !strings.Contains(answer, `"ftp://xxxxx:xxxxx@files.example/calls?token=xxxxx"`) {
 		t.Errorf("answer %q does not quote the redacted URL", answer)
 	}
 	for _, secret := range []string{"Pa55", "s3cret"} {

@@ -95,7 +95,7 @@ func TestCheckAgreesWithServe(t *testing.T) {
 			`:3: store.redis.url: "redis://:xxxxx@127.0.0.1:1/0?token=xxxxx": redis: unexpected option: token`},
 		{"destination url with a token", "store: {embedded: {path: DATA}}\ndestinations:\n" +
 			"  - {name: crm, url: \"ftp://u:Pa55@files.example/x?token=s3cret\"}\n",
-			`:5: destination "crm": url "ftp://u:xxxxx@files.example/x?token=xxxxx" is not an absolute http:// or https:// URL`},
+			`:5: destination "crm": url "ftp://xxxxx:xxxxx@files.example/x?token=xxxxx" is not an absolute http:// or https:// URL`},
 		{"short agent token", "store: {embedded: {path: DATA}}\nagents: [{name: office-1, token: s3cret}]\n",
 			`:4: agent "office-1": token must be at least 16 bytes (it is 6)`},
 		{"open admin without a token", "store: {embedded: {path: DATA}}\n",

@@ -10,16 +10,26 @@ import (
 // Mask replaces what is hidden.
 const Mask = "xxxxx"
 
-// URL returns u with its password and every query value replaced by Mask
-// and without its fragment, as go-retryablehttp's redactURL does for the
-// password. Query keys stay: they say what was sent without saying what.
+// URL returns u with its user name, password and every query value
+// replaced by Mask and without its fragment, as go-retryablehttp's
+// redactURL does for the password. The user name goes too: some services
+// take the API key there (https://KEY@api.example/). Query keys stay: they
+// say what was sent without saying what.
 func URL(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
 	r := *u
-	if _, has := r.User.Password(); has {
-		r.User = url.UserPassword(r.User.Username(), Mask)
+	if r.User != nil {
+		name := r.User.Username()
+		if name != "" {
+			name = Mask
+		}
+		if _, has := r.User.Password(); has {
+			r.User = url.UserPassword(name, Mask)
+		} else {
+			r.User = url.User(name)
+		}
 	}
 	r.Fragment, r.RawFragment = "", ""
 	if r.RawQuery != "" {

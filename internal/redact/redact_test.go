@@ -14,8 +14,8 @@ func TestURL(t *testing.T) {
 		{"https://crm.example/calls?token=s3cret", "https://crm.example/calls?token=xxxxx"},
 		{"https://crm.example/calls?a=1&b=2&flag", "https://crm.example/calls?a=xxxxx&b=xxxxx&flag"},
 		{"redis://:Pa55@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
-		{"redis://user:Pa55@127.0.0.1:6379/0?password=x", "redis://user:xxxxx@127.0.0.1:6379/0?password=xxxxx"},
-		{"https://user@crm.example/", "https://user@crm.example/"},
+		{"redis://user:Pa55@127.0.0.1:6379/0?password=x", "redis://xxxxx:xxxxx@127.0.0.1:6379/0?password=xxxxx"},
+		{"https://sk_live_key@api.example/", "https://xxxxx@api.example/"},
 		{"https://crm.example/#frag-secret", "https://crm.example/"},
 		{"http://[::1", "(unparsable URL)"},
 	}
