@@ -160,6 +160,10 @@ type Store interface {
 
 	// Event returns an event with its deliveries and their attempts.
 	Event(ctx context.Context, id string) (EventRecord, error)
+	// Delivery returns one delivery without its attempt log (ErrNotFound
+	// when there is none), so a caller can check where it goes before
+	// acting on it.
+	Delivery(ctx context.Context, id string) (Delivery, error)
 	// ListDLQ lists dead-lettered deliveries, oldest first; dest "" means all.
 	ListDLQ(ctx context.Context, dest string, p Page) (items []Delivery, next string, err error)
 	// ReplayDLQ moves one dead delivery back into its queue, due now, with its

@@ -155,3 +155,17 @@ func (s *Store) Depths(ctx context.Context) (store.Depths, error) {
 	}
 	return out, nil
 }
+
+// Delivery returns one delivery without its attempt log.
+func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error) {
+	var out store.Delivery
+	err := s.view(ctx, "delivery "+id, func(tx *bbolt.Tx) error {
+		rec, err := getDelivery(tx, id)
+		if err != nil {
+			return err
+		}
+		out = rec.Delivery
+		return nil
+	})
+	return out, err
+}

@@ -119,3 +119,36 @@ func (s *Store) Depths(ctx context.Context) (store.Depths, error) {
 	}
 	return d, nil
 }
+
+// Delivery returns one delivery without its attempt log: one HGETALL.
+func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error) {
+	op := "delivery " + id
+	if err := s.check(); err != nil {
+		return store.Delivery{}, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	h, err := s.rdb.HGetAll(ctx, s.prefix+"dlv:"+id).Result()
+	if err != nil {
+		return store.Delivery{}, s.fail(op, err)
+	}
+	if len(h) > 0 {
+		return deliveryFrom(h), nil
+	}
+	// Accept stores no hash for a delivery until its first lease; its
+	// state then follows from its event's (see implicitDelivery).
+	if cut := strings.LastIndexByte(id, '_'); cut > 4 && strings.HasPrefix(id, "dlv_") {
+		evh, err := s.rdb.HGetAll(ctx, s.prefix+"ev:evt_"+id[4:cut]).Result()
+		if err != nil {
+			return store.Delivery{}, s.fail(op, err)
+		}
+		if len(evh) > 0 {
+			ev, err := eventFrom(evh)
+			if err != nil {
+				return store.Delivery{}, fmt.Errorf("redis: %s: %w", op, err)
+			}
+			if d, ok := implicitDelivery(evh, ev, id); ok {
+				return d, nil
+			}
+		}
+	}
+	return store.Delivery{}, fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -195,4 +196,42 @@ func testReplayDLQ(t *testing.T, open Opener) {
 	}
 	wantErr(t, "ReplayDLQ of a delivered delivery", s.ReplayDLQ(ctx, d.ID), store.ErrNotFound)
 	wantDepths(t, s, nil, nil, 0)
+}
+
+// Delivery reads one delivery by id in every state: queued and never
+// leased, dead, and unknown.
+func testDelivery(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	res := mustAccept(t, s, newEvent("1201", SeedBody(1)), []string{destA, destB}, store.Dedupe{})
+	rec := mustEvent(t, s, res.EventID)
+	if len(rec.Deliveries) != 2 {
+		t.Fatalf("event has %d deliveries, want 2", len(rec.Deliveries))
+	}
+	for i, dest := range []string{destA, destB} {
+		id := rec.Deliveries[i].ID
+		d, err := s.Delivery(ctx, id)
+		if err != nil {
+			t.Fatalf("Delivery(%s) before any lease: %v", id, err)
+		}
+		if d.ID != id || d.EventID != res.EventID || d.Destination != dest || d.State != store.StatePending || d.Attempts != 0 {
+			t.Fatalf("Delivery(%s) = %+v, want pending to %s of event %s", id, d, dest, res.EventID)
+		}
+	}
+	dA := leaseOne(t, s, destA, long)
+	if err := s.DeadLetter(ctx, dA, attemptFor(dA, 500, "boom")); err != nil {
+		t.Fatalf("DeadLetter: %v", err)
+	}
+	d, err := s.Delivery(ctx, dA.ID)
+	if err != nil {
+		t.Fatalf("Delivery(%s) after DeadLetter: %v", dA.ID, err)
+	}
+	if d.State != store.StateDead || d.Destination != destA || d.Attempts != 1 || d.LastStatus != 500 || d.LastError != "boom" {
+		t.Fatalf("Delivery(%s) = %+v, want dead to %s after 1 attempt, last 500 boom", dA.ID, d, destA)
+	}
+	for _, id := range []string{"dlv_nope", "dlv_" + res.EventID[4:] + "_9", ""} {
+		if _, err := s.Delivery(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Delivery(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
 }

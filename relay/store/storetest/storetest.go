@@ -49,6 +49,7 @@ func Run(t *testing.T, newBackend func(t testing.TB) Opener) {
 		{"ListDLQFilterAndPages", testListDLQPages},
 		{"ReplayDLQ", testReplayDLQ},
 		{"DeleteDLQ", testDeleteDLQ},
+		{"Delivery", testDelivery},
 		{"FindEvents", testFindEvents},
 		{"BadCursor", testBadCursor},
 		{"Parked", testParked},
