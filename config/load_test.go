@@ -60,6 +60,15 @@ func TestLoadFileProblems(t *testing.T) {
 			`4: unknown key "retyr" in destinations (did you mean "retry"?)`,
 			`9: unknown key "max_atempts" in retry (did you mean "max_attempts"?)`,
 		}},
+		{"bad_portal.yaml", []string{
+			`11: portal "acme": unknown destination "acme-crn"`,
+			`12: duplicate portal "acme" (first defined at line 9)`,
+			`13: portal "acme": token must be at least 16 bytes, got 5`,
+			`16: portal "globex": token is the same as portal "acme"'s`,
+			`19: portal "globex": destination "globex" is listed twice`,
+			`21: portal "initech": token must differ from admin.token`,
+			`22: portal "initech": destinations must name at least one destination`,
+		}},
 		{"unknown_destination.yaml", []string{
 			`9: route 3: unknown destination "acme-crn"`,
 		}},

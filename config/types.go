@@ -13,6 +13,7 @@ type Config struct {
 	Routes       []Route       `yaml:"routes"`
 	Destinations []Destination `yaml:"destinations"`
 	Agents       []Agent       `yaml:"agents"`
+	Portals      []Portal      `yaml:"portals"`
 
 	// File is the path the config was loaded from ("" for Load from bytes).
 	File string `yaml:"-"`
@@ -169,6 +170,19 @@ type Agent struct {
 	Name  string `yaml:"name"`
 	Token string `yaml:"token"`
 }
+
+// Portal gives one client a console and admin API limited to its
+// destinations: a holder of Token sees only their deliveries and may
+// replay only their dead letters.
+type Portal struct {
+	Name         string   `yaml:"name"`
+	Token        string   `yaml:"token"`
+	Destinations []string `yaml:"destinations"`
+}
+
+// MinPortalTokenBytes is the shortest portal token accepted: it is handed
+// to a client, so it must not be guessable.
+const MinPortalTokenBytes = 16
 
 // Duration is a time.Duration written as a Go duration string ("250ms", "24h").
 type Duration time.Duration

@@ -58,6 +58,7 @@ func validate(c *Config, pos positions) []Error {
 	}
 	v.destinations(v.agents())
 	v.routes()
+	v.portals()
 	return v.errs
 }
 
@@ -474,4 +475,45 @@ func (v *validator) routes() {
 func (v *validator) hasDestination(name string) bool {
 	_, ok := v.c.Destination(name)
 	return ok
+}
+
+// portals checks each portal's name, token and destinations. A token may
+// open one portal only, and never the whole admin API.
+func (v *validator) portals() {
+	names := map[string]int{}
+	tokens := map[string]string{}
+	for i, p := range v.c.Portals {
+		path := fmt.Sprintf("portals.%d", i)
+		line := v.pos.line(path+".name", path)
+		lbl, ok := v.name("portal", i, p.Name, line, names)
+		if ok {
+			names[p.Name] = line
+		}
+		tline := v.pos.line(path+".token", path)
+		switch prev, dup := tokens[p.Token]; {
+		case len(p.Token) < MinPortalTokenBytes:
+			v.add(tline, "%s: token must be at least %d bytes, got %d", lbl, MinPortalTokenBytes, len(p.Token))
+		case p.Token == v.c.Admin.Token:
+			v.add(tline, "%s: token must differ from admin.token", lbl)
+		case dup:
+			v.add(tline, "%s: token is the same as %s's", lbl, prev)
+		default:
+			tokens[p.Token] = lbl
+		}
+		dline := v.pos.line(path+".destinations", path)
+		if len(p.Destinations) == 0 {
+			v.add(dline, "%s: destinations must name at least one destination", lbl)
+		}
+		seen := map[string]bool{}
+		for j, name := range p.Destinations {
+			entry := v.pos.line(fmt.Sprintf("%s.destinations.%d", path, j), path+".destinations", path)
+			switch {
+			case seen[name]:
+				v.add(entry, "%s: destination %q is listed twice", lbl, name)
+			case !v.hasDestination(name):
+				v.add(entry, "%s: unknown destination %q", lbl, name)
+			}
+			seen[name] = true
+		}
+	}
 }
