@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/admin/ui"
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/ingest"
 	"github.com/relaygw/relay/relay/store"
@@ -26,6 +28,11 @@ func (s *Server) adminOptions() admin.Options {
 		Reload:       s.Reload,
 		Draining:     s.gate.closed,
 		Sent:         s.sent,
+		Portals:      portals(s.cfg),
+		Tail:         s.tail,
+		Config:       s.live.Load,
+		LastReload:   s.lastReload.Load,
+		Console:      ui.Handler(),
 	}
 }
 
@@ -52,6 +59,32 @@ func (s *Server) sent(ctx context.Context, ev store.Event, dest string) (admin.S
 		sent.ContentType = ev.ContentType
 	}
 	return sent, true
+}
+
+// portals lists cfg's client portals for the admin API.
+func portals(cfg *config.Config) []admin.Portal {
+	out := make([]admin.Portal, len(cfg.Portals))
+	for i, p := range cfg.Portals {
+		out[i] = admin.Portal{Name: p.Name, Token: p.Token, Destinations: p.Destinations}
+	}
+	return out
+}
+
+// tailAttempt publishes an attempt's outcome to the live tail.
+func (s *Server) tailAttempt(d store.Delivery, a store.Attempt, o deliver.Outcome) {
+	s.tail.Publish(admin.TailItem{
+		Kind: admin.TailAttempt, At: a.At, EventID: d.EventID, DeliveryID: d.ID, Destination: d.Destination,
+		Outcome: string(o), Attempt: a.N, Status: a.Status, Error: a.Error,
+		DurationMS: float64(a.Duration) / float64(time.Millisecond),
+	})
+}
+
+// tailEvent publishes a callback ingest answered to the live tail.
+func (s *Server) tailEvent(ev store.Event, outcome string) {
+	s.tail.Publish(admin.TailItem{
+		Kind: admin.TailEvent, At: ev.ReceivedAt, EventID: ev.ID, WebhookID: ev.WebhookID,
+		DedupeKey: ev.DedupeKey, Outcome: outcome, Destinations: ev.Destinations,
+	})
 }
 
 // onAttempt counts a delivery attempt, local or by an agent.

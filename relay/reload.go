@@ -31,6 +31,12 @@ import (
 func (s *Server) Reload(ctx context.Context) (admin.ReloadReport, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	rep, err := s.reload(ctx)
+	s.lastReload.Store(admin.NewReloadResult(time.Now(), rep, err))
+	return rep, err
+}
+
+func (s *Server) reload(ctx context.Context) (admin.ReloadReport, error) {
 	old := s.live.Load()
 	if old.File == "" {
 		return admin.ReloadReport{}, errors.New("relay: reload: the config was not loaded from a file")
@@ -78,6 +84,7 @@ func (s *Server) apply(old, cfg *config.Config) error {
 	s.router.Store(table)
 	s.ingest.Update(ingestSettings(cfg, table))
 	s.admin.SetToken(cfg.Admin.Token)
+	s.admin.SetPortals(portals(cfg))
 	s.metrics.KnowDestinations(destinationNames(cfg))
 	s.live.Store(cfg)
 	return nil

@@ -52,6 +52,10 @@ type Server struct {
 	router   atomic.Pointer[route.Table]   // running routes, for parked replay
 	live     atomic.Pointer[config.Config] // running config
 	reloadMu sync.Mutex
+	// tail feeds the admin API's live tail; lastReload is the last
+	// reload's result for the console.
+	tail       *admin.Tail
+	lastReload atomic.Pointer[admin.ReloadResult]
 
 	ingestLn, adminLn   net.Listener
 	ingestSrv, adminSrv *http.Server
@@ -116,8 +120,10 @@ func (s *Server) build() error {
 		Depths: s.store, Destinations: s.destinationStates, Version: s.opts.Version, Logger: s.log,
 	})
 	s.metrics.KnowDestinations(destinationNames(s.cfg))
+	s.tail = admin.NewTail(0)
 	dm, err := deliver.NewManager(s.store, s.cfg.Destinations, deliver.Options{
 		OnAttempt:    s.onAttempt,
+		OnResult:     s.tailAttempt,
 		Logger:       s.log,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
 		LeaseMargin:  s.cfg.Delivery.LeaseMargin.D(),
@@ -134,6 +140,7 @@ func (s *Server) build() error {
 		Logger:       s.log,
 		Lease:        s.opts.AgentLease,
 		OnAttempt:    s.onAttempt,
+		OnResult:     s.tailAttempt,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
 		Version:      s.opts.Version,
 	})
@@ -146,6 +153,7 @@ func (s *Server) build() error {
 	// with none (which would wake every destination).
 	s.ingest.OnAccepted = func(dests []string) { s.wake(dests...) }
 	s.ingest.OnOutcome = s.metrics.Ingest
+	s.ingest.OnEvent = s.tailEvent
 	s.router.Store(table)
 	s.gate = newGate(s.ingest)
 	s.admin = admin.NewHandler(s.adminOptions())
@@ -188,6 +196,7 @@ func (s *Server) listen() {
 	s.ingestSrv = newHTTPServer(mux, s.log)
 	s.ingestSrv.RegisterOnShutdown(s.agents.Close)
 	s.adminSrv = newHTTPServer(s.admin, s.log)
+	s.adminSrv.RegisterOnShutdown(s.tail.Close)
 	s.warnOpenAdmin(s.cfg.Admin.Token)
 }
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,7 @@ import (
 type Store interface {
 	Ping(ctx context.Context) error
 	Event(ctx context.Context, id string) (store.EventRecord, error)
+	Delivery(ctx context.Context, id string) (store.Delivery, error)
 	FindEvents(ctx context.Context, q store.EventQuery, p store.Page) ([]store.EventRecord, string, error)
 	ListDLQ(ctx context.Context, dest string, p store.Page) ([]store.Delivery, string, error)
 	ReplayDLQ(ctx context.Context, id string) error
@@ -61,14 +61,25 @@ type Options struct {
 	// Throttle counts failed authentications per source address; default
 	// one with config's DefaultAuthFailure* settings.
 	Throttle *authguard.Throttle
+	// Portals are the client portals: tokens scoped to destinations.
+	Portals []Portal
+	// Tail, when set, feeds GET /api/tail.
+	Tail *Tail
+	// Config returns the running config (masked before it is served) and
+	// LastReload the result of the last reload, for GET /api/config.
+	Config     func() *config.Config
+	LastReload func() *ReloadResult
+	// Console, when set, is served under /ui/ (the web console's assets).
+	Console http.Handler
 }
 
 // Handler serves the admin listener: probes, metrics and the /api routes.
 type Handler struct {
-	opts   Options
-	log    *slog.Logger
-	token  atomic.Pointer[authguard.Digest] // nil: no auth
-	router *mux.Router
+	opts    Options
+	log     *slog.Logger
+	token   atomic.Pointer[authguard.Digest] // nil: no auth
+	portals atomic.Pointer[[]portalKey]
+	router  *mux.Router
 }
 
 // NewHandler returns the admin handler. GET /healthz answers 200 while the
@@ -84,13 +95,18 @@ func NewHandler(o Options) *Handler {
 	}
 	h := &Handler{opts: o, log: o.Logger}
 	h.SetToken(o.Token)
+	h.SetPortals(o.Portals)
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
 	if o.Metrics != nil {
-		r.Handle("/metrics", o.Metrics.Handler()).Methods(http.MethodGet, http.MethodHead)
+		r.Handle("/metrics", h.refusePortal(o.Metrics.Handler())).Methods(http.MethodGet, http.MethodHead)
+	}
+	if o.Console != nil {
+		r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+		r.PathPrefix("/ui/").Handler(http.StripPrefix("/ui", o.Console)).Methods(http.MethodGet, http.MethodHead)
 	}
 	h.api(r)
 	// Unknown /api paths need the token too, so the routes cannot be
@@ -129,59 +145,52 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) api(r *mux.Router) {
+	// portal marks the routes a portal token may call; their handlers
+	// filter by the request's scope. Every other route answers it 403.
 	for _, rt := range []struct {
 		method, path string
 		fn           http.HandlerFunc
+		portal       bool
 	}{
-		{http.MethodGet, "/api/events", h.findEvents},
-		{http.MethodGet, "/api/events/{id}", h.getEvent},
-		{http.MethodGet, "/api/dlq", h.listDLQ},
-		{http.MethodPost, "/api/dlq/replay", h.replayDLQAll},
-		{http.MethodPost, "/api/dlq/{id}/replay", h.replayDLQ},
-		{http.MethodDelete, "/api/dlq/{id}", h.deleteDLQ},
-		{http.MethodGet, "/api/parked", h.listParked},
-		{http.MethodPost, "/api/parked/replay", h.replayParkedAll},
-		{http.MethodPost, "/api/parked/{id}/replay", h.replayParked},
-		{http.MethodGet, "/api/destinations", h.destinations},
-		{http.MethodPost, "/api/reload", h.reload},
+		{http.MethodGet, "/api/whoami", h.whoami, true},
+		{http.MethodGet, "/api/events", h.findEvents, true},
+		{http.MethodGet, "/api/events/{id}", h.getEvent, true},
+		{http.MethodGet, "/api/dlq", h.listDLQ, true},
+		{http.MethodPost, "/api/dlq/replay", h.replayDLQAll, true},
+		{http.MethodPost, "/api/dlq/{id}/replay", h.replayDLQ, true},
+		{http.MethodDelete, "/api/dlq/{id}", h.deleteDLQ, false},
+		{http.MethodGet, "/api/parked", h.listParked, false},
+		{http.MethodPost, "/api/parked/replay", h.replayParkedAll, false},
+		{http.MethodPost, "/api/parked/{id}/replay", h.replayParked, false},
+		{http.MethodGet, "/api/destinations", h.destinations, true},
+		{http.MethodGet, "/api/stats", h.stats, true},
+		{http.MethodGet, "/api/tail", h.tail, true},
+		{http.MethodGet, "/api/config", h.config, false},
+		{http.MethodPost, "/api/reload", h.reload, false},
 	} {
-		r.Handle(rt.path, h.auth(rt.fn)).Methods(rt.method)
+		r.Handle(rt.path, h.auth(rt.fn, rt.portal)).Methods(rt.method)
 	}
 }
 
-// authAPI applies auth to /api paths only.
-func (h *Handler) authAPI(next http.Handler) http.Handler {
-	authed := h.auth(next)
+// refusePortal answers 403 to a request that carries a portal token, on
+// routes outside /api that need no token (metrics): a portal holder gets
+// no more there than anyone else.
+func (h *Handler) refusePortal(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
-			authed.ServeHTTP(w, r)
+		if s, ok := h.identify(r); ok && s != nil {
+			forbidden(w, s)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// auth requires the bearer token on every /api route when one is set. The
-// token is compared as SHA-256 digests in constant time, so neither its
-// bytes nor its length leak through timing. A source that failed too often
-// is answered 429 without its token being looked at.
-func (h *Handler) auth(next http.Handler) http.Handler {
+// authAPI applies auth to /api paths only.
+func (h *Handler) authAPI(next http.Handler) http.Handler {
+	authed := h.auth(next, false)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := h.token.Load()
-		if want == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if wait := h.opts.Throttle.Wait(r.RemoteAddr); wait > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(authguard.RetryAfter(wait)))
-			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; try again later")
-			return
-		}
-		got, ok := authguard.BearerToken(r.Header.Get("Authorization"))
-		if !ok || !want.Equal(got) {
-			h.opts.Throttle.Fail(r.RemoteAddr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="relay admin"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <admin.token>")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			authed.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -32,6 +32,11 @@ func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, "event "+id, err)
 		return
 	}
+	rec, ok := scoped(scopeOf(r), rec)
+	if !ok {
+		forbidden(w, scopeOf(r))
+		return
+	}
 	v := eventView(rec)
 	if h.opts.Sent != nil {
 		for i := range v.Deliveries {
@@ -43,7 +48,25 @@ func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// findEvents answers GET /api/events?webhook_id=&mid=&status=&since=&limit=&cursor=,
+// scoped is rec as scope sees it: only the deliveries to its destinations,
+// and the route limited to them. ok is false when none of rec's deliveries
+// is in scope (parked events included): the portal may not see the event.
+func scoped(scope *Scope, rec store.EventRecord) (store.EventRecord, bool) {
+	if scope == nil {
+		return rec, true
+	}
+	out := rec
+	out.Deliveries = nil
+	for _, d := range rec.Deliveries {
+		if scope.Allows(d.Destination) {
+			out.Deliveries = append(out.Deliveries, d)
+		}
+	}
+	out.Event.Destinations = slices.DeleteFunc(slices.Clone(rec.Event.Destinations), func(d string) bool { return !scope.Allows(d) })
+	return out, len(out.Deliveries) > 0
+}
+
+// findEvents answers GET /api/events?webhook_id=&mid=&status=&since=&until=&limit=&cursor=,
 // newest first. It calls the store until the page is full, the store has
 // nothing more, or findBudget is spent.
 func (h *Handler) findEvents(w http.ResponseWriter, r *http.Request) {
@@ -57,16 +80,25 @@ func (h *Handler) findEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// A portal's status is that of its own deliveries, so the store is
+	// not asked to match it.
+	scope, sq := scopeOf(r), q
+	if scope != nil {
+		sq.Status = ""
+	}
 	items := []EventSummary{}
 	deadline := time.Now().Add(findBudget)
 	for {
-		recs, next, err := h.opts.Store.FindEvents(r.Context(), q, store.Page{Cursor: p.Cursor, Limit: p.Limit - len(items)})
+		recs, next, err := h.opts.Store.FindEvents(r.Context(), sq, store.Page{Cursor: p.Cursor, Limit: p.Limit - len(items)})
 		if err != nil {
 			h.storeError(w, "find events", err)
 			return
 		}
 		for _, rec := range recs {
-			items = append(items, eventSummary(rec))
+			rec, ok := scoped(scope, rec)
+			if ok && (q.Status == "" || rec.Status() == q.Status) {
+				items = append(items, eventSummary(rec))
+			}
 		}
 		p.Cursor = next
 		if next == "" || len(items) >= p.Limit || time.Now().After(deadline) {
@@ -96,6 +128,13 @@ func eventQuery(v url.Values) (store.EventQuery, error) {
 			return q, err
 		}
 		q.Since = since
+	}
+	if s := v.Get("until"); s != "" {
+		until, err := parseSince(s, time.Now())
+		if err != nil {
+			return q, fmt.Errorf("bad until: %w", err)
+		}
+		q.Until = until
 	}
 	return q, nil
 }

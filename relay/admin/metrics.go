@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/relaygw/relay/relay/store"
 )
@@ -234,4 +235,48 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descDLQ, prometheus.GaugeValue, float64(total))
 	ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(d.Parked))
+}
+
+// ingestCounts reads relay_ingest_requests_total by outcome.
+func (m *Metrics) ingestCounts() map[string]float64 {
+	out := map[string]float64{}
+	m.counts(m.ingestRequests, func(labels map[string]string, v float64) {
+		out[labels["outcome"]] += v
+	})
+	return out
+}
+
+// deliveryCounts sums relay_deliveries_total by outcome over the
+// destinations allow accepts.
+func (m *Metrics) deliveryCounts(allow func(dest string) bool) map[string]float64 {
+	out := map[string]float64{}
+	for _, o := range DeliveryOutcomes {
+		out[o] = 0
+	}
+	m.counts(m.deliveries, func(labels map[string]string, v float64) {
+		if allow(labels["destination"]) {
+			out[labels["outcome"]] += v
+		}
+	})
+	return out
+}
+
+// counts calls fn with each series of c.
+func (m *Metrics) counts(c prometheus.Collector, fn func(labels map[string]string, v float64)) {
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	for pm := range ch {
+		var d dto.Metric
+		if pm.Write(&d) != nil || d.Counter == nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range d.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		fn(labels, d.Counter.GetValue())
+	}
 }

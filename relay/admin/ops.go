@@ -1,27 +1,40 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net/http"
 	"slices"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/store"
 )
 
 // destinations answers GET /api/destinations: every configured destination
 // with its queue depth, dead count, in-flight attempts, breaker state and
 // last success and failure, then any removed destination that still has
-// deliveries queued or dead-lettered (configured: false).
+// deliveries queued or dead-lettered (configured: false). A portal sees its
+// own destinations only.
 func (h *Handler) destinations(w http.ResponseWriter, r *http.Request) {
+	out, _, err := h.destinationList(r.Context(), scopeOf(r))
+	if err != nil {
+		h.storeError(w, "queue depths", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// destinationList is the list GET /api/destinations answers, for scope,
+// with the store's depths it was built from.
+func (h *Handler) destinationList(ctx context.Context, scope *Scope) ([]DestinationState, store.Depths, error) {
 	var states []DestinationState
 	if h.opts.Destinations != nil {
 		states = h.opts.Destinations()
 	}
-	depths, err := h.opts.Store.Depths(r.Context())
+	depths, err := h.opts.Store.Depths(ctx)
 	if err != nil {
-		h.storeError(w, "queue depths", err)
-		return
+		return nil, depths, err
 	}
 	out := make([]DestinationState, 0, len(states))
 	seen := map[string]bool{}
@@ -48,7 +61,8 @@ func (h *Handler) destinations(w http.ResponseWriter, r *http.Request) {
 	for _, name := range gone {
 		out = append(out, DestinationState{Name: name, Queued: depths.Queued[name], Dead: depths.Dead[name]})
 	}
-	writeJSON(w, http.StatusOK, out)
+	out = slices.DeleteFunc(out, func(s DestinationState) bool { return !scope.Allows(s.Name) })
+	return out, depths, nil
 }
 
 // reload answers POST /api/reload, which does what SIGHUP does. A bad file

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -21,16 +22,35 @@ func (h *Handler) listDLQ(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ds, next, err := h.opts.Store.ListDLQ(r.Context(), r.URL.Query().Get("destination"), p)
-	if err != nil {
-		h.storeError(w, "list dlq", err)
+	dest, scope := r.URL.Query().Get("destination"), scopeOf(r)
+	if dest != "" && !scope.Allows(dest) {
+		forbidden(w, scope)
 		return
 	}
-	items := make([]DeliveryView, 0, len(ds))
-	for _, d := range ds {
-		items = append(items, deliveryView(d))
+	if dest == "" && scope != nil && len(scope.Destinations) == 1 {
+		dest = scope.Destinations[0]
 	}
-	writePage(w, r, items, next)
+	// A portal of several destinations reads the whole DLQ and keeps its
+	// own, page after page, like findEvents.
+	items := []DeliveryView{}
+	deadline := time.Now().Add(findBudget)
+	for {
+		ds, next, err := h.opts.Store.ListDLQ(r.Context(), dest, store.Page{Cursor: p.Cursor, Limit: p.Limit - len(items)})
+		if err != nil {
+			h.storeError(w, "list dlq", err)
+			return
+		}
+		for _, d := range ds {
+			if scope.Allows(d.Destination) {
+				items = append(items, deliveryView(d))
+			}
+		}
+		p.Cursor = next
+		if next == "" || len(items) >= p.Limit || time.Now().After(deadline) {
+			break
+		}
+	}
+	writePage(w, r, items, p.Cursor)
 }
 
 // replayDLQ answers POST /api/dlq/{id}/replay. The store moves a delivery
@@ -38,6 +58,17 @@ func (h *Handler) listDLQ(w http.ResponseWriter, r *http.Request) {
 // it twice.
 func (h *Handler) replayDLQ(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
+	if scope := scopeOf(r); scope != nil {
+		d, err := h.opts.Store.Delivery(r.Context(), id)
+		if err != nil {
+			h.storeError(w, "delivery "+id+" in the dlq", err)
+			return
+		}
+		if !scope.Allows(d.Destination) {
+			forbidden(w, scope)
+			return
+		}
+	}
 	if err := h.opts.Store.ReplayDLQ(r.Context(), id); err != nil {
 		h.storeError(w, "delivery "+id+" in the dlq", err)
 		return
@@ -63,22 +94,32 @@ func (h *Handler) deleteDLQ(w http.ResponseWriter, r *http.Request) {
 // when none is named). It lists first and replays after, so deliveries that
 // die again during the replay are not replayed a second time.
 func (h *Handler) replayDLQAll(w http.ResponseWriter, r *http.Request) {
-	dest := r.URL.Query().Get("destination")
+	dest, scope := r.URL.Query().Get("destination"), scopeOf(r)
+	dests := []string{dest}
+	switch {
+	case dest != "" && !scope.Allows(dest):
+		forbidden(w, scope)
+		return
+	case dest == "" && scope != nil:
+		dests = scope.Destinations
+	}
 	var ids []string
-	p := store.Page{Limit: bulkPage}
-	for {
-		ds, next, err := h.opts.Store.ListDLQ(r.Context(), dest, p)
-		if err != nil {
-			h.storeError(w, "list dlq", err)
-			return
+	for _, dest := range dests {
+		p := store.Page{Limit: bulkPage}
+		for {
+			ds, next, err := h.opts.Store.ListDLQ(r.Context(), dest, p)
+			if err != nil {
+				h.storeError(w, "list dlq", err)
+				return
+			}
+			for _, d := range ds {
+				ids = append(ids, d.ID)
+			}
+			if next == "" {
+				break
+			}
+			p.Cursor = next
 		}
-		for _, d := range ds {
-			ids = append(ids, d.ID)
-		}
-		if next == "" {
-			break
-		}
-		p.Cursor = next
 	}
 	var res ReplayResult
 	for _, id := range ids {

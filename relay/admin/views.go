@@ -53,7 +53,10 @@ type DeliveryView struct {
 	CreatedAt   time.Time           `json:"created_at"`
 	DueAt       time.Time           `json:"due_at"`
 	UpdatedAt   time.Time           `json:"updated_at"`
-	AttemptLog  []AttemptView       `json:"attempt_log,omitempty"`
+	// Replays counts the DLQ replays seen in the attempt log (event page
+	// only); Attempts counts from the last one.
+	Replays    int           `json:"replays,omitempty"`
+	AttemptLog []AttemptView `json:"attempt_log,omitempty"`
 	// Sent is what the destination's transform makes of the event, set on
 	// an event's page for destinations with a transform only (the others
 	// are sent the event's body as it is).
@@ -90,9 +93,12 @@ func sentView(s Sent) *SentView {
 	return &SentView{ContentType: s.ContentType, Headers: s.Header, Body: body, Encoding: enc}
 }
 
-// AttemptView is one HTTP attempt.
+// AttemptView is one HTTP attempt. A DLQ replay starts the count again
+// at 1; Replay says which replay an attempt belongs to (0: the delivery's
+// first run), so a replayed attempt 1 is not taken for a second first one.
 type AttemptView struct {
 	N          int       `json:"n"`
+	Replay     int       `json:"replay,omitempty"`
 	At         time.Time `json:"at"`
 	DurationMS float64   `json:"duration_ms"`
 	Status     int       `json:"status"`
@@ -202,9 +208,17 @@ func eventView(rec store.EventRecord) EventView {
 	for _, d := range rec.Deliveries {
 		dv := deliveryView(d.Delivery)
 		dv.AttemptLog = make([]AttemptView, 0, len(d.AttemptLog))
+		prev := 0
 		for _, a := range d.AttemptLog {
+			// The store logs attempts oldest first and numbers them from
+			// 1 again after a replay, so a number that does not grow
+			// starts the next replay's run.
+			if a.N <= prev {
+				dv.Replays++
+			}
+			prev = a.N
 			dv.AttemptLog = append(dv.AttemptLog, AttemptView{
-				N: a.N, At: a.At, DurationMS: float64(a.Duration) / float64(time.Millisecond),
+				N: a.N, Replay: dv.Replays, At: a.At, DurationMS: float64(a.Duration) / float64(time.Millisecond),
 				Status: a.Status, Error: a.Error, Response: a.Response,
 			})
 		}

@@ -205,6 +205,9 @@ func (s *Server) recorded(err error, d *destination, dl store.Delivery, outcome 
 	if s.opts.OnAttempt != nil {
 		s.opts.OnAttempt(d.name, outcome, a.Status, a.Duration)
 	}
+	if s.opts.OnResult != nil {
+		s.opts.OnResult(dl, a, outcome)
+	}
 	return ack
 }
 

@@ -63,6 +63,10 @@ type ServerOptions struct {
 	PollInterval time.Duration
 	// OnAttempt, if set, is called after every recorded attempt (metrics).
 	OnAttempt func(dest string, outcome deliver.Outcome, status int, took time.Duration)
+	// OnResult, if set, is called after every recorded attempt with the
+	// delivery and the attempt (the admin API's live tail). It must not
+	// block.
+	OnResult func(d store.Delivery, a store.Attempt, outcome deliver.Outcome)
 	// OnCircuit, if set, is called when an agent destination's circuit
 	// changes state, as deliver.Options.OnCircuit is for direct ones.
 	OnCircuit func(dest string, state string)

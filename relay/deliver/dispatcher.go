@@ -450,6 +450,9 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 	if dp.opts.OnAttempt != nil {
 		dp.opts.OnAttempt(dp.name, outcome, res.status, res.took)
 	}
+	if dp.opts.OnResult != nil {
+		dp.opts.OnResult(d, a, outcome)
+	}
 	dp.logOutcome(d, outcome, a, due)
 	freeSlot()
 	// The store refuses extensions while it commits an outcome, so stop

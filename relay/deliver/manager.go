@@ -46,6 +46,10 @@ type Options struct {
 	DrainTimeout time.Duration
 	// OnAttempt, if set, is called after every attempt (for metrics).
 	OnAttempt func(dest string, outcome Outcome, status int, took time.Duration)
+	// OnResult, if set, is called after every attempt with the delivery
+	// and the attempt as recorded (for the admin API's live tail). It must
+	// not block.
+	OnResult func(d store.Delivery, a store.Attempt, outcome Outcome)
 	// OnCircuit, if set, is called when a destination's circuit changes
 	// state (CircuitClosed, CircuitOpen, CircuitHalfOpen), for metrics. It
 	// is called without locks held, one call at a time per destination, and

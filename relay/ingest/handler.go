@@ -67,6 +67,10 @@ type Handler struct {
 	// OnOutcome, when set, is called once per request with its outcome and
 	// how long the answer took.
 	OnOutcome func(outcome string, took time.Duration)
+	// OnEvent, when set, is called with every stored or duplicate event
+	// (ID set; Destinations where it was routed, none when parked) and its
+	// outcome: accepted, parked or duplicate. It must not block.
+	OnEvent func(ev store.Event, outcome string)
 }
 
 // NewHandler returns a handler writing to st with the given settings.
@@ -182,6 +186,19 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 		return
 	}
 	n := res.Deliveries
+	if h.OnEvent != nil {
+		ev.ID, ev.Body = res.EventID, nil
+		switch {
+		case res.Duplicate:
+			h.OnEvent(ev, OutcomeDuplicate)
+		case len(dests) == 0:
+			ev.Parked = true
+			h.OnEvent(ev, OutcomeParked)
+		default:
+			ev.Destinations = dests
+			h.OnEvent(ev, OutcomeAccepted)
+		}
+	}
 	switch {
 	case res.Duplicate:
 		h.done(OutcomeDuplicate, start)

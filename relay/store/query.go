@@ -61,6 +61,8 @@ type EventQuery struct {
 	Status EventStatus
 	// Since matches events received at or after it.
 	Since time.Time
+	// Until matches events received before it.
+	Until time.Time
 }
 
 // Matches reports whether q selects r. r must hold its deliveries when q
@@ -73,6 +75,8 @@ func (q EventQuery) Matches(r EventRecord) bool {
 	case q.DedupeKey != "" && ev.DedupeKey != q.DedupeKey:
 		return false
 	case !q.Since.IsZero() && ev.ReceivedAt.Before(q.Since):
+		return false
+	case !q.Until.IsZero() && !ev.ReceivedAt.Before(q.Until):
 		return false
 	case q.Status != "" && r.Status() != q.Status:
 		return false

@@ -54,3 +54,26 @@ func TestQueryExhausted(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryMatchesTimeRange(t *testing.T) {
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	rec := EventRecord{Event: Event{ReceivedAt: at}}
+	tests := []struct {
+		name string
+		q    EventQuery
+		want bool
+	}{
+		{"no range", EventQuery{}, true},
+		{"since equal", EventQuery{Since: at}, true},
+		{"since after", EventQuery{Since: at.Add(time.Nanosecond)}, false},
+		{"until after", EventQuery{Until: at.Add(time.Nanosecond)}, true},
+		{"until equal excludes", EventQuery{Until: at}, false},
+		{"inside", EventQuery{Since: at.Add(-time.Hour), Until: at.Add(time.Hour)}, true},
+		{"before the range", EventQuery{Since: at.Add(time.Hour), Until: at.Add(2 * time.Hour)}, false},
+	}
+	for _, tc := range tests {
+		if got := tc.q.Matches(rec); got != tc.want {
+			t.Errorf("%s: Matches = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

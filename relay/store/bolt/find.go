@@ -89,7 +89,7 @@ func findOne(tx *bbolt.Tx, id string, q store.EventQuery) (store.EventRecord, bo
 		return store.EventRecord{}, false, err
 	}
 	out := store.EventRecord{Event: ev.Event}
-	if !(store.EventQuery{WebhookID: q.WebhookID, DedupeKey: q.DedupeKey, Since: q.Since}).Matches(out) {
+	if !(store.EventQuery{WebhookID: q.WebhookID, DedupeKey: q.DedupeKey, Since: q.Since, Until: q.Until}).Matches(out) {
 		return out, false, nil
 	}
 	out.Deliveries = make([]store.DeliveryRecord, 0, len(ev.DeliveryIDs))

@@ -113,7 +113,7 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 		}
 		ev.Body = nil // read with the packed fields, not returned by a search
 		rec := store.EventRecord{Event: ev}
-		if !(store.EventQuery{WebhookID: q.WebhookID, DedupeKey: q.DedupeKey, Since: q.Since}).Matches(rec) {
+		if !(store.EventQuery{WebhookID: q.WebhookID, DedupeKey: q.DedupeKey, Since: q.Since, Until: q.Until}).Matches(rec) {
 			continue
 		}
 		recs[id] = rec
