@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -96,12 +97,14 @@ func (h *Handler) config(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	cfg := MaskConfig(h.opts.Config())
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(cfg); err != nil {
 		writeError(w, http.StatusInternalServerError, "config view: "+err.Error())
 		return
 	}
-	v := ConfigView{File: cfg.File, YAML: string(b)}
+	v := ConfigView{File: cfg.File, YAML: b.String()}
 	if h.opts.LastReload != nil {
 		v.LastReload = h.opts.LastReload()
 	}

@@ -60,9 +60,16 @@ function badge(text) {
   const kind = {
     delivered: "ok", success: "ok", closed: "ok", accepted: "ok", connected: "ok",
     pending: "info", retry: "warn", "half-open": "warn", parked: "warn", duplicate: "info", discarded: "warn",
-    dead: "bad", open: "bad", disconnected: "bad",
+    dead: "bad", open: "bad", disconnected: "bad", applied: "ok", refused: "bad",
   }[text] || "info";
   return h("span", { class: "badge " + kind }, text);
+}
+
+// httpStatus shows an HTTP status coloured by its class.
+function httpStatus(code) {
+  if (!code) return h("span", { class: "muted" }, "no response");
+  const kind = code < 300 ? "ok" : code < 500 ? "warn" : "bad";
+  return h("span", { class: "badge " + kind }, String(code));
 }
 
 function num(n) { return (n || 0).toLocaleString(); }
@@ -222,7 +229,7 @@ async function overviewPage() {
       return;
     }
     const sum = (m) => Object.values(m || {}).reduce((a, b) => a + b, 0);
-    let rate = "…";
+    let rate = "–";
     if (prev && st.ingest) {
       const secs = (new Date(st.at) - new Date(prev.at)) / 1000;
       if (secs > 0) rate = ((sum(st.ingest) - sum(prev.ingest)) / secs).toFixed(1);
@@ -502,10 +509,10 @@ function deliveryPanel(d) {
   }
   const log = d.attempt_log || [];
   const rows = log.map((a) => h("tr", {},
-    h("td", {}, a.replay ? badge("replay " + a.replay) : "first run"),
+    h("td", { class: "nowrap" }, a.replay ? badge("replay " + a.replay) : "first run"),
     h("td", { class: "num" }, a.n),
     h("td", {}, when(a.at)),
-    h("td", {}, a.status ? badge(String(a.status)) : h("span", { class: "muted" }, "no response")),
+    h("td", {}, httpStatus(a.status)),
     h("td", { class: "num" }, a.duration_ms.toFixed(1) + " ms"),
     h("td", { class: "wrap" }, a.error || h("span", { class: "muted" }, "–")),
     h("td", { class: "wrap mono" }, a.response || "")));
@@ -544,7 +551,7 @@ async function dlqPage(_, params) {
     h("td", {}, d.destination),
     h("td", {}, h("a", { href: "#/events/" + encodeURIComponent(d.event_id), class: "mono" }, d.event_id)),
     h("td", { class: "num" }, d.attempts),
-    h("td", {}, d.last_status ? badge(String(d.last_status)) : h("span", { class: "muted" }, "none")),
+    h("td", {}, httpStatus(d.last_status)),
     h("td", { class: "wrap" }, d.last_error),
     h("td", {}, h("div", { class: "actions" },
       h("button", { type: "button", "aria-label": "Replay delivery " + d.id, onclick: (e) => act(e, "POST", "/api/dlq/" + encodeURIComponent(d.id) + "/replay", "Replayed " + d.id) }, "Replay"),
@@ -680,7 +687,7 @@ async function configPage() {
     else {
       const rep = lr.report || {};
       last.replaceChildren(h("div", { class: "panel" }, h("dl", { class: "meta" },
-        h("dt", {}, "Result"), h("dd", {}, badge(lr.ok ? "success" : "dead"), " ", lr.ok ? "applied" : lr.error),
+        h("dt", {}, "Result"), h("dd", {}, badge(lr.ok ? "applied" : "refused"), " ", lr.ok ? "" : lr.error),
         h("dt", {}, "At"), h("dd", {}, when(lr.at)),
         lr.problems ? [h("dt", {}, "Problems"), h("dd", {}, h("ul", {}, lr.problems.map((p) => h("li", { class: "mono" }, p))))] : "",
         lr.ok ? [h("dt", {}, "Changes"), h("dd", {}, ["added", "removed", "changed", "restart_required"].filter((k) => rep[k] && rep[k].length)
