@@ -19,11 +19,14 @@ import (
 
 const eventsUsage = `Usage:
   relay events get  [-admin URL] [--json] ID
-  relay events list [-admin URL] [--mid MID] [--webhook-id ID] [--status S] [--since T] [--limit N] [--json | -q]
+  relay events list [-admin URL] [--mid MID] [--webhook-id ID] [--status S] [--since T] [--until T] [--limit N] [--json | -q]
+  relay events tail [-admin URL] [--destination NAME] [--count N] [--json]
 
 list finds events newest first: --mid matches the dedupe key (the mid by
 default), --status is parked, pending, dead, discarded or delivered, --since
-is a duration ago (2h) or an RFC 3339 time. Talks to a running relay's admin
+and --until are a duration ago (2h) or an RFC 3339 time. tail prints
+callbacks and delivery attempts as they happen until interrupted (or
+--count items). Talks to a running relay's admin
 API (-admin, default ` + defaultAdminURL + `); token from $RELAY_ADMIN_TOKEN.
 `
 
@@ -39,6 +42,8 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return runEventsGet(ctx, args[1:], stdout, stderr)
 	case "list", "ls", "find":
 		return runEventsList(ctx, args[1:], stdout, stderr)
+	case "tail", "follow":
+		return runEventsTail(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, eventsUsage)
 		return 0
@@ -126,6 +131,7 @@ func runEventsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	webhook := fs.String("webhook-id", "", "events of this webhook_id")
 	status := fs.String("status", "", "events in this state: parked, pending, dead, discarded, delivered")
 	since := fs.String("since", "", "events received since: a duration ago (2h) or an RFC 3339 time")
+	until := fs.String("until", "", "events received before: a duration ago (2h) or an RFC 3339 time")
 	limit := fs.Int("limit", 50, "list at most N")
 	asJSON := fs.Bool("json", false, "print the JSON list instead of a table")
 	quiet := fs.Bool("q", false, "print only the event ids, one per line")
@@ -141,7 +147,7 @@ func runEventsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fail(stderr, "events list", err, 2)
 	}
 	q := url.Values{}
-	for k, v := range map[string]string{"mid": *mid, "webhook_id": *webhook, "status": *status, "since": *since} {
+	for k, v := range map[string]string{"mid": *mid, "webhook_id": *webhook, "status": *status, "since": *since, "until": *until} {
 		if v != "" {
 			q.Set(k, v)
 		}
