@@ -19,6 +19,10 @@ import (
 // behind; reconnecting resumes it (the items in between are lost).
 var errDropped = errors.New("the relay dropped this stream: it fell behind")
 
+// errReauth means a reload changed the relay's tokens; reconnecting checks
+// the token again.
+var errReauth = errors.New("the relay's tokens changed")
+
 // runEventsTail runs `relay events tail`: it prints GET /api/tail's items
 // as they arrive until interrupted, or until --count items.
 func runEventsTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -63,6 +67,9 @@ func runEventsTail(ctx context.Context, args []string, stdout, stderr io.Writer)
 		case errors.Is(err, errDropped):
 			fmt.Fprintln(stderr, "relay events tail: fell behind and was dropped by the relay; reconnecting (items in between are not shown)")
 			continue
+		case errors.Is(err, errReauth):
+			fmt.Fprintln(stderr, "relay events tail: the relay's config reload changed its tokens; reconnecting")
+			continue
 		}
 		return fail(stderr, "events tail", err, 1)
 	}
@@ -106,8 +113,11 @@ func (c *adminClient) tail(ctx context.Context, stderr io.Writer, fn func(admin.
 		case strings.HasPrefix(line, "event: "):
 			event = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
-			if event == "dropped" {
+			switch event {
+			case "dropped":
 				return errDropped
+			case "reauth":
+				return errReauth
 			}
 			var it admin.TailItem
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &it); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +80,12 @@ type Handler struct {
 	log     *slog.Logger
 	token   atomic.Pointer[authguard.Digest] // nil: no auth
 	portals atomic.Pointer[[]portalKey]
-	router  *mux.Router
+	// authChanged is closed, and replaced, when the token or the portals
+	// change, so that open tail streams end and their clients
+	// authenticate again.
+	authMu      sync.Mutex
+	authChanged chan struct{}
+	router      *mux.Router
 }
 
 // NewHandler returns the admin handler. GET /healthz answers 200 while the
@@ -122,12 +128,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.S
 
 // SetToken replaces the bearer token (config reload); "" turns auth off.
 func (h *Handler) SetToken(token string) {
-	if token == "" {
-		h.token.Store(nil)
-		return
+	var next *authguard.Digest
+	if token != "" {
+		d := authguard.NewDigest(token)
+		next = &d
 	}
-	d := authguard.NewDigest(token)
-	h.token.Store(&d)
+	prev := h.token.Swap(next)
+	if (prev == nil) != (next == nil) || (prev != nil && *prev != *next) {
+		h.authChange()
+	}
+}
+
+// authChange signals that who may see what has changed.
+func (h *Handler) authChange() {
+	h.authMu.Lock()
+	defer h.authMu.Unlock()
+	if h.authChanged != nil {
+		close(h.authChanged)
+	}
+	h.authChanged = make(chan struct{})
+}
+
+// authChanges returns a channel closed at the next auth change.
+func (h *Handler) authChanges() <-chan struct{} {
+	h.authMu.Lock()
+	defer h.authMu.Unlock()
+	return h.authChanged
 }
 
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {

@@ -53,7 +53,12 @@ func (h *Handler) SetPortals(ps []Portal) {
 			scope: &Scope{Portal: p.Name, Destinations: slices.Clone(p.Destinations)},
 		})
 	}
-	h.portals.Store(&keys)
+	prev := h.portals.Swap(&keys)
+	if prev == nil || !slices.EqualFunc(*prev, keys, func(a, b portalKey) bool {
+		return a.sum == b.sum && a.scope.Portal == b.scope.Portal && slices.Equal(a.scope.Destinations, b.scope.Destinations)
+	}) {
+		h.authChange()
+	}
 }
 
 // identify maps the request's bearer token to a scope: nil for the admin

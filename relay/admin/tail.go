@@ -145,12 +145,13 @@ func (s *Scope) visible(it TailItem) (TailItem, bool) {
 // tail answers GET /api/tail with a server-sent events stream: one
 // "data: {TailItem}" message per item in scope, a comment every 15 s, and
 // an "event: dropped" message before the stream ends when the client fell
-// too far behind.
+// too far behind, or "event: reauth" when a reload changed the tokens.
 func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Tail == nil {
 		notConfigured(w, "live tail")
 		return
 	}
+	changed := h.authChanges()
 	sub, ok := h.opts.Tail.subscribe()
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "relay is shutting down")
@@ -175,6 +176,12 @@ func (h *Handler) tail(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-changed:
+			// The token or the portals changed (reload): the caller's
+			// scope may be gone, so it must authenticate again.
+			fmt.Fprint(w, "event: reauth\ndata: {\"error\":\"the relay's tokens changed; reconnect\"}\n\n")
+			_ = rc.Flush()
 			return
 		case <-beat.C:
 			fmt.Fprint(w, ": keepalive\n\n")
