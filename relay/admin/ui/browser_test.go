@@ -273,7 +273,7 @@ portals:
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 		waitText("main h1", "Event evt_"),
 		sh.take("event-phone"),
-		chromedp.ResetViewport(),
+		chromedp.EmulateViewport(1280, 860),
 	)
 	if n := strings.Count(attempts, "receiver is down for maintenance"); n != 2 || !strings.Contains(attempts, "\t500\t") {
 		t.Errorf("acme-crm attempts show %d answers of the receiver, want 2 with status 500:\n%s", n, attempts)
@@ -292,6 +292,7 @@ portals:
 		chromedp.WaitVisible(chromedp.CSS("dialog[open]")),
 		chromedp.Click(chromedp.Search("//dialog//button[normalize-space(.)='Replay']")),
 		waitText("dialog [role=status]", "Done: 3 of 3 replayed"),
+		sh.take("dlq-replay"),
 	)
 	deadline := time.Now().Add(20 * time.Second)
 	for len(crm.accepted()) < len(mids) && time.Now().Before(deadline) {
