@@ -68,6 +68,7 @@ func TestLoadFileProblems(t *testing.T) {
 			`19: portal "globex": destination "globex" is listed twice`,
 			`21: portal "initech": token must differ from admin.token`,
 			`22: portal "initech": destinations must name at least one destination`,
+			`24: portal "hooli": token must differ from agent "office"'s`,
 		}},
 		{"unknown_destination.yaml", []string{
 			`9: route 3: unknown destination "acme-crn"`,

@@ -478,10 +478,15 @@ func (v *validator) hasDestination(name string) bool {
 }
 
 // portals checks each portal's name, token and destinations. A token may
-// open one portal only, and never the whole admin API.
+// open one portal only, and never the whole admin API or an agent's
+// connection.
 func (v *validator) portals() {
 	names := map[string]int{}
 	tokens := map[string]string{}
+	agentTokens := map[string]string{}
+	for _, a := range v.c.Agents {
+		agentTokens[a.Token] = a.Name
+	}
 	for i, p := range v.c.Portals {
 		path := fmt.Sprintf("portals.%d", i)
 		line := v.pos.line(path+".name", path)
@@ -495,6 +500,8 @@ func (v *validator) portals() {
 			v.add(tline, "%s: token must be at least %d bytes, got %d", lbl, MinPortalTokenBytes, len(p.Token))
 		case p.Token == v.c.Admin.Token:
 			v.add(tline, "%s: token must differ from admin.token", lbl)
+		case agentTokens[p.Token] != "":
+			v.add(tline, "%s: token must differ from agent %q's", lbl, agentTokens[p.Token])
 		case dup:
 			v.add(tline, "%s: token is the same as %s's", lbl, prev)
 		default:
