@@ -42,6 +42,10 @@ func TestAuth(t *testing.T) {
 		{"POST", "/api/parked/evt_x/replay"},
 		{"GET", "/api/destinations"},
 		{"POST", "/api/reload"},
+		{"GET", "/api/whoami"},
+		{"GET", "/api/stats"},
+		{"GET", "/api/tail"},
+		{"GET", "/api/config"},
 		{"GET", "/api/nonexistent"},
 	}
 	headers := []struct{ name, value string }{
