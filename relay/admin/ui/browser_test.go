@@ -193,6 +193,8 @@ destinations:
     circuit: {disabled: true}
   - name: globex-ledger
     url: "` + ledger.URL + `/ledger"
+    transform:
+      body: '{call: .mid, answered: (.status == "ANSWER")}'
 portals:
   - name: acme
     token: ` + acmeToken + `
@@ -275,6 +277,13 @@ portals:
 		sh.take("event-phone"),
 		chromedp.EmulateViewport(1280, 860),
 	)
+	var sent string
+	run(t, b, "what the transform sends",
+		chromedp.Click(chromedp.Search("//section[@aria-label='Delivery to globex-ledger']//summary")),
+		readText("main section[aria-label='Delivery to globex-ledger'] details", &sent))
+	if !strings.Contains(sent, `"call": "`+mids[1]+`"`) || !strings.Contains(sent, `"answered": true`) {
+		t.Errorf("globex-ledger's transformed body is not shown:\n%s", sent)
+	}
 	if n := strings.Count(attempts, "receiver is down for maintenance"); n != 2 || !strings.Contains(attempts, "\t500\t") {
 		t.Errorf("acme-crm attempts show %d answers of the receiver, want 2 with status 500:\n%s", n, attempts)
 	}

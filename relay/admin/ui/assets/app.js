@@ -521,8 +521,22 @@ function deliveryPanel(d) {
     h("p", { class: "muted" }, "Delivery ", h("span", { class: "mono" }, d.id), " · ", d.attempts + " attempt(s)" + (d.replays ? " since replay " + d.replays : ""),
       d.state === "pending" ? [" · due ", when(d.due_at)] : ""),
     actions.length ? h("div", { class: "actions" }, actions) : "",
+    d.sent ? sentDetails(d.sent) : "",
     table("Attempts, oldest first", ["Run", { label: "#", cls: "num" }, "At", "Status", { label: "Took", cls: "num" }, "Error", "Response (excerpt)"],
       rows, "No attempt yet."));
+}
+
+// sentDetails shows what the destination's transform makes of the event.
+function sentDetails(sent) {
+  if (sent.error) return h("p", { class: "error-box" }, "The destination's transform fails on this event: " + sent.error);
+  const text = sent.body_encoding === "base64" ? decodeBody(sent).text : sent.body;
+  let pretty = text;
+  try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch (_) { /* not JSON */ }
+  const headers = Object.entries(sent.headers || {}).map(([k, v]) => k + ": " + v).join("\n");
+  return h("details", {},
+    h("summary", {}, "Sent after the destination's transform" + (sent.content_type ? " (" + sent.content_type + ")" : "")),
+    headers ? h("pre", { class: "body", tabindex: "0", "aria-label": "Headers the transform adds" }, headers) : "",
+    h("pre", { class: "body", tabindex: "0", "aria-label": "Body sent after the transform" }, pretty));
 }
 
 // ---------- Dead letters ----------
