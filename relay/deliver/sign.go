@@ -6,18 +6,17 @@ import (
 	"encoding/base64"
 	"fmt"
 	"hash"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/whsig"
 )
 
 // Standard Webhooks header names (https://www.standardwebhooks.com).
 const (
-	HeaderWebhookID        = "webhook-id"
-	HeaderWebhookTimestamp = "webhook-timestamp"
-	HeaderWebhookSignature = "webhook-signature"
+	HeaderWebhookID        = whsig.HeaderID
+	HeaderWebhookTimestamp = whsig.HeaderTimestamp
+	HeaderWebhookSignature = whsig.HeaderSignature
 )
 
 // Signer signs webhook bodies the Standard Webhooks way: "v1," followed by
@@ -39,11 +38,11 @@ type signing struct {
 	sum    [sha256.Size]byte
 }
 
-// NewSigner parses a signing_secret with config.SigningKeys: one or more
-// secrets separated by spaces, "whsec_" ones base64. The error never
-// contains the secret.
+// NewSigner parses a signing_secret with whsig.ParseKeys (which
+// config.SigningKeys uses too): one or more secrets separated by spaces,
+// "whsec_" ones base64. The error never contains the secret.
 func NewSigner(secret string) (*Signer, error) {
-	keys, err := config.SigningKeys(secret)
+	keys, err := whsig.ParseKeys(secret)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSecret, err)
 	}
@@ -67,10 +66,7 @@ func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
 func (s *Signer) appendSign(out []byte, id string, ts time.Time, body []byte) []byte {
 	st := s.macs.Get().(*signing)
 	defer s.macs.Put(st)
-	st.prefix = append(st.prefix[:0], id...)
-	st.prefix = append(st.prefix, '.')
-	st.prefix = strconv.AppendInt(st.prefix, ts.Unix(), 10)
-	st.prefix = append(st.prefix, '.')
+	st.prefix = whsig.AppendSignedPrefix(st.prefix[:0], id, ts.Unix())
 	for i, mac := range st.macs {
 		mac.Reset()
 		mac.Write(st.prefix)
