@@ -27,6 +27,17 @@ const (
 	DefaultConcurrency       = 4
 	DefaultCircuitFailures   = 10
 	DefaultCircuitCooldown   = 30 * time.Second
+	// DefaultParkedTTL is how long a parked event waits for a replay.
+	DefaultParkedTTL = 168 * time.Hour
+	// DefaultMaxConcurrent and DefaultMaxInflightBytes bound what callbacks
+	// in progress can hold: 64 default-sized bodies at most, whatever the
+	// number of connections.
+	DefaultMaxConcurrent    = 256
+	DefaultMaxInflightBytes = 64 << 20
+	DefaultHMACAlgorithm    = "sha256"
+	DefaultHMACEncoding     = "hex"
+	// DefaultWebhookTolerance is the Standard Webhooks libraries' window.
+	DefaultWebhookTolerance = 5 * time.Minute
 )
 
 // Failed authentications a source address may make at the admin API and
@@ -71,6 +82,15 @@ func (c *Config) SetDefaults() {
 	}
 	setInt(&c.Ingest.ResponseStatus, DefaultResponseStatus)
 	setString(&c.Ingest.Unmatched, DefaultUnmatched)
+	setDuration(&c.Ingest.ParkedTTL, DefaultParkedTTL)
+	setInt(&c.Ingest.MaxConcurrent, DefaultMaxConcurrent)
+	if c.Ingest.MaxInflightBytes == 0 {
+		c.Ingest.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	c.Ingest.Auth.setDefaults()
+	for i := range c.Routes {
+		c.Routes[i].Auth.setDefaults()
+	}
 	if c.Dedupe.Fields == nil {
 		c.Dedupe.Fields = []string{DefaultDedupeField}
 	}
@@ -94,6 +114,19 @@ func (d *Destination) setDefaults() {
 	setInt(&d.Concurrency, DefaultConcurrency)
 	setInt(&d.Circuit.Failures, DefaultCircuitFailures)
 	setDuration(&d.Circuit.Cooldown, DefaultCircuitCooldown)
+}
+
+func (a *Auth) setDefaults() {
+	if a == nil {
+		return
+	}
+	if h := a.HMAC; h != nil {
+		setString(&h.Algorithm, DefaultHMACAlgorithm)
+		setString(&h.Encoding, DefaultHMACEncoding)
+	}
+	if sw := a.StandardWebhooks; sw != nil {
+		setDuration(&sw.Tolerance, DefaultWebhookTolerance)
+	}
 }
 
 func setString(p *string, def string) {

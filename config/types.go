@@ -51,6 +51,53 @@ type Ingest struct {
 	MaxBodyBytes   int64  `yaml:"max_body_bytes"`
 	ResponseStatus int    `yaml:"response_status"`
 	Unmatched      string `yaml:"unmatched"` // "park" or "reject"
+
+	// Auth verifies every callback whose webhook_id has no route auth.
+	Auth *Auth `yaml:"auth"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed when
+	// deciding a callback's client IP (allow_ips, rate_limit).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// RateLimit is callbacks per second per client IP; 0 means no limit.
+	RateLimit float64 `yaml:"rate_limit"`
+	// ParkedTTL is how long an unmatched (parked) event waits for a replay.
+	ParkedTTL Duration `yaml:"parked_ttl"`
+	// MaxConcurrent caps callbacks being handled at once, and
+	// MaxInflightBytes the body bytes they hold; past either, 503.
+	MaxConcurrent    int   `yaml:"max_concurrent"`
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+}
+
+// Auth is how a callback proves it came from the provider. Every check
+// that is set must pass.
+type Auth struct {
+	// Token is a shared secret sent as ?token=, X-Relay-Token or
+	// Authorization: Bearer.
+	Token            string            `yaml:"token"`
+	HMAC             *HMACAuth         `yaml:"hmac"`
+	StandardWebhooks *StandardWebhooks `yaml:"standard_webhooks"`
+	// AllowIPs are the CIDRs callbacks may come from.
+	AllowIPs []string `yaml:"allow_ips"`
+}
+
+// HMACAuth is a provider signature over the raw body, in Header.
+type HMACAuth struct {
+	Header string `yaml:"header"`
+	// Secret is one or more secrets separated by spaces (rotation).
+	Secret    string `yaml:"secret"`
+	Algorithm string `yaml:"algorithm"` // sha256, sha1 or sha512
+	Encoding  string `yaml:"encoding"`  // hex or base64
+	// Prefix is text before the signature in the header ("sha256=").
+	Prefix string `yaml:"prefix"`
+}
+
+// StandardWebhooks verifies webhook-id, webhook-timestamp and
+// webhook-signature as the Standard Webhooks spec says.
+type StandardWebhooks struct {
+	// Secret is one or more secrets separated by spaces, each "whsec_"
+	// and base64 or the key itself.
+	Secret string `yaml:"secret"`
+	// Tolerance is how far webhook-timestamp may be from now either way.
+	Tolerance Duration `yaml:"tolerance"`
 }
 
 // Unmatched policies.
@@ -85,6 +132,9 @@ type Route struct {
 	// (after every match field matched).
 	Filter string   `yaml:"filter"`
 	To     []string `yaml:"to"`
+	// Auth replaces ingest.auth for this webhook_id; routes that share a
+	// webhook_id must agree on it.
+	Auth *Auth `yaml:"auth"`
 
 	// Line is the route's line in the file, for messages.
 	Line int `yaml:"-"`

@@ -49,6 +49,7 @@ func validate(c *Config, pos positions) []Error {
 	v.listeners()
 	v.store()
 	v.ingest()
+	v.ingestLimits()
 	v.dedupe()
 	if c.Delivery.PollInterval <= 0 {
 		v.add(pos.line("delivery.poll_interval"), "delivery.poll_interval must be positive, got %s", c.Delivery.PollInterval)
@@ -59,6 +60,7 @@ func validate(c *Config, pos positions) []Error {
 	v.destinations(v.agents())
 	v.routes()
 	v.portals()
+	v.routeAuth()
 	return v.errs
 }
 
