@@ -69,6 +69,11 @@ func (s *Server) reload(ctx context.Context) (admin.ReloadReport, error) {
 // apply swaps the running config for cfg. Each step that can fail comes
 // before the steps that cannot, and a failure undoes what was done.
 func (s *Server) apply(old, cfg *config.Config) error {
+	table := route.New(cfg.Routes).WithLog(s.log)
+	settings, err := ingestSettings(cfg, table)
+	if err != nil {
+		return fmt.Errorf("relay: reload ingest: %w", err)
+	}
 	if err := s.deliver.Update(cfg.Destinations); err != nil {
 		return fmt.Errorf("relay: reload destinations: %w", err)
 	}
@@ -80,9 +85,8 @@ func (s *Server) apply(old, cfg *config.Config) error {
 			return fmt.Errorf("relay: reload agents: %w", err)
 		}
 	}
-	table := route.New(cfg.Routes).WithLog(s.log)
 	s.router.Store(table)
-	s.ingest.Update(ingestSettings(cfg, table))
+	s.ingest.Update(settings)
 	s.admin.SetToken(cfg.Admin.Token)
 	s.admin.SetPortals(portals(cfg))
 	s.metrics.KnowDestinations(destinationNames(cfg))

@@ -148,7 +148,11 @@ func (s *Server) build() error {
 		return fmt.Errorf("relay: agents: %w", err)
 	}
 	table := route.New(s.cfg.Routes).WithLog(s.log)
-	s.ingest = ingest.NewHandler(s.store, ingestSettings(s.cfg, table), s.log)
+	settings, err := ingestSettings(s.cfg, table)
+	if err != nil {
+		return err
+	}
+	s.ingest = ingest.NewHandler(s.store, settings, s.log)
 	// Ingest calls this only with the destinations of a routed event, never
 	// with none (which would wake every destination).
 	s.ingest.OnAccepted = func(dests []string) { s.wake(dests...) }
@@ -162,15 +166,25 @@ func (s *Server) build() error {
 
 // ingestSettings derives ingest's settings from the config and its compiled
 // routes, the same table parked replay routes with.
-func ingestSettings(cfg *config.Config, table *route.Table) ingest.Settings {
-	return ingest.Settings{
-		Router:          table,
-		MaxBodyBytes:    cfg.Ingest.MaxBodyBytes,
-		ResponseStatus:  cfg.Ingest.ResponseStatus,
-		RejectUnmatched: cfg.Ingest.Unmatched == config.UnmatchedReject,
-		DedupeFields:    cfg.Dedupe.Fields,
-		DedupeTTL:       cfg.Dedupe.TTL.D(),
+func ingestSettings(cfg *config.Config, table *route.Table) (ingest.Settings, error) {
+	sec, err := ingest.CompileSecurity(cfg)
+	if err != nil {
+		return ingest.Settings{}, fmt.Errorf("relay: %w", err)
 	}
+	return ingest.Settings{
+		Router:           table,
+		MaxBodyBytes:     cfg.Ingest.MaxBodyBytes,
+		ResponseStatus:   cfg.Ingest.ResponseStatus,
+		RejectUnmatched:  cfg.Ingest.Unmatched == config.UnmatchedReject,
+		DedupeFields:     cfg.Dedupe.Fields,
+		DedupeTTL:        cfg.Dedupe.TTL.D(),
+		Auth:             sec.Auth,
+		RouteAuth:        sec.RouteAuth,
+		TrustedProxies:   sec.TrustedProxies,
+		RateLimit:        cfg.Ingest.RateLimit,
+		MaxConcurrent:    cfg.Ingest.MaxConcurrent,
+		MaxInflightBytes: cfg.Ingest.MaxInflightBytes,
+	}, nil
 }
 
 // bind opens both listeners, before build, which gives their addresses to

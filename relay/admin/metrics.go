@@ -17,7 +17,8 @@ import (
 // IngestOutcomes are the outcome label values of relay_ingest_requests_total;
 // each is exported at zero from the start, so rates work before the first
 // request of a kind.
-var IngestOutcomes = []string{"accepted", "duplicate", "parked", "rejected", "unmatched", "too_large", "error"}
+var IngestOutcomes = []string{"accepted", "duplicate", "parked", "rejected", "unmatched", "too_large", "error",
+	"unauthorized", "busy", "rate_limited"}
 
 // DeliveryOutcomes are the outcome label values of relay_deliveries_total.
 var DeliveryOutcomes = []string{"success", "retry", "dead"}

@@ -2,15 +2,18 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/jsonenc"
 	"github.com/relaygw/relay/relay/store"
 )
@@ -39,6 +42,13 @@ const (
 	OutcomeUnmatched = "unmatched" // no route under unmatched: reject
 	OutcomeTooLarge  = "too_large"
 	OutcomeError     = "error" // the store could not take the write
+	// OutcomeUnauthorized is a callback that failed auth (401 or 403).
+	OutcomeUnauthorized = "unauthorized"
+	// OutcomeBusy is a callback refused at max_concurrent or
+	// max_inflight_bytes (503).
+	OutcomeBusy = "busy"
+	// OutcomeRateLimited is a callback over its client's rate_limit (429).
+	OutcomeRateLimited = "rate_limited"
 )
 
 // Settings are the ingest behaviours taken from config; they can be swapped
@@ -53,6 +63,21 @@ type Settings struct {
 	// WriteTimeout bounds one store write; past it the provider gets a 503 and
 	// retries.
 	WriteTimeout time.Duration
+
+	// Auth verifies callbacks whose webhook_id is not in RouteAuth; nil
+	// verifies nothing.
+	Auth      *Verifier
+	RouteAuth map[string]*Verifier
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// RateLimit is callbacks a second per client IP; 0 means none.
+	RateLimit float64
+	// MaxConcurrent and MaxInflightBytes bound the callbacks in progress
+	// and the body bytes they hold; 0 means the config default.
+	MaxConcurrent    int
+	MaxInflightBytes int64
+
+	limiter *keyedLimiter // per client IP, when RateLimit > 0
 }
 
 // Handler serves POST /hooks/{webhook_id} and POST /hooks.
@@ -60,6 +85,13 @@ type Handler struct {
 	store    Acceptor
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
+	budget   budget
+	// refusals limits the log lines about refused callbacks to one a
+	// second per source.
+	refusals *keyedLimiter
+
+	// Now is the clock for signature timestamps and rate limits.
+	Now func() time.Time
 
 	// OnAccepted, when set, is called with the destinations of every newly
 	// accepted event after the write is durable.
@@ -78,7 +110,7 @@ func NewHandler(st Acceptor, s Settings, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{store: st, log: log}
+	h := &Handler{store: st, log: log, refusals: newKeyedLimiter(1, 1), Now: time.Now}
 	h.Update(s)
 	return h
 }
@@ -88,6 +120,21 @@ func NewHandler(st Acceptor, s Settings, log *slog.Logger) *Handler {
 func (h *Handler) Update(s Settings) {
 	if s.WriteTimeout <= 0 {
 		s.WriteTimeout = 10 * time.Second
+	}
+	if s.MaxConcurrent <= 0 {
+		s.MaxConcurrent = config.DefaultMaxConcurrent
+	}
+	if s.MaxInflightBytes <= 0 {
+		s.MaxInflightBytes = config.DefaultMaxInflightBytes
+	}
+	s.limiter = nil
+	if s.RateLimit > 0 {
+		// A reload that keeps the rate keeps the buckets.
+		if old := h.settings.Load(); old != nil && old.limiter != nil && old.RateLimit == s.RateLimit {
+			s.limiter = old.limiter
+		} else {
+			s.limiter = newKeyedLimiter(s.RateLimit, rateBurst(s.RateLimit))
+		}
 	}
 	h.settings.Store(&s)
 }
@@ -131,20 +178,50 @@ type answer struct {
 	Error      string `json:"error,omitempty"`
 }
 
+// rateBurst is the burst a rate limit allows: a second's worth, at least 1,
+// so a provider's small bursts pass while a flood is cut to the rate.
+func rateBurst(perSec float64) int {
+	return max(1, int(perSec))
+}
+
+// serveHook takes a callback through, in order: the concurrency cap, the
+// client's rate limit, the body read (its bytes reserved as they come),
+// auth, and only then routing and the store. Nothing before auth writes
+// anything.
 func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request, pathID string) {
 	start := time.Now()
 	s := h.settings.Load()
-	body, err := readBody(w, r, s.MaxBodyBytes)
+	if !h.budget.enter(s.MaxConcurrent) {
+		h.busy(w, start)
+		return
+	}
+	defer h.budget.leave()
+	client := ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.TrustedProxies)
+	if s.limiter != nil && !s.limiter.allow(client.String(), h.Now()) {
+		w.Header().Set("Retry-After", retryAfter(s.RateLimit))
+		h.fail(w, http.StatusTooManyRequests, OutcomeRateLimited, start, "rate limit exceeded, retry later")
+		return
+	}
+	body, held, err := readBody(w, r, s.MaxBodyBytes, s.MaxInflightBytes, &h.budget)
+	defer h.budget.release(held)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			h.fail(w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, start, "body larger than max_body_bytes")
-			return
+		case errors.Is(err, errBusy):
+			h.busy(w, start)
+		default:
+			h.fail(w, http.StatusBadRequest, OutcomeRejected, start, "reading body: "+err.Error())
 		}
-		h.fail(w, http.StatusBadRequest, OutcomeRejected, start, "reading body: "+err.Error())
 		return
 	}
 	p, status, msg := parse(r, pathID, body, s)
+	if refused := s.verifier(p.webhookID).Check(r, client, body, h.Now()); refused != refuseNone {
+		h.unauthorized(w, refused, client, p.webhookID, start)
+		return
+	}
+	stripToken(r)
 	if status != 0 {
 		h.fail(w, status, OutcomeRejected, start, msg)
 		return
@@ -173,7 +250,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 	}
 	var dd store.Dedupe
 	if ev.DedupeKey != "" {
-		dd = store.Dedupe{Key: p.webhookID + "\x1f" + ev.DedupeKey, TTL: s.DedupeTTL}
+		dd = store.Dedupe{Key: ClaimKey(p.webhookID, ev.DedupeKey), TTL: s.DedupeTTL}
 	}
 	// The write must not be cut short by the provider hanging up: it has
 	// either happened durably or not at all, and the provider retries anyway.
@@ -258,38 +335,78 @@ func parse(r *http.Request, pathID string, body []byte, s *Settings) (parsed, in
 	return p, 0, ""
 }
 
-// dedupeValue joins the dedupe fields' values; "" (no dedupe) unless every
-// field is present and non-empty, so events without them are never dropped.
+// dedupeValue is the value of the dedupe fields: the value itself for one
+// field, a JSON array of the values for several, so that no two tuples
+// share a text (("abc:1","2") and ("abc","1:2") stay apart). It is ""
+// (no dedupe) unless every field is present and non-empty, so events
+// without them are never dropped.
 func dedupeValue(f Fields, names []string) string {
 	if len(names) == 0 {
 		return ""
 	}
-	vals := make([]string, 0, len(names))
 	for _, n := range names {
-		v := f[n]
-		if v == "" || v == "null" {
+		if v := f[n]; v == "" || v == "null" {
 			return ""
 		}
-		vals = append(vals, v)
 	}
-	return strings.Join(vals, ":")
+	if len(names) == 1 {
+		return f[names[0]]
+	}
+	b := []byte{'['}
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonenc.AppendString(b, f[n])
+	}
+	return string(append(b, ']'))
 }
 
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
+// maxClaimKey is the longest claim key kept as it is; longer ones are
+// hashed, so a key of any length fits every store's key size.
+const maxClaimKey = 200
+
+// ClaimKey is the store's dedupe claim for value under webhookID: the two
+// joined by a unit separator, or "sha256:" and the hex SHA-256 of that
+// when it is longer than maxClaimKey bytes. The readable value stays the
+// event's DedupeKey (the Idempotency-Key receivers see).
+func ClaimKey(webhookID, value string) string {
+	key := webhookID + "\x1f" + value
+	if len(key) <= maxClaimKey {
+		return key
 	}
-	rd := http.MaxBytesReader(w, r.Body, limit)
-	if r.ContentLength > 0 {
-		// One exact allocation for the common case (net/http stops the body
-		// at Content-Length); the slice becomes the stored event body.
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(rd, buf); err != nil {
-			return nil, err
-		}
-		return buf, nil
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// verifier is the auth for webhookID: its routes' when they set one, else
+// ingest.auth.
+func (s *Settings) verifier(webhookID string) *Verifier {
+	if v, ok := s.RouteAuth[webhookID]; ok {
+		return v
 	}
-	return io.ReadAll(rd)
+	return s.Auth
+}
+
+// unauthorizedBody is all a refused sender learns.
+const unauthorizedBody = `{"error":"unauthorized"}` + "\n"
+
+// unauthorized answers a callback that failed auth with status (401, or
+// 403 for allow_ips), and logs it at most once a second per source.
+func (h *Handler) unauthorized(w http.ResponseWriter, status int, client netip.Addr, webhookID string, start time.Time) {
+	h.done(OutcomeUnauthorized, start)
+	if h.refusals.allow(client.String(), h.Now()) {
+		h.log.Warn("ingest: callback refused by auth", "client", client.String(), "webhook_id", webhookID, "status", status)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(unauthorizedBody))
+}
+
+// busy answers 503 at max_concurrent or max_inflight_bytes.
+func (h *Handler) busy(w http.ResponseWriter, start time.Time) {
+	w.Header().Set("Retry-After", "1")
+	h.fail(w, http.StatusServiceUnavailable, OutcomeBusy, start, "busy, retry later")
 }
 
 func (h *Handler) fail(w http.ResponseWriter, status int, outcome string, start time.Time, msg string) {
