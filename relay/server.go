@@ -32,6 +32,9 @@ type Options struct {
 	// AgentLease is how long a delivery handed to an agent stays leased
 	// without the agent's heartbeat; default agent.DefaultLease.
 	AgentLease time.Duration
+	// ParkedSweepInterval is how often parked events past
+	// ingest.parked_ttl are deleted; default a minute.
+	ParkedSweepInterval time.Duration
 }
 
 // Server is one running relay: listeners, store and delivery workers.
@@ -69,6 +72,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.ParkedSweepInterval <= 0 {
+		opts.ParkedSweepInterval = time.Minute
 	}
 	s := &Server{cfg: cfg, opts: opts, log: opts.Logger}
 	s.live.Store(cfg)
@@ -251,13 +257,19 @@ func (s *Server) Run(ctx context.Context) error {
 	dctx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	delivered := make(chan error, 1)
 	go func() { delivered <- s.deliver.Run(dctx) }()
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		s.expireParkedLoop(dctx, s.opts.ParkedSweepInterval)
+	}()
+	stop := func() { stopDeliver(); <-swept }
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	s.shutdown(stopDeliver, delivered)
+	s.shutdown(stop, delivered)
 	return runErr
 }
 

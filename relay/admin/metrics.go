@@ -53,6 +53,7 @@ type Metrics struct {
 	reloads          *prometheus.CounterVec
 	reloadOK         prometheus.Gauge
 	reloadTime       prometheus.Gauge
+	parkedExpired    prometheus.Counter
 }
 
 // NewMetrics builds the registry with the relay's metrics, the Go runtime
@@ -93,6 +94,10 @@ func NewMetrics(o MetricsOptions) *Metrics {
 			Name: "relay_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last config load that applied (the start counts).",
 		}),
+		parkedExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_parked_expired_total",
+			Help: "Parked events deleted unreplayed after ingest.parked_ttl.",
+		}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "relay_build_info",
@@ -109,7 +114,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
 	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.deliveries, m.deliveryDuration,
-		m.reloads, m.reloadOK, m.reloadTime, build,
+		m.reloads, m.reloadOK, m.reloadTime, m.parkedExpired, build,
 		&stateCollector{o: o},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -147,6 +152,9 @@ func (m *Metrics) KnowDestinations(dests []string) {
 		}
 	}
 }
+
+// ParkedExpired counts n parked events deleted after ingest.parked_ttl.
+func (m *Metrics) ParkedExpired(n int) { m.parkedExpired.Add(float64(n)) }
 
 // Reloaded records a config reload's result.
 func (m *Metrics) Reloaded(ok bool) {

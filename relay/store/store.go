@@ -184,6 +184,11 @@ type Store interface {
 	// ReplayParked routes a parked event to dests (queued due now). With no
 	// dests the event stays parked. ErrNotFound when it is not parked.
 	ReplayParked(ctx context.Context, id string, dests []string) (int, error)
+	// ExpireParked deletes the events still parked that were received
+	// before cutoff, with their bodies, and returns how many it deleted.
+	// The caller passes the cutoff (now less ingest.parked_ttl), so the
+	// store needs no clock of its own for it.
+	ExpireParked(ctx context.Context, cutoff time.Time) (int, error)
 
 	// Depths reports queue sizes without scanning the queues.
 	Depths(ctx context.Context) (Depths, error)

@@ -16,6 +16,7 @@ var luaFiles embed.FS
 type scripts struct {
 	accept, lease, extend, release, outcome         *goredis.Script
 	replayDLQ, deleteDLQ, replayParked, event, list *goredis.Script
+	expireParked                                    *goredis.Script
 }
 
 func newScripts() (*scripts, error) {
@@ -42,6 +43,7 @@ func newScripts() (*scripts, error) {
 		replayParked: load("replay_parked"),
 		event:        load("event"),
 		list:         load("list"),
+		expireParked: load("expire_parked"),
 	}
 	return sc, firstErr
 }
@@ -49,6 +51,6 @@ func newScripts() (*scripts, error) {
 func (sc *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		sc.accept, sc.lease, sc.extend, sc.release, sc.outcome,
-		sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list,
+		sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list, sc.expireParked,
 	}
 }

@@ -1,0 +1,180 @@
+package relay_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/relaytest"
+	"github.com/relaygw/relay/internal/testredis"
+	"github.com/relaygw/relay/relay"
+)
+
+// eachStore runs fn once on the embedded store and once on Redis, with
+// the store section of the config.
+func eachStore(t *testing.T, fn func(t *testing.T, storeYAML string)) {
+	stores := map[string]func(t *testing.T) string{
+		"embedded": func(t *testing.T) string { return "{embedded: {path: " + t.TempDir() + "}}" },
+		"redis": func(t *testing.T) string {
+			return fmt.Sprintf("{redis: {url: %q, prefix: \"sec:\"}}", testredis.Start(t).URL())
+		},
+	}
+	for _, name := range []string{"embedded", "redis"} {
+		t.Run(name, func(t *testing.T) { fn(t, stores[name](t)) })
+	}
+}
+
+// startSecure runs a relay on storeYAML with cfgTail, {{a}} being sink a.
+func startSecure(t *testing.T, storeYAML, cfgTail string, a *sink, opts relay.Options) *running {
+	t.Helper()
+	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\nstore: " + storeYAML + "\n" +
+		"delivery: {poll_interval: 50ms}\n" + strings.ReplaceAll(cfgTail, "{{a}}", a.URL)
+	cfg, err := config.Load([]byte(text), "test.yaml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return &running{Relay: relaytest.Start(t, cfg, opts)}
+}
+
+// postWith posts body with headers and returns the status and raw answer.
+func postWith(t testing.TB, url string, body []byte, headers map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+const signedRoutes = `
+ingest:
+  auth:
+    hmac: {header: X-Signature, secret: provider-secret, prefix: "sha256="}
+routes:
+  - {webhook_id: "1001", to: [crm]}
+destinations:
+  - name: crm
+    url: "{{a}}/calls"
+`
+
+func sign(body []byte) string {
+	m := hmac.New(sha256.New, []byte("provider-secret"))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// TestForgedCallbackCannotTakeClaim is the dedupe takeover: a forged
+// callback for the victim's mid must be refused without taking the claim,
+// so the provider's real, signed callback is accepted and delivered.
+func TestForgedCallbackCannotTakeClaim(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeYAML string) {
+		crm := newSink(t)
+		r := startSecure(t, storeYAML, signedRoutes, crm, relay.Options{})
+		url := r.Ingest + "/hooks/1001"
+		forged := []byte(`{"mid":"victim-777","status":"NOANSWER"}`)
+		for _, hdr := range []map[string]string{nil, {"X-Signature": "sha256=" + strings.Repeat("0", 64)}} {
+			code, body := postWith(t, url, forged, hdr)
+			if code != http.StatusUnauthorized || body != `{"error":"unauthorized"}`+"\n" {
+				t.Fatalf("forged callback: %d %s, want 401 {\"error\":\"unauthorized\"}", code, body)
+			}
+		}
+		real := []byte(`{"mid":"victim-777","status":"ANSWER"}`)
+		code, body := postWith(t, url, real, map[string]string{"X-Signature": sign(real)})
+		if code != http.StatusAccepted || !strings.Contains(body, `"status":"accepted"`) {
+			t.Fatalf("real callback after the forgeries: %d %s, want accepted", code, body)
+		}
+		got := crm.waitFor(t, 1)
+		if string(got[0].body) != string(real) {
+			t.Fatalf("delivered %s, want the real callback", got[0].body)
+		}
+		code, body = postWith(t, url, real, map[string]string{"X-Signature": sign(real)})
+		if code != http.StatusAccepted || !strings.Contains(body, `"status":"duplicate"`) {
+			t.Fatalf("provider's retry: %d %s, want duplicate", code, body)
+		}
+		m := r.metrics(t)
+		if m["relay_ingest_requests_total{outcome=unauthorized}"] != 2 || m["relay_parked_events{}"] != 0 {
+			t.Errorf("unauthorized %v, parked %v; want 2, 0", m["relay_ingest_requests_total{outcome=unauthorized}"], m["relay_parked_events{}"])
+		}
+	})
+}
+
+// TestLongMidAndFieldCollision checks, on both stores, that a 40 KB mid is
+// accepted and its retry answered duplicate, and that multi-field dedupe
+// values that join to the same text are told apart.
+func TestLongMidAndFieldCollision(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeYAML string) {
+		crm := newSink(t)
+		r := startSecure(t, storeYAML, `
+routes:
+  - {webhook_id: "1001", to: [crm]}
+  - {webhook_id: "2002", to: [crm]}
+destinations:
+  - {name: crm, url: "{{a}}/calls"}
+`, crm, relay.Options{})
+		long := []byte(`{"mid":"` + strings.Repeat("7", 40<<10) + `"}`)
+		for i, want := range []string{"accepted", "duplicate"} {
+			code, body := postWith(t, r.Ingest+"/hooks/1001", long, nil)
+			if code != http.StatusAccepted || !strings.Contains(body, `"status":"`+want+`"`) {
+				t.Fatalf("40 KB mid, post %d: %d %s, want %s", i+1, code, body, want)
+			}
+		}
+		crm.waitFor(t, 1)
+	})
+	eachStore(t, func(t *testing.T, storeYAML string) {
+		crm := newSink(t)
+		r := startSecure(t, storeYAML, `
+dedupe: {fields: [call_id, leg]}
+routes:
+  - {webhook_id: "1001", to: [crm]}
+destinations:
+  - {name: crm, url: "{{a}}/calls"}
+`, crm, relay.Options{})
+		for _, body := range []string{`{"call_id":"abc:1","leg":"2"}`, `{"call_id":"abc","leg":"1:2"}`} {
+			code, ans := postWith(t, r.Ingest+"/hooks/1001", []byte(body), nil)
+			if code != http.StatusAccepted || !strings.Contains(ans, `"status":"accepted"`) {
+				t.Fatalf("%s: %d %s, want accepted", body, code, ans)
+			}
+		}
+		crm.waitFor(t, 2)
+	})
+}
+
+// TestParkedExpire checks, on both stores, that the relay deletes parked
+// events past ingest.parked_ttl and counts them.
+func TestParkedExpire(t *testing.T) {
+	eachStore(t, func(t *testing.T, storeYAML string) {
+		crm := newSink(t)
+		r := startSecure(t, storeYAML, `
+ingest: {parked_ttl: 1ms}
+routes:
+  - {webhook_id: "1001", to: [crm]}
+destinations:
+  - {name: crm, url: "{{a}}/calls"}
+`, crm, relay.Options{ParkedSweepInterval: 20 * time.Millisecond})
+		code, body := postWith(t, r.Ingest+"/hooks/7777", []byte(`{"mid":"p-1"}`), nil)
+		if code != http.StatusAccepted || !strings.Contains(body, `"parked":true`) {
+			t.Fatalf("unmatched callback: %d %s, want parked", code, body)
+		}
+		eventually(t, "the parked event expires", func() bool {
+			m := r.metrics(t)
+			return m["relay_parked_expired_total{}"] == 1 && m["relay_parked_events{}"] == 0
+		})
+	})
+}
