@@ -2,8 +2,6 @@ package bolt
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -115,7 +113,6 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 	if ev.DedupeKey == "" {
 		ev.DedupeKey = dedupe.Key
 	}
-	dedupe.Key = boltClaimKey(dedupe.Key)
 	ev.Destinations = slices.Clone(dests)
 	ev.Parked = len(dests) == 0
 	body := clone(ev.Body) // bbolt keeps the slice until the commit
@@ -180,20 +177,6 @@ func unpark(b *batch, ev *store.Event) error {
 	}
 	b.count(parkedCountKey, -1)
 	return nil
-}
-
-// maxClaimKey is the longest claim kept as its own bbolt key; bbolt refuses
-// keys over 32 KiB, and the expiry index adds 8 bytes to each.
-const maxClaimKey = 1024
-
-// boltClaimKey makes a claim key of any length fit: a longer one becomes
-// its SHA-256, marked by a leading NUL so it cannot equal a short key.
-func boltClaimKey(key string) string {
-	if len(key) <= maxClaimKey {
-		return key
-	}
-	sum := sha256.Sum256([]byte(key))
-	return "\x00sha256:" + hex.EncodeToString(sum[:])
 }
 
 // liveClaim returns the event holding key's unexpired claim.

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -61,21 +60,4 @@ func testExpireParkedMany(t *testing.T, open Opener) {
 		t.Fatalf("ExpireParked = %d, %v; want %d", got, err, n)
 	}
 	wantDepths(t, s, nil, nil, 0)
-}
-
-// testLongDedupeKey checks that a claim key of any length works: a 40 KB
-// key claims and a second Accept with it is a duplicate.
-func testLongDedupeKey(t *testing.T, open Opener) {
-	s := openStore(t, open)
-	key := strings.Repeat("k", 40<<10)
-	ev := newEvent("1001", SeedBody(1))
-	ev.DedupeKey = key
-	first := mustAccept(t, s, ev, []string{destA}, store.Dedupe{Key: key, TTL: long})
-	res, err := s.Accept(context.Background(), ev, []string{destA}, store.Dedupe{Key: key, TTL: long})
-	if err != nil || !res.Duplicate || res.EventID != first.EventID {
-		t.Fatalf("second Accept = %+v, %v; want a duplicate of %s", res, err, first.EventID)
-	}
-	if got := mustEvent(t, s, first.EventID).Event.DedupeKey; got != key {
-		t.Fatalf("stored dedupe value is %d bytes, want %d", len(got), len(key))
-	}
 }

@@ -56,7 +56,6 @@ func Run(t *testing.T, newBackend func(t testing.TB) Opener) {
 		{"ListParkedPages", testListParkedPages},
 		{"ExpireParked", testExpireParked},
 		{"ExpireParkedMany", testExpireParkedMany},
-		{"LongDedupeKey", testLongDedupeKey},
 		{"EventRecord", testEventRecord},
 		{"DepthsLifecycle", testDepthsLifecycle},
 		{"PersistAcrossReopen", testPersist},
