@@ -26,8 +26,12 @@ func (s *Store) ExpireParked(ctx context.Context, cutoff time.Time) (int, error)
 
 // expireParked deletes up to sweepLimit; more says whether others may be
 // due.
-func (s *Store) expireParked(ctx context.Context, cutoff int64) (n int, more bool, err error) {
-	err = s.submit(ctx, func(b *batch) error {
+func (s *Store) expireParked(ctx context.Context, cutoff int64) (int, bool, error) {
+	// Read only after a nil error: when ctx ends first, submit returns
+	// while the op may still run and write them.
+	var n int
+	var more bool
+	err := s.submit(ctx, func(b *batch) error {
 		n, more = 0, false // a batch that failed is applied again
 		parked := b.tx.Bucket(bucketParked)
 		// Collect first: deleting through a cursor can make it skip keys.
@@ -61,5 +65,8 @@ func (s *Store) expireParked(ctx context.Context, cutoff int64) (n int, more boo
 		}
 		return nil
 	})
-	return n, more, err
+	if err != nil {
+		return 0, false, err
+	}
+	return n, more, nil
 }
