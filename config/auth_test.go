@@ -21,8 +21,9 @@ func TestLoadAuthProblems(t *testing.T) {
 		`14: ingest.max_concurrent must be positive, got -2`,
 		`15: ingest.max_inflight_bytes (1024) must be at least ingest.max_body_bytes (1048576)`,
 		`24: route 2: auth differs from route 1's (line 19) for webhook_id "1001"; routes sharing a webhook_id must agree on auth`,
-		`27: routes.2.auth sets no check: give token, hmac, standard_webhooks or allow_ips (an empty ${VAR} leaves token unset)`,
+		`27: routes.2.auth sets no check: give token, hmac, standard_webhooks or allow_ips`,
 		`30: routes.3.auth.hmac.header is required`,
+		`34: routes.4.auth.token is empty (is its ${VAR} set?)`,
 	}
 	for i := range want {
 		want[i] = file + ":" + want[i]

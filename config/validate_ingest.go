@@ -89,8 +89,12 @@ func (v *validator) auth(path string, a *Auth, line int) {
 		}
 		return line
 	}
-	if a.Token == "" && a.HMAC == nil && a.StandardWebhooks == nil && len(a.AllowIPs) == 0 {
-		v.add(line, "%s sets no check: give token, hmac, standard_webhooks or allow_ips (an empty ${VAR} leaves token unset)", path)
+	if l := v.pos.line(path + ".token"); l != 0 && a.Token == "" {
+		// Refused rather than read as "no token": an unset ${VAR} must not
+		// turn a check off.
+		v.add(l, "%s.token is empty (is its ${VAR} set?)", path)
+	} else if a.Token == "" && a.HMAC == nil && a.StandardWebhooks == nil && len(a.AllowIPs) == 0 {
+		v.add(line, "%s sets no check: give token, hmac, standard_webhooks or allow_ips", path)
 	}
 	if h := a.HMAC; h != nil {
 		hp := path + ".hmac"

@@ -7,6 +7,13 @@
 // for routes' filters and destinations' transforms; it is run only when a
 // filter needs it, so routing without filters costs what it did.
 //
+// Before anything is routed, claimed or stored it verifies the callback
+// (auth.go: token, HMAC, Standard Webhooks, allow_ips with the client IP
+// taken through trusted proxies) and bounds what callbacks can hold
+// (limits.go: concurrent requests, body bytes reserved before they are
+// read, a per-client-IP rate limit). It forms the dedupe claim key, hashing
+// long ones, but does not know how a store keeps it.
+//
 // Ingest never talks to delivery: it hands accepted events to the store, and
 // an optional OnAccepted hook lets the caller wake the destinations' workers.
 package ingest
