@@ -13,7 +13,7 @@ func TestLoadAuthProblems(t *testing.T) {
 	want := []string{
 		`6: ingest.auth.hmac.algorithm must be one of sha256, sha1, sha512, got "md5"`,
 		`7: ingest.auth.hmac.encoding must be one of hex, base64, got "base32"`,
-		`9: ingest.auth.standard_webhooks.secret: bad secret: secret 1: whsec_ value is not base64`,
+		`9: ingest.auth.standard_webhooks.secret: secret 1: whsec_ value is not base64`,
 		`10: ingest.auth.standard_webhooks.tolerance must be positive, got -1m0s`,
 		`11: ingest.auth.allow_ips: "10.0.0.300/8" is not a CIDR (203.0.113.0/24) or an IP address`,
 		`12: ingest.trusted_proxies: "not-a-network" is not a CIDR (203.0.113.0/24) or an IP address`,

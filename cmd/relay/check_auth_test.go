@@ -13,7 +13,7 @@ func TestCheckAuthProblems(t *testing.T) {
 	file := "../../config/testdata/bad_auth.yaml"
 	want := []string{
 		file + `:6: ingest.auth.hmac.algorithm must be one of sha256, sha1, sha512, got "md5"`,
-		file + `:9: ingest.auth.standard_webhooks.secret: bad secret: secret 1: whsec_ value is not base64`,
+		file + `:9: ingest.auth.standard_webhooks.secret: secret 1: whsec_ value is not base64`,
 		file + `:11: ingest.auth.allow_ips: "10.0.0.300/8" is not a CIDR (203.0.113.0/24) or an IP address`,
 		file + `:24: route 2: auth differs from route 1's (line 19) for webhook_id "1001"; routes sharing a webhook_id must agree on auth`,
 	}

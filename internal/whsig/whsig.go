@@ -21,8 +21,15 @@ const (
 // SecretPrefix marks a base64-encoded secret.
 const SecretPrefix = "whsec_"
 
-// ErrBadSecret is wrapped by ParseKeys' errors.
+// ErrBadSecret matches ParseKeys' errors (errors.Is).
 var ErrBadSecret = errors.New("bad secret")
+
+// secretError is a ParseKeys error: its text says what is wrong without
+// repeating "bad secret" after the caller's own "signing_secret:".
+type secretError string
+
+func (e secretError) Error() string        { return string(e) }
+func (e secretError) Is(target error) bool { return target == ErrBadSecret }
 
 // Verification errors. They say which check failed, for logs; a caller
 // answering a sender gives no such detail.
@@ -39,7 +46,7 @@ var (
 func ParseKeys(secret string) ([][]byte, error) {
 	fields := strings.Fields(secret)
 	if len(fields) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrBadSecret)
+		return nil, secretError("empty")
 	}
 	keys := make([][]byte, 0, len(fields))
 	for i, f := range fields {
@@ -47,12 +54,12 @@ func ParseKeys(secret string) ([][]byte, error) {
 		if rest, ok := strings.CutPrefix(f, SecretPrefix); ok {
 			k, err := base64.StdEncoding.DecodeString(rest)
 			if err != nil {
-				return nil, fmt.Errorf("%w: secret %d: whsec_ value is not base64", ErrBadSecret, i+1)
+				return nil, secretError(fmt.Sprintf("secret %d: whsec_ value is not base64", i+1))
 			}
 			key = k
 		}
 		if len(key) == 0 {
-			return nil, fmt.Errorf("%w: secret %d is empty", ErrBadSecret, i+1)
+			return nil, secretError(fmt.Sprintf("secret %d is empty", i+1))
 		}
 		keys = append(keys, key)
 	}
