@@ -26,7 +26,12 @@ const (
 	DefaultMaxAge            = 72 * time.Hour
 	DefaultConcurrency       = 4
 	DefaultCircuitFailures   = 10
-	DefaultCircuitCooldown   = 30 * time.Second
+	DefaultCircuitCooldown   = 5 * time.Minute
+	// DefaultCircuitFirstCooldown is the first cooldown after the circuit
+	// opens; each failed probe doubles it, up to circuit.cooldown.
+	DefaultCircuitFirstCooldown = 5 * time.Second
+	DefaultWriteTimeout         = 2 * time.Second
+	DefaultLease                = 15 * time.Second
 	// DefaultParkedTTL is how long a parked event waits for a replay.
 	DefaultParkedTTL = 168 * time.Hour
 	// DefaultMaxConcurrent and DefaultMaxInflightBytes bound what callbacks
@@ -77,6 +82,7 @@ func (c *Config) SetDefaults() {
 		setString(&r.Prefix, DefaultRedisPrefix)
 		setDuration(&r.Retention, DefaultRedisRetention)
 	}
+	setDuration(&c.Store.WriteTimeout, DefaultWriteTimeout)
 	if c.Ingest.MaxBodyBytes == 0 {
 		c.Ingest.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -97,6 +103,7 @@ func (c *Config) SetDefaults() {
 	setDuration(&c.Dedupe.TTL, DefaultDedupeTTL)
 	setDuration(&c.Delivery.PollInterval, DefaultPollInterval)
 	setDuration(&c.Delivery.LeaseMargin, DefaultLeaseMargin)
+	setDuration(&c.Delivery.Lease, DefaultLease)
 	for i := range c.Destinations {
 		c.Destinations[i].setDefaults()
 	}

@@ -15,13 +15,14 @@ func TestLoadDefaults(t *testing.T) {
 	want := &Config{
 		Listen: "127.0.0.1:8080",
 		Admin:  Admin{Listen: "127.0.0.1:9090"},
-		Store:  Store{Embedded: &EmbeddedStore{Path: "./relay-data", Retention: Duration(72 * time.Hour)}},
+		Store:  Store{Embedded: &EmbeddedStore{Path: "./relay-data", Retention: Duration(72 * time.Hour)}, WriteTimeout: Duration(2 * time.Second)},
 		Ingest: Ingest{MaxBodyBytes: 1048576, ResponseStatus: 202, Unmatched: "park",
 			ParkedTTL: Duration(168 * time.Hour), MaxConcurrent: 256, MaxInflightBytes: 64 << 20},
 		Dedupe: Dedupe{Fields: []string{"mid"}, TTL: Duration(24 * time.Hour)},
 		Delivery: Delivery{
 			PollInterval: Duration(500 * time.Millisecond),
 			LeaseMargin:  Duration(30 * time.Second),
+			Lease:        Duration(15 * time.Second),
 		},
 		Destinations: []Destination{{
 			Name:    "a",
@@ -34,7 +35,7 @@ func TestLoadDefaults(t *testing.T) {
 				MaxAge:          Duration(72 * time.Hour),
 			},
 			Concurrency: 4,
-			Circuit:     Circuit{Failures: 10, Cooldown: Duration(30 * time.Second)},
+			Circuit:     Circuit{Failures: 10, Cooldown: Duration(5 * time.Minute)},
 			Line:        2,
 		}},
 	}
@@ -51,7 +52,7 @@ func TestLoadDefaultsRedis(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	want := Store{Redis: &RedisStore{URL: "redis://127.0.0.1:6379/0", Prefix: "relay:", Retention: Duration(72 * time.Hour)}}
+	want := Store{Redis: &RedisStore{URL: "redis://127.0.0.1:6379/0", Prefix: "relay:", Retention: Duration(72 * time.Hour)}, WriteTimeout: Duration(2 * time.Second)}
 	if !reflect.DeepEqual(c.Store, want) {
 		t.Errorf("store = %+v %+v, want %+v", c.Store, c.Store.Redis, want.Redis)
 	}

@@ -29,6 +29,9 @@ type Admin struct {
 type Store struct {
 	Embedded *EmbeddedStore `yaml:"embedded"`
 	Redis    *RedisStore    `yaml:"redis"`
+	// WriteTimeout bounds how long ingest waits for the store to take a
+	// callback; past it the provider gets a 503 with Retry-After.
+	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
 // EmbeddedStore configures the bbolt store.
@@ -121,7 +124,16 @@ type Delivery struct {
 	// stays hidden from other workers. A worker extends its lease while an
 	// attempt runs, so this bounds how soon another process takes over the
 	// deliveries of one that died, not how long an attempt may take.
+	//
+	// Deprecated: the relay leases for Lease, whatever the timeout; the key
+	// is still read so that files setting it load.
 	LeaseMargin Duration `yaml:"lease_margin"`
+	// Lease is how long a leased delivery stays hidden from other workers
+	// without its worker's heartbeat, which extends it every third of it
+	// while the relay lives: how soon another relay takes over the
+	// deliveries of one that was killed, whatever the destination's
+	// timeout.
+	Lease Duration `yaml:"lease"`
 }
 
 // Route sends events of one webhook_id (and matching fields) to destinations.

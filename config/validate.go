@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -56,6 +57,9 @@ func validate(c *Config, pos positions) []Error {
 	}
 	if c.Delivery.LeaseMargin <= 0 {
 		v.add(pos.line("delivery.lease_margin"), "delivery.lease_margin must be positive, got %s", c.Delivery.LeaseMargin)
+	}
+	if c.Delivery.Lease < minLease {
+		v.add(pos.line("delivery.lease"), "delivery.lease must be at least %s, got %s", minLease, c.Delivery.Lease)
 	}
 	v.destinations(v.agents())
 	v.routes()
@@ -111,8 +115,15 @@ func checkHostPort(addr string) error {
 	return nil
 }
 
+// minLease keeps a lease long enough for a heartbeat (every third of it) to
+// reach the store before it runs out.
+const minLease = Duration(300 * time.Millisecond)
+
 func (v *validator) store() {
 	s := v.c.Store
+	if s.WriteTimeout <= 0 {
+		v.add(v.pos.line("store.write_timeout"), "store.write_timeout must be positive, got %s", s.WriteTimeout)
+	}
 	if s.Embedded != nil && s.Redis != nil {
 		v.add(v.pos.line("store"), "store: set only one of embedded or redis, not both")
 	}

@@ -184,6 +184,7 @@ func ingestSettings(cfg *config.Config, table *route.Table) (ingest.Settings, er
 		RejectUnmatched:  cfg.Ingest.Unmatched == config.UnmatchedReject,
 		DedupeFields:     cfg.Dedupe.Fields,
 		DedupeTTL:        cfg.Dedupe.TTL.D(),
+		WriteTimeout:     cfg.Store.WriteTimeout.D(),
 		Auth:             sec.Auth,
 		RouteAuth:        sec.RouteAuth,
 		TrustedProxies:   sec.TrustedProxies,

@@ -131,6 +131,31 @@ func (s *Server) Restart() {
 	}
 }
 
+// Freeze stops the server with SIGSTOP: connections stay open and nothing
+// answers, as with a hung host. Thaw resumes it; a frozen server is still
+// killed when the test ends. With an external server the calling test is
+// skipped.
+func (s *Server) Freeze() {
+	s.tb.Helper()
+	s.skipExternal("Freeze")
+	s.send(syscall.SIGSTOP)
+}
+
+// Thaw resumes a server stopped by Freeze.
+func (s *Server) Thaw() {
+	s.tb.Helper()
+	s.send(syscall.SIGCONT)
+}
+
+// send signals the running server without waiting for anything.
+func (s *Server) send(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
 func (s *Server) skipExternal(what string) {
 	s.tb.Helper()
 	if s.external {

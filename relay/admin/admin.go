@@ -35,6 +35,18 @@ type Store interface {
 
 var _ Store = store.Store(nil)
 
+// writeChecker is implemented by a store that knows whether it can write
+// (both backends): a store that answers pings but refuses writes is not
+// ready.
+type writeChecker interface {
+	CheckWrite(ctx context.Context) error
+	WriteErrors() int64
+}
+
+// readyTimeout bounds /readyz, so a frozen store makes it answer 503 soon
+// rather than hold the prober until its own timeout.
+const readyTimeout = time.Second
+
 // Options are the admin handler's dependencies. Only Store is required; a
 // route whose hook is nil answers 501.
 type Options struct {
@@ -89,8 +101,9 @@ type Handler struct {
 }
 
 // NewHandler returns the admin handler. GET /healthz answers 200 while the
-// process runs; GET /readyz 200 when the store answers a ping within two
-// seconds and the relay is not draining, else 503.
+// process runs; GET /readyz 200 when the store answers a ping and can
+// write (see store.WriteChecker) within readyTimeout and the relay is not
+// draining, else 503.
 func NewHandler(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -161,11 +174,17 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "error": "relay is shutting down"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := h.opts.Store.Ping(ctx); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "store does not answer"})
 		return
+	}
+	if wc, ok := h.opts.Store.(writeChecker); ok {
+		if err := wc.CheckWrite(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "store refuses writes"})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -187,12 +187,14 @@ var (
 	descCircuit = prometheus.NewDesc("relay_circuit_state",
 		"Circuit breaker state by destination: 0 closed, 1 half-open, 2 open.", []string{"destination"}, nil)
 	descStoreUp = prometheus.NewDesc("relay_store_up",
-		"1 if the store answered the depth query of this scrape, else 0.", nil, nil)
+		"1 if the store answered the depth query of this scrape and can write (its last write succeeded, or a probe write did), else 0.", nil, nil)
+	descWriteErrors = prometheus.NewDesc("relay_store_write_errors_total",
+		"Writes the store refused (disk full, Redis down or refusing writes), counted per waiting caller.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descDLQ, descDLQDest, descParked, descInFlight, descCircuit, descStoreUp} {
+	for _, d := range []*prometheus.Desc{descQueue, descDLQ, descDLQDest, descParked, descInFlight, descCircuit, descStoreUp, descWriteErrors} {
 		ch <- d
 	}
 }
@@ -214,13 +216,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	wc, checks := c.o.Depths.(writeChecker)
+	if checks {
+		ch <- prometheus.MustNewConstMetric(descWriteErrors, prometheus.CounterValue, float64(wc.WriteErrors()))
+	}
 	d, err := c.o.Depths.Depths(ctx)
 	if err != nil {
 		c.o.Logger.Warn("admin: metrics: store depths", "err", err)
 		ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 0)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, 1)
+	up := 1.0
+	if checks && wc.CheckWrite(ctx) != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descStoreUp, prometheus.GaugeValue, up)
 	// Every configured destination shows, at zero when nothing waits, and
 	// so does a removed one that still has deliveries queued.
 	queued := map[string]int{}

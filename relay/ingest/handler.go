@@ -139,6 +139,11 @@ func (h *Handler) Update(s Settings) {
 	h.settings.Store(&s)
 }
 
+// storeRetryAfter is the Retry-After of a 503 for a write the store refused or
+// did not take within the write timeout, in seconds: long enough not to
+// hammer a store that is down, short enough for a blip.
+const storeRetryAfter = "5"
+
 // ServeHTTP implements http.Handler: POST /hooks/{webhook_id} and POST
 // /hooks. The two routes are matched by hand: a general router costs every
 // callback a copy of the request and a map for one path segment.
@@ -259,6 +264,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 	res, err := h.store.Accept(ctx, ev, dests, dd)
 	if err != nil {
 		h.log.Error("ingest: store refused event", "webhook_id", p.webhookID, "err", err)
+		w.Header().Set("Retry-After", storeRetryAfter)
 		h.fail(w, http.StatusServiceUnavailable, OutcomeError, start, "store unavailable, retry later")
 		return
 	}

@@ -70,9 +70,13 @@ type Store struct {
 	retire    retireWalk
 
 	commits atomic.Int64 // transactions committed, for tests and benchmarks
+	health  store.WriteHealth
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.WriteChecker = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the store in directory dir, which is created
 // with mode 0700 if missing and holds the file relay.db.
@@ -193,6 +197,26 @@ func (s *Store) Close() error {
 func (s *Store) Ping(ctx context.Context) error {
 	return s.view(ctx, "ping", func(*bbolt.Tx) error { return nil })
 }
+
+// CheckWrite returns nil while the last commit succeeded; after a refused
+// one it commits a small probe write (the time, under the meta bucket's
+// "probe" key) and returns its outcome.
+func (s *Store) CheckWrite(ctx context.Context) error {
+	return s.health.Check(ctx, func(ctx context.Context) error {
+		now := time.Now().UTC().AppendFormat(nil, time.RFC3339Nano)
+		err := s.submitOp(&op{ctx: ctx, probe: true, apply: func(b *batch) error {
+			return b.tx.Bucket(bucketMeta).Put([]byte("probe"), now)
+		}})
+		if err != nil {
+			return fmt.Errorf("bolt: probe write: %w", err)
+		}
+		return nil
+	})
+}
+
+// WriteErrors counts the writes refused since Open: each caller of a
+// failed commit counts once.
+func (s *Store) WriteErrors() int64 { return s.health.Errors() }
 
 // view runs fn in a read-only transaction unless the store is closed.
 func (s *Store) view(ctx context.Context, what string, fn func(*bbolt.Tx) error) error {

@@ -22,6 +22,9 @@ type op struct {
 	// is called with it instead, by the committer (see finishAsync).
 	done   chan error
 	notify func(error)
+	// probe marks CheckWrite's probe, which reports its own outcome and
+	// must not count as a write in the store's WriteHealth.
+	probe bool
 }
 
 // write runs o's write in b.
@@ -321,7 +324,9 @@ func (s *Store) commit(ops []*op) {
 func (s *Store) tryCommit(ops []*op) (results []error, bad int, err error) {
 	tx, err := s.db.Begin(true)
 	if err != nil {
-		return nil, -1, fmt.Errorf("begin: %w: %w", store.ErrUnavailable, err)
+		err = fmt.Errorf("begin: %w: %w", store.ErrUnavailable, err)
+		s.recordHealth(ops, err)
+		return nil, -1, err
 	}
 	fillForAppends(tx)
 	b := &batch{tx: tx, now: time.Now()}
@@ -340,12 +345,31 @@ func (s *Store) tryCommit(ops []*op) (results []error, bad int, err error) {
 	}
 	if err := tx.Commit(); err != nil {
 		s.leases.unclaim(b.claimed)
-		s.log.Error("bolt: commit failed", "ops", len(ops), "err", err)
-		return nil, -1, fmt.Errorf("commit: %w: %w", store.ErrUnavailable, err)
+		// Debug only: every op's caller gets the error and says so, and a
+		// second line per refused callback floods the log during an outage.
+		s.log.Debug("bolt: commit failed", "ops", len(ops), "err", err)
+		err = fmt.Errorf("commit: %w: %w", store.ErrUnavailable, err)
+		s.recordHealth(ops, err)
+		return nil, -1, err
 	}
+	s.recordHealth(ops, nil)
 	s.commits.Add(1)
 	s.leases.drop(b.claimed)
 	return results, -1, nil
+}
+
+// recordHealth counts a commit's outcome for CheckWrite; a commit of the
+// probe alone counts nothing.
+func (s *Store) recordHealth(ops []*op, err error) {
+	n := 0
+	for _, o := range ops {
+		if !o.probe {
+			n++
+		}
+	}
+	if n > 0 {
+		s.health.Record(err, n)
+	}
 }
 
 func (s *Store) abort(b *batch) {

@@ -69,6 +69,7 @@ func (s *Store) acceptBatch(ctx context.Context, batch []*acceptReq) {
 		args = append(args, r.args...)
 	}
 	arr, err := s.runBatch(ctx, s.sc.accept, args, len(batch))
+	s.wrote(err, len(batch))
 	for i, r := range batch {
 		if err != nil {
 			r.err = s.fail("accept "+r.id, err)

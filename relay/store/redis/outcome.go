@@ -96,6 +96,7 @@ func (s *Store) outcomeBatch(ctx context.Context, batch []*outcomeReq) {
 		args = append(args, r.args[:]...)
 	}
 	arr, err := s.runBatch(ctx, s.sc.outcome, args, len(batch))
+	s.wrote(err, len(batch))
 	for i, r := range batch {
 		if err != nil {
 			r.err = s.fail(r.op+" "+r.id, err)

@@ -24,6 +24,9 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 	// One random base per call; the script numbers the tokens under it.
 	reply, err := s.run(ctx, s.sc.lease, dest, n, max(lease.Milliseconds(), 1), rand.Text())
 	if err != nil {
+		// Only a refusal counts: a lease that found nothing due wrote
+		// nothing, so its success says nothing about writes.
+		s.wrote(err, 1)
 		return nil, s.fail(op, err)
 	}
 	arr, err := array(reply)
@@ -109,6 +112,7 @@ func (s *Store) leased(ctx context.Context, op string, d store.Delivery, sc *gor
 	}
 	reply, err := s.run(ctx, sc, append([]any{d.ID, d.Lease}, args...)...)
 	if err != nil {
+		s.wrote(err, 1)
 		return s.fail(op, err)
 	}
 	return statusErr(op, reply)

@@ -56,9 +56,13 @@ type Store struct {
 	closed    atomic.Bool
 	accepts   batcher[*acceptReq]
 	outcomes  batcher[*outcomeReq]
+	health    store.WriteHealth
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store        = (*Store)(nil)
+	_ store.WriteChecker = (*Store)(nil)
+)
 
 // Open connects to Redis and loads the scripts. When Redis cannot be
 // reached, Open still returns the Store, logging a warning: every call then
@@ -152,6 +156,35 @@ func (s *Store) Ping(ctx context.Context) error {
 		return s.fail("ping", err)
 	}
 	return nil
+}
+
+// CheckWrite returns nil while the last write succeeded; after a refused
+// one (Redis down or frozen, or answering reads but refusing writes:
+// MISCONF, OOM, READONLY, NOREPLICAS) it writes a small probe key and
+// returns the outcome.
+func (s *Store) CheckWrite(ctx context.Context) error {
+	return s.health.Check(ctx, func(ctx context.Context) error {
+		if err := s.check(); err != nil {
+			return fmt.Errorf("redis: probe write: %w", err)
+		}
+		if err := s.rdb.Set(ctx, s.prefix+"probe", time.Now().UnixMilli(), time.Minute).Err(); err != nil {
+			return s.fail("probe write", err)
+		}
+		return nil
+	})
+}
+
+// WriteErrors counts the writes refused since Open, one per caller of a
+// refused call.
+func (s *Store) WriteErrors() int64 { return s.health.Errors() }
+
+// wrote records a write's outcome for CheckWrite: a success, or a refusal
+// that means Redis cannot write now. A script's own error is no refusal.
+func (s *Store) wrote(err error, n int) {
+	if err != nil && !unavailable(err) {
+		return
+	}
+	s.health.Record(err, n)
 }
 
 // Close closes the connection pool. Calls after Close return store.ErrClosed.
