@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -89,6 +90,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// retrying each dial inside that loop as well only delays the
 	// ErrUnavailable that ingest turns into a 503.
 	ro.DialerRetries = 1
+	// One retry, not go-redis's three with backoff: it still covers a
+	// pooled connection that Redis closed (a restart), while a Redis that
+	// refuses connections now costs a callback ~10 ms before its 503
+	// instead of 110-200 ms (docs/benchmarks.md, outages).
+	if !urlSets(opts.URL, "max_retries") {
+		ro.MaxRetries = 1
+	}
 	ro.ContextTimeoutEnabled = true
 	ro.DisableIdentity = true
 
@@ -131,6 +139,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.log.Debug("redis store open", "addr", ro.Addr, "db", ro.DB, "prefix", s.prefix)
 	return s, nil
+}
+
+// urlSets reports whether the URL's query sets key.
+func urlSets(raw, key string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Query().Has(key)
 }
 
 // load loads every script into the server's script cache, so the first
