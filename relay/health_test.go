@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/relaytest"
+	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay"
 )
@@ -228,5 +230,46 @@ func TestFrozenRedisAnswers503(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/readyz while Redis is frozen: %d, want 503", resp.StatusCode)
+	}
+}
+
+// While Redis is down, every refused callback logs at most one line, and
+// identical ones collapse into the first: 30 refused callbacks make one
+// "store refused event" line, not 30 (or 60).
+func TestRefusedCallbacksLogOnce(t *testing.T) {
+	srv := testredis.Start(t)
+	crm, archive := newSink(t), newSink(t)
+	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n" +
+		fmt.Sprintf("store: {redis: {url: %q, prefix: \"quiet:\"}}\n", srv.URL()) +
+		"delivery: {poll_interval: 50ms}\n" + strings.NewReplacer("{{a}}", crm.URL, "{{b}}", archive.URL).Replace(fanOut)
+	cfg, err := config.Load([]byte(text), "test.yaml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	var logs testlog.Buffer
+	r := relaytest.Start(t, cfg, relay.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	srv.Kill()
+	const n = 30
+	for i := range n {
+		if code, a := post(t, r.Ingest+"/hooks/1001", "application/json", []byte(fmt.Sprintf(`{"mid":"q-%d"}`, i))); code != http.StatusServiceUnavailable {
+			t.Fatalf("callback %d: %d %+v, want 503", i, code, a)
+		}
+	}
+	refused, loud := 0, 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `msg="ingest: store refused event"`) {
+			refused++
+		}
+		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+			loud++
+		}
+	}
+	// A line with "(repeated" would only come after quietlog's interval,
+	// on a very slow machine; it is not counted as a refusal's own line.
+	if refused != 1 {
+		t.Errorf("%d lines say the store refused an event, want 1:\n%s", refused, logs.String())
+	}
+	if loud >= n {
+		t.Errorf("%d warning and error lines for %d refused callbacks:\n%s", loud, n, logs.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/quietlog"
 	"github.com/relaygw/relay/relay/admin"
 	"github.com/relaygw/relay/relay/agent"
 	"github.com/relaygw/relay/relay/deliver"
@@ -70,6 +71,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// One line per repeated error and interval: during an outage every
+	// callback and delivery fails the same way.
+	opts.Logger = slog.New(quietlog.New(opts.Logger.Handler(), quietlog.Options{}))
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 10 * time.Second
 	}

@@ -72,7 +72,7 @@ func (s *Store) acceptBatch(ctx context.Context, batch []*acceptReq) {
 	s.wrote(err, len(batch))
 	for i, r := range batch {
 		if err != nil {
-			r.err = s.fail("accept "+r.id, err)
+			r.err = s.fail("accept", err) // the same for every request (see submit)
 		} else if nd, isInt := arr[i].(int64); isInt {
 			r.res = store.AcceptResult{EventID: r.id, Deliveries: int(nd)}
 		} else { // a duplicate: the id of the event holding the claim

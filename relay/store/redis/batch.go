@@ -106,7 +106,9 @@ func (b *batcher[R]) submit(r R) error {
 	case <-c.done:
 		return c.err
 	case <-c.ctx.Done():
-		return b.fail(c.op+" "+c.id, c.ctx.Err())
+		// Without the id: an outage fails every request alike, and the
+		// same text lets the log collapse them into one line.
+		return b.fail(c.op, c.ctx.Err())
 	}
 }
 
@@ -169,7 +171,7 @@ func (b *batcher[R]) run(batch []R) {
 	for _, r := range batch {
 		c := r.base()
 		if err := c.ctx.Err(); err != nil {
-			c.err = b.fail(c.op+" "+c.id, err)
+			c.err = b.fail(c.op, err)
 			c.answer()
 			continue
 		}

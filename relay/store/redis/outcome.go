@@ -99,7 +99,7 @@ func (s *Store) outcomeBatch(ctx context.Context, batch []*outcomeReq) {
 	s.wrote(err, len(batch))
 	for i, r := range batch {
 		if err != nil {
-			r.err = s.fail(r.op+" "+r.id, err)
+			r.err = s.fail(r.op, err) // the same for every request (see submit)
 		} else if code, _ := arr[i].(int64); code != codeOK { // the op string only when needed
 			r.err = statusErr(r.op+" "+r.id, arr[i])
 		}

@@ -103,18 +103,19 @@ func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attemp
 // an outcome that was in fact recorded. Callers treat ErrLeaseLost as "not
 // mine any more", which is safe either way.
 func (s *Store) leased(ctx context.Context, op string, d store.Delivery, sc *goredis.Script, args ...any) error {
-	op += " " + d.ID
+	what := op + " " + d.ID
 	if err := s.check(); err != nil {
-		return fmt.Errorf("redis: %s: %w", op, err)
+		return fmt.Errorf("redis: %s: %w", what, err)
 	}
 	if d.Lease == "" {
-		return fmt.Errorf("redis: %s: no lease token: %w", op, store.ErrLeaseLost)
+		return fmt.Errorf("redis: %s: no lease token: %w", what, store.ErrLeaseLost)
 	}
 	reply, err := s.run(ctx, sc, append([]any{d.ID, d.Lease}, args...)...)
 	if err != nil {
 		s.wrote(err, 1)
-		return s.fail(op, err)
+		return s.fail(op, err) // no id: an outage fails every delivery alike
 	}
+	op = what
 	return statusErr(op, reply)
 }
 
