@@ -121,6 +121,7 @@ func (d *Destination) setDefaults() {
 	setInt(&d.Concurrency, DefaultConcurrency)
 	setInt(&d.Circuit.Failures, DefaultCircuitFailures)
 	setDuration(&d.Circuit.Cooldown, DefaultCircuitCooldown)
+	setDuration(&d.Circuit.FirstCooldown, min(DefaultCircuitFirstCooldown, d.Circuit.Cooldown.D()))
 }
 
 func (a *Auth) setDefaults() {

@@ -35,7 +35,7 @@ func TestLoadDefaults(t *testing.T) {
 				MaxAge:          Duration(72 * time.Hour),
 			},
 			Concurrency: 4,
-			Circuit:     Circuit{Failures: 10, Cooldown: Duration(5 * time.Minute)},
+			Circuit:     Circuit{Failures: 10, Cooldown: Duration(5 * time.Minute), FirstCooldown: Duration(5 * time.Second)},
 			Line:        2,
 		}},
 	}
@@ -159,7 +159,12 @@ func TestLoadDeliveryKeys(t *testing.T) {
 			func(d Destination) bool { return d.Retry.MaxAttempts == DefaultMaxAttempts }},
 		{"circuit keeps explicit values",
 			"circuit: {failures: 3, cooldown: 1m}",
-			func(d Destination) bool { return d.Circuit == Circuit{Failures: 3, Cooldown: Duration(time.Minute)} }},
+			func(d Destination) bool {
+				return d.Circuit == Circuit{Failures: 3, Cooldown: Duration(time.Minute), FirstCooldown: Duration(5 * time.Second)}
+			}},
+		{"first cooldown defaults to the cooldown when that is shorter",
+			"circuit: {cooldown: 2s}",
+			func(d Destination) bool { return d.Circuit.FirstCooldown == Duration(2*time.Second) }},
 		{"circuit disabled",
 			"circuit: {disabled: true}",
 			func(d Destination) bool { return d.Circuit.Disabled && d.Circuit.Failures == DefaultCircuitFailures }},

@@ -274,6 +274,8 @@ func TestLoadInline(t *testing.T) {
 			[]string{`<config>:2: admin.listen must differ from listen (both "127.0.0.1:80")`}},
 		{"negative lease margin", "delivery:\n  poll_interval: 1s\n  lease_margin: -2s\n",
 			[]string{`<config>:3: delivery.lease_margin must be positive, got -2s`}},
+		{"first cooldown past the cooldown", "destinations:\n- name: a\n  url: http://x\n  circuit: {cooldown: 1m, first_cooldown: 2m}\n",
+			[]string{`<config>:4: destination "a": circuit.first_cooldown must be positive and at most circuit.cooldown (1m0s), got 2m0s`}},
 		{"lease too short", "delivery:\n  poll_interval: 1s\n  lease: 100ms\n",
 			[]string{`<config>:3: delivery.lease must be at least 300ms, got 100ms`}},
 		{"negative write timeout", "store:\n  embedded: {path: ./d}\n  write_timeout: -1s\n",

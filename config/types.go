@@ -206,11 +206,13 @@ type TLS struct {
 }
 
 // Circuit configures a destination's circuit breaker: after Failures
-// consecutive failed attempts the destination is paused for Cooldown, then
-// one probe delivery decides whether it resumes.
+// consecutive failed attempts the destination is paused for FirstCooldown,
+// then one probe delivery decides whether it resumes; each failed probe
+// doubles the pause, up to Cooldown.
 type Circuit struct {
-	Failures int      `yaml:"failures"`
-	Cooldown Duration `yaml:"cooldown"`
+	Failures      int      `yaml:"failures"`
+	Cooldown      Duration `yaml:"cooldown"`
+	FirstCooldown Duration `yaml:"first_cooldown"`
 	// Disabled turns the breaker off: the destination is never paused.
 	Disabled bool `yaml:"disabled"`
 }

@@ -386,6 +386,9 @@ func (dv destValidator) circuit() {
 	if c.Cooldown <= 0 {
 		dv.add(dv.at("circuit.cooldown"), "%s: circuit.cooldown must be positive, got %s", dv.label, c.Cooldown)
 	}
+	if c.Cooldown > 0 && (c.FirstCooldown <= 0 || c.FirstCooldown > c.Cooldown) {
+		dv.add(dv.at("circuit.first_cooldown"), "%s: circuit.first_cooldown must be positive and at most circuit.cooldown (%s), got %s", dv.label, c.Cooldown, c.FirstCooldown)
+	}
 }
 
 // tls reads tls.ca_file now, so a missing or unusable file is reported with

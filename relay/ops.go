@@ -24,6 +24,7 @@ func (s *Server) adminOptions() admin.Options {
 		Metrics:      s.metrics,
 		Route:        s.route,
 		Wake:         s.wake,
+		Replayed:     s.replayed,
 		Destinations: s.destinationStates,
 		Reload:       s.Reload,
 		Draining:     s.gate.closed,
@@ -120,6 +121,23 @@ func (s *Server) wake(dests ...string) {
 		s.deliver.Wake(d)
 		if s.agents != nil {
 			s.agents.Wake(d)
+		}
+	}
+}
+
+// replayed tells the workers of dests, or of every configured destination
+// when none is named, that an operator replayed deliveries: an open circuit
+// sends the first at once as its probe.
+func (s *Server) replayed(dests ...string) {
+	if len(dests) == 0 {
+		for _, d := range s.live.Load().Destinations {
+			dests = append(dests, d.Name)
+		}
+	}
+	for _, d := range dests {
+		s.deliver.Replayed(d)
+		if s.agents != nil {
+			s.agents.Replayed(d)
 		}
 	}
 }

@@ -61,6 +61,10 @@ type Options struct {
 	// Wake tells the workers of dests, or of every destination when none is
 	// named, that deliveries are due now (after replays).
 	Wake func(dests ...string)
+	// Replayed tells the workers of dests, or of every destination when
+	// none is named, that an operator replayed their dead letters: an open
+	// circuit sends the first at once as its probe. Wake is used when nil.
+	Replayed func(dests ...string)
 	// Destinations reports every configured destination's live state.
 	Destinations func() []DestinationState
 	// Reload re-reads the config file and applies it.

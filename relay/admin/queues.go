@@ -74,7 +74,9 @@ func (h *Handler) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("admin: dlq delivery replayed", "delivery", id)
-	h.wake()
+	// The delivery's destination is not known here: every open circuit
+	// probes, which costs a dead destination one request.
+	h.replayed()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "replayed", "id": id})
 }
 
@@ -134,7 +136,11 @@ func (h *Handler) replayDLQAll(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("admin: dlq replayed", "destination", dest, "replayed", res.Replayed,
 		"skipped", res.Skipped, "failed", len(res.Failed))
-	h.wake()
+	if dest != "" {
+		h.replayed(dest)
+	} else {
+		h.replayed()
+	}
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -235,6 +241,15 @@ func (h *Handler) routeParked(ctx context.Context, ev store.Event, res *ReplayRe
 	res.Replayed++
 	res.Deliveries += n
 	h.wake(dests...)
+}
+
+// replayed reports an operator's DLQ replay of dests (all when none).
+func (h *Handler) replayed(dests ...string) {
+	if h.opts.Replayed == nil {
+		h.wake(dests...)
+		return
+	}
+	h.opts.Replayed(dests...)
 }
 
 // wake tells the workers of dests, or of every destination when none is

@@ -149,7 +149,7 @@ func TestCircuitAcrossReload(t *testing.T) {
 	// A new cooldown applies from the next opening: the one under way
 	// keeps the hour it opened with, and its failed probe opens the
 	// circuit for a minute.
-	reload(strings.Replace(fragileLine, "cooldown: 1h", "cooldown: 1m", 1))
+	reload(strings.Replace(fragileLine, "cooldown: 1h, first_cooldown: 1h", "cooldown: 1m, first_cooldown: 1m", 1))
 	ts.queue(t, "fragile") // due now; the first waits an hour for its retry
 	clock.advance(time.Minute)
 	if got := ts.lease(t, "office-2", 10, 0); len(got) != 0 {
@@ -167,7 +167,7 @@ func TestCircuitAcrossReload(t *testing.T) {
 		t.Errorf("a minute after the failed probe a poll got %d deliveries, want one probe (the new cooldown)", len(got))
 	}
 
-	reload(strings.Replace(fragileLine, "circuit: {failures: 1, cooldown: 1h}", "circuit: {disabled: true}", 1))
+	reload(strings.Replace(fragileLine, "circuit: {failures: 1, cooldown: 1h, first_cooldown: 1h}", "circuit: {disabled: true}", 1))
 	if c := state(); c.Circuit != deliver.CircuitClosed {
 		t.Errorf("with the breaker turned off the circuit is %s, want closed", c.Circuit)
 	}
@@ -193,5 +193,25 @@ func (ts *testServer) failFragile(t *testing.T) {
 }
 
 // fragileLine is the fragile destination's line in serverConfig.
-const fragileLine = `  - {name: fragile, agent: office-2, url: "http://10.0.0.6/fragile", circuit: {failures: 1, cooldown: 1h}, retry: {initial_interval: 1h, max_interval: 2h}}
+const fragileLine = `  - {name: fragile, agent: office-2, url: "http://10.0.0.6/fragile", circuit: {failures: 1, cooldown: 1h, first_cooldown: 1h}, retry: {initial_interval: 1h, max_interval: 2h}}
 `
+
+// An operator's replay counts as an agent destination's probe too: with the
+// circuit open for an hour, the next poll after Replayed gets one delivery.
+func TestReplayedAgentDestinationProbesAtOnce(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Now: clock.Now})
+	ts.queue(t, "fragile")
+	ts.failFragile(t)
+	if c, _ := ts.Circuit("fragile"); c.Circuit != deliver.CircuitOpen {
+		t.Fatalf("after a failure the circuit is %s, want open", c.Circuit)
+	}
+	ts.queue(t, "fragile")
+	if got := ts.lease(t, "office-2", 10, 0); len(got) != 0 {
+		t.Fatalf("an open circuit handed out %d deliveries", len(got))
+	}
+	ts.Replayed("fragile")
+	if got := ts.lease(t, "office-2", 10, 0); len(got) != 1 {
+		t.Fatalf("after the replay a poll got %d deliveries, want one probe", len(got))
+	}
+}

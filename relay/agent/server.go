@@ -331,6 +331,16 @@ func (s *Server) Wake(dest string) {
 	}
 }
 
+// Replayed tells dest's agent that an operator replayed deliveries of it:
+// an open circuit hands out a probe at the next poll instead of waiting out
+// the cooldown, and the agent's held poll is woken.
+func (s *Server) Replayed(dest string) {
+	if d := s.tbl.Load().byName[dest]; d != nil {
+		d.circuit.ProbeNow(s.opts.Now())
+		s.wakeAgent(d.agent)
+	}
+}
+
 // Close ends held polls (they answer with nothing) and refuses new ones, so
 // the HTTP server can shut down without waiting for them. Reports are still
 // recorded. Call it when the relay begins to shut down.

@@ -34,7 +34,7 @@ destinations:
   - {name: pair, agent: office-1, url: "http://10.0.0.5/pair", concurrency: 2}
   - {name: slow, agent: office-1, url: "http://10.0.0.5/slow", rate_limit: 0.001}
   - {name: other, agent: office-2, url: "http://10.0.0.6/hook"}
-  - {name: fragile, agent: office-2, url: "http://10.0.0.6/fragile", circuit: {failures: 1, cooldown: 1h}, retry: {initial_interval: 1h, max_interval: 2h}}
+  - {name: fragile, agent: office-2, url: "http://10.0.0.6/fragile", circuit: {failures: 1, cooldown: 1h, first_cooldown: 1h}, retry: {initial_interval: 1h, max_interval: 2h}}
   - {name: direct, url: "http://127.0.0.1:1/direct"}
 `
 

@@ -19,7 +19,8 @@ const (
 
 type breakerConfig struct {
 	failures int           // consecutive failed attempts that open the circuit
-	cooldown time.Duration // how long it stays open before a probe
+	first    time.Duration // the first cooldown after the circuit opens
+	cooldown time.Duration // the longest cooldown, which failed probes double up to
 	disabled bool
 }
 
@@ -47,9 +48,10 @@ type breaker struct {
 	mu        sync.Mutex
 	cfg       breakerConfig
 	state     string
-	failures  int       // consecutive failed attempts
-	openUntil time.Time // when an open circuit lets a probe through
-	probing   bool      // a probe has been leased and not yet settled
+	failures  int           // consecutive failed attempts
+	openUntil time.Time     // when an open circuit lets a probe through
+	cooldown  time.Duration // the cooldown in force; doubles with each failed probe
+	probing   bool          // a probe has been leased and not yet settled
 	seq       uint64
 
 	lastSuccess, lastFailure time.Time
@@ -104,11 +106,26 @@ func (b *breaker) allows(probe bool) bool {
 	return probe || b.state == CircuitClosed
 }
 
+// probeNow ends an open circuit's cooldown, so that the next admit hands
+// out a probe at once: an operator replayed deliveries and wants to know
+// now. A half-open or closed circuit is left as it is.
+func (b *breaker) probeNow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != CircuitOpen || !now.Before(b.openUntil) {
+		return false
+	}
+	b.openUntil = now
+	return true
+}
+
 // record counts one attempt. A success closes the circuit whatever its
 // state: the destination answers again. A failure opens a closed circuit
-// after cfg.failures in a row, and a failed probe opens a half-open one
-// again; other failures while open change nothing, since they began before
-// it opened.
+// after cfg.failures in a row, for cfg.first; a failed probe opens a
+// half-open one again for twice the last cooldown, up to cfg.cooldown, so a
+// receiver that recovers is found within seconds and one that stays down
+// is probed ever more rarely. Other failures while open change nothing,
+// since they began before it opened.
 func (b *breaker) record(ok, probe bool, now time.Time, errText string) transition {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -118,6 +135,7 @@ func (b *breaker) record(ok, probe bool, now time.Time, errText string) transiti
 	if ok {
 		b.lastSuccess = now
 		b.failures = 0
+		b.cooldown = 0
 		if b.state != CircuitClosed {
 			return b.moveLocked(CircuitClosed)
 		}
@@ -127,8 +145,13 @@ func (b *breaker) record(ok, probe bool, now time.Time, errText string) transiti
 	b.failures++
 	switch {
 	case b.cfg.disabled:
-	case probe && b.state == CircuitHalfOpen, b.state == CircuitClosed && b.failures >= b.cfg.failures:
-		b.openUntil = now.Add(b.cfg.cooldown)
+	case probe && b.state == CircuitHalfOpen:
+		b.cooldown = min(2*b.cooldown, b.cfg.cooldown)
+		b.openUntil = now.Add(b.cooldown)
+		return b.moveLocked(CircuitOpen)
+	case b.state == CircuitClosed && b.failures >= b.cfg.failures:
+		b.cooldown = min(max(b.cfg.first, time.Millisecond), b.cfg.cooldown)
+		b.openUntil = now.Add(b.cooldown)
 		return b.moveLocked(CircuitOpen)
 	}
 	return transition{}
@@ -157,6 +180,7 @@ func (b *breaker) config() breakerConfig {
 type breakerView struct {
 	state                    string
 	failures                 int
+	cooldown                 time.Duration
 	lastSuccess, lastFailure time.Time
 	lastError                string
 }
@@ -164,5 +188,5 @@ type breakerView struct {
 func (b *breaker) view() breakerView {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return breakerView{b.state, b.failures, b.lastSuccess, b.lastFailure, b.lastError}
+	return breakerView{b.state, b.failures, b.cooldown, b.lastSuccess, b.lastFailure, b.lastError}
 }

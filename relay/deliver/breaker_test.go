@@ -15,10 +15,12 @@ import (
 // TestBreakerSequences drives the breaker through sequences of events and
 // checks its state after each.
 func TestBreakerSequences(t *testing.T) {
-	cfg := breakerConfig{failures: 3, cooldown: time.Minute}
+	cfg := breakerConfig{failures: 3, first: time.Minute, cooldown: time.Minute}
+	// growing starts at 5s and doubles up to 40s.
+	growing := breakerConfig{failures: 1, first: 5 * time.Second, cooldown: 40 * time.Second}
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	type step struct {
-		do   string // "ok", "fail", "probe-ok", "probe-fail", "admit", "unused"
+		do   string // "ok", "fail", "probe-ok", "probe-fail", "admit", "unused", "probe-now"
 		at   time.Duration
 		want string    // state after the step
 		adm  admission // for "admit"
@@ -65,6 +67,44 @@ func TestBreakerSequences(t *testing.T) {
 			{do: "fail"}, {do: "fail"}, {do: "fail", want: CircuitOpen},
 			{do: "ok", at: time.Second, want: CircuitClosed},
 		}},
+		{"failed probes double the cooldown up to its maximum", growing, []step{
+			{do: "fail", want: CircuitOpen},
+			{do: "admit", at: 4 * time.Second, want: CircuitOpen, adm: admitNone},
+			{do: "admit", at: 5 * time.Second, want: CircuitHalfOpen, adm: admitProbe},
+			{do: "probe-fail", at: 5 * time.Second, want: CircuitOpen}, // for 10s
+			{do: "admit", at: 14 * time.Second, want: CircuitOpen, adm: admitNone},
+			{do: "admit", at: 15 * time.Second, want: CircuitHalfOpen, adm: admitProbe},
+			{do: "probe-fail", at: 15 * time.Second, want: CircuitOpen}, // for 20s
+			{do: "admit", at: 34 * time.Second, want: CircuitOpen, adm: admitNone},
+			{do: "admit", at: 35 * time.Second, want: CircuitHalfOpen, adm: admitProbe},
+			{do: "probe-fail", at: 35 * time.Second, want: CircuitOpen}, // for 40s, the maximum
+			{do: "admit", at: 74 * time.Second, want: CircuitOpen, adm: admitNone},
+			{do: "admit", at: 75 * time.Second, want: CircuitHalfOpen, adm: admitProbe},
+			{do: "probe-fail", at: 75 * time.Second, want: CircuitOpen}, // still 40s
+			{do: "admit", at: 114 * time.Second, want: CircuitOpen, adm: admitNone},
+			{do: "admit", at: 115 * time.Second, want: CircuitHalfOpen, adm: admitProbe},
+		}},
+		{"a success resets the cooldown to the first", growing, []step{
+			{do: "fail", want: CircuitOpen},
+			{do: "admit", at: 5 * time.Second, adm: admitProbe},
+			{do: "probe-fail", at: 5 * time.Second, want: CircuitOpen}, // for 10s
+			{do: "admit", at: 15 * time.Second, adm: admitProbe},
+			{do: "probe-ok", at: 15 * time.Second, want: CircuitClosed},
+			{do: "fail", at: 20 * time.Second, want: CircuitOpen}, // for 5s again
+			{do: "admit", at: 24 * time.Second, want: CircuitOpen, adm: admitNone},
+			{do: "admit", at: 25 * time.Second, want: CircuitHalfOpen, adm: admitProbe},
+		}},
+		{"an operator's replay is the probe at once", growing, []step{
+			{do: "fail", want: CircuitOpen},
+			{do: "admit", at: time.Second, want: CircuitOpen, adm: admitNone},
+			{do: "probe-now", at: time.Second, want: CircuitOpen},
+			{do: "admit", at: time.Second, want: CircuitHalfOpen, adm: admitProbe},
+			{do: "probe-now", at: time.Second, want: CircuitHalfOpen}, // a probe is out: no second
+			{do: "admit", at: time.Second, want: CircuitHalfOpen, adm: admitNone},
+			{do: "probe-fail", at: time.Second, want: CircuitOpen}, // for 10s
+			{do: "probe-now", at: 2 * time.Second, want: CircuitOpen},
+			{do: "admit", at: 2 * time.Second, want: CircuitHalfOpen, adm: admitProbe},
+		}},
 		{"disabled never opens", breakerConfig{failures: 1, cooldown: time.Minute, disabled: true}, []step{
 			{do: "fail", want: CircuitClosed},
 			{do: "fail", want: CircuitClosed},
@@ -81,6 +121,8 @@ func TestBreakerSequences(t *testing.T) {
 					b.record(s.do == "ok" || s.do == "probe-ok", s.do == "probe-ok" || s.do == "probe-fail", now, "e")
 				case "unused":
 					b.probeUnused()
+				case "probe-now":
+					b.probeNow(now)
 				case "admit":
 					if adm, _, _ := b.admit(now); adm != s.adm {
 						t.Fatalf("step %d: admit = %v, want %v", i, adm, s.adm)

@@ -57,6 +57,17 @@ func (c *Circuit) Admit(now time.Time) (ok, probe bool) {
 	return a != admitNone, a == admitProbe
 }
 
+// ProbeNow ends an open circuit's cooldown so the next Admit hands out a
+// probe: an operator replayed deliveries of the destination, which counts
+// as the probe. It reports whether the circuit was open.
+func (c *Circuit) ProbeNow(now time.Time) bool {
+	if !c.br.probeNow(now) {
+		return false
+	}
+	c.log.Info("deliver: circuit open; an operator's replay is sent now as the probe")
+	return true
+}
+
 // ProbeUnused gives back the probe's turn without an attempt, so the next
 // Admit hands out another probe.
 func (c *Circuit) ProbeUnused() { c.br.probeUnused() }
@@ -98,7 +109,7 @@ func (c *Circuit) notify(tr transition) {
 	switch cfg := c.br.config(); tr.state {
 	case CircuitOpen:
 		c.log.Warn("deliver: circuit open; destination paused, its deliveries wait in the queue",
-			"failures", cfg.failures, "cooldown", cfg.cooldown)
+			"failures", cfg.failures, "cooldown", c.br.view().cooldown)
 	case CircuitHalfOpen:
 		c.log.Info("deliver: circuit half-open; sending one probe delivery")
 	case CircuitClosed:

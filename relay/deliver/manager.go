@@ -300,6 +300,16 @@ func (m *Manager) Wake(dest string) {
 	}
 }
 
+// Replayed tells dest's workers that an operator replayed deliveries of it:
+// they are due now, and an open circuit sends the first at once as its
+// probe instead of waiting out the cooldown.
+func (m *Manager) Replayed(dest string) {
+	if dp, ok := m.set.Load().byName[dest]; ok {
+		dp.cb.ProbeNow(time.Now()) // the clock run admits by
+	}
+	m.Wake(dest)
+}
+
 // States returns a snapshot of every destination, in config order.
 func (m *Manager) States() []DestinationState {
 	set := m.set.Load()

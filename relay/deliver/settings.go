@@ -36,6 +36,7 @@ func settingsFor(d config.Destination) destSettings {
 		rateLimit:   d.RateLimit,
 		circuit: breakerConfig{
 			failures: d.Circuit.Failures,
+			first:    orDefault(d.Circuit.FirstCooldown.D(), config.DefaultCircuitFirstCooldown),
 			cooldown: orDefault(d.Circuit.Cooldown.D(), config.DefaultCircuitCooldown),
 			disabled: d.Circuit.Disabled,
 		},
