@@ -137,6 +137,7 @@ func (s *Server) build() error {
 		Logger:       s.log,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
 		LeaseMargin:  s.cfg.Delivery.LeaseMargin.D(),
+		Lease:        s.cfg.Delivery.Lease.D(),
 		DrainTimeout: s.opts.ShutdownTimeout,
 		Version:      s.opts.Version,
 		// A receiver's redirect must not lead back into the relay.

@@ -80,13 +80,13 @@ func startRelay(t *testing.T, cfgTail string, a, b *sink) string {
 	return startRelayOn(t, "{embedded: {path: "+t.TempDir()+"}}", cfgTail, a, b)
 }
 
-// startRelayOn is startRelay on the given store section. Its lease margin
+// startRelayOn is startRelay on the given store section. Its lease
 // is short so that deliveries whose lease reply was lost (a store killed
 // mid-call) come back within the tests' deadlines.
 func startRelayOn(t *testing.T, storeYAML, cfgTail string, a, b *sink) string {
 	t.Helper()
 	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\nstore: " + storeYAML + "\n" +
-		"delivery: {poll_interval: 50ms, lease_margin: 1s}\n" + cfgTail
+		"delivery: {poll_interval: 50ms, lease: 1s}\n" + cfgTail
 	text = strings.NewReplacer("{{a}}", a.URL, "{{b}}", b.URL).Replace(text)
 	cfg, err := config.Load([]byte(text), "test.yaml")
 	if err != nil {

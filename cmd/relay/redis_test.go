@@ -84,7 +84,7 @@ func writeInstanceConfig(t *testing.T, name, redisURL, sinkURL string) (cfgPath,
 	cfg := fmt.Sprintf(`listen: %q
 admin: {listen: %q}
 store: {redis: {url: %q, prefix: "shared:"}}
-delivery: {poll_interval: 50ms, lease_margin: 500ms}
+delivery: {poll_interval: 50ms, lease: 500ms}
 routes:
   - {webhook_id: "1001", to: [crm]}
 destinations:

@@ -65,11 +65,16 @@ type Options struct {
 	// Backoff picks the wait before the next attempt; default DefaultBackoff.
 	Backoff Backoff
 	// LeaseMargin is added to a destination's timeout to get the lease
-	// duration; default 30s.
+	// duration when Lease is zero; default 30s.
 	LeaseMargin time.Duration
 	// OwnAddrs are the relay's own listeners: a followed redirect never
 	// leads to one of them, whatever the destination (guard.go).
 	OwnAddrs []net.Addr
+	// Lease, when set, is the lease of every delivery whatever its
+	// destination's timeout. Workers extend it every third of it while the
+	// delivery waits or is attempted, so it bounds how soon another process
+	// takes over the work of one that died, not how long an attempt takes.
+	Lease time.Duration
 
 	// guard is built from OwnAddrs by withDefaults.
 	guard *dialGuard

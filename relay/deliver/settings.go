@@ -108,7 +108,7 @@ type profile struct {
 	cfg   config.Destination
 	set   destSettings
 	ep    *endpoint
-	lease time.Duration // the destination's timeout plus Options.LeaseMargin
+	lease time.Duration // Options.Lease, or the destination's timeout plus Options.LeaseMargin
 }
 
 // newProfile compiles d for this relay's own workers, with the HTTP client
@@ -137,7 +137,11 @@ func compile(d config.Destination, opts *Options) (*profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &profile{cfg: d, set: set, ep: ep, lease: set.timeout + opts.LeaseMargin}, nil
+	lease := opts.Lease
+	if lease <= 0 {
+		lease = set.timeout + opts.LeaseMargin
+	}
+	return &profile{cfg: d, set: set, ep: ep, lease: lease}, nil
 }
 
 func (p *profile) success(status int) bool {
