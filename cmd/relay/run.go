@@ -20,6 +20,7 @@ Usage:
   relay dlq     list|replay|delete  a running relay's dead-letter queue (relay dlq help)
   relay events  get|list         look up callbacks in a running relay (relay events help)
   relay reload  [-admin URL]     make a running relay reload its config file (as SIGHUP does)
+  relay compact [-config FILE]   shrink a stopped relay's embedded store file to its live data
   relay version                  print the version
 `
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runEvents(ctx, rest, stdout, stderr)
 	case "reload":
 		return runReload(ctx, rest, stdout, stderr)
+	case "compact":
+		return runCompact(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "relay %s\n", version)
 		return 0
