@@ -192,3 +192,50 @@ func BenchmarkSweepEvents(b *testing.B) {
 		b.ReportMetric(float64(b.N)/float64(c), "events/commit")
 	}
 }
+
+// BenchmarkQueuedBytes fills a store with b.N callbacks (the seed body, two
+// destinations, a dedupe claim each), all still queued, and reports the
+// data file's size per callback, that of the same data compacted (Compact),
+// and the Go heap in use once they are queued (the mapped file is not heap).
+// Use a fixed count:
+//
+//	go test -run '^$' -bench QueuedBytes -benchtime 100000x ./relay/store/bolt/
+func BenchmarkQueuedBytes(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := storetest.SeedBody(0)
+	ctx := context.Background()
+	var seq atomic.Int64
+	b.SetParallelism(32) // concurrent accepts share commits, as under load
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body}
+			d := store.Dedupe{Key: fmt.Sprintf("1001:mid-%d", n), TTL: 24 * time.Hour}
+			if _, err := s.Accept(ctx, ev, []string{"acme-crm", "acme-archive"}, d); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	res, err := Compact(dir, time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(len(body)), "body-bytes")
+	b.ReportMetric(float64(res.Before)/n, "file-bytes/callback")
+	b.ReportMetric(float64(res.After)/n, "compacted-bytes/callback")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+}

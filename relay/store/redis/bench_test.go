@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -192,4 +193,58 @@ func commandCalls(b *testing.B, s *Store) (calls, scripts int64) {
 		calls += c
 	}
 	return calls, scripts
+}
+
+// BenchmarkQueuedBytes accepts b.N callbacks (the seed body, two
+// destinations, a dedupe claim each), all still queued, and reports Redis's
+// used_memory per callback and this process's Go heap in use once they are
+// queued. Use a fixed count:
+//
+//	go test -run '^$' -bench QueuedBytes -benchtime 100000x ./relay/store/redis/
+func BenchmarkQueuedBytes(b *testing.B) {
+	srv := testredis.Start(b)
+	s := openStore(b, srv.URL(), uniquePrefix(b))
+	body := seedBody(b)
+	ctx := context.Background()
+	before := usedMemory(b, s)
+	var seq atomic.Int64
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body, ReceivedAt: time.Now()}
+			key := "1001:" + strconv.FormatInt(seq.Add(1), 10)
+			if _, err := s.Accept(ctx, ev, []string{"acme-crm", "acme-archive"}, store.Dedupe{Key: key, TTL: 24 * time.Hour}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(len(body)), "body-bytes")
+	b.ReportMetric(float64(usedMemory(b, s)-before)/float64(b.N), "redis-bytes/callback")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+}
+
+// usedMemory is INFO memory's used_memory.
+func usedMemory(b *testing.B, s *Store) int64 {
+	b.Helper()
+	info, err := s.rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no used_memory in INFO memory")
+	return 0
 }
