@@ -8,6 +8,27 @@ local q = P .. 'q:' .. dest
 local ms = now()
 -- The expiry is a string once, not a Lua number formatted on every call.
 local lu = string.format('%d', ms + tonumber(ARGV[4]))
+-- lz indexes this destination's leases by the expiry they were taken
+-- with. A lease that ran out unextended (its relay died) puts its delivery
+-- back at the due time it had when leased ('od'), so another relay reaches
+-- it in due order rather than after its own backlog; the rest of the
+-- entries (finished, released, retried, taken again) are dropped, and an
+-- extended lease is looked at again at its new expiry.
+local lz = P .. 'lz:' .. dest
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', lz, '-inf', ms, 'LIMIT', 0, 128)) do
+  local v = redis.call('HMGET', P .. 'dlv:' .. id, 'lu', 'od')
+  local exp = tonumber(v[1])
+  local sc = tonumber(redis.call('ZSCORE', q, id))
+  if exp and sc == exp and exp > ms then
+    redis.call('ZADD', lz, exp, id)
+  else
+    if exp and sc == exp and v[2] then
+      -- A whole number: the delivery has its hash since it was leased.
+      redis.call('ZADD', q, math.floor(tonumber(v[2])), id)
+    end
+    redis.call('ZREM', lz, id)
+  end
+end
 -- Members and scores: a score that is not a whole number marks a delivery
 -- that accept queued with no hash (see accept.lua), which nothing has moved
 -- since, as any later change of its score makes it a whole number.
@@ -36,12 +57,12 @@ end
 -- hold stores the lease tok in the hash dk, whose fields cur were just
 -- read, with 'nd' as nd says, and returns its fields as they now are,
 -- without reading them again.
-local function hold(dk, cur, tok, ev)
-  local set = {tok = tok, lu = lu, nd = nd(ev)}
+local function hold(dk, cur, tok, ev, od)
+  local set = {tok = tok, lu = lu, od = od, nd = nd(ev)}
   if set.nd then
-    redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'nd', set.nd)
+    redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'od', od, 'nd', set.nd)
   else
-    redis.call('HSET', dk, 'tok', tok, 'lu', lu)
+    redis.call('HSET', dk, 'tok', tok, 'lu', lu, 'od', od)
   end
   for j = 1, #cur, 2 do
     local v = set[cur[j]]
@@ -83,12 +104,12 @@ for i = 1, #due / 2 do
         evid = own
         ev = redis.call('HGETALL', P .. 'ev:' .. evid)
       end
-      h = hold(dk, cur, tok, ev)
+      h = hold(dk, cur, tok, ev, due[2 * i])
     else
       local ca = field(ev, 'ca')
       if ca and listed(id, place, field(ev, 'nd'), field(ev, 'dlvs')) then
         h = {'id', id, 'ev', evid, 'dest', dest, 'st', 'pending', 'n', '0',
-          'ca', ca, 'due', ca, 'ua', ca, 'tok', tok, 'lu', lu}
+          'ca', ca, 'due', ca, 'ua', ca, 'tok', tok, 'lu', lu, 'od', due[2 * i]}
         local n = nd(ev)
         if n then
           h[#h + 1] = 'nd'
@@ -102,7 +123,7 @@ for i = 1, #due / 2 do
     evid = field(cur, 'ev')
     if evid then
       ev = redis.call('HGETALL', P .. 'ev:' .. evid)
-      h = hold(dk, cur, tok, ev)
+      h = hold(dk, cur, tok, ev, due[2 * i])
     end
   end
   if not h then
@@ -118,5 +139,6 @@ end
 -- move to now+lease.
 for j = 1, #moved, 1000 do
   redis.call('ZADD', q, unpack(moved, j, math.min(j + 999, #moved)))
+  redis.call('ZADD', lz, unpack(moved, j, math.min(j + 999, #moved)))
 end
 return out
