@@ -58,25 +58,23 @@ func (h *Handler) listDLQ(w http.ResponseWriter, r *http.Request) {
 // it twice.
 func (h *Handler) replayDLQ(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	if scope := scopeOf(r); scope != nil {
-		d, err := h.opts.Store.Delivery(r.Context(), id)
-		if err != nil {
-			h.storeError(w, "delivery "+id+" in the dlq", err)
-			return
-		}
-		if !scope.Allows(d.Destination) {
-			forbidden(w, scope)
-			return
-		}
+	// Read first: a portal may replay only its own destinations, and the
+	// destination's open circuit takes the replay as its probe.
+	d, err := h.opts.Store.Delivery(r.Context(), id)
+	if err != nil {
+		h.storeError(w, "delivery "+id+" in the dlq", err)
+		return
+	}
+	if scope := scopeOf(r); scope != nil && !scope.Allows(d.Destination) {
+		forbidden(w, scope)
+		return
 	}
 	if err := h.opts.Store.ReplayDLQ(r.Context(), id); err != nil {
 		h.storeError(w, "delivery "+id+" in the dlq", err)
 		return
 	}
 	h.log.Info("admin: dlq delivery replayed", "delivery", id)
-	// The delivery's destination is not known here: every open circuit
-	// probes, which costs a dead destination one request.
-	h.replayed()
+	h.replayed(d.Destination)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "replayed", "id": id})
 }
 
@@ -136,10 +134,10 @@ func (h *Handler) replayDLQAll(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("admin: dlq replayed", "destination", dest, "replayed", res.Replayed,
 		"skipped", res.Skipped, "failed", len(res.Failed))
-	if dest != "" {
-		h.replayed(dest)
+	if dest != "" || scope != nil {
+		h.replayed(dests...)
 	} else {
-		h.replayed()
+		h.replayed() // every destination
 	}
 	writeJSON(w, http.StatusOK, res)
 }
