@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
 )
@@ -56,32 +58,42 @@ func TestLapsedLeaseKeepsItsDueOrder(t *testing.T) {
 			if orphan.EventID != orphanEvent {
 				t.Fatalf("the dead relay leased %s, want the orphan", orphan.EventID)
 			}
-			for i := range 5 {
-				acceptOne("backlog-" + strconv.Itoa(i))
-			}
-			// Nothing extends the orphan's lease; wait, by Redis's clock, until
-			// it has run out.
-			lu, err := raw.HGet(ctx, prefix+"dlv:"+orphan.ID, "lu").Int64()
+			lu, err := raw.HGet(ctx, prefix+"dlv:"+orphan.ID, "lu").Float64()
 			if err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				now, err := raw.Time(ctx).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if now.UnixMilli() > lu {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the lease did not run out by Redis's clock")
-				}
-				time.Sleep(20 * time.Millisecond)
+			// The survivor's own backlog is due after the orphan was (in a
+			// later millisecond) and before its lease runs out, where an
+			// orphan used to be put.
+			redisPast(t, raw, float64(orphan.DueAt.UnixMilli()+1))
+			for i := range 5 {
+				acceptOne("backlog-" + strconv.Itoa(i))
 			}
+			// Nothing extends the orphan's lease; wait, by Redis's clock,
+			// until it has run out.
+			redisPast(t, raw, lu)
 			if got := lease(survivor, time.Minute); got.ID != orphan.ID {
 				t.Fatalf("the survivor leased %s (event %s) first, want the orphan %s, due before its backlog", got.ID, got.EventID, orphan.ID)
 			}
 		})
+	}
+}
+
+// redisPast waits until Redis's clock is past ms (unix milliseconds).
+func redisPast(t *testing.T, raw *goredis.Client, ms float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		now, err := raw.Time(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if float64(now.UnixMilli()) > ms {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis's clock did not pass %.0f", ms)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
