@@ -31,10 +31,14 @@ for i = 1, tonumber(ARGV[3]) do
     code = 1
     local g = groups[h.dest]
     if not g then
-      g = {rem = {}, add = {}, dlq = {}, q = 0, d = 0}
+      g = {rem = {}, add = {}, dlq = {}, lz = {}, q = 0, d = 0}
       groups[h.dest] = g
       order[#order + 1] = h.dest
     end
+    -- The lease ends here: its entry in the lease index (see lease.lua)
+    -- goes now, one command per destination, rather than be looked at
+    -- when the lease would have run out.
+    g.lz[#g.lz + 1] = id
     local n = string.format('%d', h.n + 1)
     -- The newest attempt goes in 'la'; the one it replaces joins the log.
     if h.la then redis.call('RPUSH', P .. 'att:' .. id, h.la) end
@@ -87,6 +91,7 @@ end
 for _, dest in ipairs(order) do
   local g, q = groups[dest], P .. 'q:' .. dest
   if #g.rem > 0 then redis.call('ZREM', q, unpack(g.rem)) end
+  redis.call('ZREM', P .. 'lz:' .. dest, unpack(g.lz))
   if #g.add > 0 then redis.call('ZADD', q, unpack(g.add)) end
   if #g.dlq > 0 then redis.call('ZADD', P .. 'dlq:' .. dest, unpack(g.dlq)) end
   if g.q ~= 0 then redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, string.format('%d', g.q)) end
