@@ -192,9 +192,10 @@ func readyStatus(t *testing.T, r *running) int {
 }
 
 // A frozen Redis (SIGSTOP: connections open, nothing answers) gets a
-// callback a 503 with Retry-After once store.write_timeout passes, not a
-// request that hangs; /readyz answers 503 too. The client's own timeout is
-// generous and only there so that the test fails instead of hanging.
+// callback a 503 with Retry-After once store.write_timeout (300ms here)
+// passes, not a request that hangs; /readyz answers 503 too. The client's
+// own timeout, many times the write timeout, is there so that the test
+// fails instead of hanging (ingest used to wait a fixed 10s).
 func TestFrozenRedisAnswers503(t *testing.T) {
 	srv := testredis.Start(t)
 	crm, archive := newSink(t), newSink(t)
@@ -212,7 +213,7 @@ func TestFrozenRedisAnswers503(t *testing.T) {
 	srv.Freeze()
 	defer srv.Thaw()
 
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := &http.Client{Timeout: 5 * time.Second}
 	for i := range 3 {
 		resp, err := client.Post(r.Ingest+"/hooks/1001", "application/json", strings.NewReader(fmt.Sprintf(`{"mid":"f-%d"}`, i)))
 		if err != nil {
