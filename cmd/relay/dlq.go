@@ -118,6 +118,7 @@ func runDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail(stderr, "dlq replay", err, 2)
 	}
 	explicit := len(ids) > 0
+	replaying := map[string]bool{} // the destinations of the listed deliveries
 	if !explicit {
 		q := url.Values{}
 		if *dest != "" {
@@ -133,9 +134,37 @@ func runDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		for _, d := range items {
 			ids = append(ids, d.ID)
+			replaying[d.Destination] = true
 		}
 	}
-	return replayIDs(ctx, c, ids, explicit, isTerminal(stdout), stdout, stderr)
+	// Named ids do not say their destination: only a listing's replay
+	// reports the open circuits it probes.
+	open := openCircuits(ctx, c, replaying)
+	code := replayIDs(ctx, c, ids, explicit, isTerminal(stdout), stdout, stderr)
+	for _, name := range open {
+		fmt.Fprintf(stdout, "destination %s: circuit open; its first replayed delivery is sent now as the probe\n", name)
+	}
+	return code
+}
+
+// openCircuits names the destinations among dests whose circuit is open,
+// so a replay can say that it is sent as their probe. Nothing when the
+// states cannot be read: the replay does not depend on it.
+func openCircuits(ctx context.Context, c *adminClient, dests map[string]bool) []string {
+	if len(dests) == 0 {
+		return nil
+	}
+	var states []admin.DestinationState
+	if _, err := c.do(ctx, http.MethodGet, "/api/destinations", nil, &states); err != nil {
+		return nil
+	}
+	var open []string
+	for _, s := range states {
+		if s.Circuit == "open" && dests[s.Name] {
+			open = append(open, s.Name)
+		}
+	}
+	return open
 }
 
 // replayIDs replays each id, with a progress bar when progress is set (a

@@ -192,3 +192,31 @@ func TestHoistAdmin(t *testing.T) {
 		}
 	}
 }
+
+// openOnFirstFailure dead-letters acme-crm's deliveries on their first
+// failure and opens its circuit for an hour.
+const openOnFirstFailure = `
+routes:
+  - {webhook_id: "1001", to: [acme-crm]}
+destinations:
+  - name: acme-crm
+    url: "{{sink}}/acme"
+    retry: {max_attempts: 1}
+    circuit: {failures: 1, first_cooldown: 1h, cooldown: 1h}
+`
+
+// Replaying the DLQ of a destination whose circuit is open says so, and
+// the replayed delivery is sent at once as the probe rather than after the
+// hour's cooldown.
+func TestDLQReplaySaysTheCircuitIsOpen(t *testing.T) {
+	rcv := newReceiver(t)
+	l := startLive(t, openOnFirstFailure, rcv.URL)
+	fillDLQ(t, l, 1, 0)
+	t.Setenv("RELAY_ADMIN_TOKEN", opsToken)
+	rcv.up.Store(true)
+	code, out, errOut := relayCmd(t, "dlq", "replay", "-admin", l.admin, "--destination", "acme-crm")
+	if code != 0 || !strings.Contains(out, "destination acme-crm: circuit open; its first replayed delivery is sent now as the probe") {
+		t.Fatalf("dlq replay: exit %d\n%s%s", code, out, errOut)
+	}
+	rcv.waitFor(t, "/acme", 1)
+}
