@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,9 +56,11 @@ type handler struct {
 type state struct {
 	opts Options
 
-	mu      sync.Mutex
-	seen    map[string]*entry
-	pending int // entries with suppressed > 0
+	mu   sync.Mutex
+	seen map[string]*entry
+	// pending counts the entries with suppressed > 0; written under mu,
+	// read without it so that other records skip the lock.
+	pending atomic.Int32
 }
 
 // entry is one error's state: when it was last logged, and what has been
@@ -85,7 +88,9 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	// r's own error first, so its count goes into r's line rather than a
 	// summary of its own.
 	var err error
-	if cause, ok := causeOf(r); !ok || r.Level < slog.LevelWarn {
+	if r.Level < slog.LevelWarn {
+		err = h.next.Handle(ctx, r)
+	} else if cause, ok := causeOf(r); !ok {
 		err = h.next.Handle(ctx, r)
 	} else if out, emit := h.st.admit(r.Message+"\x00"+cause, r, h.next, now); emit {
 		err = h.next.Handle(ctx, out)
@@ -127,7 +132,7 @@ func (s *state) admit(key string, r slog.Record, via slog.Handler, now time.Time
 	}
 	if now.Sub(e.logged) < s.opts.Interval {
 		if e.suppressed == 0 {
-			s.pending++
+			s.pending.Add(1)
 		}
 		e.suppressed++
 		e.last, e.via, e.lastAt = r.Clone(), via, now
@@ -137,7 +142,7 @@ func (s *state) admit(key string, r slog.Record, via slog.Handler, now time.Time
 	if e.suppressed > 0 {
 		out = summary(r, e.suppressed, now.Sub(e.logged))
 		e.suppressed, e.last, e.via = 0, slog.Record{}, nil
-		s.pending--
+		s.pending.Add(-1)
 	}
 	e.logged = now
 	return out, true
@@ -152,11 +157,11 @@ type held struct {
 // due returns the summaries whose interval has passed, for errors that
 // stopped repeating.
 func (s *state) due(now time.Time) []held {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pending == 0 {
+	if s.pending.Load() == 0 {
 		return nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var out []held
 	for _, e := range s.seen {
 		if e.suppressed == 0 || now.Sub(e.logged) < s.opts.Interval {
@@ -165,7 +170,7 @@ func (s *state) due(now time.Time) []held {
 		out = append(out, held{summary(e.last, e.suppressed, e.lastAt.Sub(e.logged)), e.via})
 		e.suppressed, e.last, e.via = 0, slog.Record{}, nil
 		e.logged = now
-		s.pending--
+		s.pending.Add(-1)
 	}
 	return out
 }
