@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,7 +80,19 @@ func (s *countingSink) waitAll(t *testing.T, keys []string, within time.Duration
 // Redis; the instance name goes out as a destination header so the sink can
 // tell the processes apart.
 func writeInstanceConfig(t *testing.T, name, redisURL, sinkURL string) (cfgPath, listen, admin string) {
-	listen, admin = freeAddr(t), freeAddr(t)
+	// A stopped Redis's port is free, so freeAddr may hand it out: keep the
+	// relay's listeners off it, or the relay would talk HTTP to itself.
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisAddr := u.Host
+	for listen == "" || listen == redisAddr {
+		listen = freeAddr(t)
+	}
+	for admin == "" || admin == redisAddr || admin == listen {
+		admin = freeAddr(t)
+	}
 	cfgPath = filepath.Join(t.TempDir(), name+".yaml")
 	cfg := fmt.Sprintf(`listen: %q
 admin: {listen: %q}
