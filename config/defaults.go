@@ -43,6 +43,9 @@ const (
 	DefaultHMACEncoding     = "hex"
 	// DefaultWebhookTolerance is the Standard Webhooks libraries' window.
 	DefaultWebhookTolerance = 5 * time.Minute
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = LogText
+	DefaultLogSample        = 1.0
 )
 
 // Failed authentications a source address may make at the admin API and
@@ -106,6 +109,12 @@ func (c *Config) SetDefaults() {
 	setDuration(&c.Delivery.Lease, DefaultLease)
 	for i := range c.Destinations {
 		c.Destinations[i].setDefaults()
+	}
+	setString(&c.Log.Level, DefaultLogLevel)
+	setString(&c.Log.Format, DefaultLogFormat)
+	if c.Log.Sample == nil {
+		s := DefaultLogSample
+		c.Log.Sample = &s
 	}
 }
 

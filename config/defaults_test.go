@@ -38,6 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 			Circuit:     Circuit{Failures: 10, Cooldown: Duration(5 * time.Minute), FirstCooldown: Duration(5 * time.Second)},
 			Line:        2,
 		}},
+		Log: Log{Level: "info", Format: "text", Sample: new(1.0)},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

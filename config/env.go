@@ -32,7 +32,22 @@ func (m lineMap) orig(n int) int {
 // newline changes the YAML around it. Line numbers in messages are mapped back
 // to the original file through the returned lineMap.
 func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, lineMap, []Error) {
+	out, lines, errs, _ := expandEnvRefs(data, lookup)
+	return out, lines, errs
+}
+
+// envRef is one ${NAME} or ${NAME:-default} in a file.
+type envRef struct {
+	Name       string
+	Line       int // in the original file
+	HasDefault bool
+	Set        bool // the variable is set (possibly to "")
+}
+
+// expandEnvRefs is expandEnv that also returns every reference it expanded.
+func expandEnvRefs(data []byte, lookup func(string) (string, bool)) ([]byte, lineMap, []Error, []envRef) {
 	var (
+		refs  []envRef
 		out   bytes.Buffer
 		lines = lineMap{1}
 		line  = 1
@@ -69,6 +84,10 @@ func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, lineMap
 			val, err := expandRef(ref, lookup)
 			if err != nil {
 				errs = append(errs, Error{Line: line, Msg: err.Error()})
+			} else {
+				name, _, hasDef := strings.Cut(ref, ":-")
+				_, set := lookup(name)
+				refs = append(refs, envRef{Name: name, Line: line, HasDefault: hasDef, Set: set})
 			}
 			write(val)
 			i += 2 + end
@@ -76,7 +95,7 @@ func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, lineMap
 			out.WriteByte(c)
 		}
 	}
-	return out.Bytes(), lines, errs
+	return out.Bytes(), lines, errs, refs
 }
 
 // expandRef expands the inside of one ${...}.

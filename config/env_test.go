@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -112,4 +113,49 @@ func TestLoadEnvNewlineKeepsLines(t *testing.T) {
 	assertLines(t, strings.Split(err.Error(), "\n"), []string{
 		`<config>:4: unknown key "lisn" (did you mean "listen"?)`,
 	})
+}
+
+// An unset ${VAR} without a default is a warning, except under a secret key,
+// where it would silently switch authentication off: there it is an error.
+func TestUnsetVariables(t *testing.T) {
+	env := map[string]string{"SET": "s3cret-s3cret-s3cret", "EMPTY": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	tests := []struct {
+		name         string
+		yaml         string
+		wantErr      []string
+		wantWarnings []string
+	}{
+		{"set and defaulted", "admin: {token: '${SET}'}\ndestinations: [{name: a, url: 'http://x/${PATHX:-p}', signing_secret: '${NOPE:-}'}]\n", nil, nil},
+		{"set to empty", "admin: {token: '${EMPTY}'}\n", nil, nil},
+		{"unset in a url", "destinations:\n  - {name: a, url: 'http://x/${MISSPELT}'}\n", nil,
+			[]string{`<config>:2: ${MISSPELT} is not set in the environment of this process; it expands to "" (write ${MISSPELT:-} to mean that)`}},
+		{"unset admin token", "listen: ':1'\nadmin:\n  token: \"${RELAY_ADMN_TOKEN}\"\n", []string{
+			`<config>:3: ${RELAY_ADMN_TOKEN} is not set in the environment of this process, and admin.token is a secret: set RELAY_ADMN_TOKEN, or write ${RELAY_ADMN_TOKEN:-} if admin.token may be empty`}, nil},
+		{"unset signing secret and agent token", "agents: [{name: o, token: '${AGENT_T}'}]\ndestinations:\n  - name: a\n    url: http://x\n    signing_secret: ${WHSEC}\n", []string{
+			`<config>:1: agent "o": token is required`,
+			`<config>:5: ${WHSEC} is not set in the environment of this process, and destinations.0.signing_secret is a secret: set WHSEC, or write ${WHSEC:-} if destinations.0.signing_secret may be empty`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadWith([]byte(tt.yaml), "", Options{Lookup: lookup})
+			var got []string
+			if err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if !slices.Equal(got, tt.wantErr) {
+				t.Fatalf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantErr, "\n"))
+			}
+			if err != nil {
+				return
+			}
+			got = nil
+			for _, w := range c.Warnings {
+				got = append(got, w.Error())
+			}
+			if !slices.Equal(got, tt.wantWarnings) {
+				t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.wantWarnings, "\n"))
+			}
+		})
+	}
 }

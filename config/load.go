@@ -18,11 +18,26 @@ import (
 
 // LoadFile reads the config file at path and loads it as Load does.
 func LoadFile(path string) (*Config, error) {
+	return LoadFileWith(path, Options{})
+}
+
+// Options adjust LoadFileWith and LoadWith.
+type Options struct {
+	// Listen and AdminListen, when set, replace the file's listen and
+	// admin.listen (from flags or the environment) and are validated as if
+	// the file said them.
+	Listen, AdminListen string
+	// Lookup reads the environment; default os.LookupEnv.
+	Lookup func(string) (string, bool)
+}
+
+// LoadFileWith is LoadFile with options.
+func LoadFileWith(path string, o Options) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Load(data, path)
+	return LoadWith(data, path, o)
 }
 
 // Load parses, defaults and validates a config. file names the source in
@@ -36,7 +51,18 @@ func LoadFile(path string) (*Config, error) {
 // formatted FILE:LINE: message. A syntax error or a bad ${...} stops Load
 // before decoding, so it is reported alone.
 func Load(data []byte, file string) (*Config, error) {
-	expanded, lines, errs := expandEnv(data, os.LookupEnv)
+	return LoadWith(data, file, Options{})
+}
+
+// LoadWith is Load with options. An empty file (nothing but comments) is an
+// error: it is a wrong path or an unsaved file far more often than a wish
+// to run with no routes.
+func LoadWith(data []byte, file string, o Options) (*Config, error) {
+	lookup := o.Lookup
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	expanded, lines, errs, refs := expandEnvRefs(data, lookup)
 	if len(errs) > 0 {
 		return nil, finish(errs, file, lines)
 	}
@@ -44,10 +70,17 @@ func Load(data []byte, file string) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, finish(errs, file, lines)
 	}
+	if root == nil || (root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null") {
+		return nil, finish([]Error{{Msg: "the file is empty: start from relay.example.yaml, which documents every key"}}, file, lines)
+	}
 	c := &Config{}
 	d := newDecoder()
-	if root != nil {
-		d.decode(root, reflect.ValueOf(c).Elem(), "", "")
+	d.decode(root, reflect.ValueOf(c).Elem(), "", "")
+	if o.Listen != "" {
+		c.Listen = o.Listen
+	}
+	if o.AdminListen != "" {
+		c.Admin.Listen = o.AdminListen
 	}
 	c.File = file
 	for i := range c.Routes {
@@ -59,10 +92,62 @@ func Load(data []byte, file string) (*Config, error) {
 	problems := checkPresence(c, d.pos)
 	c.SetDefaults()
 	problems = append(problems, validate(c, d.pos)...)
+	secrets, warnings := checkEnvRefs(refs, d.pos, lines)
+	problems = append(problems, notOnLines(secrets, problems)...)
 	if all := combine(d.errs, problems); len(all) > 0 {
 		return nil, finish(all, file, lines)
 	}
+	if len(warnings) > 0 {
+		c.Warnings = finish(warnings, file, lineMap{})
+	}
 	return c, nil
+}
+
+// notOnLines returns the errors of extra on lines that have none in
+// problems: a secret left empty by an unset variable is often reported by
+// validation already ("token is required"), and once is enough.
+func notOnLines(extra, problems []Error) []Error {
+	taken := map[int]bool{}
+	for _, p := range problems {
+		taken[p.Line] = true
+	}
+	var out []Error
+	for _, e := range extra {
+		if !taken[e.Line] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// secretKey matches the keys whose value is a secret: an unset variable
+// there would silently turn authentication off or sign with "".
+var secretKey = regexp.MustCompile(`^(admin\.token|agents\.\d+\.token|portals\.\d+\.token|destinations\.\d+\.signing_secret|(ingest|routes\.\d+)\.auth\.(token|hmac\.secret|standard_webhooks\.secret))$`)
+
+// checkEnvRefs returns an error for each unset ${VAR} without a default that
+// feeds a secret key, and a warning for every other one. Lines are the
+// original file's (refs carry them so; pos is mapped through lines).
+func checkEnvRefs(refs []envRef, pos positions, lines lineMap) (errs, warnings []Error) {
+	secretAt := map[int]string{}
+	for path, l := range pos {
+		if secretKey.MatchString(path) {
+			secretAt[lines.orig(l)] = path
+		}
+	}
+	for _, r := range refs {
+		if r.Set || r.HasDefault {
+			continue
+		}
+		if key, ok := secretAt[r.Line]; ok {
+			errs = append(errs, Error{Line: r.Line, Msg: fmt.Sprintf(
+				"${%s} is not set in the environment of this process, and %s is a secret: set %s, or write ${%s:-} if %s may be empty",
+				r.Name, key, r.Name, r.Name, key)})
+			continue
+		}
+		warnings = append(warnings, Error{Line: r.Line, Msg: fmt.Sprintf(
+			"${%s} is not set in the environment of this process; it expands to \"\" (write ${%s:-} to mean that)", r.Name, r.Name)})
+	}
+	return errs, warnings
 }
 
 // combine joins decoding errors and validation problems, leaving out the
@@ -134,6 +219,9 @@ var (
 func parseError(err error, data []byte) Error {
 	if m := yamlLineError.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if tab := tabLine(data, line); tab > 0 {
+			return Error{Line: tab, Msg: "invalid YAML: a tab indents this line; YAML indents with spaces only"}
+		}
 		return Error{Line: line, Msg: "invalid YAML: " + m[2]}
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -159,4 +247,22 @@ func guessLine(msg string, data []byte) int {
 		}
 	}
 	return 1
+}
+
+// tabLine returns the line at or next to line (yaml.v3 reports a tab on
+// the line before or after it, depending on the construct) whose
+// indentation holds a tab; 0 when none does.
+func tabLine(data []byte, line int) int {
+	all := bytes.Split(data, []byte("\n"))
+	for _, l := range []int{line, line + 1, line - 1} {
+		if l < 1 || l > len(all) {
+			continue
+		}
+		text := all[l-1]
+		indent := text[:len(text)-len(bytes.TrimLeft(text, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 {
+			return l
+		}
+	}
+	return 0
 }

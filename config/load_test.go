@@ -255,7 +255,18 @@ func TestLoadInline(t *testing.T) {
 		{"second document", "listen: ':1'\n---\nlisten: ':2'\n",
 			[]string{`<config>:2: a second YAML document ("---") is not allowed: write one config per file`}},
 		{"tab indent", "admin:\n\tlisten: ':1'\n",
-			[]string{`<config>:2: invalid YAML: found character that cannot start any token`}},
+			[]string{`<config>:2: invalid YAML: a tab indents this line; YAML indents with spaces only`}},
+		{"tab indent in a list", "routes:\n  - webhook_id: a\n\t to: [x]\n",
+			[]string{`<config>:3: invalid YAML: a tab indents this line; YAML indents with spaces only`}},
+		{"empty file", "", []string{`<config>: the file is empty: start from relay.example.yaml, which documents every key`}},
+		{"only comments", "# nothing here\n", []string{`<config>: the file is empty: start from relay.example.yaml, which documents every key`}},
+		{"null document", "~\n", []string{`<config>: the file is empty: start from relay.example.yaml, which documents every key`}},
+		{"url without scheme", "destinations: [{name: a, url: '127.0.0.1:38917/x'}]\n",
+			[]string{`<config>:1: destination "a": url "127.0.0.1:38917/x" has no scheme: write http://127.0.0.1:38917/x or https://127.0.0.1:38917/x`}},
+		{"bad log keys", "log: {level: loud, format: xml, sample: 2}\n", []string{
+			`<config>:1: log.level must be debug, info, warn or error, got "loud"`,
+			`<config>:1: log.format must be text or json, got "xml"`,
+			`<config>:1: log.sample must be between 0 (no per-callback lines) and 1 (all), got 2`}},
 		{"unknown anchor", "listen: ':1'\nadmin: *base\n",
 			[]string{`<config>:2: invalid YAML: unknown anchor 'base' referenced`}},
 		{"duplicate header", "destinations:\n- name: a\n  url: http://x\n  headers:\n    A: 1\n    A: 2\n",
@@ -304,9 +315,6 @@ func TestLoadValid(t *testing.T) {
 	tests := []struct {
 		name, yaml string
 	}{
-		{"empty file", ""},
-		{"only comments", "# nothing here\n"},
-		{"null document", "~\n"},
 		{"test listeners on port 0", "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n"},
 		{"unquoted numeric webhook_id", "routes: [{webhook_id: 1001, to: [a]}]\ndestinations: [{name: a, url: 'http://x'}]\n"},
 		{"quoted integers", "destinations: [{name: a, url: 'http://x', concurrency: '8', rate_limit: '2.5'}]\n"},

@@ -14,9 +14,13 @@ type Config struct {
 	Destinations []Destination `yaml:"destinations"`
 	Agents       []Agent       `yaml:"agents"`
 	Portals      []Portal      `yaml:"portals"`
+	Log          Log           `yaml:"log"`
 
 	// File is the path the config was loaded from ("" for Load from bytes).
 	File string `yaml:"-"`
+	// Warnings are problems that do not stop the config from loading: each
+	// ${VAR} that is unset and has no default.
+	Warnings Errors `yaml:"-"`
 }
 
 // Admin configures the admin listener.
@@ -253,3 +257,20 @@ type Duration time.Duration
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Log configures the process log (stderr). Flags -log-level and
+// -log-format override Level and Format.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // LogText or LogJSON
+	// Sample is the fraction of accepted callbacks and delivered deliveries
+	// that get their info line: 1 all, 0 none. Parked, dead-lettered and
+	// failed ones are always logged. A pointer because 0 is meaningful.
+	Sample *float64 `yaml:"sample"`
+}
+
+// Log formats.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)

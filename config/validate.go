@@ -65,6 +65,7 @@ func validate(c *Config, pos positions) []Error {
 	v.routes()
 	v.portals()
 	v.routeAuth()
+	v.log()
 	return v.errs
 }
 
@@ -316,6 +317,12 @@ func (dv destValidator) url() {
 		dv.add(dv.at("url"), "%s: url is required", dv.label)
 		return
 	}
+	if hostPortPath.MatchString(raw) {
+		// url.Parse's "first path segment in URL cannot contain colon"
+		// helps nobody; a missing scheme is what it nearly always means.
+		dv.add(dv.at("url"), "%s: url %q has no scheme: write http://%s or https://%s", dv.label, raw, raw, raw)
+		return
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		dv.add(dv.at("url"), "%s: url is not a valid URL: %s", dv.label, redact.Error(err, raw))
@@ -538,5 +545,26 @@ func (v *validator) portals() {
 			}
 			seen[name] = true
 		}
+	}
+}
+
+// hostPortPath matches a URL written without its scheme (127.0.0.1:9999/x).
+var hostPortPath = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]+(/.*)?$`)
+
+// log checks the log section.
+func (v *validator) log() {
+	l := v.c.Log
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add(v.pos.line("log.level"), "log.level must be debug, info, warn or error, got %q", l.Level)
+	}
+	switch l.Format {
+	case LogText, LogJSON:
+	default:
+		v.add(v.pos.line("log.format"), "log.format must be text or json, got %q", l.Format)
+	}
+	if l.Sample != nil && (*l.Sample < 0 || *l.Sample > 1) {
+		v.add(v.pos.line("log.sample"), "log.sample must be between 0 (no per-callback lines) and 1 (all), got %v", *l.Sample)
 	}
 }
