@@ -41,12 +41,20 @@ func (s *Server) reload(ctx context.Context) (admin.ReloadReport, error) {
 	if old.File == "" {
 		return admin.ReloadReport{}, errors.New("relay: reload: the config was not loaded from a file")
 	}
-	cfg, err := config.LoadFile(old.File)
+	load := s.opts.Load
+	if load == nil {
+		load = config.LoadFile
+	}
+	cfg, err := load(old.File)
 	if err != nil {
 		s.refuse(old.File, err)
 		return admin.ReloadReport{}, err
 	}
 	rep := compare(old, cfg)
+	for _, w := range cfg.Warnings {
+		rep.Warnings = append(rep.Warnings, w.Error())
+		s.log.Warn("config: " + w.Error())
+	}
 	if err := s.apply(old, cfg); err != nil {
 		s.refuse(old.File, err)
 		return admin.ReloadReport{}, err
@@ -158,6 +166,7 @@ func compare(old, cfg *config.Config) admin.ReloadReport {
 		{"admin.listen", old.Admin.Listen != cfg.Admin.Listen},
 		{"store", !reflect.DeepEqual(old.Store, cfg.Store)},
 		{"delivery", !reflect.DeepEqual(old.Delivery, cfg.Delivery)},
+		{"log", !reflect.DeepEqual(old.Log, cfg.Log)},
 	} {
 		if c.changed {
 			rep.RestartRequired = append(rep.RestartRequired, c.key)

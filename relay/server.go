@@ -36,6 +36,9 @@ type Options struct {
 	// ParkedSweepInterval is how often parked events past
 	// ingest.parked_ttl are deleted; default a minute.
 	ParkedSweepInterval time.Duration
+	// Load reads the config file on reload, with the same listener
+	// overrides the process started with; default config.LoadFile.
+	Load func(path string) (*config.Config, error)
 }
 
 // Server is one running relay: listeners, store and delivery workers.

@@ -38,14 +38,32 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.format, "log-format", "text", "log format: text or json")
 }
 
+var helpAgent = cmdHelp{
+	name:    "agent",
+	summary: "deliver from inside a private network: dial out to the relay, POST to private URLs",
+	usage:   []string{"relay agent -server URL -name NAME [-token-file FILE] [-ca FILE] [-insecure]"},
+	notes: `The token is the one of agents[].name in the relay's config: set
+$RELAY_AGENT_TOKEN or pass -token-file FILE, so it never shows in ps. When the
+relay refuses the token, the agent retries with backoff (up to about a
+minute); -max-auth-failures N makes it exit with code 3 after N refusals in a
+row. -insecure allows a plain http:// server, for local testing only.`,
+	examples: []string{
+		"RELAY_AGENT_TOKEN=... relay agent -server https://relay.example.com -name office-1",
+		"relay agent -server https://relay.example.com -name office-1 -token-file /etc/relay/agent.token",
+	},
+}
+
 // runAgent runs the behind-the-firewall agent until SIGINT or SIGTERM.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpAgent, stderr)
 	var f agentFlags
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseArgs(fs, helpAgent, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return usageError(stderr, helpAgent, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	gctune.Apply(os.Getenv)
 	if f.token == "" {
@@ -68,7 +86,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Concurrency:  f.concurrency,
 		DrainTimeout: f.drain,
 		Logger:       log,
-		Version:      version,
+		Version:      currentVersion().Version,
 	}
 	if f.ca != "" {
 		if opts.RootCAs, err = agent.LoadCA(f.ca); err != nil {

@@ -91,14 +91,35 @@ func (c *adminClient) do(ctx context.Context, method, path string, query url.Val
 			return nil, errors.New("the admin API wants a token: set $RELAY_ADMIN_TOKEN to the running relay's admin.token")
 		}
 		return nil, errors.New("the admin API refused the token in $RELAY_ADMIN_TOKEN: it must equal the running relay's admin.token")
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w: %s", errNotFound, e.Error)
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		if !c.isAdmin(ctx) {
+			return nil, fmt.Errorf("%s is not a relay admin API (it has no /healthz): is it the ingest listener? -admin takes the admin listener's URL, admin.listen in the config (default %s)", c.base, defaultAdminURL)
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("%w: %s", errNotFound, e.Error)
+		}
 	}
 	msg := fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, e.Error)
 	for _, p := range e.Problems {
 		msg += "\n  " + p
 	}
 	return nil, errors.New(msg)
+}
+
+// isAdmin reports whether c.base answers /healthz as the admin listener
+// does: a 404 from anything else (the ingest listener, most often) must not
+// read as "no such event".
+func (c *adminClient) isAdmin(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // hoistAdmin lets -admin come before the subcommand too: `relay dlq -admin

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"flag"
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -10,21 +10,31 @@ import (
 	"github.com/relaygw/relay/relay/store/bolt"
 )
 
-// runCompact rewrites the embedded store's file with only its live pages
-// and gives the rest back to the disk (bbolt never shrinks its file). The
-// relay must be stopped: the file's lock is waited for up to -timeout.
-func runCompact(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("compact", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+var helpCompact = cmdHelp{
+	name:    "compact",
+	summary: "shrink a stopped relay's embedded store file to its live data",
+	usage:   []string{"relay compact [-config FILE] [-timeout D]"},
+	notes: `Rewrites the embedded store's file with only its live pages and gives
+the rest back to the disk: bbolt never shrinks its file, so a large backlog
+leaves it large after it drains. The relay must be stopped; its lock on the
+file is waited for up to -timeout. A Redis store gives memory back by itself.`,
+	examples: []string{
+		"relay compact -config relay.yaml",
+	},
+}
+
+// runCompact is relay compact.
+func runCompact(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags(helpCompact, stderr)
 	file := fs.String("config", "", "config file (default $RELAY_CONFIG, then relay.yaml)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the store's lock (a running relay holds it)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if _, code, ok := parseArgs(fs, helpCompact, args, stdout, stderr); !ok {
+		return code
 	}
 	path := configPath(*file)
 	cfg, err := config.LoadFile(path)
 	if err != nil {
-		printProblems(stderr, path, err)
+		printProblems(stderr, "compact", path, err)
 		return 1
 	}
 	if cfg.Store.Embedded == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,46 +17,74 @@ import (
 	"github.com/relaygw/relay/relay/admin"
 )
 
-const dlqUsage = `Usage:
-  relay dlq list   [-admin URL] [--destination NAME] [--limit N] [--json]
-  relay dlq replay [-admin URL] [--destination NAME] [--all | ID...]
-  relay dlq delete [-admin URL] ID...
+const adminNote = `Talks to a running relay's admin API: -admin URL (default $RELAY_ADMIN_URL,
+else ` + defaultAdminURL + `); the bearer token comes from $RELAY_ADMIN_TOKEN.`
 
-Talks to a running relay's admin API (-admin, default ` + defaultAdminURL + `);
-the bearer token comes from $RELAY_ADMIN_TOKEN.
-`
+var helpDLQ = cmdHelp{
+	name:    "dlq",
+	summary: "list, replay or delete a running relay's dead-lettered deliveries",
+	usage: []string{
+		"relay dlq list   [--destination NAME] [--limit N] [--json | -q]",
+		"relay dlq replay [--destination NAME] [--all | ID...]",
+		"relay dlq delete ID...",
+	},
+	notes: adminNote + "\nRun `relay dlq list -h` (replay, delete) for a command's flags.",
+	examples: []string{
+		"relay dlq list --destination acme-crm",
+		"relay dlq replay --destination acme-crm",
+		"relay dlq replay --all",
+		"relay dlq replay $(relay dlq list -q --destination acme-crm)",
+	},
+}
+
+var helpDLQList = cmdHelp{
+	name:     "dlq list",
+	summary:  "list dead-lettered deliveries, oldest first",
+	usage:    []string{"relay dlq list [--destination NAME] [--limit N] [--json | -q]"},
+	notes:    adminNote,
+	examples: []string{"relay dlq list", "relay dlq list --destination acme-crm --json", "relay dlq list -q"},
+}
+
+var helpDLQReplay = cmdHelp{
+	name:    "dlq replay",
+	summary: "put dead-lettered deliveries back in their queue, attempts reset",
+	usage:   []string{"relay dlq replay --destination NAME", "relay dlq replay --all", "relay dlq replay ID..."},
+	notes: adminNote + `
+A delivery leaves the DLQ once, so replaying twice never delivers twice. On a
+terminal a progress bar shows; piped, one line per delivery.`,
+	examples: []string{"relay dlq replay --destination acme-crm", "relay dlq replay --all", "relay dlq replay dlv_01K..."},
+}
+
+var helpDLQDelete = cmdHelp{
+	name:     "dlq delete",
+	summary:  "give up on dead-lettered deliveries (they show as discarded)",
+	usage:    []string{"relay dlq delete ID..."},
+	notes:    adminNote,
+	examples: []string{"relay dlq delete dlv_01K...", "relay dlq delete $(relay dlq list -q --destination old-crm)"},
+}
 
 // runDLQ runs `relay dlq list|replay|delete`.
 func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	args = hoistAdmin(args)
-	if len(args) == 0 {
-		fmt.Fprint(stderr, dlqUsage)
-		return 2
-	}
-	switch args[0] {
-	case "list", "ls":
-		return runDLQList(ctx, args[1:], stdout, stderr)
-	case "replay":
-		return runDLQReplay(ctx, args[1:], stdout, stderr)
-	case "delete", "rm":
-		return runDLQDelete(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, dlqUsage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "relay dlq: unknown command %q\n\n%s", args[0], dlqUsage)
-	return 2
+	return runGroup(ctx, helpDLQ, []subcommand{
+		{helpDLQList, []string{"ls"}, runDLQList},
+		{helpDLQReplay, nil, runDLQReplay},
+		{helpDLQDelete, []string{"rm"}, runDLQDelete},
+	}, args, stdout, stderr)
 }
 
 func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dlq list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpDLQList, stderr)
 	client := adminFlags(fs)
 	dest := fs.String("destination", "", "list only this destination's dead deliveries")
 	limit := fs.Int("limit", 0, "list at most N (0: all)")
 	asJSON := fs.Bool("json", false, "print the JSON list instead of a table")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	quiet := fs.Bool("q", false, "print only the delivery ids, one per line")
+	pos, code, ok := parseArgs(fs, helpDLQList, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return usageError(stderr, helpDLQList, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	c, err := client()
 	if err != nil {
@@ -75,6 +102,12 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(nonNilSlice(items))
+		return 0
+	}
+	if *quiet {
+		for _, d := range items {
+			fmt.Fprintln(stdout, d.ID)
+		}
 		return 0
 	}
 	if len(items) == 0 {
@@ -96,22 +129,19 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func runDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dlq replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpDLQReplay, stderr)
 	client := adminFlags(fs)
 	dest := fs.String("destination", "", "replay this destination's dead deliveries")
 	all := fs.Bool("all", false, "replay every dead delivery (of --destination, if given)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	ids, code, ok := parseArgs(fs, helpDLQReplay, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	ids := fs.Args()
 	switch {
 	case len(ids) > 0 && (*all || *dest != ""):
-		fmt.Fprintln(stderr, "relay dlq replay: pass delivery IDs, or --all / --destination NAME, not both")
-		return 2
+		return usageError(stderr, helpDLQReplay, "pass delivery IDs, or --all / --destination NAME, not both")
 	case len(ids) == 0 && !*all && *dest == "":
-		fmt.Fprintln(stderr, "relay dlq replay: name the delivery IDs to replay, or pass --all (--destination NAME for one destination's)")
-		return 2
+		return usageError(stderr, helpDLQReplay, "name the delivery IDs to replay, or pass --all (--destination NAME for one destination's)")
 	}
 	c, err := client()
 	if err != nil {
@@ -140,7 +170,7 @@ func runDLQReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// Named ids do not say their destination: only a listing's replay
 	// reports the open circuits it probes.
 	open := openCircuits(ctx, c, replaying)
-	code := replayIDs(ctx, c, ids, explicit, isTerminal(stdout), stdout, stderr)
+	code = replayIDs(ctx, c, ids, explicit, isTerminal(stdout), stdout, stderr)
 	for _, name := range open {
 		fmt.Fprintf(stdout, "destination %s: circuit open; its first replayed delivery is sent now as the probe\n", name)
 	}
@@ -225,22 +255,21 @@ func replayIDs(ctx context.Context, c *adminClient, ids []string, explicit, prog
 }
 
 func runDLQDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dlq delete", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpDLQDelete, stderr)
 	client := adminFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	ids, code, ok := parseArgs(fs, helpDLQDelete, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "relay dlq delete: name the delivery IDs to delete from the dead-letter queue")
-		return 2
+	if len(ids) == 0 {
+		return usageError(stderr, helpDLQDelete, "name the delivery IDs to delete from the dead-letter queue")
 	}
 	c, err := client()
 	if err != nil {
 		return fail(stderr, "dlq delete", err, 2)
 	}
-	code := 0
-	for _, id := range fs.Args() {
+	code = 0
+	for _, id := range ids {
 		_, err := c.do(ctx, http.MethodDelete, "/api/dlq/"+url.PathEscape(id), nil, nil)
 		switch {
 		case err == nil:

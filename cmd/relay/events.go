@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,58 +16,76 @@ import (
 	"github.com/relaygw/relay/relay/admin"
 )
 
-const eventsUsage = `Usage:
-  relay events get  [-admin URL] [--json] ID
-  relay events list [-admin URL] [--mid MID] [--webhook-id ID] [--status S] [--since T] [--until T] [--limit N] [--json | -q]
-  relay events tail [-admin URL] [--destination NAME] [--count N] [--json]
+var helpEvents = cmdHelp{
+	name:    "events",
+	summary: "find callbacks in a running relay and show their deliveries and attempts",
+	usage: []string{
+		"relay events list [--mid MID] [--webhook-id ID] [--status S] [--since T] [--until T] [--limit N] [--json | -q]",
+		"relay events get  ID [--json]",
+		"relay events tail [--destination NAME] [--count N] [--json]",
+	},
+	notes: adminNote + "\nRun `relay events list -h` (get, tail) for a command's flags.",
+	examples: []string{
+		"relay events list --mid 1234-1333-XXXXX",
+		"relay events get $(relay events list -q --mid 1234-1333-XXXXX)",
+		"relay events list --status dead --since 2h",
+		"relay events tail --destination acme-crm",
+	},
+}
 
-list finds events newest first: --mid matches the dedupe key (the mid by
-default), --status is parked, pending, dead, discarded or delivered, --since
-and --until are a duration ago (2h) or an RFC 3339 time. tail prints
-callbacks and delivery attempts as they happen until interrupted (or
---count items). Talks to a running relay's admin
-API (-admin, default ` + defaultAdminURL + `); token from $RELAY_ADMIN_TOKEN.
-`
+var helpEventsList = cmdHelp{
+	name:    "events list",
+	summary: "list callbacks, newest first",
+	usage:   []string{"relay events list [--mid MID] [--webhook-id ID] [--status S] [--since T] [--until T] [--limit N] [--json | -q]"},
+	notes: `--mid matches the dedupe key (the mid by default); --status is parked,
+pending, dead, discarded or delivered; --since and --until are a duration ago
+(2h) or an RFC 3339 time.
+` + adminNote,
+	examples: []string{"relay events list --mid 1234-1333-XXXXX", "relay events list --webhook-id 1001 --status dead -q"},
+}
 
-// runEvents runs `relay events get|list`.
+var helpEventsGet = cmdHelp{
+	name:     "events get",
+	summary:  "show one callback: its route, body, deliveries and every attempt",
+	usage:    []string{"relay events get ID [--json]"},
+	notes:    adminNote,
+	examples: []string{"relay events get evt_01K...", "relay events get evt_01K... --json"},
+}
+
+var helpEventsTail = cmdHelp{
+	name:    "events tail",
+	summary: "print callbacks and delivery attempts as they happen",
+	usage:   []string{"relay events tail [--destination NAME] [--count N] [--json]"},
+	notes: `Runs until interrupted, or until --count items.
+` + adminNote,
+	examples: []string{"relay events tail", "relay events tail --destination acme-crm --json"},
+}
+
+// runEvents runs `relay events get|list|tail`.
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	args = hoistAdmin(args)
-	if len(args) == 0 {
-		fmt.Fprint(stderr, eventsUsage)
-		return 2
-	}
-	switch args[0] {
-	case "get", "show":
-		return runEventsGet(ctx, args[1:], stdout, stderr)
-	case "list", "ls", "find":
-		return runEventsList(ctx, args[1:], stdout, stderr)
-	case "tail", "follow":
-		return runEventsTail(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, eventsUsage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "relay events: unknown command %q\n\n%s", args[0], eventsUsage)
-	return 2
+	return runGroup(ctx, helpEvents, []subcommand{
+		{helpEventsList, []string{"ls", "find"}, runEventsList},
+		{helpEventsGet, []string{"show"}, runEventsGet},
+		{helpEventsTail, []string{"follow"}, runEventsTail},
+	}, args, stdout, stderr)
 }
 
 func runEventsGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("events get", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpEventsGet, stderr)
 	client := adminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of a summary")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseArgs(fs, helpEventsGet, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "relay events get: name one event ID (find it with: relay events list --mid MID)")
-		return 2
+	if len(pos) != 1 {
+		return usageError(stderr, helpEventsGet, "name one event ID (find it with: relay events list --mid MID)")
 	}
 	c, err := client()
 	if err != nil {
 		return fail(stderr, "events get", err, 2)
 	}
-	id := fs.Arg(0)
+	id := pos[0]
 	var raw json.RawMessage
 	if _, err := c.do(ctx, http.MethodGet, "/api/events/"+url.PathEscape(id), nil, &raw); err != nil {
 		if errors.Is(err, errNotFound) {
@@ -124,8 +141,7 @@ func printEvent(w io.Writer, ev admin.EventView) {
 }
 
 func runEventsList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpEventsList, stderr)
 	client := adminFlags(fs)
 	mid := fs.String("mid", "", "events with this dedupe key (the mid by default)")
 	webhook := fs.String("webhook-id", "", "events of this webhook_id")
@@ -135,12 +151,12 @@ func runEventsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	limit := fs.Int("limit", 50, "list at most N")
 	asJSON := fs.Bool("json", false, "print the JSON list instead of a table")
 	quiet := fs.Bool("q", false, "print only the event ids, one per line")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseArgs(fs, helpEventsList, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "relay events list: unexpected argument %q (flags go before, e.g. --mid MID)\n", fs.Arg(0))
-		return 2
+	if len(pos) > 0 {
+		return usageError(stderr, helpEventsList, fmt.Sprintf("unexpected argument %q (to find by mid: --mid MID)", pos[0]))
 	}
 	c, err := client()
 	if err != nil {

@@ -3,26 +3,42 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os/signal"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
 )
 
+var helpSink = cmdHelp{
+	name:    "sink",
+	summary: "run a test receiver that prints every request it gets",
+	usage:   []string{"relay sink [-listen ADDR] [-status CODE]"},
+	notes: `Answers every request with -status and prints the request line, the status
+it answered, every header (sorted) and the body. Point a destination's url at
+it to watch Relay deliver; -status 410 plays a receiver that is gone.`,
+	examples: []string{"relay sink", "relay sink -listen 127.0.0.1:9999 -status 410 > sink.log"},
+}
+
 // runSink runs a receiver that answers every request with -status and
 // prints it, so a new user can watch Relay deliver without a real endpoint.
 func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpSink, stderr)
 	listen := fs.String("listen", "127.0.0.1:9999", "address to listen on")
 	status := fs.Int("status", http.StatusOK, "status to answer with")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseArgs(fs, helpSink, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return usageError(stderr, helpSink, fmt.Sprintf("unexpected argument %q", pos[0]))
+	}
+	if *status < 100 || *status > 599 {
+		return usageError(stderr, helpSink, fmt.Sprintf("-status %d is not an HTTP status", *status))
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -44,15 +60,21 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// sinkHandler prints each request's method, path, Relay headers and body.
+// sinkHandler prints each request's method, path, the status it answers,
+// every header and the body.
 func sinkHandler(out io.Writer, status int) http.Handler {
 	var mu sync.Mutex // one request's lines stay together
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		mu.Lock()
-		fmt.Fprintf(out, "%s %s %s\n", time.Now().Format(time.RFC3339), r.Method, r.URL.Path)
-		for _, h := range []string{"Content-Type", "Idempotency-Key", "X-Relay-Event-Id", "X-Relay-Webhook-Id", "X-Relay-Attempt", "Webhook-Id", "Webhook-Signature"} {
-			if v := r.Header.Get(h); v != "" {
+		fmt.Fprintf(out, "%s %s %s -> %d\n", time.Now().Format(time.RFC3339), r.Method, r.URL.Path, status)
+		names := make([]string, 0, len(r.Header))
+		for h := range r.Header {
+			names = append(names, h)
+		}
+		sort.Strings(names)
+		for _, h := range names {
+			for _, v := range r.Header[h] {
 				fmt.Fprintf(out, "  %s: %s\n", h, v)
 			}
 		}

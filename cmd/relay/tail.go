@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,18 +25,17 @@ var errReauth = errors.New("the relay's tokens changed")
 // runEventsTail runs `relay events tail`: it prints GET /api/tail's items
 // as they arrive until interrupted, or until --count items.
 func runEventsTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("events tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags(helpEventsTail, stderr)
 	client := adminFlags(fs)
 	asJSON := fs.Bool("json", false, "print each item as a JSON line")
 	dest := fs.String("destination", "", "only attempts to, and callbacks routed to, this destination")
 	count := fs.Int("count", 0, "exit after N items (0: run until interrupted)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseArgs(fs, helpEventsTail, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "relay events tail: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if len(pos) > 0 {
+		return usageError(stderr, helpEventsTail, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	c, err := client()
 	if err != nil {

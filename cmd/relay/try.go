@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -17,12 +15,11 @@ import (
 	"github.com/relaygw/relay/relay/transform"
 )
 
-const tryUsage = `relay try — show where a callback body would go and what each destination would be sent
-
-Usage:
-  relay try [-config FILE] -webhook ID [-destination NAME] [-content-type TYPE] FILE
-
-Reads FILE (or standard input for "-"), routes it as ingest would for
+var helpTry = cmdHelp{
+	name:    "try",
+	summary: "show where a callback body would go and what each destination would be sent",
+	usage:   []string{"relay try [-config FILE] -webhook ID [-destination NAME] [-content-type TYPE] FILE"},
+	notes: `Reads FILE (or standard input for "-"), routes it as ingest would for
 webhook ID (match fields, then jq filters), and prints each route's verdict
 and, for every matched destination (or only NAME), the body and the headers
 its transform computes. Nothing is sent and no relay needs to run.
@@ -30,41 +27,35 @@ The Content-Type is guessed from the body unless given. Configured header
 values and signatures are not printed.
 
 Exit status: 0 when everything ran, 1 when the config is invalid, FILE
-cannot be read, NAME is unknown, or a filter or transform fails.
-
-Examples:
-  relay try -config relay.yaml -webhook 1001 body.json
-  relay try -config relay.yaml -webhook 1001 -destination acme-crm body.json
-  curl -s ... | relay try -webhook 1001 -content-type application/x-www-form-urlencoded -
-`
+cannot be read, NAME is unknown, or a filter or transform fails.`,
+	examples: []string{
+		"relay try -config relay.yaml -webhook 1001 body.json",
+		"relay try -config relay.yaml -webhook 1001 -destination acme-crm body.json",
+		"curl -s ... | relay try -webhook 1001 -content-type application/x-www-form-urlencoded -",
+	},
+}
 
 // runTry is relay try: a dry run of routing and transforms on one body.
 func runTry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("try", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tryUsage) }
+	fs := newFlags(helpTry, stderr)
 	file := fs.String("config", "", "config file (default $RELAY_CONFIG, then relay.yaml)")
 	webhook := fs.String("webhook", "", "webhook_id the body arrives for")
 	dest := fs.String("destination", "", "show only this destination")
 	ct := fs.String("content-type", "", "the body's Content-Type (default: guessed)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, tryUsage)
-			return 0
-		}
-		return 2
+	pos, code, ok := parseArgs(fs, helpTry, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if *webhook == "" || fs.NArg() != 1 {
-		fmt.Fprint(stderr, "relay try: need -webhook ID and one body FILE\n\n"+tryUsage)
-		return 2
+	if *webhook == "" || len(pos) != 1 {
+		return usageError(stderr, helpTry, "need -webhook ID and one body FILE")
 	}
 	path := configPath(*file)
 	cfg, err := config.LoadFile(path)
 	if err != nil {
-		printProblems(stderr, path, err)
+		printProblems(stderr, "try", path, err)
 		return 1
 	}
-	body, err := readBodyFile(fs.Arg(0))
+	body, err := readBodyFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "relay try: %v\n", err)
 		return 1

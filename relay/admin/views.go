@@ -165,6 +165,9 @@ type ReloadReport struct {
 	// RestartRequired lists changed keys that only a restart applies
 	// (listeners, store); the running values stay until then.
 	RestartRequired []string `json:"restart_required,omitempty"`
+	// Warnings are FILE:LINE: messages that did not refuse the file: each
+	// ${VAR} unset, in the relay's environment, without a default.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ReplayResult is the answer of the bulk replay routes.
