@@ -87,7 +87,9 @@ func expandEnvRefs(data []byte, lookup func(string) (string, bool)) ([]byte, lin
 			} else {
 				name, _, hasDef := strings.Cut(ref, ":-")
 				_, set := lookup(name)
-				refs = append(refs, envRef{Name: name, Line: line, HasDefault: hasDef, Set: set})
+				if !inComment(data, i) {
+					refs = append(refs, envRef{Name: name, Line: line, HasDefault: hasDef, Set: set})
+				}
 			}
 			write(val)
 			i += 2 + end
@@ -112,4 +114,18 @@ func expandRef(ref string, lookup func(string) (string, bool)) (string, error) {
 		return def, nil
 	}
 	return val, nil
+}
+
+// inComment reports whether data[i] follows a "#" that starts a YAML
+// comment on its line (at the start, or after a space). Comments are
+// expanded like the rest, but an unset variable there is no one's problem.
+func inComment(data []byte, i int) bool {
+	start := bytes.LastIndexByte(data[:i], '\n') + 1
+	line := data[start:i]
+	for j, c := range line {
+		if c == '#' && (j == 0 || line[j-1] == ' ' || line[j-1] == '\t') {
+			return true
+		}
+	}
+	return false
 }

@@ -128,6 +128,7 @@ func TestUnsetVariables(t *testing.T) {
 	}{
 		{"set and defaulted", "admin: {token: '${SET}'}\ndestinations: [{name: a, url: 'http://x/${PATHX:-p}', signing_secret: '${NOPE:-}'}]\n", nil, nil},
 		{"set to empty", "admin: {token: '${EMPTY}'}\n", nil, nil},
+		{"in comments", "# token: ${COMMENTED}\nlisten: ':1'  # or ${ALSO_COMMENTED}\n", nil, nil},
 		{"unset in a url", "destinations:\n  - {name: a, url: 'http://x/${MISSPELT}'}\n", nil,
 			[]string{`<config>:2: ${MISSPELT} is not set in the environment of this process; it expands to "" (write ${MISSPELT:-} to mean that)`}},
 		{"unset admin token", "listen: ':1'\nadmin:\n  token: \"${RELAY_ADMN_TOKEN}\"\n", []string{
