@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -141,6 +142,7 @@ func (s *Server) build() error {
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
 		LeaseMargin:  s.cfg.Delivery.LeaseMargin.D(),
 		Lease:        s.cfg.Delivery.Lease.D(),
+		LogSample:    logSampler(s.cfg.Log.Sample),
 		DrainTimeout: s.opts.ShutdownTimeout,
 		Version:      s.opts.Version,
 		// A receiver's redirect must not lead back into the relay.
@@ -172,6 +174,7 @@ func (s *Server) build() error {
 	s.ingest.OnAccepted = func(dests []string) { s.wake(dests...) }
 	s.ingest.OnOutcome = s.metrics.Ingest
 	s.ingest.OnEvent = s.tailEvent
+	s.ingest.LogSample = logSampler(s.cfg.Log.Sample)
 	s.router.Store(table)
 	s.gate = newGate(s.ingest)
 	s.admin = admin.NewHandler(s.adminOptions())
@@ -295,4 +298,17 @@ func storeKind(c config.Store) string {
 		return "redis"
 	}
 	return "embedded"
+}
+
+// logSampler returns the decision of log.sample: nil (log every line) for
+// 1 or unset, never for 0, else a random draw per line.
+func logSampler(rate *float64) func() bool {
+	switch {
+	case rate == nil || *rate >= 1:
+		return nil
+	case *rate <= 0:
+		return func() bool { return false }
+	}
+	r := *rate
+	return func() bool { return rand.Float64() < r }
 }

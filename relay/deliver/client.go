@@ -82,15 +82,16 @@ type result struct {
 	took     time.Duration
 }
 
-// failure describes a result that is not a success.
-func (r result) failure() error {
+// failure describes a result that is not a success; success names the
+// destination's success_status, so a 204 refused by [200, 202] says why.
+func (r result) failure(success string) error {
 	switch {
 	case r.err != nil:
 		return r.err
 	case r.status >= 300 && r.status < 400:
 		return fmt.Errorf("%w: status %d to %s%s", ErrRedirect, r.status, r.location, r.why)
 	}
-	return fmt.Errorf("%w %d", ErrStatus, r.status)
+	return fmt.Errorf("%w %d, not in %s", ErrStatus, r.status, success)
 }
 
 func newEndpoint(d config.Destination, set destSettings, version string) (*endpoint, error) {

@@ -579,7 +579,7 @@ func (dp *dispatcher) giveBack(d store.Delivery, probe bool) {
 }
 
 func (dp *dispatcher) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time) {
-	level, msg := slog.LevelDebug, "deliver: delivered"
+	level, msg := slog.LevelInfo, "deliver: delivered"
 	switch outcome {
 	case OutcomeRetry:
 		level, msg = slog.LevelInfo, "deliver: attempt failed; retry scheduled"
@@ -589,7 +589,10 @@ func (dp *dispatcher) logOutcome(d store.Delivery, outcome Outcome, a store.Atte
 	if !dp.log.Enabled(context.Background(), level) {
 		return
 	}
-	args := []any{"delivery", d.ID, "attempt", a.N, "status", a.Status, "took", a.Duration}
+	if outcome == OutcomeSuccess && dp.opts.LogSample != nil && !dp.opts.LogSample() {
+		return
+	}
+	args := []any{"delivery", d.ID, "event_id", d.EventID, "attempt", a.N, "status", a.Status, "took", a.Duration}
 	if a.Error != "" {
 		args = append(args, "error", a.Error)
 	}

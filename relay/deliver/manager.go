@@ -75,6 +75,9 @@ type Options struct {
 	// delivery waits or is attempted, so it bounds how soon another process
 	// takes over the work of one that died, not how long an attempt takes.
 	Lease time.Duration
+	// LogSample, when set, decides whether a delivered delivery gets its
+	// info line (log.sample); nil logs every one. Failures always do.
+	LogSample func() bool
 
 	// guard is built from OwnAddrs by withDefaults.
 	guard *dialGuard

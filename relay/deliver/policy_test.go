@@ -276,3 +276,33 @@ func TestRetrySchedule(t *testing.T) {
 		t.Fatalf("attempt 5 beyond the schedule: due in %v, want the last entry, 5s", due.Sub(now))
 	}
 }
+
+// A failed status names success_status, so a 204 refused by a list that
+// leaves it out says why instead of looking like a receiver's fault.
+func TestFailureNamesSuccessStatus(t *testing.T) {
+	listed := dest("d", "http://127.0.0.1:1/")
+	listed.SuccessStatus = []int{200, 202}
+	tests := []struct {
+		name string
+		d    config.Destination
+		res  result
+		want string
+	}{
+		{"listed", listed, result{status: 204}, "deliver: unsuccessful status 204, not in success_status [200 202]"},
+		{"default", dest("d", "http://127.0.0.1:1/"), result{status: 410}, "deliver: unsuccessful status 410, not in success_status (any 2xx); not retryable"},
+	}
+	opts := testOptions().withDefaults()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := newProfile(tt.d, &opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := store.Delivery{CreatedAt: time.Now()}
+			_, a, _ := p.attemptRecord(&opts, d, tt.res, time.Now())
+			if a.Error != tt.want {
+				t.Errorf("attempt error %q, want %q", a.Error, tt.want)
+			}
+		})
+	}
+}

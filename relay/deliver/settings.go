@@ -21,6 +21,7 @@ type destSettings struct {
 	maxAge      time.Duration
 	schedule    []time.Duration // explicit waits; nil means exponential backoff
 	success     map[int]bool    // nil means any 2xx
+	successText string          // success_status as failures name it
 	rateLimit   float64         // deliveries per second; 0 means none
 	circuit     breakerConfig
 }
@@ -56,7 +57,9 @@ func settingsFor(d config.Destination) destSettings {
 	if s.circuit.failures <= 0 {
 		s.circuit.failures = config.DefaultCircuitFailures
 	}
+	s.successText = "success_status (any 2xx)"
 	if len(d.SuccessStatus) > 0 {
+		s.successText = fmt.Sprintf("success_status %v", d.SuccessStatus)
 		s.success = make(map[int]bool, len(d.SuccessStatus))
 		for _, c := range d.SuccessStatus {
 			s.success[c] = true
@@ -207,7 +210,7 @@ func (p *profile) attemptRecord(opts *Options, d store.Delivery, res result, now
 	}
 	outcome, due, why := p.decide(opts, d, res, now)
 	if outcome != OutcomeSuccess {
-		a.Error = truncateString(res.failure().Error(), errorKeep)
+		a.Error = truncateString(res.failure(p.set.successText).Error(), errorKeep)
 		if why != "" {
 			a.Error += "; " + why
 		}

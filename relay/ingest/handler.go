@@ -103,6 +103,9 @@ type Handler struct {
 	// (ID set; Destinations where it was routed, none when parked) and its
 	// outcome: accepted, parked or duplicate. It must not block.
 	OnEvent func(ev store.Event, outcome string)
+	// LogSample, when set, decides whether an accepted or duplicate
+	// callback gets its info line (log.sample); nil logs every one.
+	LogSample func() bool
 }
 
 // NewHandler returns a handler writing to st with the given settings.
@@ -284,11 +287,13 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 	}
 	switch {
 	case res.Duplicate:
+		h.logAccepted("ingest: duplicate, not delivered again", res.EventID, p.webhookID, ev.DedupeKey, 0, start)
 		h.done(OutcomeDuplicate, start)
 		writeJSON(w, s.ResponseStatus, answer{Status: "duplicate", EventID: res.EventID, Deliveries: &n})
 		return
 	case len(dests) == 0:
-		h.log.Info("ingest: parked unmatched event", "event_id", res.EventID, "webhook_id", p.webhookID)
+		h.log.Info("ingest: parked unmatched event", "event_id", res.EventID, "webhook_id", p.webhookID,
+			"mid", ev.DedupeKey, "took", time.Since(start))
 		h.done(OutcomeParked, start)
 		writeJSON(w, s.ResponseStatus, answer{Status: "accepted", EventID: res.EventID, Deliveries: &n, Parked: true})
 		return
@@ -296,8 +301,17 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 	if h.OnAccepted != nil {
 		h.OnAccepted(dests)
 	}
+	h.logAccepted("ingest: accepted", res.EventID, p.webhookID, ev.DedupeKey, n, start)
 	h.done(OutcomeAccepted, start)
 	writeJSON(w, s.ResponseStatus, answer{Status: "accepted", EventID: res.EventID, Deliveries: &n})
+}
+
+// logAccepted writes a callback's info line, ids only (never its body).
+func (h *Handler) logAccepted(msg, eventID, webhookID, mid string, deliveries int, start time.Time) {
+	if !h.log.Enabled(context.Background(), slog.LevelInfo) || (h.LogSample != nil && !h.LogSample()) {
+		return
+	}
+	h.log.Info(msg, "event_id", eventID, "webhook_id", webhookID, "mid", mid, "deliveries", deliveries, "took", time.Since(start))
 }
 
 // parsed is what routing and dedupe read from a request.
