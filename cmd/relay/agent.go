@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 // agentFlags are the flags of `relay agent`.
 type agentFlags struct {
 	server, token, name, ca string
+	tokenFile               string
 	receiverCA              string
+	maxAuthFailures         int
 	insecure                bool
 	concurrency             int
 	drain                   time.Duration
@@ -27,7 +30,9 @@ type agentFlags struct {
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.server, "server", "", "the relay's URL, https://... (required)")
-	fs.StringVar(&f.token, "token", "", "this agent's token from the relay's agents config (default $RELAY_AGENT_TOKEN, which keeps it out of ps)")
+	fs.StringVar(&f.token, "token", "", "this agent's token on the command line, where ps shows it: prefer $RELAY_AGENT_TOKEN or -token-file")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding this agent's token from the relay's agents config (default: $RELAY_AGENT_TOKEN)")
+	fs.IntVar(&f.maxAuthFailures, "max-auth-failures", 0, "exit with code 3 after N refusals of the token in a row (0: keep trying)")
 	fs.StringVar(&f.name, "name", "", "this agent's name from the relay's agents config (required)")
 	fs.StringVar(&f.ca, "ca", "", "PEM file of CA certificates to trust for the relay, besides the system's")
 	fs.StringVar(&f.receiverCA, "receiver-ca", "", "PEM file of CA certificates to trust for the receivers this agent delivers to, besides the system's")
@@ -66,12 +71,13 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usageError(stderr, helpAgent, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	gctune.Apply(os.Getenv)
-	if f.token == "" {
-		f.token = os.Getenv("RELAY_AGENT_TOKEN")
-	}
-	if f.server == "" || f.name == "" || f.token == "" {
-		fmt.Fprintln(stderr, "relay agent: -server, -name and -token (or $RELAY_AGENT_TOKEN) are required")
+	token, source, err := agentToken(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay agent: %v\n", err)
 		return 2
+	}
+	if f.server == "" || f.name == "" || token == "" {
+		return usageError(stderr, helpAgent, "-server, -name and a token ($RELAY_AGENT_TOKEN or -token-file FILE) are required")
 	}
 	log, err := newLogger(stderr, f.level, f.format)
 	if err != nil {
@@ -79,14 +85,16 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	opts := agent.ClientOptions{
-		Server:       f.server,
-		Name:         f.name,
-		Token:        f.token,
-		Insecure:     f.insecure,
-		Concurrency:  f.concurrency,
-		DrainTimeout: f.drain,
-		Logger:       log,
-		Version:      currentVersion().Version,
+		Server:          f.server,
+		Name:            f.name,
+		Token:           token,
+		TokenSource:     source,
+		MaxAuthFailures: f.maxAuthFailures,
+		Insecure:        f.insecure,
+		Concurrency:     f.concurrency,
+		DrainTimeout:    f.drain,
+		Logger:          log,
+		Version:         currentVersion().Version,
 	}
 	if f.ca != "" {
 		if opts.RootCAs, err = agent.LoadCA(f.ca); err != nil {
@@ -111,8 +119,33 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := c.Run(ctx); err != nil {
-		log.Error("relay agent: stopped with error", "err", err)
+		fmt.Fprintf(stderr, "relay %v\n", err) // err starts with "agent: "
+		if errors.Is(err, agent.ErrAuthFailures) {
+			return 3
+		}
 		return 1
 	}
 	return 0
+}
+
+// agentToken picks the token: -token-file, then -token, then
+// $RELAY_AGENT_TOKEN, and says where it came from for the refusal message.
+func agentToken(f agentFlags) (token, source string, err error) {
+	switch {
+	case f.tokenFile != "" && f.token != "":
+		return "", "", errors.New("pass -token-file or -token, not both")
+	case f.tokenFile != "":
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return "", "", fmt.Errorf("-token-file: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", "", fmt.Errorf("-token-file %s is empty", f.tokenFile)
+		}
+		return t, "the token in -token-file " + f.tokenFile, nil
+	case f.token != "":
+		return f.token, "the token of -token", nil
+	}
+	return os.Getenv("RELAY_AGENT_TOKEN"), "the token in $RELAY_AGENT_TOKEN", nil
 }

@@ -172,3 +172,67 @@ func TestExampleConfigRuns(t *testing.T) {
 		t.Fatalf("seed callback: %d %s", resp.StatusCode, b)
 	}
 }
+
+// -listen and -admin-listen, or $RELAY_LISTEN and $RELAY_ADMIN_LISTEN,
+// replace the file's listeners (9090 collides with Prometheus).
+func TestListenerOverrides(t *testing.T) {
+	tests := []struct {
+		name string
+		args func(ingest, admin string) []string
+		env  func(ingest, admin string) []string
+	}{
+		{"flags", func(i, a string) []string { return []string{"-listen", i, "-admin-listen", a} }, func(string, string) []string { return nil }},
+		{"environment", func(string, string) []string { return nil }, func(i, a string) []string { return []string{"RELAY_LISTEN=" + i, "RELAY_ADMIN_LISTEN=" + a} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfgPath := filepath.Join(dir, "relay.yaml")
+			// The file's listeners are taken, so only the overrides can work.
+			taken1, taken2 := listenOn(t), listenOn(t)
+			cfg := fmt.Sprintf("listen: %s\nadmin: {listen: %s}\nstore: {embedded: {path: %s}}\nroutes: [{webhook_id: '1', to: [a]}]\ndestinations: [{name: a, url: 'http://127.0.0.1:1/'}]\n",
+				taken1, taken2, filepath.Join(dir, "data"))
+			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ingest, admin := freeAddr(t), freeAddr(t)
+			cmd := exec.Command(relayBin, append([]string{"serve", "-config", cfgPath}, tt.args(ingest, admin)...)...)
+			cmd.Env = append(os.Environ(), tt.env(ingest, admin)...)
+			var logs bytes.Buffer
+			cmd.Stderr = &logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				cmd.Wait()
+				if t.Failed() {
+					t.Logf("relay log:\n%s", logs.String())
+				}
+			})
+			code, out, errOut := relayCmd(t, "health", "-wait", "30s", "-admin", "http://"+admin)
+			if code != 0 {
+				t.Fatalf("health on the overriding admin address: exit %d %s%s", code, out, errOut)
+			}
+			resp, err := http.Post("http://"+ingest+"/hooks/1", "application/json", bytes.NewReader([]byte(`{"mid":"x"}`)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Errorf("POST to the overriding ingest address: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// listenOn holds a loopback port for the rest of the test and returns it.
+func listenOn(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}

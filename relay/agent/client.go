@@ -29,7 +29,7 @@ const (
 	DefaultConcurrency  = 8
 	DefaultDeadAfter    = 15 * time.Second
 	DefaultMinBackoff   = 500 * time.Millisecond
-	DefaultMaxBackoff   = 30 * time.Second
+	DefaultMaxBackoff   = time.Minute
 	DefaultDrainTimeout = 10 * time.Second
 	// defaultHeartbeat is used until the relay says how often it wants one.
 	defaultHeartbeat = 10 * time.Second
@@ -70,8 +70,19 @@ type ClientOptions struct {
 	// replaced; default DefaultDeadAfter.
 	DeadAfter time.Duration
 	// MinBackoff and MaxBackoff bound the wait between reconnection tries,
-	// which doubles from one to the other, with jitter, and never gives up.
+	// which doubles from one to the other, with jitter. Failures of all the
+	// agent's calls count together, so its loops back off as one.
 	MinBackoff, MaxBackoff time.Duration
+	// MaxAuthFailures, when positive, makes Run give up with
+	// ErrAuthFailures after that many refusals of the token (401) in a
+	// row; 0 keeps trying, since an operator may fix the relay's config.
+	MaxAuthFailures int
+	// TokenSource says where Token came from ("$RELAY_AGENT_TOKEN",
+	// "-token-file /etc/relay/agent.token"), for the refusal message.
+	TokenSource string
+	// Sleep waits between tries (d, or until ctx ends; false when it
+	// ended); default a timer. Tests replace it to skip real waiting.
+	Sleep func(ctx context.Context, d time.Duration) bool
 	// DrainTimeout is how long running attempts may finish after Run's
 	// context ends; the rest are cancelled and handed back to the relay.
 	DrainTimeout time.Duration
@@ -103,6 +114,12 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	if o.TokenSource == "" {
+		o.TokenSource = "the token"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -143,7 +160,9 @@ type Client struct {
 
 	connMu    sync.Mutex
 	connected bool
-	fails     int // consecutive failed calls, for the log
+	fails     int // consecutive failed calls, for the backoff and the log
+	authFails int // consecutive refusals of the token
+	abort     context.CancelCauseFunc
 }
 
 // flight is a delivery the agent holds.
@@ -232,6 +251,11 @@ func (c *Client) Connected() bool {
 // it can and returns nil.
 func (c *Client) Run(ctx context.Context) error {
 	c.log.Info("agent: starting", "server", c.redacted, "concurrency", c.opts.Concurrency)
+	ctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	c.connMu.Lock()
+	c.abort = abort
+	c.connMu.Unlock()
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
 	stopDrainTimer := context.AfterFunc(ctx, func() {
@@ -259,6 +283,10 @@ func (c *Client) Run(ctx context.Context) error {
 	c.flush()
 	c.closeSenders()
 	c.tr.CloseIdleConnections()
+	if err := context.Cause(ctx); errors.Is(err, ErrAuthFailures) {
+		c.log.Error("agent: stopped: the relay refused the token too many times", "refusals", c.opts.MaxAuthFailures)
+		return err
+	}
 	c.log.Info("agent: stopped")
 	return nil
 }
@@ -298,7 +326,8 @@ func (c *Client) pollLoop(ctx, hard context.Context, workers *sync.WaitGroup) {
 		if err != nil {
 			c.releaseSlots(n)
 			fails++
-			if !sleep(ctx, c.down(err, fails)) {
+			wait, stop := c.down(err, fails)
+			if stop || !c.opts.Sleep(ctx, wait) {
 				return
 			}
 			continue
@@ -590,26 +619,36 @@ func (c *Client) up(heartbeatMS int64) {
 	if !c.connected {
 		c.log.Info("agent: connected to relay", "server", c.redacted, "after_failures", c.fails)
 	}
-	c.connected, c.fails = true, 0
+	c.connected, c.fails, c.authFails = true, 0, 0
 }
 
 // down records a failed call, logs it, and returns how long to wait before
-// the next try: capped exponential backoff with jitter, forever.
-func (c *Client) down(err error, attempt int) time.Duration {
-	wait := backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt)
+// the next try: exponential backoff with jitter, capped at MaxBackoff, over
+// the failures of all loops together (attempt is the caller's own count).
+// After MaxAuthFailures refusals in a row it aborts Run and says stop.
+func (c *Client) down(err error, attempt int) (wait time.Duration, stop bool) {
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
 	c.fails++
+	wait = backoff(c.opts.MinBackoff, c.opts.MaxBackoff, max(attempt, c.fails))
 	switch {
 	case errors.Is(err, ErrUnauthorized):
-		c.log.Error("agent: the relay refused this agent's name or token; check -name and -token", "retry_in", wait)
+		c.authFails++
+		if m := c.opts.MaxAuthFailures; m > 0 && c.authFails >= m {
+			if c.abort != nil {
+				c.abort(fmt.Errorf("%w (%d refusals in a row; -max-auth-failures %d)", ErrAuthFailures, c.authFails, m))
+			}
+			return 0, true
+		}
+		c.log.Error(fmt.Sprintf("agent: the relay refused %s (401): it must equal the token of agent %q in the relay's agents config", c.opts.TokenSource, c.opts.Name),
+			"refusals", c.authFails, "retry_in", wait)
 	case c.connected:
 		c.log.Warn("agent: connection to relay lost; reconnecting", "error", err, "retry_in", wait)
 	default:
 		c.log.Info("agent: relay unreachable; retrying", "error", err, "failures", c.fails, "retry_in", wait)
 	}
 	c.connected = false
-	return wait
+	return wait, false
 }
 
 // backoff returns a wait in [d/2, d] with d = lo*2^(attempt-1) capped at hi.

@@ -69,7 +69,8 @@ func (c *Client) loop(ctx context.Context, heartbeat bool, next func() bool) {
 		}
 		if err != nil {
 			fails++
-			if !sleep(ctx, c.down(err, fails)) {
+			wait, stop := c.down(err, fails)
+			if stop || !c.opts.Sleep(ctx, wait) {
 				return
 			}
 			continue
