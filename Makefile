@@ -7,6 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 CONFIG  ?= relay.example.yaml
 # make dist builds these; PLATFORMS=linux/amd64 make dist builds one
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST      ?= dist
 
 .PHONY: help run build dist test deps vet race bench fmt
 
@@ -22,15 +23,15 @@ run: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/relay ./cmd/relay
 
-## dist: static binaries for every platform in dist/, with SHA256SUMS
+## dist: static binaries for every platform in dist/ (DIST=DIR for another), with SHA256SUMS
 dist:
-	@rm -rf dist && mkdir -p dist
+	@rm -rf $(DIST) && mkdir -p $(DIST)
 	@for p in $(PLATFORMS); do \
-		os=$${p%/*}; arch=$${p#*/}; out=dist/relay-$(VERSION)-$$os-$$arch; \
+		os=$${p%/*}; arch=$${p#*/}; out=$(DIST)/relay-$(VERSION)-$$os-$$arch; \
 		echo "  $$out"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$out ./cmd/relay || exit 1; \
 	done
-	@cd dist && sha256sum relay-* > SHA256SUMS && cat SHA256SUMS
+	@cd $(DIST) && if command -v sha256sum >/dev/null; then sha256sum relay-*; else shasum -a 256 relay-*; fi > SHA256SUMS && cat SHA256SUMS
 
 ## test: install what the tests need, then vet and race-enabled tests (the README walkthrough included)
 test: deps vet race
