@@ -40,7 +40,17 @@ func TestCLIGolden(t *testing.T) {
 	}))
 	t.Cleanup(refusing.Close)
 
+	// A second relay whose file, once edited, names a variable its
+	// environment lacks: the reload is refused, and the CLI says whose
+	// environment counts.
+	edited := startLive(t, deadOnFirstFailure, rcv.URL)
+	if err := os.WriteFile(edited.cfgPath, []byte(strings.Replace(edited.header, "token: "+opsToken, "token: ${GOLDEN_UNSET_ADMIN_TOKEN}", 1)+
+		strings.ReplaceAll(deadOnFirstFailure, "{{sink}}", rcv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []goldenCase{
+		{name: "reload-unset-variable", args: []string{"reload", "-admin", edited.admin}, env: []string{"RELAY_ADMIN_TOKEN=" + opsToken, "GOLDEN_UNSET_ADMIN_TOKEN=set-here-only"}},
 		{name: "help", args: []string{"help"}},
 		{name: "no-args", args: nil},
 		{name: "version-flag", args: []string{"-v"}},
@@ -72,7 +82,8 @@ func TestCLIGolden(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := runGolden(t, tc, map[string]string{l.ingest: "INGEST_URL", l.admin: "ADMIN_URL", refusing.URL: "REFUSING_URL"})
+			got := runGolden(t, tc, map[string]string{l.ingest: "INGEST_URL", l.admin: "ADMIN_URL", refusing.URL: "REFUSING_URL",
+				edited.admin: "EDITED_ADMIN_URL", edited.cfgPath: "EDITED_CONFIG"})
 			path := filepath.Join("testdata", tc.name+".golden")
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
