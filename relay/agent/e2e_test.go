@@ -170,7 +170,7 @@ func TestWrongToken(t *testing.T) {
 	bad, stopBad := startAgent(t, o)
 	e.post(t, "m-refused")
 	waitFor(t, "the agent to log the refusal", func() bool {
-		return strings.Contains(e.logs.String(), "refused this agent's name or token")
+		return strings.Contains(e.logs.String(), "the relay refused the token (401)")
 	})
 	if bad.Connected() {
 		t.Error("an agent with a wrong token reports itself connected")
