@@ -180,7 +180,8 @@ func TestReadme(t *testing.T) {
 			t.Errorf("sink.log after the walkthrough lacks %q:\n%s", want, sink)
 		}
 	}
-	for _, want := range []string{`"status":"accepted"`, `"status":"duplicate"`, "replayed 1 of 1 deliveries", "routed 1 parked callback"} {
+	for _, want := range []string{`"status":"accepted"`, `"status":"duplicate"`, "replayed 1 of 1 deliveries", "routed 1 parked callback",
+		"QUEUED  DEAD  IN FLIGHT  CIRCUIT", "reloaded relay.yaml: 3 routes, 2 destinations"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the walkthrough's output lacks %q:\n%s", want, out)
 		}
