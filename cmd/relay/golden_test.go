@@ -77,7 +77,7 @@ func TestCLIGolden(t *testing.T) {
 	for _, c := range commands() {
 		cases = append(cases, goldenCase{name: "help-" + c.help.name, args: []string{c.help.name, "-h"}})
 	}
-	for _, sub := range []string{"dlq list", "dlq replay", "dlq delete", "events list", "events get", "parked list", "parked replay"} {
+	for _, sub := range []string{"dlq list", "dlq replay", "dlq delete", "events list", "events get", "events tail", "parked list", "parked replay"} {
 		cases = append(cases, goldenCase{name: "help-" + strings.ReplaceAll(sub, " ", "-"), args: append(strings.Fields(sub), "-h")})
 	}
 	for _, tc := range cases {
