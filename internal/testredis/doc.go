@@ -6,4 +6,9 @@
 // instead; tests that need to kill or restart the server are skipped then.
 // When redis-server is not on PATH, tests are skipped, unless CI=true, where
 // a missing server fails the test.
+//
+// StartCluster starts a Redis Cluster the same way: three masters joined by
+// `redis-cli --cluster create` (so redis-cli must be on PATH too), with one
+// replica each when a test needs a failover. It always starts its own
+// servers.
 package testredis

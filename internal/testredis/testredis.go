@@ -61,13 +61,27 @@ func StartWith(tb testing.TB, args ...string) *Server {
 		}
 		return &Server{tb: tb, url: raw, addr: u.Host, external: true}
 	}
-	bin, err := exec.LookPath("redis-server")
+	return startLocal(tb, lookTool(tb, "redis-server"), args...)
+}
+
+// lookTool finds a program on PATH, skipping the test without it (failing
+// it when CI=true).
+func lookTool(tb testing.TB, name string) string {
+	tb.Helper()
+	bin, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			tb.Fatalf("testredis: redis-server not on PATH (required when CI=true): %v", err)
+			tb.Fatalf("testredis: %s not on PATH (required when CI=true): %v", name, err)
 		}
-		tb.Skipf("testredis: redis-server not on PATH: %v", err)
+		tb.Skipf("testredis: %s not on PATH: %v", name, err)
 	}
+	return bin
+}
+
+// startLocal starts redis-server bin in a temporary directory of its own.
+func startLocal(tb testing.TB, bin string, args ...string) *Server {
+	tb.Helper()
+	var err error
 	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), extra: args}
 	// A port picked as free can be taken before redis-server binds it, so a
 	// failed start is tried again on another port.
