@@ -59,6 +59,18 @@ func TestLoadDefaultsRedis(t *testing.T) {
 	}
 }
 
+func TestLoadRedisCluster(t *testing.T) {
+	const url = "redis://127.0.0.1:7000?addr=127.0.0.1:7001&addr=127.0.0.1:7002"
+	c, err := Load([]byte("store:\n  redis: {url: \""+url+"\", cluster: true}\n"), "")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := Store{Redis: &RedisStore{URL: url, Prefix: "relay:", Retention: Duration(72 * time.Hour), Cluster: true}}
+	if !reflect.DeepEqual(c.Store, want) {
+		t.Errorf("store = %+v %+v, want %+v", c.Store, c.Store.Redis, want.Redis)
+	}
+}
+
 func TestLoadEmbeddedRetention(t *testing.T) {
 	c, err := Load([]byte("store:\n  embedded: {path: ./d, retention: 1h}\n"), "")
 	if err != nil {

@@ -51,6 +51,9 @@ type RedisStore struct {
 	URL       string   `yaml:"url"`
 	Prefix    string   `yaml:"prefix"`
 	Retention Duration `yaml:"retention"`
+	// Cluster reads URL as one seed of a Redis Cluster (more seeds as
+	// ?addr=host:port parameters).
+	Cluster bool `yaml:"cluster"`
 }
 
 // Ingest configures the provider-facing listener.

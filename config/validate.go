@@ -142,10 +142,37 @@ func (v *validator) store() {
 		v.add(line, "store.redis.url is required")
 	} else if err := checkRedisURL(r.URL); err != nil {
 		v.add(line, "store.redis.url: %v", err)
+	} else if err := checkClusterURL(r.URL, r.Cluster); err != nil {
+		v.add(line, "store.redis.url: %v", err)
 	}
 	if r.Retention <= 0 {
 		v.add(v.pos.line("store.redis.retention"), "store.redis.retention must be positive, got %s", r.Retention)
 	}
+}
+
+// checkClusterURL checks what a cluster URL adds: a cluster has only
+// database 0, and every addr parameter is one more seed's host:port.
+func checkClusterURL(raw string, cluster bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // reported by checkRedisURL
+	}
+	q := u.Query()
+	if !cluster {
+		if _, ok := q["addr"]; ok {
+			return fmt.Errorf("%q: addr parameters name cluster seeds; set store.redis.cluster: true", u.Redacted())
+		}
+		return nil
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+		return fmt.Errorf("%q: a Redis Cluster has only database 0", u.Redacted())
+	}
+	for _, a := range q["addr"] {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return fmt.Errorf("%q: addr %q is not host:port", u.Redacted(), a)
+		}
+	}
+	return nil
 }
 
 // checkRedisURL never quotes the URL unredacted: it may hold a password.

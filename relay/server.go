@@ -114,6 +114,7 @@ func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (store.S
 			Prefix:    cfg.Redis.Prefix,
 			Retention: cfg.Redis.Retention.D(),
 			Logger:    log,
+			Cluster:   cfg.Redis.Cluster,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("relay: open redis store: %w", err)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh machine: redis-server (the Redis
-# store's tests start their own instance of it) and chromium (the console's
-# browser tests drive it headless). Uses apt-get when root; under CI=true a
+# store's tests start their own instance of it), redis-cli (which joins a
+# local Redis Cluster for them) and chromium (the console's browser tests
+# drive it headless). Uses apt-get when root; under CI=true a
 # tool that is missing and cannot be installed is a failure.
 set -euo pipefail
 
@@ -29,6 +30,8 @@ need() {
 }
 
 need redis-server redis-server "Redis store tests"
+# Debian's redis-tools, which redis-server depends on, holds redis-cli.
+need redis-cli redis-tools "Redis Cluster tests"
 # Debian's package is chromium; some systems name the binary chromium-browser.
 if ! command -v chromium-browser >/dev/null 2>&1; then
 	need chromium chromium "the console's browser tests"

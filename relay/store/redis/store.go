@@ -44,14 +44,19 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
+	// Cluster reads URL as a Redis Cluster seed (more seeds as addr
+	// parameters) and keeps every key in the slot of the prefix's hash tag
+	// ("{relay:}" for "relay:").
+	Cluster bool
 }
 
 // Store is a store.Store kept in Redis. It is safe for concurrent use, and
 // several Stores, in one process or many, may share one Redis and prefix.
 type Store struct {
-	rdb       *goredis.Client
+	rdb       goredis.UniversalClient
 	sc        *scripts
 	prefix    string
+	route     []string // a cluster's key for every script: the prefix, so the slot of all keys
 	retention time.Duration
 	log       *slog.Logger
 	closed    atomic.Bool
@@ -70,7 +75,7 @@ var (
 // fails with store.ErrUnavailable until Redis answers. Any other error, a
 // wrong password for one, fails Open.
 func Open(ctx context.Context, opts Options) (*Store, error) {
-	ro, err := goredis.ParseURL(opts.URL)
+	ro, co, err := parseURL(opts)
 	if err != nil {
 		return nil, fmt.Errorf("redis: open: parse url: %w", redactURL(err, opts.URL))
 	}
@@ -105,7 +110,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("redis: open: %w", err)
 	}
 	s := &Store{
-		rdb:       goredis.NewClient(ro),
+		rdb:       newClient(ro, co),
 		sc:        sc,
 		prefix:    opts.Prefix,
 		retention: opts.Retention,
@@ -113,6 +118,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
+	}
+	if opts.Cluster {
+		s.prefix = clusterPrefix(s.prefix)
+		s.route = []string{s.prefix}
 	}
 	if s.retention <= 0 {
 		s.retention = DefaultRetention
@@ -225,7 +234,7 @@ func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, 
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	return sc.Run(ctx, s.rdb, nil, append([]any{s.prefix}, args...)...).Result()
+	return sc.Run(ctx, s.rdb, s.route, append([]any{s.prefix}, args...)...).Result()
 }
 
 // fail wraps a Redis error for op, marking connection trouble as

@@ -1,0 +1,64 @@
+package redis
+
+import (
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// parseURL reads opts.URL: as goredis.ParseURL does for one server, as
+// goredis.ParseClusterURL does (one seed, more as addr parameters) with
+// Cluster on. Open tunes the returned *Options either way; for a cluster
+// it holds only that tuning, which newClient then applies to every node.
+func parseURL(opts Options) (*goredis.Options, *goredis.ClusterOptions, error) {
+	if !opts.Cluster {
+		ro, err := goredis.ParseURL(opts.URL)
+		return ro, nil, err
+	}
+	co, err := goredis.ParseClusterURL(opts.URL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &goredis.Options{Addr: strings.Join(co.Addrs, ",")}, co, nil
+}
+
+// newClient is a client for one server, or with co a cluster client whose
+// node connections carry the tuning Open put on ro.
+func newClient(ro *goredis.Options, co *goredis.ClusterOptions) goredis.UniversalClient {
+	if co == nil {
+		return goredis.NewClient(ro)
+	}
+	co.NewClient = func(o *goredis.Options) *goredis.Client {
+		if ro.PoolSize > 0 {
+			o.PoolSize = ro.PoolSize
+		}
+		if ro.DialTimeout > 0 {
+			o.DialTimeout = ro.DialTimeout
+		}
+		if ro.ReadTimeout != 0 {
+			o.ReadTimeout = ro.ReadTimeout
+		}
+		if ro.WriteTimeout != 0 {
+			o.WriteTimeout = ro.WriteTimeout
+		}
+		if ro.DialerRetries != 0 {
+			o.DialerRetries = ro.DialerRetries
+		}
+		o.ContextTimeoutEnabled = o.ContextTimeoutEnabled || ro.ContextTimeoutEnabled
+		o.DisableIdentity = o.DisableIdentity || ro.DisableIdentity
+		return goredis.NewClient(o)
+	}
+	return goredis.NewClusterClient(co)
+}
+
+// clusterPrefix puts the whole prefix in one hash tag unless it already
+// holds one, so every key of the store lands in one slot: the scripts touch
+// many keys at once, and a cluster runs a script only on keys of one slot.
+func clusterPrefix(prefix string) string {
+	if i := strings.IndexByte(prefix, '{'); i >= 0 {
+		if j := strings.IndexByte(prefix[i+1:], '}'); j > 0 {
+			return prefix
+		}
+	}
+	return "{" + prefix + "}"
+}
