@@ -49,6 +49,6 @@ vet:
 race:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-## bench: store, extractor and delivery benchmarks, plus the side-by-side ingest run
+## bench: one side-by-side table of Relay against its ceilings (BENCH_QUICK=1 for a short run)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+	$(GO) run ./bench/run

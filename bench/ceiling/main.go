@@ -1,10 +1,15 @@
 // Command ceiling runs the minimal servers that Relay's ingest is measured
-// against in bench/ingest.sh: the same request handled with nothing but
+// against by bench/run: the same request handled with nothing but
 // net/http and the one store write that a durable relay cannot avoid.
 //
 //	ceiling -mode bare  -listen ADDR                answer 202, nothing stored
 //	ceiling -mode bolt  -listen ADDR -path DIR      one bbolt Batch (fsync) per request
 //	ceiling -mode redis -listen ADDR -redis URL     one Lua script per request: SET NX EX + XADD
+//	ceiling -mode redis -listen ADDR -redis URL -forward URL
+//	                                                the same, and a minimal forwarder draining
+//	                                                the stream: XREADGROUP -> POST -> XACK
+//
+// bench/run starts them; the bare mode is also its delivery sink.
 //
 // It is a benchmark tool, not part of Relay.
 package main
@@ -19,6 +24,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,29 +49,40 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8180", "listen address")
 	path := flag.String("path", "", "bolt: data directory")
 	redisURL := flag.String("redis", "redis://127.0.0.1:6379/0", "redis: server URL")
+	forward := flag.String("forward", "", "redis: POST every appended body to this URL (XREADGROUP -> POST -> XACK)")
+	workers := flag.Int("forward-workers", 8, "redis: forwarder goroutines, as a destination's concurrency")
 	flag.Parse()
 
-	h, err := handler(*mode, *path, *redisURL)
+	h, rdb, err := handler(*mode, *path, *redisURL)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *forward != "" {
+		if rdb == nil {
+			log.Fatal("-forward needs -mode redis")
+		}
+		if err := startForwarder(context.Background(), rdb, *forward, *workers); err != nil {
+			log.Fatal(err)
+		}
 	}
 	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
 
-func handler(mode, path, redisURL string) (http.HandlerFunc, error) {
+func handler(mode, path, redisURL string) (http.HandlerFunc, *goredis.Client, error) {
 	switch mode {
 	case "bare":
 		return func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			w.WriteHeader(http.StatusAccepted)
-		}, nil
+		}, nil, nil
 	case "bolt":
-		return boltHandler(path)
+		h, err := boltHandler(path)
+		return h, nil, err
 	case "redis":
 		return redisHandler(redisURL)
 	}
-	return nil, fmt.Errorf("unknown mode %q", mode)
+	return nil, nil, fmt.Errorf("unknown mode %q", mode)
 }
 
 func boltHandler(dir string) (http.HandlerFunc, error) {
@@ -109,15 +127,15 @@ func boltHandler(dir string) (http.HandlerFunc, error) {
 	}, nil
 }
 
-func redisHandler(url string) (http.HandlerFunc, error) {
+func redisHandler(url string) (http.HandlerFunc, *goredis.Client, error) {
 	opt, err := goredis.ParseURL(url)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opt.PoolSize = 256
 	rdb := goredis.NewClient(opt)
 	if err := claimAndAppend.Load(context.Background(), rdb).Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -126,11 +144,57 @@ func redisHandler(url string) (http.HandlerFunc, error) {
 			return
 		}
 		f, _ := ingest.ExtractJSON(body)
-		err = claimAndAppend.EvalSha(r.Context(), rdb, []string{"ceil:dd:" + f["mid"], "ceil:stream"}, body).Err()
+		err = claimAndAppend.EvalSha(r.Context(), rdb, []string{"ceil:dd:" + f["mid"], stream}, body).Err()
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-	}, nil
+	}, rdb, nil
+}
+
+const stream = "ceil:stream"
+
+// startForwarder is the least a Redis-backed relay must do per delivery:
+// read entries as a consumer group, POST each body, acknowledge it.
+func startForwarder(ctx context.Context, rdb *goredis.Client, url string, workers int) error {
+	err := rdb.XGroupCreateMkStream(ctx, stream, "fwd", "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return err
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	for i := range workers {
+		go forward(ctx, rdb, client, url, "c"+strconv.Itoa(i))
+	}
+	return nil
+}
+
+func forward(ctx context.Context, rdb *goredis.Client, client *http.Client, url, consumer string) {
+	for ctx.Err() == nil {
+		res, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+			Group: "fwd", Consumer: consumer, Streams: []string{stream, ">"}, Count: 16, Block: time.Second,
+		}).Result()
+		if err != nil {
+			if err != goredis.Nil {
+				time.Sleep(10 * time.Millisecond) // a failing Redis: do not spin
+			}
+			continue
+		}
+		for _, s := range res {
+			ids := make([]string, 0, len(s.Messages))
+			for _, m := range s.Messages {
+				body, _ := m.Values["body"].(string)
+				resp, err := client.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					continue // left pending, as a relay would retry it
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ids = append(ids, m.ID)
+			}
+			if len(ids) > 0 {
+				rdb.XAck(ctx, stream, "fwd", ids...)
+			}
+		}
+	}
 }
