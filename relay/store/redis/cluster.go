@@ -2,9 +2,16 @@ package redis
 
 import (
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
+
+// clusterReload is how often a cluster client re-reads the slot map while
+// it is used. go-redis re-reads it on a MOVED reply, else once a minute;
+// calls to a dead master fail with connection errors, not MOVED, so after
+// a failover its slots would stay unreachable for up to that minute.
+const clusterReload = time.Second
 
 // parseURL reads opts.URL: as goredis.ParseURL does for one server, as
 // goredis.ParseClusterURL does (one seed, more as addr parameters) with
@@ -47,6 +54,9 @@ func newClient(ro *goredis.Options, co *goredis.ClusterOptions) goredis.Universa
 		o.ContextTimeoutEnabled = o.ContextTimeoutEnabled || ro.ContextTimeoutEnabled
 		o.DisableIdentity = o.DisableIdentity || ro.DisableIdentity
 		return goredis.NewClient(o)
+	}
+	if co.ClusterStateReloadInterval == 0 {
+		co.ClusterStateReloadInterval = clusterReload
 	}
 	return goredis.NewClusterClient(co)
 }
