@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -29,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -68,6 +70,14 @@ func main() {
 		fatal(err)
 	}
 	defer b.close()
+	// An interrupted run still stops every server it started.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		b.close()
+		os.Exit(130)
+	}()
 	start := time.Now()
 	rep, err := b.run(context.Background())
 	if err != nil {
@@ -259,6 +269,7 @@ type loadResult struct {
 	loadCPU time.Duration   // bench/load's own CPU
 	machine time.Duration   // busy time of every CPU of the machine
 	elapsed time.Duration
+	target  float64 // open loop: the scheduled rate
 }
 
 // load runs bench/load against url while sampling the RSS of watch (the
@@ -324,6 +335,7 @@ func (b *bench) closedLoop(url string, watch ...int) (loadResult, []int64, error
 func (b *bench) openLoop(url string, rate float64) (loadResult, error) {
 	r, _, err := b.load(url, nil, "-rate", strconv.FormatFloat(rate, 'f', 0, 64),
 		"-conns", strconv.Itoa(openConns), "-duration", b.sz.latency.String())
+	r.target = rate
 	if err == nil {
 		logf("  open loop at %.0f/s: p50 %.2f p99 %.2f p99.9 %.2f ms, %d late", rate, r.P50, r.P99, r.P999, r.Late)
 	}
@@ -879,7 +891,19 @@ func detailTables(emb, rds, bolt, lua, fwd measured, d drainResult, agent map[st
 		rows: [][]string{{thousands(agent["direct/s"]), thousands(agent["agent/s"]), thousands(agent["tls-proxy/s"]),
 			f(agent, "direct-cpu-µs"), f(agent, "agent-cpu-µs")}},
 	}
-	return []table{closed, drain, ag}
+	open := table{
+		title: "Open-loop runs: requests sent more than 1 ms after their scheduled time (all connections busy, or the generator short of CPU)",
+		head:  []string{"server", "rate", "sent", "late", "failed"},
+	}
+	for _, c := range []struct {
+		name string
+		m    measured
+	}{{"relay serve, embedded", emb}, {"ceiling: bbolt Batch", bolt}, {"relay serve, Redis", rds}, {"ceiling: Lua script", lua}, {"ceiling: Lua script + forwarder", fwd}} {
+		for _, r := range []loadResult{c.m.at2000, c.m.atHalf} {
+			open.rows = append(open.rows, []string{c.name, thousands(r.target) + "/s", strconv.Itoa(r.Sent), strconv.Itoa(r.Late), strconv.Itoa(r.Failed)})
+		}
+	}
+	return []table{closed, open, drain, ag}
 }
 
 func printReport(w io.Writer, label string, sz sizes, rep report, took time.Duration) {
