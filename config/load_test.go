@@ -124,13 +124,13 @@ func TestLoadFileProblems(t *testing.T) {
 			`4: store.redis.retention must be positive, got -1h0m0s`,
 		}},
 		{"bad_cluster_db.yaml", []string{
-			`3: store.redis.url: "redis://:xxxxx@127.0.0.1:7000/3?addr=127.0.0.1:7001": a Redis Cluster has only database 0`,
+			`3: store.redis.url: "redis://:xxxxx@127.0.0.1:7000/3?addr=xxxxx": a Redis Cluster has only database 0`,
 		}},
 		{"bad_cluster_addr.yaml", []string{
-			`3: store.redis.url: "redis://127.0.0.1:7000?addr=127.0.0.1": addr "127.0.0.1" is not host:port`,
+			`3: store.redis.url: "redis://127.0.0.1:7000?addr=xxxxx": addr parameter 1 is not host:port`,
 		}},
 		{"seeds_without_cluster.yaml", []string{
-			`3: store.redis.url: "redis://127.0.0.1:7000?addr=127.0.0.1:7001": addr parameters name cluster seeds; set store.redis.cluster: true`,
+			`3: store.redis.url: "redis://127.0.0.1:7000?addr=xxxxx": addr parameters name cluster seeds; set store.redis.cluster: true`,
 		}},
 		{"duplicate_key.yaml", []string{
 			`4: mapping key "listen" already defined at line 1`,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -140,9 +141,7 @@ func (v *validator) store() {
 	}
 	if line := v.pos.line("store.redis.url", "store.redis"); r.URL == "" {
 		v.add(line, "store.redis.url is required")
-	} else if err := checkRedisURL(r.URL); err != nil {
-		v.add(line, "store.redis.url: %v", err)
-	} else if err := checkClusterURL(r.URL, r.Cluster); err != nil {
+	} else if err := checkRedisURL(r.URL, r.Cluster); err != nil {
 		v.add(line, "store.redis.url: %v", err)
 	}
 	if r.Retention <= 0 {
@@ -150,35 +149,10 @@ func (v *validator) store() {
 	}
 }
 
-// checkClusterURL checks what a cluster URL adds: a cluster has only
-// database 0, and every addr parameter is one more seed's host:port.
-func checkClusterURL(raw string, cluster bool) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil // reported by checkRedisURL
-	}
-	q := u.Query()
-	if !cluster {
-		if _, ok := q["addr"]; ok {
-			return fmt.Errorf("%q: addr parameters name cluster seeds; set store.redis.cluster: true", u.Redacted())
-		}
-		return nil
-	}
-	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
-		return fmt.Errorf("%q: a Redis Cluster has only database 0", u.Redacted())
-	}
-	for _, a := range q["addr"] {
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			return fmt.Errorf("%q: addr %q is not host:port", u.Redacted(), a)
-		}
-	}
-	return nil
-}
-
 // checkRedisURL never quotes the URL unredacted: it may hold a password.
-// It ends with go-redis's own parse, the one the store opens with, so that
-// check refuses what serve would.
-func checkRedisURL(raw string) error {
+// It ends with go-redis's own parse, the one the store opens with (for a
+// cluster, ParseClusterURL), so that check refuses what serve would.
+func checkRedisURL(raw string, cluster bool) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("not a valid URL: %s", redact.Error(err, raw))
@@ -189,8 +163,37 @@ func checkRedisURL(raw string) error {
 	if u.Host == "" {
 		return fmt.Errorf("%q has no host", redact.URL(u))
 	}
-	if _, err := goredis.ParseURL(raw); err != nil {
+	if err := checkSeeds(u, cluster); err != nil {
+		return fmt.Errorf("%q: %w", redact.URL(u), err)
+	}
+	parse := func(raw string) error { _, err := goredis.ParseURL(raw); return err }
+	if cluster {
+		parse = func(raw string) error { _, err := goredis.ParseClusterURL(raw); return err }
+	}
+	if err := parse(raw); err != nil {
 		return fmt.Errorf("%q: %s", redact.URL(u), redact.Error(err, raw))
+	}
+	return nil
+}
+
+// checkSeeds checks what a cluster's URL adds, which go-redis does not: a
+// cluster has only database 0, and every addr parameter, one more seed, is
+// a host:port.
+func checkSeeds(u *url.URL, cluster bool) error {
+	addrs := u.Query()["addr"]
+	if !cluster {
+		if len(addrs) > 0 {
+			return errors.New("addr parameters name cluster seeds; set store.redis.cluster: true")
+		}
+		return nil
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+		return errors.New("a Redis Cluster has only database 0")
+	}
+	for i, a := range addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return fmt.Errorf("addr parameter %d is not host:port", i+1)
+		}
 	}
 	return nil
 }
