@@ -725,13 +725,25 @@ func (b *bench) benchMetrics(ctx context.Context, bin, dir, pattern, benchtime s
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w\n%s", bin, err, out)
 	}
+	return parseBench(string(out)), nil
+}
+
+// gomaxprocsSuffix is the "-8" go test appends to a benchmark's name.
+var gomaxprocsSuffix = regexp.MustCompile(`-\d+$`)
+
+// parseBench reads go test -bench output: for every result line, the
+// benchmark's name (without the GOMAXPROCS suffix) and its metrics by unit.
+func parseBench(out string) map[string]map[string]float64 {
 	res := map[string]map[string]float64{}
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 3 || !strings.HasPrefix(f[0], "Benchmark") {
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
 			continue
 		}
-		name := regexp.MustCompile(`-\d+$`).ReplaceAllString(f[0], "")
+		if _, err := strconv.Atoi(f[1]); err != nil {
+			continue // a log line that starts with a benchmark's name
+		}
+		name := gomaxprocsSuffix.ReplaceAllString(f[0], "")
 		res[name] = map[string]float64{}
 		for i := 2; i+1 < len(f); i += 2 {
 			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
@@ -739,7 +751,7 @@ func (b *bench) benchMetrics(ctx context.Context, bin, dir, pattern, benchtime s
 			}
 		}
 	}
-	return res, nil
+	return res
 }
 
 type drainResult struct{ bolt, redis map[string]float64 }
