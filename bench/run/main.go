@@ -200,6 +200,9 @@ func (b *bench) start(name, addr string, args ...string) (*proc, error) {
 }
 
 func (b *bench) stop(p *proc) {
+	if p == nil {
+		return
+	}
 	p.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { p.cmd.Wait(); close(done) }()
@@ -508,7 +511,7 @@ store: %s
 routes:
   - {webhook_id: "1001", to: [sink]}
   - {webhook_id: "1002", to: [q1, q2, q3, q4]}
-agents: [{name: bench, token: bench-token}]
+agents: [{name: bench, token: bench-agent-token-not-used-0123456789}]
 destinations:
   - {name: sink, url: "http://%s/relay"}
   - {name: q1, url: "http://127.0.0.1:1/q1", agent: bench}
