@@ -65,7 +65,8 @@ func TestLoadRedisCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	want := Store{Redis: &RedisStore{URL: url, Prefix: "relay:", Retention: Duration(72 * time.Hour), Cluster: true}}
+	want := Store{Redis: &RedisStore{URL: url, Prefix: "relay:", Retention: Duration(72 * time.Hour), Cluster: true},
+		WriteTimeout: Duration(DefaultWriteTimeout)}
 	if !reflect.DeepEqual(c.Store, want) {
 		t.Errorf("store = %+v %+v, want %+v", c.Store, c.Store.Redis, want.Redis)
 	}
