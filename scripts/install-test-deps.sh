@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh machine: redis-server (the Redis
 # store's tests start their own instance of it), redis-cli (which joins a
-# local Redis Cluster for them) and chromium (the console's browser tests
-# drive it headless). Uses apt-get when root; under CI=true a
+# local Redis Cluster for them), chromium (the console's browser tests
+# drive it headless) and systemd-analyze (checks deploy/relay.service). Uses apt-get when root; under CI=true a
 # tool that is missing and cannot be installed is a failure.
 set -euo pipefail
 
@@ -36,3 +36,5 @@ need redis-cli redis-tools "Redis Cluster tests"
 if ! command -v chromium-browser >/dev/null 2>&1; then
 	need chromium chromium "the console's browser tests"
 fi
+# deploy/relay.service is checked with systemd-analyze verify.
+need systemd-analyze systemd "the systemd unit check"
