@@ -108,6 +108,12 @@
 // second). While Redis cannot be reached every method returns an error
 // wrapping store.ErrUnavailable.
 //
-// The scripts build key names at run time, so this backend needs a
-// standalone Redis (or one behind Sentinel), not Redis Cluster.
+// The scripts build key names at run time. On a standalone Redis (or one
+// behind Sentinel) that needs nothing more; with Options.Cluster
+// (store.redis.cluster) the prefix becomes one hash tag, so every key, and
+// so every script, is on one slot of the cluster (docs/benchmarks.md,
+// Redis Cluster).
+//
+// This package must not know HTTP, routing or delivery policy: it stores
+// what the store contract says and decides nothing about retries.
 package redis
