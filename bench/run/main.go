@@ -1,14 +1,3 @@
-// Command run is `make bench`: it builds Relay and the ceilings
-// (bench/ceiling), starts its own redis-server (appendonly, everysec) on a
-// free port for every Redis-backed server, drives each with bench/load, and
-// prints one Markdown table with every row side by side: Relay's figure, the
-// ceiling's and the ratio, all from this one run.
-//
-//	go run ./bench/run                 the full run (under 10 minutes on 2 cores)
-//	BENCH_QUICK=1 go run ./bench/run   smaller backlogs and shorter runs, to try it out
-//
-// Progress goes to stderr, the table to stdout. It is a benchmark tool, not
-// part of Relay.
 package main
 
 import (

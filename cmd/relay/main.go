@@ -1,8 +1,3 @@
-// Command relay is the Relay webhook relay: `relay serve` runs the proxy,
-// `relay check` validates a config file, the admin commands (dlq, events,
-// parked, destinations, reload, health) talk to a running relay, `relay
-// send` and `relay sink` help try a route, `relay agent` delivers from
-// behind a firewall. `relay help` lists them all.
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Package gctune holds the garbage collector target that relay serve and
-// relay agent run with, so that the binaries and the benchmarks that measure
-// them use one setting.
 package gctune
 
 import "runtime/debug"

@@ -1,7 +1,3 @@
-// Package jsonenc holds the one piece of hand-written JSON encoding that the
-// hot paths share (ingest's answers, the embedded store's records): quoting
-// a string exactly as encoding/json does, without its reflection for the
-// common all-ASCII case.
 package jsonenc
 
 import "encoding/json"

@@ -1,5 +1,3 @@
-// Package relaytest runs a relay in-process for tests: relay.New on the
-// given config, Run in a goroutine, and a clean stop when the test ends.
 package relaytest
 
 import (

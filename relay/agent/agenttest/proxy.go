@@ -1,6 +1,3 @@
-// Package agenttest holds test helpers for the agent: an HTTP CONNECT proxy
-// that tests can cut or freeze, to put a real proxy hop between an agent and
-// the relay.
 package agenttest
 
 import (
