@@ -12,4 +12,7 @@
 //
 // The domain types shared by every stage live in package store, whose Store
 // interface is the only place where ingest and delivery meet.
+//
+// It must not hold the rules of its parts: each stage's behaviour lives in its
+// own package, and this one only wires them together and owns their lifecycle.
 package relay

@@ -3,4 +3,7 @@
 // password and every query value may be a credential (redis://:pw@host,
 // https://KEY@api.example/, ?token=...). It is the one place that decides
 // what of a URL may be shown.
+//
+// It must not know where the text goes (logs, records, answers), and it
+// imports none of Relay's packages.
 package redact

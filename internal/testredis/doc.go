@@ -11,4 +11,7 @@
 // `redis-cli --cluster create` (so redis-cli must be on PATH too), with one
 // replica each when a test needs a failover. It always starts its own
 // servers.
+//
+// It is for tests only and must not know Relay's keys or scripts: it starts
+// servers and hands out their URLs.
 package testredis

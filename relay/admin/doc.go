@@ -22,4 +22,7 @@
 // reload, the running config) through function hooks in Options, so it
 // holds no relay state of its own beyond the tokens and the tail's
 // subscribers.
+//
+// It must not import the relay package, ingest or delivery; what it needs of
+// them comes through Options.
 package admin

@@ -30,4 +30,7 @@
 // runs at once. Several agents with the same name share their destinations'
 // work: each poll leases what is due, and the store never leases one
 // delivery twice.
+//
+// It must not know ingest or routing: deliveries reach it only through the
+// store's queues, and both sides speak only the protocol of protocol.go.
 package agent

@@ -78,4 +78,7 @@
 // Manager.Update applies a new destination list (a config reload) without
 // stopping anything, and Manager.States reports each destination's circuit,
 // attempts in flight and last results for the admin API and metrics.
+//
+// It must not know how ingest takes a callback or how a backend keeps a
+// delivery: it works through the store contract and the destinations' config.
 package deliver

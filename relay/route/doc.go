@@ -14,4 +14,7 @@
 // match fields matched, on the body parsed once per event and only when a
 // filter needs it, and the route matches when its first output is true.
 // Filters are compiled and run by relay/transform, under its limits.
+//
+// It must not know what happens to a matched event: it returns destination
+// names, and knows neither the store, nor delivery, nor HTTP.
 package route

@@ -6,4 +6,7 @@
 // A backend must make every method that touches more than one record atomic
 // (a bbolt transaction, a Redis Lua script), and must pass the conformance
 // suite in package storetest.
+//
+// It must not know HTTP, config files or any backend: backends import it,
+// never the reverse.
 package store

@@ -41,4 +41,7 @@
 // once every delivery of it has been delivered or discarded for longer than
 // Options.Retention (retire.go). It needs no index of its own: it walks the
 // events bucket, whose ids sort by time, from where it stopped.
+//
+// It must not know HTTP, routing or delivery policy: it keeps what the store
+// contract says and decides nothing about retries.
 package bolt

@@ -8,4 +8,7 @@
 // time (lease expiry, dedupe TTL, due times) it either uses margins of an hour
 // or polls with a generous deadline, so it stays correct on a loaded machine
 // and under -race.
+//
+// It must not know how a backend keeps its data: it tests only through the
+// store.Store interface.
 package storetest
