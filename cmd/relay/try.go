@@ -23,8 +23,10 @@ var helpTry = cmdHelp{
 webhook ID (match fields, then jq filters), and prints each route's verdict
 and, for every matched destination (or only NAME), the body and the headers
 its transform computes. Nothing is sent and no relay needs to run.
-The Content-Type is guessed from the body unless given. Configured header
-values and signatures are not printed.
+Without -content-type the body is taken as a callback that came with none:
+read as JSON when it looks like an object, and forwarded untransformed as
+application/octet-stream, as the relay would. Configured header values and
+signatures are not printed.
 
 Exit status: 0 when everything ran, 1 when the config is invalid, FILE
 cannot be read, NAME is unknown, or a filter or transform fails.`,
@@ -41,7 +43,7 @@ func runTry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	file := fs.String("config", "", "config file (default $RELAY_CONFIG, then relay.yaml)")
 	webhook := fs.String("webhook", "", "webhook_id the body arrives for")
 	dest := fs.String("destination", "", "show only this destination")
-	ct := fs.String("content-type", "", "the body's Content-Type (default: guessed)")
+	ct := fs.String("content-type", "", "the body's Content-Type, as the provider sends it (default: none)")
 	pos, code, ok := parseArgs(fs, helpTry, args, stdout, stderr)
 	if !ok {
 		return code
