@@ -47,20 +47,24 @@ func (f *faults) windows() []window {
 
 // ledger is the balance of one scenario.
 type ledger struct {
-	Scenario   string  `json:"scenario"`
-	Size       string  `json:"size"`
-	Mids       int     `json:"mids"`         // distinct mids posted
-	Posts      int     `json:"posts"`        // requests, repeats and retries included
-	Answered   int     `json:"answered_2xx"` // mids answered 2xx at least once
-	Accepted   int     `json:"accepted"`     // "accepted" answers
-	DupAnswers int     `json:"duplicate_answers"`
-	Refused    int     `json:"refused"`    // non-2xx answers and no answers
-	Delivered  int     `json:"delivered"`  // (mid, destination) pairs delivered
-	Deliveries int     `json:"deliveries"` // 200-answered requests at the sinks
-	Duplicates int     `json:"duplicates"` // deliveries beyond the first per pair
-	Lost       int     `json:"lost"`       // (mid, destination) pairs answered 2xx, never delivered
-	Faults     int     `json:"faults"`
-	Seconds    float64 `json:"seconds"`
+	Scenario   string `json:"scenario"`
+	Size       string `json:"size"`
+	Mids       int    `json:"mids"`         // distinct mids posted
+	Posts      int    `json:"posts"`        // requests, repeats and retries included
+	Answered   int    `json:"answered_2xx"` // mids answered 2xx at least once
+	Accepted   int    `json:"accepted"`     // "accepted" answers
+	DupAnswers int    `json:"duplicate_answers"`
+	Refused    int    `json:"refused"`    // non-2xx answers and no answers
+	Delivered  int    `json:"delivered"`  // (mid, destination) pairs delivered
+	Deliveries int    `json:"deliveries"` // 200-answered requests at the sinks
+	Duplicates int    `json:"duplicates"` // deliveries beyond the first per pair
+	Lost       int    `json:"lost"`       // (mid, destination) pairs answered 2xx, never delivered
+	Faults     int    `json:"faults"`
+	// DupLeadMS is the longest a duplicate's first delivery came before
+	// the start of its fault window, in milliseconds: how far back a crash
+	// reaches into deliveries already made.
+	DupLeadMS int64   `json:"dup_lead_ms"`
+	Seconds   float64 `json:"seconds"`
 }
 
 // checkLedger waits (bounded) for every queue to drain, then balances the
@@ -81,13 +85,31 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 	}
 	waitDrained(t, admin)
 	answers := g.snapshot()
-	got, problems := s.snapshot()
-	for _, p := range problems {
+	got, contract := s.snapshot()
+	for _, p := range contract {
 		t.Errorf("contract: %s", p)
 	}
-	ws := fs.windows()
-	l := ledger{Scenario: t.Name(), Size: size.name, Mids: len(answers), Faults: len(ws)}
-	var ok []string
+	l, ok, problems := balance(answers, got, fs.windows(), slack)
+	l.Scenario, l.Size = t.Name(), size.name
+	for i, p := range problems {
+		if i == 20 {
+			t.Errorf("... %d problems in all", len(problems))
+			break
+		}
+		t.Error(p)
+	}
+	repostDuplicates(t, g, ok, answers)
+	l.Seconds = time.Since(started).Seconds()
+	t.Logf("ledger: %+v", l)
+	recordLedger(t, l)
+	return l
+}
+
+// balance balances answers against deliveries (see checkLedger) and
+// returns the ledger, the mids answered 2xx, and every problem found.
+func balance(answers map[string][]answer, got map[dmKey][]delivery, ws []window, slack time.Duration) (l ledger, ok, problems []string) {
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	l = ledger{Mids: len(answers), Faults: len(ws)}
 	for mid, as := range answers {
 		l.Posts += len(as)
 		accepted, eventIDs := 0, map[string]bool{}
@@ -98,7 +120,7 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 			case a.ok() && a.status == "duplicate":
 				l.DupAnswers++
 			case a.ok():
-				t.Errorf("mid %s: 2xx answer with status %q", mid, a.status)
+				fail("mid %s: 2xx answer with status %q", mid, a.status)
 			default:
 				l.Refused++
 			}
@@ -108,7 +130,7 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 		}
 		l.Accepted += accepted
 		if accepted > 1 {
-			t.Errorf("mid %s: accepted %d times", mid, accepted)
+			fail("mid %s: accepted %d times", mid, accepted)
 		}
 		for _, d := range destinations {
 			for _, dl := range got[dmKey{d, mid}] {
@@ -116,17 +138,18 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 			}
 		}
 		if len(eventIDs) > 1 {
-			t.Errorf("mid %s: answers and deliveries carry %d event ids: %v", mid, len(eventIDs), keys(eventIDs))
+			fail("mid %s: answers and deliveries carry %d event ids: %v", mid, len(eventIDs), keys(eventIDs))
 		}
 		if anyOK(as) {
 			ok = append(ok, mid)
 		}
 	}
+	sort.Strings(ok)
 	l.Answered = len(ok)
 	for k, ds := range got {
 		l.Deliveries += len(ds)
 		if _, posted := answers[k.mid]; !posted {
-			t.Errorf("%s: delivered mid %s that was never posted", k.dest, k.mid)
+			fail("%s: delivered mid %s that was never posted", k.dest, k.mid)
 		}
 		if len(ds) == 0 {
 			continue
@@ -137,8 +160,10 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 		}
 		l.Duplicates += len(ds) - 1
 		first := ds[0].at
-		if !inWindow(first, ws, slack) {
-			t.Errorf("%s: mid %s delivered %d times, first at %s, outside every fault window %v",
+		if lead, in := leadInto(first, ws, slack); in {
+			l.DupLeadMS = max(l.DupLeadMS, lead.Milliseconds())
+		} else {
+			fail("%s: mid %s delivered %d times, first at %s, outside every fault window %s",
 				k.dest, k.mid, len(ds), first.Format("15:04:05.000"), fmtWindows(ws))
 		}
 	}
@@ -146,20 +171,11 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 		for _, d := range destinations {
 			if len(got[dmKey{d, mid}]) == 0 {
 				l.Lost++
-				if l.Lost <= 20 {
-					t.Errorf("LOST: mid %s answered 2xx, never delivered to %s (answers %+v)", mid, d, answers[mid])
-				}
+				fail("LOST: mid %s answered 2xx, never delivered to %s", mid, d)
 			}
 		}
 	}
-	if l.Lost > 20 {
-		t.Errorf("LOST: %d (mid, destination) pairs in all", l.Lost)
-	}
-	repostDuplicates(t, g, ok, answers)
-	l.Seconds = time.Since(started).Seconds()
-	t.Logf("ledger: %+v", l)
-	recordLedger(t, l)
-	return l
+	return l, ok, problems
 }
 
 // repostDuplicates posts every mid in mids once more: each must be answered
@@ -191,13 +207,16 @@ func repostDuplicates(t *testing.T, g *loadGen, mids []string, before map[string
 	}
 }
 
-func inWindow(at time.Time, ws []window, slack time.Duration) bool {
+// leadInto finds a window that at lies in (widened by slack before and a
+// second after) and returns how long before the window's start at came
+// (0 inside the window).
+func leadInto(at time.Time, ws []window, slack time.Duration) (time.Duration, bool) {
 	for _, w := range ws {
 		if !at.Before(w.start.Add(-slack)) && !at.After(w.end.Add(time.Second)) {
-			return true
+			return max(0, w.start.Sub(at)), true
 		}
 	}
-	return false
+	return 0, false
 }
 
 func fmtWindows(ws []window) string {
