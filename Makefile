@@ -9,7 +9,7 @@ CONFIG  ?= relay.example.yaml
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 DIST      ?= dist
 
-.PHONY: help run build dist test deps vet race bench fmt
+.PHONY: help run build dist test deps vet race bench fmt test-faults
 
 ## help: list the targets
 help:
@@ -48,6 +48,11 @@ vet:
 ## race: go test -race on every package
 race:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## test-faults: the long fault suite (docs/reliability.md); its ledger goes to bin/faults-ledger.jsonl
+test-faults: deps
+	@mkdir -p bin && rm -f bin/faults-ledger.jsonl
+	FAULTS_LONG=1 FAULTS_LEDGER=$(CURDIR)/bin/faults-ledger.jsonl $(GO) test -count=1 -timeout 90m -v ./test/faults/
 
 ## bench: one side-by-side table of Relay against its ceilings (BENCH_QUICK=1 for a short run)
 bench:

@@ -26,6 +26,9 @@ type window struct {
 type faults struct {
 	mu sync.Mutex
 	ws []window
+	// measure, when set, adds a scenario's own numbers to its ledger
+	// once the queue has drained.
+	measure func(*ledger)
 }
 
 // begin marks the start of a fault; the returned func marks its end.
@@ -63,8 +66,12 @@ type ledger struct {
 	// DupLeadMS is the longest a duplicate's first delivery came before
 	// the start of its fault window, in milliseconds: how far back a crash
 	// reaches into deliveries already made.
-	DupLeadMS int64   `json:"dup_lead_ms"`
-	Seconds   float64 `json:"seconds"`
+	DupLeadMS int64 `json:"dup_lead_ms"`
+	// TakeoverMS is how long after a relay's kill the last delivery it
+	// held was made by the survivor; TakenOver how many it held.
+	TakeoverMS int64   `json:"takeover_ms,omitempty"`
+	TakenOver  int     `json:"taken_over,omitempty"`
+	Seconds    float64 `json:"seconds"`
 }
 
 // checkLedger waits (bounded) for every queue to drain, then balances the
@@ -90,7 +97,14 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 		t.Errorf("contract: %s", p)
 	}
 	l, ok, problems := balance(answers, got, fs.windows(), slack)
+	// Losses first: they are what the suite exists for.
+	sort.SliceStable(problems, func(i, j int) bool {
+		return strings.HasPrefix(problems[i], "LOST") && !strings.HasPrefix(problems[j], "LOST")
+	})
 	l.Scenario, l.Size = t.Name(), size.name
+	if fs.measure != nil {
+		fs.measure(&l)
+	}
 	for i, p := range problems {
 		if i == 20 {
 			t.Errorf("... %d problems in all", len(problems))

@@ -25,8 +25,11 @@ type sizes struct {
 	rate float64
 	// load is how long a scenario posts under its fault.
 	load time.Duration
-	// kills is how many times the kill scenarios kill the relay.
-	kills int
+	// kills is how many times the kill scenarios kill the relay (or the
+	// agent); outages how many times Redis is killed.
+	kills, outages int
+	// freeze is how long Redis stays stopped with SIGSTOP.
+	freeze time.Duration
 	// backlog is how many callbacks queue up while the destination is down.
 	backlog int
 	// drain bounds the wait for the queue to empty after the load.
@@ -34,8 +37,10 @@ type sizes struct {
 }
 
 var (
-	fastSize = sizes{name: "fast", rate: 250, load: 5 * time.Second, kills: 3, backlog: 1500, drain: 90 * time.Second}
-	longSize = sizes{name: "long", rate: 1000, load: 60 * time.Second, kills: 5, backlog: 100000, drain: 20 * time.Minute}
+	fastSize = sizes{name: "fast", rate: 350, load: 6 * time.Second, kills: 3, outages: 2, freeze: 3 * time.Second,
+		backlog: 2000, drain: 90 * time.Second}
+	longSize = sizes{name: "long", rate: 1000, load: 60 * time.Second, kills: 5, outages: 5, freeze: 8 * time.Second,
+		backlog: 100000, drain: 20 * time.Minute}
 )
 
 func TestMain(m *testing.M) {

@@ -64,10 +64,11 @@ func (s relaySpec) config(listen, admin string) string {
 		fmt.Fprintf(&b, `  - name: %s
     url: "%s/d/%s"
     timeout: %s
+    headers: {X-Instance: %q}
     concurrency: 8
     retry: {max_attempts: 100000, initial_interval: 50ms, max_interval: 1s, max_age: 24h}
     circuit: {failures: 20, cooldown: 1s}
-`, d, s.sinkURL, d, s.timeout)
+`, d, s.sinkURL, d, s.timeout, s.name)
 	}
 	return b.String()
 }

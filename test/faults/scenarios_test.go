@@ -87,7 +87,7 @@ func TestRedisKilled(t *testing.T) {
 	var fs faults
 	start := time.Now()
 	wait := loadFor(t, g, size.rate, size.load)
-	pause(2, func(int) {
+	pause(size.outages, func(int) {
 		end := fs.begin("kill -9 redis")
 		rs.Kill()
 		time.Sleep(time.Second)
@@ -118,7 +118,7 @@ func TestRedisFrozen(t *testing.T) {
 		}
 		// SIGKILL ends a stopped process too, so the cleanup holds.
 		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
-		time.Sleep(3 * time.Second)
+		time.Sleep(size.freeze)
 		syscall.Kill(pid, syscall.SIGCONT)
 		end()
 	})
@@ -170,13 +170,26 @@ func TestTwoRelaysOneKilled(t *testing.T) {
 	var fs faults
 	start := time.Now()
 	wait := loadFor(t, g, size.rate, size.load)
+	var killed time.Time
 	pause(1, func(int) {
+		// Hold relay-a's requests open for a moment, so that it dies
+		// with deliveries leased and in flight.
+		s.hold.Store(&a.name)
+		time.Sleep(300 * time.Millisecond)
 		end := fs.begin("kill -9 relay-a")
+		killed = time.Now()
 		a.kill()
 		aDead.Store(true)
 		end()
 	})
 	wait()
+	fs.measure = func(l *ledger) {
+		took, n, ok := s.takeover(killed)
+		if !ok || n == 0 {
+			t.Errorf("takeover: %d deliveries held by relay-a when it died, all delivered since: %v", n, ok)
+		}
+		l.TakeoverMS, l.TakenOver = took.Milliseconds(), n
+	}
 	checkLedger(t, g, s, []string{b.adminURL()}, &fs, sp.slack(), start)
 }
 
@@ -450,7 +463,7 @@ func TestAgentKilled(t *testing.T) {
 	var fs faults
 	start := time.Now()
 	wait := loadFor(t, g, size.rate, size.load)
-	pause(2, func(int) {
+	pause(size.outages, func(int) {
 		end := fs.begin("kill -9 agent")
 		ag.kill()
 		ag.start()

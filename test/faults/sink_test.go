@@ -32,11 +32,16 @@ type sink struct {
 	// delay is how long each request is held before it is answered, so
 	// that deliveries are in flight when a process dies.
 	delay atomic.Int64
+	// hold, when set, names a relay (its X-Instance header) whose requests
+	// are held open, never answered, until it goes away: deliveries it has
+	// leased when it is killed.
+	hold atomic.Pointer[string]
 
 	mu       sync.Mutex
 	got      map[dmKey][]delivery
 	problems []string // deliveries that break the contract (wrong body, no key)
 	requests int
+	held     map[dmKey]bool
 }
 
 type dmKey struct{ dest, mid string }
@@ -50,7 +55,7 @@ type delivery struct {
 
 func newSink(t testing.TB) *sink {
 	t.Helper()
-	s := &sink{modes: map[string]*atomic.Int32{}, got: map[dmKey][]delivery{}}
+	s := &sink{modes: map[string]*atomic.Int32{}, got: map[dmKey][]delivery{}, held: map[dmKey]bool{}}
 	for _, d := range destinations {
 		s.modes[d] = new(atomic.Int32)
 	}
@@ -77,6 +82,14 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such destination", http.StatusNotFound)
 		return
 	}
+	mid := r.Header.Get("Idempotency-Key")
+	if h := s.hold.Load(); h != nil && *h == r.Header.Get("X-Instance") {
+		s.mu.Lock()
+		s.held[dmKey{dest, mid}] = true
+		s.mu.Unlock()
+		<-r.Context().Done()
+		return
+	}
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		select {
 		case <-time.After(d):
@@ -94,7 +107,6 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	mid := r.Header.Get("Idempotency-Key")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
@@ -107,6 +119,22 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	k := dmKey{dest, mid}
 	s.got[k] = append(s.got[k], delivery{at: time.Now(), eventID: r.Header.Get("X-Relay-Event-Id"), attempt: r.Header.Get("X-Relay-Attempt")})
 	w.WriteHeader(http.StatusOK)
+}
+
+// takeover returns how long after since the last of the held deliveries
+// was delivered (by another relay), and how many were held; ok is false
+// while one of them is still undelivered.
+func (s *sink) takeover(since time.Time) (took time.Duration, n int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.held {
+		ds := s.got[k]
+		if len(ds) == 0 {
+			return 0, len(s.held), false
+		}
+		took = max(took, ds[0].at.Sub(since))
+	}
+	return took, len(s.held), true
 }
 
 // snapshot copies what the sink has recorded.
