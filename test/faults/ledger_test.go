@@ -221,8 +221,8 @@ func repostDuplicates(t *testing.T, g *loadGen, mids []string, before map[string
 	}
 }
 
-// leadInto finds a window that at lies in (widened by slack before and a
-// second after) and returns how long before the window's start at came
+// leadInto finds a window that at lies in (widened by slack before, and a
+// second after for the store's clients to reconnect) and returns how long before the window's start at came
 // (0 inside the window).
 func leadInto(at time.Time, ws []window, slack time.Duration) (time.Duration, bool) {
 	for _, w := range ws {

@@ -32,15 +32,18 @@ type sizes struct {
 	freeze time.Duration
 	// backlog is how many callbacks queue up while the destination is down.
 	backlog int
+	// disk is the size of the tmpfs under the full-disk scenario: room for
+	// the whole load, so the disk is full only while the filler is there.
+	disk string
 	// drain bounds the wait for the queue to empty after the load.
 	drain time.Duration
 }
 
 var (
 	fastSize = sizes{name: "fast", rate: 350, load: 6 * time.Second, kills: 3, outages: 2, freeze: 3 * time.Second,
-		backlog: 2000, drain: 90 * time.Second}
+		backlog: 2000, disk: "16m", drain: 90 * time.Second}
 	longSize = sizes{name: "long", rate: 1000, load: 60 * time.Second, kills: 5, outages: 5, freeze: 8 * time.Second,
-		backlog: 100000, drain: 20 * time.Minute}
+		backlog: 100000, disk: "512m", drain: 20 * time.Minute}
 )
 
 func TestMain(m *testing.M) {

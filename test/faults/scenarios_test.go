@@ -216,7 +216,7 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Mkdir(disk, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	mountTmpfs(t, disk, "16m")
+	mountTmpfs(t, disk, size.disk)
 	s := newSink(t)
 	sp := spec("relay")
 	sp.embedded, sp.sinkURL = filepath.Join(disk, "data"), s.URL()
