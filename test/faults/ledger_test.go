@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,6 +64,10 @@ type ledger struct {
 	Duplicates int    `json:"duplicates"` // deliveries beyond the first per pair
 	Lost       int    `json:"lost"`       // (mid, destination) pairs answered 2xx, never delivered
 	Faults     int    `json:"faults"`
+	// RefusedP50MS and RefusedMaxMS: how long the refusals (and the posts
+	// that got no answer) took, as the provider waited for them.
+	RefusedP50MS int64 `json:"refused_p50_ms"`
+	RefusedMaxMS int64 `json:"refused_max_ms"`
 	// DupLeadMS is the longest a duplicate's first delivery came before
 	// the start of its fault window, in milliseconds: how far back a crash
 	// reaches into deliveries already made.
@@ -124,6 +129,7 @@ func checkLedger(t *testing.T, g *loadGen, s *sink, admin []string, fs *faults, 
 func balance(answers map[string][]answer, got map[dmKey][]delivery, ws []window, slack time.Duration) (l ledger, ok, problems []string) {
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	l = ledger{Mids: len(answers), Faults: len(ws)}
+	var refusedTook []time.Duration
 	for mid, as := range answers {
 		l.Posts += len(as)
 		accepted, eventIDs := 0, map[string]bool{}
@@ -137,6 +143,7 @@ func balance(answers map[string][]answer, got map[dmKey][]delivery, ws []window,
 				fail("mid %s: 2xx answer with status %q", mid, a.status)
 			default:
 				l.Refused++
+				refusedTook = append(refusedTook, a.took)
 			}
 			if a.ok() {
 				eventIDs[a.eventID] = true
@@ -160,6 +167,10 @@ func balance(answers map[string][]answer, got map[dmKey][]delivery, ws []window,
 	}
 	sort.Strings(ok)
 	l.Answered = len(ok)
+	if n := len(refusedTook); n > 0 {
+		slices.Sort(refusedTook)
+		l.RefusedP50MS, l.RefusedMaxMS = refusedTook[n/2].Milliseconds(), refusedTook[n-1].Milliseconds()
+	}
 	for k, ds := range got {
 		l.Deliveries += len(ds)
 		if _, posted := answers[k.mid]; !posted {
@@ -185,7 +196,7 @@ func balance(answers map[string][]answer, got map[dmKey][]delivery, ws []window,
 		for _, d := range destinations {
 			if len(got[dmKey{d, mid}]) == 0 {
 				l.Lost++
-				fail("LOST: mid %s answered 2xx, never delivered to %s", mid, d)
+				fail("LOST: mid %s answered 2xx, never delivered to %s; answers: %s", mid, d, fmtAnswers(answers[mid]))
 			}
 		}
 	}
@@ -231,6 +242,14 @@ func leadInto(at time.Time, ws []window, slack time.Duration) (time.Duration, bo
 		}
 	}
 	return 0, false
+}
+
+func fmtAnswers(as []answer) string {
+	var b strings.Builder
+	for _, a := range as {
+		fmt.Fprintf(&b, "[%s %d %s %s%s]", a.at.Format("15:04:05.000"), a.code, a.status, a.eventID, a.err)
+	}
+	return b.String()
 }
 
 func fmtWindows(ws []window) string {

@@ -38,8 +38,9 @@ func bodyFor(mid string) []byte {
 // answer is one ingest response as the provider saw it.
 type answer struct {
 	at      time.Time
-	code    int    // 0: no answer (connection refused, reset, timed out)
-	status  string // "accepted", "duplicate", or "" for anything else
+	took    time.Duration // from the request's start to the answer (or the error)
+	code    int           // 0: no answer (connection refused, reset, timed out)
+	status  string        // "accepted", "duplicate", or "" for anything else
 	eventID string
 	err     string
 }
@@ -89,8 +90,10 @@ func (g *loadGen) post(target, mid string) answer {
 		panic(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	sent := time.Now()
 	resp, err := g.client.Do(req)
 	a.at = time.Now()
+	a.took = a.at.Sub(sent)
 	if err != nil {
 		a.err = err.Error()
 	} else {
@@ -189,8 +192,8 @@ func (g *loadGen) backlog(ctx context.Context, n int, perSecond float64) {
 }
 
 // settle retries, as a provider would, every mid not yet answered 2xx
-// until each is, or within passes out. It returns how many are still
-// unanswered.
+// until each is, or until within has passed. It returns how many are
+// still not answered 2xx.
 func (g *loadGen) settle(ctx context.Context, within time.Duration) int {
 	deadline := time.Now().Add(within)
 	for {

@@ -40,7 +40,6 @@ type sink struct {
 	mu       sync.Mutex
 	got      map[dmKey][]delivery
 	problems []string // deliveries that break the contract (wrong body, no key)
-	requests int
 	held     map[dmKey]bool
 }
 
@@ -109,7 +108,6 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests++
 	switch {
 	case mid == "":
 		s.problems = append(s.problems, fmt.Sprintf("%s: delivery without Idempotency-Key", dest))
