@@ -43,7 +43,7 @@ var (
 	fastSize = sizes{name: "fast", rate: 350, load: 6 * time.Second, kills: 3, outages: 2, freeze: 3 * time.Second,
 		backlog: 2000, disk: "16m", drain: 90 * time.Second}
 	longSize = sizes{name: "long", rate: 1000, load: 60 * time.Second, kills: 5, outages: 5, freeze: 8 * time.Second,
-		backlog: 100000, disk: "512m", drain: 20 * time.Minute}
+		backlog: 300000, disk: "512m", drain: 20 * time.Minute}
 )
 
 func TestMain(m *testing.M) {

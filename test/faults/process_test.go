@@ -104,7 +104,7 @@ func startRelay(t testing.TB, spec relaySpec) *relayProc {
 func startAgent(t testing.TB, name, token, ingest string) *relayProc {
 	t.Helper()
 	p := &relayProc{t: t, name: "agent " + name, logPath: filepath.Join(t.TempDir(), "agent.log"),
-		args: []string{"agent", "-server", ingest, "-name", name, "-token", token, "-insecure", "-log-level", "warn"}}
+		args: []string{"agent", "-server", ingest, "-name", name, "-token", token, "-insecure", "-concurrency", "32", "-log-level", "warn"}}
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {

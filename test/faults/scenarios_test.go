@@ -331,8 +331,8 @@ func TestKillDuringDrain(t *testing.T) {
 	}
 	s.setMode(modeUp)
 	// Kill once a third of the backlog is delivered (bounded: kill anyway
-	// after 30s).
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	// after two minutes).
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if q, _, err := depths(r.adminURL()); err == nil && q < full*2/3 {
 			break
 		}
@@ -436,7 +436,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 // lease (relay.Options.AgentLease, not a config key) can be short.
 func TestAgentKilled(t *testing.T) {
 	s := newSink(t)
-	s.delay.Store(int64(20 * time.Millisecond))
+	s.delay.Store(int64(5 * time.Millisecond))
 	const lease = 2 * time.Second
 	const token = "faults-agent-token-0123456789"
 	var b strings.Builder
