@@ -57,6 +57,10 @@ func (s relaySpec) config(listen, admin string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %q\nadmin: {listen: %q}\nstore: %s\n", listen, admin, st)
 	fmt.Fprintf(&b, "delivery: {poll_interval: 100ms, lease_margin: %s}\n", s.leaseMargin)
+	// Room for the 1,000 simultaneous posts of TestConcurrentDuplicates,
+	// so that they all race for the dedupe claim instead of most of them
+	// being turned away as busy.
+	b.WriteString("ingest: {max_concurrent: 2048}\n")
 	fmt.Fprintf(&b, "routes:\n  - {webhook_id: %q, to: [%s]}\ndestinations:\n", webhookID, strings.Join(destinations, ", "))
 	for _, d := range destinations {
 		// Retries never run out within a scenario, and the circuit's
