@@ -37,9 +37,9 @@ type relaySpec struct {
 	embedded string
 	redisURL string
 	sinkURL  string
-	// timeout is every destination's timeout; leaseMargin the delivery
-	// lease past it.
-	timeout, leaseMargin time.Duration
+	// timeout is every destination's timeout; lease the delivery lease
+	// (delivery.lease), which bounds how soon a survivor takes over.
+	timeout, lease time.Duration
 }
 
 // destinations are the routed destinations of every scenario's webhook:
@@ -56,7 +56,7 @@ func (s relaySpec) config(listen, admin string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %q\nadmin: {listen: %q}\nstore: %s\n", listen, admin, st)
-	fmt.Fprintf(&b, "delivery: {poll_interval: 100ms, lease_margin: %s}\n", s.leaseMargin)
+	fmt.Fprintf(&b, "delivery: {poll_interval: 100ms, lease: %s}\n", s.lease)
 	// Room for the 1,000 simultaneous posts of TestConcurrentDuplicates,
 	// so that they all race for the dedupe claim instead of most of them
 	// being turned away as busy.
@@ -84,8 +84,8 @@ func startRelay(t testing.TB, spec relaySpec) *relayProc {
 	if spec.timeout == 0 {
 		spec.timeout = 2 * time.Second
 	}
-	if spec.leaseMargin == 0 {
-		spec.leaseMargin = time.Second
+	if spec.lease == 0 {
+		spec.lease = 3 * time.Second
 	}
 	dir := t.TempDir()
 	p := &relayProc{t: t, name: spec.name, listen: freeAddr(t), admin: freeAddr(t), logPath: filepath.Join(dir, "relay.log")}

@@ -24,15 +24,15 @@ import (
 
 // slack is how long before a fault a duplicate's first delivery may lie:
 // an attempt that had reached the receiver, or a lease still held, when the
-// process died. The destination timeout plus the lease margin, plus a
-// second for the outcome's commit.
+// process died. The destination timeout plus the lease, plus a second for
+// the outcome's commit.
 func (s relaySpec) slack() time.Duration {
-	return s.timeout + s.leaseMargin + time.Second
+	return s.timeout + s.lease + time.Second
 }
 
 // spec fills in the defaults startRelay would, so slack can be computed.
 func spec(name string) relaySpec {
-	return relaySpec{name: name, timeout: 2 * time.Second, leaseMargin: time.Second}
+	return relaySpec{name: name, timeout: 2 * time.Second, lease: 3 * time.Second}
 }
 
 // startRedis starts a redis-server that fsyncs every write: the setting
