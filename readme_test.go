@@ -181,7 +181,10 @@ func TestReadme(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`"status":"accepted"`, `"status":"duplicate"`, "replayed 1 of 1 deliveries", "routed 1 parked callback",
-		"QUEUED  DEAD  IN FLIGHT  CIRCUIT", "reloaded relay.yaml: 3 routes, 2 destinations"} {
+		"QUEUED  DEAD  IN FLIGHT  CIRCUIT", "reloaded relay.yaml: 3 routes, 2 destinations",
+		// Security: the forged callback is refused and takes no claim, so
+		// the provider's own for the same mid is accepted.
+		"{\"error\":\"unauthorized\"}\nHTTP 401", "\"deliveries\":1}\nHTTP 202"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the walkthrough's output lacks %q:\n%s", want, out)
 		}
