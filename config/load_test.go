@@ -100,6 +100,9 @@ func TestLoadFileProblems(t *testing.T) {
 		{"open_admin.yaml", []string{
 			`2: admin.listen "0.0.0.0:9090" is reachable from other hosts and admin.token is empty: set admin.token (whoever reaches the admin API can replay and delete deliveries), or listen on a loopback address`,
 		}},
+		{"portal_no_admin_token.yaml", []string{
+			`4: portals need admin.token: without it every request, a portal client's without its token included, sees and does everything`,
+		}},
 		{"bad_status.yaml", []string{
 			`6: destination "acme-crm": success_status 99 is not between 100 and 599`,
 			`7: destination "acme-crm": success_status 600 is not between 100 and 599`,

@@ -540,6 +540,11 @@ func (v *validator) portals() {
 	for _, a := range v.c.Agents {
 		agentTokens[a.Token] = a.Name
 	}
+	// With no admin.token the admin API asks no one for a token, so a
+	// portal client who leaves its token out gets the admin's view.
+	if len(v.c.Portals) > 0 && v.c.Admin.Token == "" {
+		v.add(v.pos.line("portals"), "portals need admin.token: without it every request, a portal client's without its token included, sees and does everything")
+	}
 	for i, p := range v.c.Portals {
 		path := fmt.Sprintf("portals.%d", i)
 		line := v.pos.line(path+".name", path)
