@@ -4,13 +4,13 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/redact"
 )
 
 // Stats is the answer of GET /api/stats, what the console's overview
@@ -112,8 +112,8 @@ func (h *Handler) config(w http.ResponseWriter, _ *http.Request) {
 }
 
 // MaskConfig returns a copy of c with every secret replaced by Masked:
-// tokens, header values, signing secrets, and passwords and query values
-// in URLs. c is not changed.
+// tokens, header values and signing secrets; URLs as redact shows them
+// (user name, password and query values masked). c is not changed.
 func MaskConfig(c *config.Config) config.Config {
 	out := *c
 	mask := func(s string) string {
@@ -151,26 +151,6 @@ func MaskConfig(c *config.Config) config.Config {
 	return out
 }
 
-// maskURL hides a URL's password and query values, where API keys tend
-// to be; a URL that does not parse is masked whole.
-func maskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return Masked
-	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), Masked)
-		} else {
-			u.User = url.User(Masked)
-		}
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{Masked}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
+// maskURL hides a URL's user name, password and query values, where API
+// keys tend to be, as every other message that quotes a URL does.
+func maskURL(raw string) string { return redact.String(raw) }

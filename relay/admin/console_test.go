@@ -241,13 +241,13 @@ func TestFindEventsUntil(t *testing.T) {
 
 func TestConfigView(t *testing.T) {
 	secrets := []string{"adm1n-secret", "redis-pass", "hdr-secret", "sign-secret", "agent-secret",
-		"portal-secret-0123456789", "url-pass", "qkey-secret"}
+		"portal-secret-0123456789", "url-pass", "qkey-secret", "user-as-api-key"}
 	cfg := &config.Config{
 		File:  "/etc/relay.yaml",
 		Admin: config.Admin{Listen: "127.0.0.1:9090", Token: secrets[0]},
 		Store: config.Store{Redis: &config.RedisStore{URL: "redis://u:" + secrets[1] + "@127.0.0.1:6379/0"}},
 		Destinations: []config.Destination{{
-			Name: "crm", URL: "https://bob:" + secrets[6] + "@crm.example/hook?key=" + secrets[7],
+			Name: "crm", URL: "https://" + secrets[8] + ":" + secrets[6] + "@crm.example/hook?key=" + secrets[7],
 			Headers: map[string]string{"X-Api-Key": secrets[2]}, SigningSecret: secrets[3],
 		}},
 		Agents:  []config.Agent{{Name: "office", Token: secrets[4]}},
