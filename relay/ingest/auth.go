@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/internal/whsig"
 )
 
@@ -148,19 +149,8 @@ func tokenCandidates(r *http.Request) [3]string {
 		c[0] = r.URL.Query().Get(QueryToken)
 	}
 	c[1] = r.Header.Get(HeaderToken)
-	c[2], _ = BearerToken(r.Header.Get("Authorization"))
+	c[2], _ = authguard.BearerToken(r.Header.Get("Authorization"))
 	return c
-}
-
-// BearerToken returns the credentials of an Authorization header value of
-// the Bearer scheme; the scheme name is case-insensitive (RFC 9110 11.1).
-func BearerToken(header string) (string, bool) {
-	scheme, cred, found := strings.Cut(strings.TrimSpace(header), " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	cred = strings.TrimSpace(cred)
-	return cred, cred != ""
 }
 
 // ok reports whether the header holds the HMAC of body under one of the

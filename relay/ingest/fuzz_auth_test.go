@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/internal/whsig"
 	"github.com/relaygw/relay/relay/ingest"
 )
@@ -70,7 +71,7 @@ func FuzzAuthHeaders(f *testing.F) {
 		req.Header["Webhook-Signature"] = []string{sig}
 		client := netip.MustParseAddr("203.0.113.1")
 
-		cred, isBearer := ingest.BearerToken(authz)
+		cred, isBearer := authguard.BearerToken(authz)
 		if isBearer && !strings.Contains(authz, cred) {
 			t.Fatalf("BearerToken(%q) = %q, not in the header", authz, cred)
 		}
