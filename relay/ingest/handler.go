@@ -61,7 +61,7 @@ type Settings struct {
 	DedupeFields    []string      // empty: no dedupe
 	DedupeTTL       time.Duration //
 	// WriteTimeout bounds one store write; past it the provider gets a 503 and
-	// retries.
+	// retries. 0 means config.DefaultWriteTimeout.
 	WriteTimeout time.Duration
 
 	// Auth verifies callbacks whose webhook_id is not in RouteAuth; nil
@@ -122,7 +122,7 @@ func NewHandler(st Acceptor, s Settings, log *slog.Logger) *Handler {
 // running finish with the settings they started with.
 func (h *Handler) Update(s Settings) {
 	if s.WriteTimeout <= 0 {
-		s.WriteTimeout = 10 * time.Second
+		s.WriteTimeout = config.DefaultWriteTimeout
 	}
 	if s.MaxConcurrent <= 0 {
 		s.MaxConcurrent = config.DefaultMaxConcurrent

@@ -186,3 +186,30 @@ func TestRoutes(t *testing.T) {
 		}
 	}
 }
+
+// deadlineAcceptor records the deadline of the context a write gets.
+type deadlineAcceptor struct{ deadline time.Time }
+
+func (a *deadlineAcceptor) Accept(ctx context.Context, _ store.Event, _ []string, _ store.Dedupe) (store.AcceptResult, error) {
+	a.deadline, _ = ctx.Deadline()
+	return store.AcceptResult{EventID: "e1", Deliveries: 2}, nil
+}
+
+// Settings without a write timeout bound the store write by
+// store.write_timeout's default, the one config/defaults.go states, not a
+// second default of ingest's own.
+func TestWriteTimeoutDefault(t *testing.T) {
+	acc := &deadlineAcceptor{}
+	h, _ := newHandler(t, acc)
+	before := time.Now()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(`{"mid":"x"}`)))
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if acc.deadline.IsZero() || acc.deadline.After(time.Now().Add(config.DefaultWriteTimeout)) ||
+		acc.deadline.Before(before.Add(config.DefaultWriteTimeout)) {
+		t.Errorf("store write deadline %v after the request, want config.DefaultWriteTimeout (%v)",
+			acc.deadline.Sub(before), config.DefaultWriteTimeout)
+	}
+}
