@@ -178,3 +178,35 @@ destinations:
 		})
 	})
 }
+
+// Agents dial in on the ingest listener, often through the same load
+// balancer as the providers. Failed agent authentications are counted per
+// client as ingest.trusted_proxies decides it, so a stranger guessing
+// tokens through the balancer does not lock the real agents out with it.
+func TestAgentThrottlePerClientBehindProxy(t *testing.T) {
+	a := newSink(t)
+	const tok = "office-agent-token-0123456789abcdef"
+	r := startSecure(t, "{embedded: {path: "+t.TempDir()+"}}", `
+ingest: {trusted_proxies: [127.0.0.1/32]}
+agents: [{name: office, token: `+tok+`}]
+destinations: [{name: crm, url: "{{a}}/crm", agent: office}]
+`, a, relay.Options{})
+	report := func(client, token string) int {
+		t.Helper()
+		code, _ := postWith(t, r.Ingest+"/agent/v1/report", []byte(`{"outcomes":[],"held":[]}`), map[string]string{
+			"X-Relay-Agent": "office", "Authorization": "Bearer " + token, "X-Forwarded-For": client})
+		return code
+	}
+	// Past the default burst, the stranger is refused without a look at
+	// its token.
+	var last int
+	for range config.DefaultAuthFailureBurst + 1 {
+		last = report("198.51.100.7", "guess")
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("the guessing client's last answer: %d, want 429", last)
+	}
+	if code := report("203.0.113.20", tok); code != http.StatusOK {
+		t.Errorf("the real agent behind the same proxy: %d, want 200", code)
+	}
+}

@@ -160,6 +160,9 @@ func (s *Server) build() error {
 		OnResult:     s.tailAttempt,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
 		Version:      s.opts.Version,
+		// Agents come in through the ingest listener's load balancer, if
+		// any: the client behind it is who failed.
+		Source: func(r *http.Request) string { return s.ingest.Client(r).String() },
 	})
 	if err != nil {
 		return fmt.Errorf("relay: agents: %w", err)

@@ -80,6 +80,10 @@ type ServerOptions struct {
 	// Throttle counts failed authentications per source address; default
 	// one with config's DefaultAuthFailure* settings.
 	Throttle *authguard.Throttle
+	// Source returns the address a request's failed authentications count
+	// against: behind a load balancer, the client it forwards for, not the
+	// balancer. Default r.RemoteAddr.
+	Source func(r *http.Request) string
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -107,6 +111,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.Throttle == nil {
 		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: config.DefaultAuthFailureBurst,
 			Every: config.DefaultAuthFailureEvery, MaxSources: config.DefaultAuthFailureSources})
+	}
+	if o.Source == nil {
+		o.Source = func(r *http.Request) string { return r.RemoteAddr }
 	}
 	return o
 }
@@ -479,7 +486,8 @@ func (s *Server) wakeChan(name string) <-chan struct{} {
 // the two was wrong would help someone guessing. A source that failed too
 // often is answered 429 without its credentials being looked at.
 func (s *Server) auth(w http.ResponseWriter, r *http.Request) (string, bool) {
-	if wait := s.opts.Throttle.Wait(r.RemoteAddr); wait > 0 {
+	src := s.opts.Source(r)
+	if wait := s.opts.Throttle.Wait(src); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(authguard.RetryAfter(wait)))
 		writeJSON(w, http.StatusTooManyRequests, errorResponse{Error: "too many failed authentications"})
 		return "", false
@@ -491,8 +499,8 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request) (string, bool) {
 		want = s.dummy
 	}
 	if !want.Equal(tok) || !known || !bearer {
-		s.opts.Throttle.Fail(r.RemoteAddr)
-		s.log.Warn("agent: refused a request with a bad agent name or token", "remote", r.RemoteAddr)
+		s.opts.Throttle.Fail(src)
+		s.log.Warn("agent: refused a request with a bad agent name or token", "remote", r.RemoteAddr, "client", src)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="relay-agent"`)
 		writeJSON(w, http.StatusUnauthorized, errorResponse{Error: "unauthorized"})
 		return "", false

@@ -142,6 +142,13 @@ func (h *Handler) Update(s Settings) {
 	h.settings.Store(&s)
 }
 
+// Client is the address r, a request to the ingest listener, comes from,
+// as the running ingest.trusted_proxies decide it (see ClientIP). The
+// agent server, on the same listener, counts failed authentications by it.
+func (h *Handler) Client(r *http.Request) netip.Addr {
+	return ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.settings.Load().TrustedProxies)
+}
+
 // storeRetryAfter is the Retry-After of a 503 for a write the store refused or
 // did not take within the write timeout, in seconds: long enough not to
 // hammer a store that is down, short enough for a blip.
