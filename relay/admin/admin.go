@@ -223,14 +223,16 @@ func (h *Handler) api(r *mux.Router) {
 
 // refusePortal answers 403 to a request that carries a portal token, on
 // routes outside /api that need no token (metrics): a portal holder gets
-// no more there than anyone else.
+// no more there than anyone else. A bearer token sent there is checked
+// like one sent to /api, throttle included: were a wrong one answered 200
+// and a portal's 403, the route would test portal tokens for anyone.
 func (h *Handler) refusePortal(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s, ok := h.identify(r); ok && s != nil {
-			forbidden(w, s)
+		if _, bearer := authguard.BearerToken(r.Header.Get("Authorization")); !bearer {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		h.auth(next, false).ServeHTTP(w, r)
 	})
 }
 

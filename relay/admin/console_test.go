@@ -5,14 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/relay/admin"
 	"github.com/relaygw/relay/relay/store"
 )
@@ -395,4 +398,37 @@ func TestTail(t *testing.T) {
 		t.Errorf("after Close the stream gave %q, want it closed", ev)
 	}
 	a.wantError("GET", "/api/tail", http.StatusServiceUnavailable)
+}
+
+// /metrics needs no token, but it refuses a portal's: a wrong bearer token
+// sent there must count as a failed authentication, or answering 200 to
+// wrong tokens and 403 to a portal's would let anyone test portal tokens
+// there without the throttle.
+func TestMetricsIsNoTokenOracle(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	start := time.Unix(1_800_000_000, 0)
+	now.Store(&start)
+	a := portalAPI(t, func(o *admin.Options) {
+		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: 3, Every: 20 * time.Second, MaxSources: 10,
+			Now: func() time.Time { return *now.Load() }})
+	})
+	var codes []int
+	for _, tok := range []string{"", "wrong-guess-1", "wrong-guess-2", "wrong-guess-3", acmeToken} {
+		code, _, _ := a.as(tok).do("GET", "/metrics")
+		codes = append(codes, code)
+	}
+	if fmt.Sprint(codes) != "[200 401 401 401 429]" {
+		t.Errorf("/metrics answers %v; want 200 without a token, 401 for wrong ones, then 429 for the portal's", codes)
+	}
+	if code, _, _ := a.as("").do("GET", "/metrics"); code != http.StatusOK {
+		t.Errorf("/metrics without a token while the source is throttled: %d, want 200", code)
+	}
+	later := start.Add(20 * time.Second)
+	now.Store(&later)
+	if code, _, _ := a.as(acmeToken).do("GET", "/metrics"); code != http.StatusForbidden {
+		t.Errorf("/metrics with a portal token: %d, want 403", code)
+	}
+	if code, _, _ := a.do("GET", "/metrics"); code != http.StatusOK {
+		t.Errorf("/metrics with the admin token: %d, want 200", code)
+	}
 }
