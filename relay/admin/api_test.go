@@ -410,13 +410,8 @@ func TestReadyz(t *testing.T) {
 // looked at, until the clock forgives a failure. Bearer is matched in any
 // case.
 func TestAuthThrottle(t *testing.T) {
-	var now atomic.Pointer[time.Time]
-	start := time.Unix(1_800_000_000, 0)
-	now.Store(&start)
-	a := newAPI(t, func(o *admin.Options) {
-		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: 3, Every: 20 * time.Second, MaxSources: 10,
-			Now: func() time.Time { return *now.Load() }})
-	})
+	th, advance := clockedThrottle(3, 20*time.Second)
+	a := newAPI(t, func(o *admin.Options) { o.Throttle = th })
 	send := func(auth string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", a.srv.URL+"/api/dlq", nil)
@@ -443,8 +438,7 @@ func TestAuthThrottle(t *testing.T) {
 	if fmt.Sprint(codes) != "[401 401 401 429]" || retry != "20" {
 		t.Fatalf("answers %v, Retry-After %q; want three 401s, then 429 with Retry-After 20 for the right token", codes, retry)
 	}
-	later := start.Add(20 * time.Second)
-	now.Store(&later)
+	advance(20 * time.Second)
 	if code, _ := send("Bearer " + testToken); code != http.StatusOK {
 		t.Errorf("after Retry-After: %d, want 200", code)
 	}

@@ -10,12 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/relaygw/relay/config"
-	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/relay/admin"
 	"github.com/relaygw/relay/relay/store"
 )
@@ -405,13 +403,8 @@ func TestTail(t *testing.T) {
 // wrong tokens and 403 to a portal's would let anyone test portal tokens
 // there without the throttle.
 func TestMetricsIsNoTokenOracle(t *testing.T) {
-	var now atomic.Pointer[time.Time]
-	start := time.Unix(1_800_000_000, 0)
-	now.Store(&start)
-	a := portalAPI(t, func(o *admin.Options) {
-		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: 3, Every: 20 * time.Second, MaxSources: 10,
-			Now: func() time.Time { return *now.Load() }})
-	})
+	th, advance := clockedThrottle(3, 20*time.Second)
+	a := portalAPI(t, func(o *admin.Options) { o.Throttle = th })
 	var codes []int
 	for _, tok := range []string{"", "wrong-guess-1", "wrong-guess-2", "wrong-guess-3", acmeToken} {
 		code, _, _ := a.as(tok).do("GET", "/metrics")
@@ -423,8 +416,7 @@ func TestMetricsIsNoTokenOracle(t *testing.T) {
 	if code, _, _ := a.as("").do("GET", "/metrics"); code != http.StatusOK {
 		t.Errorf("/metrics without a token while the source is throttled: %d, want 200", code)
 	}
-	later := start.Add(20 * time.Second)
-	now.Store(&later)
+	advance(20 * time.Second)
 	if code, _, _ := a.as(acmeToken).do("GET", "/metrics"); code != http.StatusForbidden {
 		t.Errorf("/metrics with a portal token: %d, want 403", code)
 	}

@@ -11,10 +11,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaygw/relay/internal/authguard"
 	"github.com/relaygw/relay/relay/admin"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/bolt"
 )
+
+// clockedThrottle returns a throttle that refuses a source after burst
+// failures and forgives one every every, on a clock that only advance moves.
+func clockedThrottle(burst int, every time.Duration) (th *authguard.Throttle, advance func(time.Duration)) {
+	var now atomic.Pointer[time.Time]
+	start := time.Unix(1_800_000_000, 0)
+	now.Store(&start)
+	th = authguard.NewThrottle(authguard.Options{Burst: burst, Every: every, MaxSources: 10,
+		Now: func() time.Time { return *now.Load() }})
+	return th, func(d time.Duration) {
+		next := now.Load().Add(d)
+		now.Store(&next)
+	}
+}
 
 const testToken = "s3cret-token"
 
