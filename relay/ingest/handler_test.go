@@ -65,8 +65,9 @@ func TestStoreRefusalIs503(t *testing.T) {
 	}
 }
 
-// TestAnswersOnlyAfterWrite holds the store write open and checks that no
-// byte of the answer is written until it returns.
+// TestAnswersOnlyAfterWrite holds the store write open and checks that the
+// client was sent nothing (no status, no body byte, no flush) until it
+// returned, and that the answer came after.
 func TestAnswersOnlyAfterWrite(t *testing.T) {
 	inside, release := make(chan struct{}), make(chan struct{})
 	h, _ := newHandler(t, acceptFunc(func(ev store.Event, dests []string, dd store.Dedupe) (store.AcceptResult, error) {
@@ -74,23 +75,64 @@ func TestAnswersOnlyAfterWrite(t *testing.T) {
 		<-release
 		return store.AcceptResult{EventID: "evt_1", Deliveries: len(dests)}, nil
 	}))
-	rec := httptest.NewRecorder()
+	w := &watchedWriter{rec: httptest.NewRecorder()}
 	done := make(chan struct{})
 	go func() {
-		h.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(`{"mid":"x"}`)))
-		close(done)
+		defer close(done)
+		h.ServeHTTP(w, httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(`{"mid":"x"}`)))
 	}()
-	<-inside
 	select {
+	case <-inside:
 	case <-done:
-		t.Fatal("handler answered while the write was still running")
-	default:
+		t.Fatal("handler returned without calling the store")
+	}
+	// The handler goroutine is parked in Accept: whatever it sent before is
+	// recorded by now.
+	if sent := w.sent(); len(sent) != 0 {
+		t.Fatalf("sent to the client while the write was still running: %v", sent)
 	}
 	close(release)
 	<-done
-	if rec.Code != http.StatusAccepted {
-		t.Fatalf("status %d", rec.Code)
+	if w.rec.Code != http.StatusAccepted || !strings.Contains(w.rec.Body.String(), `"evt_1"`) {
+		t.Fatalf("answer after the write: status %d, body %q", w.rec.Code, w.rec.Body)
 	}
+}
+
+// watchedWriter records every call that sends something to the client.
+type watchedWriter struct {
+	rec *httptest.ResponseRecorder
+
+	mu    sync.Mutex
+	calls []string
+}
+
+func (w *watchedWriter) note(call string) {
+	w.mu.Lock()
+	w.calls = append(w.calls, call)
+	w.mu.Unlock()
+}
+
+func (w *watchedWriter) sent() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.calls...)
+}
+
+func (w *watchedWriter) Header() http.Header { return w.rec.Header() }
+
+func (w *watchedWriter) WriteHeader(status int) {
+	w.note(fmt.Sprintf("WriteHeader(%d)", status))
+	w.rec.WriteHeader(status)
+}
+
+func (w *watchedWriter) Write(b []byte) (int, error) {
+	w.note(fmt.Sprintf("Write(%q)", b))
+	return w.rec.Write(b)
+}
+
+func (w *watchedWriter) Flush() {
+	w.note("Flush()")
+	w.rec.Flush()
 }
 
 // TestAcceptArguments checks what ingest hands the store: the original body
