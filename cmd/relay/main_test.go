@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,7 +9,8 @@ import (
 )
 
 // relayBin is the path of the relay binary built once for the tests that
-// need a real process (SIGKILL, exit codes).
+// need a real process (SIGKILL, exit codes), with -race when the tests
+// themselves are race-built.
 var relayBin string
 
 func TestMain(m *testing.M) {
@@ -17,7 +19,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	relayBin = filepath.Join(dir, "relay")
-	out, err := exec.Command("go", "build", "-race", "-o", relayBin, ".").CombinedOutput()
+	args := []string{"build", "-o", relayBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		panic("building relay: " + err.Error())
@@ -25,4 +31,22 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// TestBinaryRaceMatchesTests: the relay binary the tests run is race-built
+// exactly when the tests are, so a plain `go test` does not pay for -race.
+func TestBinaryRaceMatchesTests(t *testing.T) {
+	info, err := buildinfo.ReadFile(relayBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	race := false
+	for _, s := range info.Settings {
+		if s.Key == "-race" {
+			race = s.Value == "true"
+		}
+	}
+	if race != raceEnabled {
+		t.Fatalf("relay binary built with -race=%v, tests with -race=%v", race, raceEnabled)
+	}
 }
