@@ -73,7 +73,7 @@ func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, e
 		jobs:    make(chan job),
 		slots:   newGate(p.set.concurrency),
 	}
-	dp.keep.dp = dp
+	dp.keep.dp, dp.keep.clock = dp, wallClock{}
 	dp.prof.Store(p)
 	dp.warnInsecure(p)
 	return dp, nil

@@ -44,16 +44,37 @@ type extender struct {
 // made and stopped 20 000 times a second in the backlog benchmark
 // (docs/benchmarks.md, seventh round).
 type keeper struct {
-	dp *dispatcher
+	dp    *dispatcher
+	clock keeperClock // wallClock{}; tests drive a fake one
+
+	// extensions counts the extensions under way, so a test can wait for
+	// the ones a tick started.
+	extensions sync.WaitGroup
 
 	mu    sync.Mutex
 	head  *extender // the list of live extenders, newest first
-	timer *time.Timer
+	timer keeperTimer
 	armed time.Time // when timer fires; zero when it is not armed
 }
 
-// extend starts keeping d's lease, taken for p.lease just before the real
-// clock read leased.
+// keeperClock is where the keeper reads the time and arms its timer.
+type keeperClock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) keeperTimer
+}
+
+// keeperTimer is the part of *time.Timer the keeper uses.
+type keeperTimer interface{ Reset(d time.Duration) bool }
+
+// wallClock is the real clock.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+func (wallClock) AfterFunc(d time.Duration, f func()) keeperTimer { return time.AfterFunc(d, f) }
+
+// extend starts keeping d's lease, taken for p.lease just before the
+// keeper's clock (the real one outside tests) read leased.
 func (dp *dispatcher) extend(hard context.Context, p *profile, d store.Delivery, leased time.Time) *extender {
 	e := &extender{k: &dp.keep, hard: hard, d: d, lease: p.lease, next: leased.Add(p.lease / 3)}
 	e.until.Store(dp.opts.at(leased).Add(p.lease).UnixNano())
@@ -100,9 +121,9 @@ func (k *keeper) armLocked(at time.Time) {
 		return
 	}
 	k.armed = at
-	d := time.Until(at)
+	d := at.Sub(k.clock.Now())
 	if k.timer == nil {
-		k.timer = time.AfterFunc(d, k.tick)
+		k.timer = k.clock.AfterFunc(d, k.tick)
 		return
 	}
 	k.timer.Reset(d)
@@ -115,7 +136,7 @@ func (k *keeper) tick() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.armed = time.Time{}
-	now := time.Now()
+	now := k.clock.Now()
 	var earliest time.Time
 	sooner := func(t time.Time) {
 		if earliest.IsZero() || t.Before(earliest) {
@@ -135,7 +156,11 @@ func (k *keeper) tick() {
 		case e.extending:
 		case !now.Before(e.next):
 			e.extending = true
-			go e.extendOnce()
+			k.extensions.Add(1)
+			go func() {
+				defer k.extensions.Done()
+				e.extendOnce()
+			}()
 		default:
 			sooner(e.next)
 		}
@@ -188,7 +213,7 @@ func (e *extender) extendOnce() {
 	e.k.mu.Lock()
 	defer e.k.mu.Unlock()
 	e.extending = false
-	e.next = time.Now().Add(e.lease / 3)
+	e.next = e.k.clock.Now().Add(e.lease / 3)
 	if e.k.listedLocked(e) {
 		e.k.armLocked(e.next)
 	}

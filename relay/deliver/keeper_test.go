@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,15 +12,21 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
-// newTestKeeper returns a dispatcher's keeper over q.
-func newTestKeeper(t *testing.T, q Queue) *keeper {
+// newTestKeeper returns a dispatcher's keeper over q, on a fake clock that
+// is also the dispatcher's.
+func newTestKeeper(t *testing.T, q Queue) (*keeper, *fakeClock) {
 	t.Helper()
-	opts := testOptions().withDefaults()
+	clk := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	opts := testOptions()
+	opts.Now = clk.Now
+	opts = opts.withDefaults()
 	dp, err := newDispatcher(q, dest("k", "http://127.0.0.1:1"), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dp.keep
+	dp.keep.clock = clk
+	t.Cleanup(dp.keep.extensions.Wait)
+	return &dp.keep, clk
 }
 
 // watched hands out one delivery under k, with an attempt bound to end at
@@ -28,7 +35,7 @@ func watched(t *testing.T, k *keeper, lease time.Duration, deadline time.Time) (
 	t.Helper()
 	ctx, cut := context.WithCancel(context.Background())
 	t.Cleanup(cut)
-	e := k.dp.extend(context.Background(), &profile{lease: lease}, store.Delivery{ID: store.NewID("dlv")}, time.Now())
+	e := k.dp.extend(context.Background(), &profile{lease: lease}, store.Delivery{ID: store.NewID("dlv")}, k.clock.Now())
 	t.Cleanup(e.stop)
 	e.bound(deadline, cut)
 	return e, ctx.Done()
@@ -38,26 +45,27 @@ func watched(t *testing.T, k *keeper, lease time.Duration, deadline time.Time) (
 // for the earliest deadline, also when a later one was armed first and when
 // the attempts bound before it ended long ago.
 func TestKeeperCutsAttemptsAtTheirDeadline(t *testing.T) {
-	k := newTestKeeper(t, newTestStore(t))
-	now := time.Now()
+	k, clk := newTestKeeper(t, newTestStore(t))
+	now := clk.Now()
 	// An hour-long attempt arms the timer an hour out.
 	_, late := watched(t, k, 2*time.Hour, now.Add(time.Hour))
 	// Attempts that end before their deadline are never cut.
 	var ended []<-chan struct{}
 	for range 50 {
-		e, cut := watched(t, k, 2*time.Hour, time.Now().Add(30*time.Millisecond))
+		e, cut := watched(t, k, 2*time.Hour, now.Add(30*time.Millisecond))
 		e.unbound()
 		e.stop()
 		ended = append(ended, cut)
 	}
 	// One that hangs, due sooner than what the timer was armed for.
-	_, hung := watched(t, k, 2*time.Hour, time.Now().Add(30*time.Millisecond))
+	_, hung := watched(t, k, 2*time.Hour, now.Add(30*time.Millisecond))
+	clk.Advance(30 * time.Millisecond) // runs the timer's tick, which cuts synchronously
 	select {
 	case <-hung:
-	case <-time.After(waitTimeout):
+	default:
 		t.Fatal("the hanging attempt was not cut at its deadline")
 	}
-	time.Sleep(50 * time.Millisecond) // past every ended attempt's deadline
+	clk.Advance(time.Minute) // well past every ended attempt's deadline
 	for i, cut := range ended {
 		select {
 		case <-cut:
@@ -75,20 +83,93 @@ func TestKeeperCutsAttemptsAtTheirDeadline(t *testing.T) {
 // TestKeeperExtendsOnlyLiveLeases: a handed-out delivery's lease is
 // extended every lease/3 until it stops, and not after.
 func TestKeeperExtendsOnlyLiveLeases(t *testing.T) {
+	const lease = 60 * time.Millisecond
 	q := &countingQueue{Queue: &nullQueue{}}
-	k := newTestKeeper(t, q)
-	e := k.dp.extend(context.Background(), &profile{lease: 60 * time.Millisecond}, store.Delivery{ID: "d1"}, time.Now())
+	k, clk := newTestKeeper(t, q)
+	e := k.dp.extend(context.Background(), &profile{lease: lease}, store.Delivery{ID: "d1"}, clk.Now())
 	first := e.expires()
-	waitFor(t, "three extensions", func() bool { return q.extends.Load() >= 3 })
+	for i := range int32(3) {
+		clk.Advance(lease / 3)
+		k.extensions.Wait() // the extension the tick started, if any
+		if got := q.extends.Load(); got != i+1 {
+			t.Fatalf("%d extensions after %d periods, want %d", got, i+1, i+1)
+		}
+	}
 	e.stop()
 	if !e.expires().After(first) {
 		t.Fatalf("expiry %v was not moved on from %v by the extensions", e.expires(), first)
 	}
 	n := q.extends.Load()
-	time.Sleep(100 * time.Millisecond) // five extension periods
+	for range 5 {
+		clk.Advance(lease / 3)
+		k.extensions.Wait()
+	}
 	if got := q.extends.Load(); got != n {
 		t.Fatalf("%d extensions after stop", got-n)
 	}
+}
+
+// fakeClock is a keeperClock that moves only when Advance moves it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c     *fakeClock
+	at    time.Time
+	f     func()
+	armed bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) keeperTimer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), f: f, armed: true}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.armed
+	t.at, t.armed = t.c.now.Add(d), true
+	return was
+}
+
+// Advance moves the clock on by d, running on the caller's goroutine each
+// timer's func as the clock reaches it, earliest first.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	to := c.now.Add(d)
+	for {
+		var due *fakeTimer
+		for _, t := range c.timers {
+			if t.armed && !t.at.After(to) && (due == nil || t.at.Before(due.at)) {
+				due = t
+			}
+		}
+		if due == nil {
+			break
+		}
+		if due.at.After(c.now) {
+			c.now = due.at
+		}
+		due.armed = false
+		c.mu.Unlock()
+		due.f()
+		c.mu.Lock()
+	}
+	c.now = to
 }
 
 // nullQueue accepts every call and stores nothing.
