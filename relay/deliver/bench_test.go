@@ -117,9 +117,7 @@ func BenchmarkDeliverBacklog(b *testing.B) {
 				b.ReportMetric(relay.machineCPU, "relay-machine-cpu-us/delivery")
 				b.ReportMetric((before.machineCPU+after.machineCPU)/2, "ceiling-machine-cpu-us/post")
 				// How many of the machine's CPUs a phase kept busy: the
-				// ratio depends on how much of the machine the ceiling
-				// leaves idle for the relay's extra work (docs/benchmarks.md,
-				// tenth round).
+				// ratio depends on how much the ceiling leaves idle.
 				b.ReportMetric(relay.rate*relay.machineCPU/1e6, "relay-cpus-busy")
 				b.ReportMetric((before.rate*before.machineCPU+after.rate*after.machineCPU)/2/1e6, "ceiling-cpus-busy")
 				b.ReportMetric(relay.allocs, "relay-allocs/delivery")

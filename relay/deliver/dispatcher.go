@@ -318,8 +318,7 @@ func (a *attemptCtx) end() {
 
 // next waits for a job; false once the worker has idled for workerIdle or
 // ctx ended. The idle timer is not reset per job but checked when it fires,
-// for the reason the keeper has one timer (docs/benchmarks.md, seventh
-// round).
+// for the reason the keeper has one timer.
 func (dp *dispatcher) next(ctx context.Context, idle *time.Timer) (job, bool) {
 	since := time.Now()
 	for {
@@ -519,10 +518,9 @@ func (dp *dispatcher) attempt(hard context.Context, actx *attemptCtx, p *profile
 // AsyncQueue is a Queue that can take an outcome without its caller
 // waiting for the write (both stores): done is called once with
 // what the synchronous call would return, and must not block. A worker
-// that does not wait is free for its next delivery at once, and nobody
-// has to be woken when the write is done: on a two-core machine that saved
-// about 8 of the 20 µs of CPU per delivery that the embedded store added
-// (docs/benchmarks.md, fourth round).
+// that does not wait is free for its next delivery at once, and nobody has
+// to be woken when the write is done (docs/benchmarks.md, "Why the tuned
+// constants are what they are").
 type AsyncQueue interface {
 	CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
 	RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error))

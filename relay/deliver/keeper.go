@@ -38,11 +38,9 @@ type extender struct {
 
 // keeper extends the leases of one dispatcher's handed-out deliveries and
 // times their attempts out, with one timer armed for the earliest of those
-// that is due. Almost every attempt ends long before either, so the timer is
-// armed again only when it fires, for the oldest deadline then: about once
-// per timeout, where a timer per delivery and a second per attempt were
-// made and stopped 20 000 times a second in the backlog benchmark
-// (docs/benchmarks.md, seventh round).
+// that is due, re-armed only when it fires: almost every attempt ends long
+// before either, and a timer per delivery cost measurable CPU
+// (docs/benchmarks.md, "Why the tuned constants are what they are").
 type keeper struct {
 	dp    *dispatcher
 	clock keeperClock // wallClock{}; tests drive a fake one

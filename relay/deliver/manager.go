@@ -86,9 +86,8 @@ type Options struct {
 }
 
 // at is the time Now would give at the moment the real clock read t: t
-// itself when Now is the real clock. A delivery read the clock seven times
-// where twice will do, and a reading costs about 90 ns on the virtual
-// machines the benchmarks ran on.
+// itself when Now is the real clock, which spares a delivery clock readings
+// it does not need.
 func (o *Options) at(t time.Time) time.Time {
 	if o.realClock {
 		return t

@@ -82,8 +82,7 @@ func orDefault(d, def time.Duration) time.Duration {
 // outcomes wait up to 50 ms for a commit of up to 1 000 (see bolt's
 // asyncLingerFor), and those of the next commit gather while one syncs, so
 // the bound is two such commits and some: a dispatcher that reached it
-// would stop leasing until a commit ended (with the old bound of 776 a
-// busy destination could not fill one commit alone). The bound keeps a slow
+// would stop leasing until a commit ended. The bound keeps a slow
 // store from piling up leases; a delivery held for its outcome is a few
 // hundred bytes and its attempt's response, up to responseKeep (its event's
 // body is let go when the attempt ends).

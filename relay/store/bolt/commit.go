@@ -184,33 +184,13 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// A commit costs the same two fdatasyncs, the meta page and the upper pages
-// of its trees however few writes it holds, and on a virtual machine's disk
-// each costs CPU beyond what a profile of this process puts in the store
-// (most likely the device's interrupts, which land on whatever runs; see
-// docs/benchmarks.md, eighth round). Outcomes therefore wait for
-// company before they commit, until lingerBatch are waiting:
-//
-//   - up to asyncLingerFor while none of their callers waits for the answer
-//     (the dispatcher's workers hand outcomes over with CompleteAsync and go
-//     on to the next attempt, so the wait holds up no attempt);
-//   - up to lingerFor once one does (Complete, an agent's report): that
-//     caller's answer is late by the wait.
-//
-// An accept ends the wait at once, so ingest never pays it. In the backlog
-// benchmark (docs/benchmarks.md, eighth round) outcomes that waited up to
-// 4 ms committed about 90 at a time and wrote 0.21 pages per delivery;
-// waiting up to 50 ms, about 800 and 0.10 pages, and the relay's ratio to
-// its ceiling rose by 4 to 9 points (medians of three sets of interleaved
-// runs; 32 ms gained less, 100 ms no more). What it costs: an outcome becomes
-// durable up to asyncLingerFor later, which widens by as much the window
-// in which a crash makes a finished delivery due again (at-least-once;
-// receivers get the same Idempotency-Key). Each dispatcher may hold two
-// such commits of outcomes (deliver's heldLimit).
+// Outcomes wait for company before they commit, because a commit costs the
+// same fsyncs however few writes it holds (docs/benchmarks.md, "Why the
+// tuned constants are what they are").
 const (
-	lingerBatch    = 1000
-	lingerFor      = 4 * time.Millisecond
-	asyncLingerFor = 50 * time.Millisecond
+	lingerBatch    = 1000                  // outcomes that end the wait at once
+	lingerFor      = 4 * time.Millisecond  // the wait once a caller waits for its answer
+	asyncLingerFor = 50 * time.Millisecond // the wait while no caller does; a crash may redo as much
 )
 
 // gather appends the ops already waiting to ops, up to limit (at most
