@@ -27,9 +27,10 @@ func (p positions) line(paths ...string) int {
 }
 
 // decoder turns a yaml.Node tree into Go values, strictly. It is used instead
-// of yaml.v3's own decoding because Node.Decode ignores KnownFields and the
-// first bad value would otherwise hide the rest: here every unknown key, bad
-// value and duplicate key is collected with its line.
+// of yaml.v3's own decoding because Node.Decode ignores KnownFields, and
+// yaml.v3's TypeError (which does collect every bad value) names a line and
+// a Go type, not the key's path or a "did you mean": here every unknown key,
+// bad value and duplicate key is collected with its path and line.
 type decoder struct {
 	errs []Error
 	pos  positions

@@ -61,8 +61,14 @@ const (
 )
 
 // SetDefaults fills every unset (zero) field with its default. It is the one
-// place defaults live; Load calls it before validating, and code that builds
-// a Config by hand should call it too.
+// place the defaults of config keys are applied; Load calls it before
+// validating, and code that builds a Config by hand should call it too.
+// Packages below still fall back on values of their own when a caller that
+// bypasses config leaves an option zero: the stores' DefaultRetention and
+// Redis DefaultPrefix, deliver's DefaultLeaseMargin and DefaultDrainTimeout,
+// and 10 s timeouts in ingest (store.write_timeout defaults to 2 s) and
+// relay. Defaults of options that are no config key (agent's DefaultLease
+// and DefaultPollWait) live with their package.
 //
 // Two zero values are meaningful and kept apart: Dedupe.Fields nil (key
 // absent) becomes [mid] while an empty non-nil slice (fields: []) turns

@@ -3,7 +3,8 @@
 // and events tail, parked, destinations, reload, health) talk to a running
 // relay, `relay send`, `relay sink` and `relay try` help try a route,
 // `relay compact` shrinks a stopped relay's embedded store, `relay agent`
-// delivers from behind a firewall. `relay help` lists them all.
+// delivers from behind a firewall, `relay version` prints the build.
+// `relay help` lists them all.
 //
 // The command owns flags, the process's signals, stdout/stderr and exit
 // codes, and the HTTP client of the admin API; it must not hold relay

@@ -447,8 +447,9 @@ func hopHeader(h http.Header) http.Header {
 
 // newRequest builds one attempt's POST from a parsed URL, which is what
 // http.NewRequestWithContext does after parsing it again every time. The
-// request carries no body function: the client makes one try, and that try
-// reads Body.
+// retryablehttp.Request carries no body function of its own, so its one try
+// sends Body; GetBody is set for net/http's replay on a closed pooled
+// connection.
 func newRequest(ctx context.Context, u *url.URL, host string, header http.Header, body []byte) *retryablehttp.Request {
 	if host == "" {
 		host = strings.TrimSuffix(u.Host, ":") // as NewRequestWithContext has it

@@ -48,9 +48,10 @@
 //
 // HTTP goes through github.com/hashicorp/go-retryablehttp with its retry loop
 // turned off (RetryMax 0, a CheckRetry that never retries,
-// PassthroughErrorHandler). What it adds here is the rewindable request body:
-// it sets GetBody, which lets net/http replay the POST on a pooled connection
-// that the server had closed (net/http does this for requests carrying an
+// PassthroughErrorHandler): the store schedules retries, so they survive a
+// restart. The request is built by hand (newRequest), which sets GetBody
+// itself: that lets net/http replay the POST on a pooled connection that the
+// server had closed (net/http does this for requests carrying an
 // Idempotency-Key). Its logger is off because it would print the URL's query
 // string.
 //
