@@ -136,7 +136,7 @@ func (s *Store) submit(ctx context.Context, apply func(*batch) error) error {
 
 func (s *Store) submitOp(o *op) error {
 	o.done = make(chan error, 1)
-	if err := s.enqueue(o); err != nil {
+	if err := s.handOver(o); err != nil {
 		return err
 	}
 	// Once queued the op may commit even if ctx ends now; the caller then
@@ -149,8 +149,8 @@ func (s *Store) submitOp(o *op) error {
 	}
 }
 
-// enqueue hands o to the committer, which answers it.
-func (s *Store) enqueue(o *op) error {
+// handOver hands o to the committer, which answers it.
+func (s *Store) handOver(o *op) error {
 	if err := o.ctx.Err(); err != nil {
 		return err
 	}
