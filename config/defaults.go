@@ -66,8 +66,7 @@ const (
 // Packages below still fall back on values of their own when a caller that
 // bypasses config leaves an option zero: the stores' DefaultRetention and
 // Redis DefaultPrefix, deliver's DefaultLeaseMargin and DefaultDrainTimeout,
-// and 10 s timeouts in ingest (store.write_timeout defaults to 2 s) and
-// relay. Defaults of options that are no config key (agent's DefaultLease
+// and relay's 10 s shutdown timeout. Defaults of options that are no config key (agent's DefaultLease
 // and DefaultPollWait) live with their package.
 //
 // Two zero values are meaningful and kept apart: Dedupe.Fields nil (key
