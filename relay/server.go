@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,8 @@ type Options struct {
 	// ShutdownTimeout bounds each shutdown step (ingest drain, delivery drain).
 	ShutdownTimeout time.Duration
 	// AgentLease is how long a delivery handed to an agent stays leased
-	// without the agent's heartbeat; default agent.DefaultLease.
+	// without the agent's heartbeat; default delivery.lease, as for local
+	// workers (tests shorten it without a config).
 	AgentLease time.Duration
 	// ParkedSweepInterval is how often parked events past
 	// ingest.parked_ttl are deleted; default a minute.
@@ -155,7 +157,7 @@ func (s *Server) build() error {
 	s.deliver = dm
 	s.agents, err = agent.NewServer(s.store, s.cfg, agent.ServerOptions{
 		Logger:       s.log,
-		Lease:        s.opts.AgentLease,
+		Lease:        cmp.Or(s.opts.AgentLease, s.cfg.Delivery.Lease.D()),
 		OnAttempt:    s.onAttempt,
 		OnResult:     s.tailAttempt,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),

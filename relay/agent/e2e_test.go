@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaygw/relay/relay/agent"
 	"github.com/relaygw/relay/relay/agent/agenttest"
@@ -108,6 +109,36 @@ func TestAgentDiesMidDelivery(t *testing.T) {
 	if d.State != store.StateDelivered || d.Attempts != 1 || len(d.AttemptLog) != 1 || d.AttemptLog[0].Status != 200 {
 		t.Errorf("delivery = state %s, %d attempts %+v; want delivered after one recorded attempt (the dead agent's was never reported)",
 			d.State, d.Attempts, d.AttemptLog)
+	}
+}
+
+// TestLiveAgentKeepsLease holds one attempt at the sink for several lease
+// periods (delivery.lease) while a second agent polls for the same
+// destination: the first agent's heartbeats, at the cadence the relay
+// asks, keep the lease, so the delivery is neither offered again nor
+// recorded twice. What is tested is the passing of real time beyond the
+// lease, so the wait is for that, bounded by waitTimeout.
+func TestLiveAgentKeepsLease(t *testing.T) {
+	e := newEnv(t, officeDest)
+	e.sink.hold()
+	_, stop1 := startAgent(t, e.clientOptions(e.proxy))
+	_, stop2 := startAgent(t, e.clientOptions(agenttest.NewProxy(t)))
+
+	id := e.post(t, "m-slow")
+	waitFor(t, "the sink to hold the attempt", func() bool { return e.sink.heldCount() == 1 })
+	held := time.Now()
+	waitFor(t, "three lease periods to pass during the attempt", func() bool {
+		return time.Since(held) > 3*testLease
+	})
+	if n := len(e.sink.requests()); n != 1 {
+		t.Fatalf("sink saw %d requests while a live agent held the delivery, want 1", n)
+	}
+	e.sink.unhold()
+	e.sink.answered(t, 1)
+	stop1() // a graceful stop reports every outcome before Run returns
+	stop2()
+	if d := e.inspect(t, id); d.State != store.StateDelivered || len(d.AttemptLog) != 1 {
+		t.Errorf("delivery = state %s with %d attempts, want delivered after one", d.State, len(d.AttemptLog))
 	}
 }
 

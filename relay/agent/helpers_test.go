@@ -30,7 +30,8 @@ import (
 const (
 	agentName  = "office-1"
 	agentToken = "agent-token-8c1f"
-	// testLease is short so that a dead agent's deliveries come back fast.
+	// testLease is the relay's delivery.lease, short so that a dead agent's
+	// deliveries come back fast.
 	testLease = time.Second
 	// waitTimeout is generous: tests wait for states, never for durations.
 	waitTimeout = 20 * time.Second
@@ -238,7 +239,7 @@ func newEnvWith(t *testing.T, sk *sink, destExtra string) *env {
 	e := &env{sink: sk, log: log, logs: logs, dataDir: t.TempDir()}
 	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n" +
 		"store: {embedded: {path: " + e.dataDir + "}}\n" +
-		"delivery: {poll_interval: 50ms}\n" +
+		"delivery: {poll_interval: 50ms, lease: " + testLease.String() + "}\n" +
 		"agents: [{name: " + agentName + ", token: " + agentToken + "}]\n" +
 		"routes: [{webhook_id: \"1001\", to: [office]}]\n" +
 		"destinations:\n  - name: office\n    agent: " + agentName + "\n    url: " + e.sink.URL + "/hook\n" + destExtra
@@ -246,7 +247,7 @@ func newEnvWith(t *testing.T, sk *sink, destExtra string) *env {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	r := relaytest.Start(t, cfg, relay.Options{Logger: log, AgentLease: testLease})
+	r := relaytest.Start(t, cfg, relay.Options{Logger: log})
 	e.stop = func() {
 		if err := r.Stop(); err != nil {
 			t.Errorf("relay.Run: %v", err)

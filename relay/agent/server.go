@@ -23,9 +23,6 @@ import (
 
 // Defaults for ServerOptions.
 const (
-	// DefaultLease is how long an agent's lease lasts without a heartbeat.
-	// An agent that dies mid-delivery holds its deliveries this long at most.
-	DefaultLease = 30 * time.Second
 	// DefaultPollWait is the longest the relay holds a lease poll open with
 	// nothing to hand out: under the 60 s idle timeout of common proxies.
 	DefaultPollWait = 25 * time.Second
@@ -52,8 +49,8 @@ type ServerOptions struct {
 	// slog.Default().
 	Logger *slog.Logger
 	// Lease is the visibility timeout of a delivery handed to an agent; the
-	// agent extends it every Lease/3 while it holds the delivery. Default
-	// DefaultLease.
+	// agent extends it every Lease/3 while it holds the delivery. The relay
+	// passes delivery.lease; default config.DefaultLease.
 	Lease time.Duration
 	// PollWait caps how long a lease poll is held open; default
 	// DefaultPollWait.
@@ -91,7 +88,7 @@ func (o ServerOptions) withDefaults() ServerOptions {
 		o.Logger = slog.Default()
 	}
 	if o.Lease <= 0 {
-		o.Lease = DefaultLease
+		o.Lease = config.DefaultLease
 	}
 	if o.PollWait <= 0 {
 		o.PollWait = DefaultPollWait
