@@ -144,6 +144,9 @@ type Client struct {
 	running   chan struct{} // holds one token per attempt running
 	notify    chan struct{} // an outcome is waiting to be reported
 	heartbeat atomic.Int64  // nanoseconds, as the relay asks
+	// beat cuts the heartbeat loop's wait short when the relay asks for
+	// heartbeats sooner than the loop is waiting (up).
+	beat chan struct{}
 
 	mu      sync.Mutex
 	held    map[string]*flight // by ticket: attempting, or outcome not yet acknowledged
@@ -196,6 +199,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		running:  make(chan struct{}, opts.Concurrency),
 		destSems: map[string]chan struct{}{},
 		notify:   make(chan struct{}, 1),
+		beat:     make(chan struct{}, 1),
 		acked:    make(chan struct{}, pollers), // one wake-up for each poller
 		held:     map[string]*flight{},
 		sending:  map[string]bool{},
@@ -609,15 +613,27 @@ func (c *Client) call(ctx context.Context, path string, in, out any, timeout tim
 }
 
 // up records a successful call, logging a change of state, and takes the
-// relay's heartbeat interval.
+// relay's heartbeat interval. A poll may bring leases while the heartbeat
+// loop waits out an older, longer interval (the relay restarted with a
+// shorter delivery.lease) or a backoff: then the loop is woken, or the
+// leases would lapse before their first heartbeat.
 func (c *Client) up(heartbeatMS int64) {
+	wake := false
 	if hb := fromMillis(heartbeatMS); hb > 0 {
-		c.heartbeat.Store(int64(min(max(hb, 10*time.Millisecond), time.Minute)))
+		hb = min(max(hb, 10*time.Millisecond), time.Minute)
+		wake = c.heartbeat.Swap(int64(hb)) > int64(hb)
 	}
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
 	if !c.connected {
 		c.log.Info("agent: connected to relay", "server", c.redacted, "after_failures", c.fails)
+		wake = true
+	}
+	if wake {
+		select {
+		case c.beat <- struct{}{}:
+		default:
+		}
 	}
 	c.connected, c.fails, c.authFails = true, 0, 0
 }

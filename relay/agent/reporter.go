@@ -51,8 +51,26 @@ func (c *Client) reportLoop(ctx context.Context) {
 // its answer tells the agent the connection is.
 func (c *Client) heartbeatLoop(ctx context.Context) {
 	c.loop(ctx, true, func() bool {
-		return sleep(ctx, time.Duration(c.heartbeat.Load()))
+		return c.napUntilBeat(ctx, time.Duration(c.heartbeat.Load()), sleep)
 	})
+}
+
+// napUntilBeat runs nap for d, cut short when up asks for a heartbeat now;
+// false when ctx ended.
+func (c *Client) napUntilBeat(ctx context.Context, d time.Duration, nap func(context.Context, time.Duration) bool) bool {
+	nctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-c.beat:
+			cancel()
+		case <-done:
+		}
+	}()
+	nap(nctx, d)
+	return ctx.Err() == nil
 }
 
 // loop makes reports until ctx ends, backing off while they fail, and
@@ -70,7 +88,16 @@ func (c *Client) loop(ctx context.Context, heartbeat bool, next func() bool) {
 		if err != nil {
 			fails++
 			wait, stop := c.down(err, fails)
-			if stop || !c.opts.Sleep(ctx, wait) {
+			if stop {
+				return
+			}
+			var slept bool
+			if heartbeat {
+				slept = c.napUntilBeat(ctx, wait, c.opts.Sleep)
+			} else {
+				slept = c.opts.Sleep(ctx, wait)
+			}
+			if !slept {
 				return
 			}
 			continue
