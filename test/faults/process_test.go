@@ -40,6 +40,9 @@ type relaySpec struct {
 	// timeout is every destination's timeout; lease the delivery lease
 	// (delivery.lease), which bounds how soon a survivor takes over.
 	timeout, lease time.Duration
+	// agent and agentToken, when set, make every destination one that
+	// the agent of that name delivers.
+	agent, agentToken string
 }
 
 // destinations are the routed destinations of every scenario's webhook:
@@ -61,18 +64,23 @@ func (s relaySpec) config(listen, admin string) string {
 	// so that they all race for the dedupe claim instead of most of them
 	// being turned away as busy.
 	b.WriteString("ingest: {max_concurrent: 2048}\n")
+	via := ""
+	if s.agent != "" {
+		fmt.Fprintf(&b, "agents: [{name: %s, token: %q}]\n", s.agent, s.agentToken)
+		via = "\n    agent: " + s.agent
+	}
 	fmt.Fprintf(&b, "routes:\n  - {webhook_id: %q, to: [%s]}\ndestinations:\n", webhookID, strings.Join(destinations, ", "))
 	for _, d := range destinations {
 		// Retries never run out within a scenario, and the circuit's
 		// cooldown is short, so a drain waits for the relay, not a timer.
-		fmt.Fprintf(&b, `  - name: %s
+		fmt.Fprintf(&b, `  - name: %s%s
     url: "%s/d/%s"
     timeout: %s
     headers: {X-Instance: %q}
     concurrency: 8
     retry: {max_attempts: 100000, initial_interval: 50ms, max_interval: 1s, max_age: 24h}
     circuit: {failures: 20, cooldown: 1s}
-`, d, s.sinkURL, d, s.timeout, s.name)
+`, d, via, s.sinkURL, d, s.timeout, s.name)
 	}
 	return b.String()
 }

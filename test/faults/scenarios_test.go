@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,10 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/relaygw/relay/config"
-	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/internal/testredis"
-	"github.com/relaygw/relay/relay"
 )
 
 // slack is how long before a fault a duplicate's first delivery may lie:
@@ -442,34 +438,17 @@ func TestConcurrentDuplicates(t *testing.T) {
 
 // An agent (the real `relay agent` binary) delivers for both destinations
 // and is killed with SIGKILL mid-delivery; a new agent takes over once the
-// dead one's leases run out. The relay runs in-process so that its agent
-// lease (relay.Options.AgentLease, not a config key) can be short.
+// dead one's leases run out: after delivery.lease, which agent deliveries
+// follow like local ones.
 func TestAgentKilled(t *testing.T) {
 	s := newSink(t)
 	s.delay.Store(int64(5 * time.Millisecond))
 	const lease = 2 * time.Second
 	const token = "faults-agent-token-0123456789"
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\nstore: {embedded: {path: %q}}\n", t.TempDir())
-	fmt.Fprintf(&b, "agents: [{name: office-1, token: %q}]\n", token)
-	fmt.Fprintf(&b, "routes:\n  - {webhook_id: %q, to: [%s]}\ndestinations:\n", webhookID, strings.Join(destinations, ", "))
-	for _, d := range destinations {
-		fmt.Fprintf(&b, `  - name: %s
-    agent: office-1
-    url: "%s/d/%s"
-    timeout: 2s
-    concurrency: 8
-    retry: {max_attempts: 100000, initial_interval: 50ms, max_interval: 1s, max_age: 24h}
-    circuit: {failures: 20, cooldown: 1s}
-`, d, s.URL(), d)
-	}
-	cfg, err := config.Load([]byte(b.String()), "agent.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := relaytest.Start(t, cfg, relay.Options{AgentLease: lease})
-	ag := startAgent(t, "office-1", token, r.Ingest)
-	g := newLoadGen("agent", r.Ingest)
+	r := startRelay(t, relaySpec{name: "relay-agent", embedded: t.TempDir(), sinkURL: s.URL(), lease: lease,
+		agent: "office-1", agentToken: token})
+	ag := startAgent(t, "office-1", token, r.ingestURL())
+	g := newLoadGen("agent", r.ingestURL())
 	var fs faults
 	start := time.Now()
 	wait := loadFor(t, g, size.rate, size.load)
@@ -480,5 +459,5 @@ func TestAgentKilled(t *testing.T) {
 		end()
 	})
 	wait()
-	checkLedger(t, g, s, []string{r.Admin}, &fs, lease+2*time.Second+time.Second, start)
+	checkLedger(t, g, s, []string{r.adminURL()}, &fs, lease+2*time.Second+time.Second, start)
 }
