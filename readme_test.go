@@ -182,7 +182,11 @@ func TestReadme(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`"status":"accepted"`, `"status":"duplicate"`, "replayed 1 of 1 deliveries", "routed 1 parked callback",
-		"QUEUED  DEAD  IN FLIGHT  CIRCUIT", "reloaded relay.yaml: 3 routes, 2 destinations"} {
+		"QUEUED  DEAD  IN FLIGHT  CIRCUIT", "reloaded relay.yaml: 3 routes, 2 destinations",
+		// Transformations: each client's shape of the sample body.
+		"\n{\"outcome\":\"ANSWER\",\"phone\":\"91886713XXXX\",\"seconds\":23}\n",
+		"\ncallee=91886713XXXX&caller=91891952XXXX&duration=23&status=ANSWER\n",
+		"\n{\"call_id\":\"1234-1333-XXXXX\",\"recording\":{\"link\":\"https://youraudiofilelocation/\"},\"seconds\":23}\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the walkthrough's output lacks %q:\n%s", want, out)
 		}
