@@ -52,14 +52,8 @@ func (s *Server) sent(ctx context.Context, ev store.Event, dest string) (admin.S
 	if err != nil {
 		return admin.Sent{Err: err}, true
 	}
-	sent := admin.Sent{ContentType: out.ContentType, Header: out.Header, Body: out.Body}
-	if sent.Body == nil {
-		sent.Body = ev.Body
-	}
-	if sent.ContentType == "" {
-		sent.ContentType = ev.ContentType
-	}
-	return sent, true
+	body, ct := out.Sent(ev.Body, ev.ContentType)
+	return admin.Sent{ContentType: ct, Header: out.Header, Body: body}, true
 }
 
 // portals lists cfg's client portals for the admin API.

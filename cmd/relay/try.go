@@ -164,12 +164,7 @@ func (t *tryRun) destination(ctx context.Context, d config.Destination) {
 		if err == nil {
 			var out transform.Output
 			out, err = transform.Run(ctx, tr, t.ct, t.body, t.limits)
-			if out.Body != nil {
-				body = out.Body
-			}
-			if out.ContentType != "" {
-				ct = out.ContentType
-			}
+			body, ct = out.Sent(body, ct)
 			computed = out.Header
 		}
 		if err != nil {

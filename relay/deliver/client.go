@@ -350,13 +350,7 @@ func (ep *endpoint) prepare(ctx context.Context, d store.Delivery, now time.Time
 	if err != nil {
 		return nil, nil, err
 	}
-	body, ct := d.Event.Body, d.Event.ContentType
-	if out.Body != nil {
-		body = out.Body
-	}
-	if out.ContentType != "" {
-		ct = out.ContentType
-	}
+	body, ct := out.Sent(d.Event.Body, d.Event.ContentType)
 	return ep.headersFor(d, now, body, ct, out.Header), body, nil
 }
 

@@ -223,6 +223,18 @@ type Output struct {
 	Header map[string]string
 }
 
+// Sent returns what goes out for an event with body and contentType: the
+// transform's body and Content-Type where it set them, else the event's.
+func (o Output) Sent(body []byte, contentType string) ([]byte, string) {
+	if o.Body != nil {
+		body = o.Body
+	}
+	if o.ContentType != "" {
+		contentType = o.ContentType
+	}
+	return body, contentType
+}
+
 // Apply runs the transformation on input (from Input). Any failure is an
 // *Error: an expression error, no output or more than one for the body,
 // the time limit, an output over the size limit, or a result the format
