@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,20 +94,7 @@ func retryAfter(perSec float64) string {
 	if perSec > 0 && perSec < 1 {
 		s = int(math.Ceil(1 / perSec))
 	}
-	return itoa(s)
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
+	return strconv.Itoa(s)
 }
 
 // errBusy reports that reading a body would take the handler past
