@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/relaygw/relay/internal/redact"
+	"github.com/relaygw/relay/internal/whsig"
 )
 
 // namePattern is what destination and agent names must match: they appear
@@ -311,7 +312,7 @@ func (dv destValidator) check(agents map[string]int) {
 	dv.headers()
 	dv.transform()
 	if d.SigningSecret != "" {
-		if _, err := SigningKeys(d.SigningSecret); err != nil {
+		if _, err := whsig.ParseKeys(d.SigningSecret); err != nil {
 			dv.add(dv.at("signing_secret"), "%s: signing_secret: %v", dv.label, err)
 		}
 	}

@@ -38,9 +38,9 @@ type signing struct {
 	sum    [sha256.Size]byte
 }
 
-// NewSigner parses a signing_secret with whsig.ParseKeys (which
-// config.SigningKeys uses too): one or more secrets separated by spaces,
-// "whsec_" ones base64. The error never contains the secret.
+// NewSigner parses a signing_secret with whsig.ParseKeys, as config's
+// validation does: one or more secrets separated by spaces, "whsec_" ones
+// base64. The error never contains the secret.
 func NewSigner(secret string) (*Signer, error) {
 	keys, err := whsig.ParseKeys(secret)
 	if err != nil {
