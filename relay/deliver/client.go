@@ -321,9 +321,6 @@ func headerSafe(v string) string {
 // shutdown drain. start is when the attempt began by the real clock, now
 // the same moment by the clock that timestamps signatures.
 func (ep *endpoint) do(ctx, attemptCtx context.Context, d store.Delivery, start, now time.Time) result {
-	if ep.transform == nil {
-		return send(ctx, attemptCtx, ep.client, ep.hops, ep.timeout, ep.url, ep.host, ep.headers(d, now), d.Event.Body, ep.follow, start)
-	}
 	header, body, err := ep.prepare(attemptCtx, d, now)
 	if err != nil {
 		return result{err: err, took: time.Since(start)}
