@@ -63,12 +63,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlags(helpAgent, stderr)
 	var f agentFlags
 	f.register(fs)
-	pos, code, ok := parseArgs(fs, helpAgent, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpAgent, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpAgent, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	gctune.Apply(os.Getenv)
 	token, source, err := agentToken(f)

@@ -27,12 +27,8 @@ func runDestinations(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := newFlags(helpDestinations, stderr)
 	client := adminFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of a table")
-	pos, code, ok := parseArgs(fs, helpDestinations, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpDestinations, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpDestinations, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	c, err := client()
 	if err != nil {

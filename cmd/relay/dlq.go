@@ -79,12 +79,8 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	limit := fs.Int("limit", 0, "list at most N (0: all)")
 	asJSON := fs.Bool("json", false, "print the JSON list instead of a table")
 	quiet := fs.Bool("q", false, "print only the delivery ids, one per line")
-	pos, code, ok := parseArgs(fs, helpDLQList, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpDLQList, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpDLQList, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	c, err := client()
 	if err != nil {

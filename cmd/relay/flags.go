@@ -48,6 +48,16 @@ func hasFlags(fs *flag.FlagSet) bool {
 	return n > 0
 }
 
+// parseNoArgs is parseArgs for a command that takes no arguments: one
+// given is a usage error.
+func parseNoArgs(fs *flag.FlagSet, h cmdHelp, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	pos, code, ok := parseArgs(fs, h, args, stdout, stderr)
+	if ok && len(pos) > 0 {
+		return usageError(stderr, h, fmt.Sprintf("unexpected argument %q", pos[0])), false
+	}
+	return code, ok
+}
+
 // newFlags returns a flag set for the command h names. Errors go to stderr;
 // the help is printed by parseArgs, on stdout.
 func newFlags(h cmdHelp, stderr io.Writer) *flag.FlagSet {

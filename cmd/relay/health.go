@@ -23,12 +23,8 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlags(helpHealth, stderr)
 	client := adminFlags(fs)
 	wait := fs.Duration("wait", 0, "keep asking until ready or this long has passed")
-	pos, code, ok := parseArgs(fs, helpHealth, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpHealth, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpHealth, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	c, err := client()
 	if err != nil {

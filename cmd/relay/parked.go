@@ -55,12 +55,8 @@ func runParkedList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	limit := fs.Int("limit", 0, "list at most N (0: all)")
 	asJSON := fs.Bool("json", false, "print the JSON list (bodies included) instead of a table")
 	quiet := fs.Bool("q", false, "print only the event ids, one per line")
-	pos, code, ok := parseArgs(fs, helpParkedList, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpParkedList, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpParkedList, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	c, err := client()
 	if err != nil {

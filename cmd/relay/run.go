@@ -165,12 +165,8 @@ var helpVersion = cmdHelp{
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags(helpVersion, stderr)
-	pos, code, ok := parseArgs(fs, helpVersion, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpVersion, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpVersion, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	fmt.Fprint(stdout, currentVersion())
 	return 0

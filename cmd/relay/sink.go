@@ -30,12 +30,8 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags(helpSink, stderr)
 	listen := fs.String("listen", "127.0.0.1:9999", "address to listen on")
 	status := fs.Int("status", http.StatusOK, "status to answer with")
-	pos, code, ok := parseArgs(fs, helpSink, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpSink, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpSink, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	if *status < 100 || *status > 599 {
 		return usageError(stderr, helpSink, fmt.Sprintf("-status %d is not an HTTP status", *status))

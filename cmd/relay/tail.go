@@ -30,12 +30,8 @@ func runEventsTail(ctx context.Context, args []string, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print each item as a JSON line")
 	dest := fs.String("destination", "", "only attempts to, and callbacks routed to, this destination")
 	count := fs.Int("count", 0, "exit after N items (0: run until interrupted)")
-	pos, code, ok := parseArgs(fs, helpEventsTail, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseNoArgs(fs, helpEventsTail, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, helpEventsTail, fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	c, err := client()
 	if err != nil {
