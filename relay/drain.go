@@ -18,9 +18,9 @@ import (
 func (s *Server) shutdown(stopDeliver func(), delivered <-chan error) {
 	start := time.Now()
 	s.log.Info("relay: draining: new callbacks get 503, in-flight deliveries finish", "deadline", s.opts.ShutdownTimeout)
-	s.gate.close()
+	s.door.close()
 	wctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-	if err := s.gate.wait(wctx); err != nil {
+	if err := s.door.wait(wctx); err != nil {
 		s.log.Warn("relay: callbacks still being written at the drain deadline", "err", err)
 	}
 	cancel()
@@ -42,12 +42,12 @@ func (s *Server) shutdown(stopDeliver func(), delivered <-chan error) {
 	s.log.Info("relay: stopped", "drain", time.Since(start).Round(time.Millisecond))
 }
 
-// gate stands in front of the ingest handler so that a shutdown can stop
+// door stands in front of the ingest handler so that a shutdown can stop
 // taking callbacks without closing the listener: once closed it answers 503
 // (the provider retries, and another relay or this one after its restart
 // takes the callback), and wait lets the callbacks already inside finish
 // their durable write.
-type gate struct {
+type door struct {
 	next http.Handler
 
 	mu     sync.RWMutex
@@ -55,10 +55,10 @@ type gate struct {
 	inside sync.WaitGroup
 }
 
-func newGate(next http.Handler) *gate { return &gate{next: next} }
+func newDoor(next http.Handler) *door { return &door{next: next} }
 
 // ServeHTTP implements http.Handler.
-func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.RLock()
 	if g.shut {
 		g.mu.RUnlock()
@@ -76,21 +76,21 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // close turns new requests away from now on.
-func (g *gate) close() {
+func (g *door) close() {
 	g.mu.Lock()
 	g.shut = true
 	g.mu.Unlock()
 }
 
 // closed reports whether close was called.
-func (g *gate) closed() bool {
+func (g *door) closed() bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	return g.shut
 }
 
 // wait blocks until every request let in has been answered, or ctx ends.
-func (g *gate) wait(ctx context.Context) error {
+func (g *door) wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		g.inside.Wait()

@@ -27,7 +27,7 @@ func (s *Server) adminOptions() admin.Options {
 		Replayed:     s.replayed,
 		Destinations: s.destinationStates,
 		Reload:       s.Reload,
-		Draining:     s.gate.closed,
+		Draining:     s.door.closed,
 		Sent:         s.sent,
 		Portals:      portals(s.cfg),
 		Tail:         s.tail,

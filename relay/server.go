@@ -54,11 +54,11 @@ type Server struct {
 	deliver *deliver.Manager
 	agents  *agent.Server
 
-	// Operating state: metrics, the admin API, the ingest gate that a
+	// Operating state: metrics, the admin API, the ingest door that a
 	// drain closes, and what Reload swaps.
 	metrics  *admin.Metrics
 	admin    *admin.Handler
-	gate     *gate
+	door     *door
 	router   atomic.Pointer[route.Table]   // running routes, for parked replay
 	live     atomic.Pointer[config.Config] // running config
 	reloadMu sync.Mutex
@@ -182,7 +182,7 @@ func (s *Server) build() error {
 	s.ingest.OnEvent = s.tailEvent
 	s.ingest.LogSample = logSampler(s.cfg.Log.Sample)
 	s.router.Store(table)
-	s.gate = newGate(s.ingest)
+	s.door = newDoor(s.ingest)
 	s.admin = admin.NewHandler(s.adminOptions())
 	return nil
 }
@@ -230,7 +230,7 @@ func (s *Server) listen() {
 	// from outside. Closing the agent server ends held polls at shutdown.
 	mux := http.NewServeMux()
 	mux.Handle(agent.PathPrefix, s.agents.Handler())
-	mux.Handle("/", s.gate)
+	mux.Handle("/", s.door)
 	s.ingestSrv = newHTTPServer(mux, s.log)
 	s.ingestSrv.RegisterOnShutdown(s.agents.Close)
 	s.adminSrv = newHTTPServer(s.admin, s.log)
