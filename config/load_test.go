@@ -103,6 +103,9 @@ func TestLoadFileProblems(t *testing.T) {
 		{"portal_no_admin_token.yaml", []string{
 			`4: portals need admin.token: without it every request, a portal client's without its token included, sees and does everything`,
 		}},
+		{"pprof_no_admin_token.yaml", []string{
+			`3: admin.pprof needs admin.token: profiles show the process's memory, secrets and bodies included`,
+		}},
 		{"bad_status.yaml", []string{
 			`6: destination "acme-crm": success_status 99 is not between 100 and 599`,
 			`7: destination "acme-crm": success_status 600 is not between 100 and 599`,

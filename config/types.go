@@ -27,6 +27,9 @@ type Config struct {
 type Admin struct {
 	Listen string `yaml:"listen"`
 	Token  string `yaml:"token"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener, behind admin.token (which it requires).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Store selects exactly one backend.

@@ -80,6 +80,10 @@ func (v *validator) listeners() {
 	if v.c.Listen == v.c.Admin.Listen && !strings.HasSuffix(v.c.Listen, ":0") {
 		v.add(v.pos.line("admin.listen", "listen"), "admin.listen must differ from listen (both %q)", v.c.Listen)
 	}
+	// A heap profile holds whatever the process holds: secrets and bodies.
+	if v.c.Admin.Pprof && v.c.Admin.Token == "" {
+		v.add(v.pos.line("admin.pprof", "admin"), "admin.pprof needs admin.token: profiles show the process's memory, secrets and bodies included")
+	}
 	if v.c.Admin.Token == "" && exposed(v.c.Admin.Listen) {
 		v.add(v.pos.line("admin.listen", "admin.token", "admin"),
 			"admin.listen %q is reachable from other hosts and admin.token is empty: set admin.token (whoever reaches the admin API can replay and delete deliveries), or listen on a loopback address",

@@ -34,6 +34,7 @@ func (s *Server) adminOptions() admin.Options {
 		Config:       s.live.Load,
 		LastReload:   s.lastReload.Load,
 		Console:      ui.Handler(),
+		Pprof:        s.cfg.Admin.Pprof,
 	}
 }
 

@@ -164,6 +164,7 @@ func compare(old, cfg *config.Config) admin.ReloadReport {
 	}{
 		{"listen", old.Listen != cfg.Listen},
 		{"admin.listen", old.Admin.Listen != cfg.Admin.Listen},
+		{"admin.pprof", old.Admin.Pprof != cfg.Admin.Pprof},
 		{"store", !reflect.DeepEqual(old.Store, cfg.Store)},
 		{"delivery", !reflect.DeepEqual(old.Delivery, cfg.Delivery)},
 		{"log", !reflect.DeepEqual(old.Log, cfg.Log)},

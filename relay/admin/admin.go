@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,9 @@ type Options struct {
 	LastReload func() *ReloadResult
 	// Console, when set, is served under /ui/ (the web console's assets).
 	Console http.Handler
+	// Pprof serves net/http/pprof under /debug/pprof/, to the admin token
+	// only (admin.pprof).
+	Pprof bool
 }
 
 // Handler serves the admin listener: probes, metrics and the /api routes.
@@ -130,6 +134,9 @@ func NewHandler(o Options) *Handler {
 	if o.Console != nil {
 		r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 		r.PathPrefix("/ui/").Handler(http.StripPrefix("/ui", o.Console)).Methods(http.MethodGet, http.MethodHead)
+	}
+	if o.Pprof {
+		h.pprof(r)
 	}
 	h.api(r)
 	// Unknown /api paths need the token too, so the routes cannot be
@@ -234,6 +241,22 @@ func (h *Handler) refusePortal(next http.Handler) http.Handler {
 		}
 		h.auth(next, false).ServeHTTP(w, r)
 	})
+}
+
+// pprof serves the runtime's profiles, as net/http/pprof does on
+// http.DefaultServeMux, but on this router and behind the admin token: a
+// portal token gets 403.
+func (h *Handler) pprof(r *mux.Router) {
+	for path, fn := range map[string]http.HandlerFunc{
+		"/debug/pprof/cmdline": pprof.Cmdline,
+		"/debug/pprof/profile": pprof.Profile,
+		"/debug/pprof/symbol":  pprof.Symbol,
+		"/debug/pprof/trace":   pprof.Trace,
+	} {
+		r.Handle(path, h.auth(fn, false))
+	}
+	// Index serves the list and every named profile (heap, goroutine...).
+	r.PathPrefix("/debug/pprof/").Handler(h.auth(http.HandlerFunc(pprof.Index), false))
 }
 
 // authAPI applies auth to /api paths only.
