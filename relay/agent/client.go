@@ -515,7 +515,8 @@ func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
 	}
 	if res.Err != nil {
 		o.Error = res.Err.Error()
-		o.Final = !deliver.DefaultCheckRetry(0, res.Err)
+		retry, _ := deliver.DefaultCheckRetry(context.Background(), nil, res.Err)
+		o.Final = !retry
 	}
 	if res.Header != nil {
 		o.RetryAfter = res.Header.Get("Retry-After")

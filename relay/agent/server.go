@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
 
 	"github.com/relaygw/relay/config"
@@ -72,8 +73,8 @@ type ServerOptions struct {
 	// Version goes into the User-Agent of deliveries; default "dev".
 	Version string
 	// CheckRetry and Backoff are the retry policy, as in deliver.Options.
-	CheckRetry deliver.CheckRetry
-	Backoff    deliver.Backoff
+	CheckRetry retryablehttp.CheckRetry
+	Backoff    retryablehttp.Backoff
 	// Throttle counts failed authentications per source address; default
 	// one with config's DefaultAuthFailure* settings.
 	Throttle *authguard.Throttle
@@ -307,13 +308,13 @@ func (e *reportedError) Error() string { return e.msg }
 
 // reportedCheck trusts the agent's verdict on its transport errors and asks
 // base about everything else.
-func reportedCheck(base deliver.CheckRetry) deliver.CheckRetry {
-	return func(status int, err error) bool {
+func reportedCheck(base retryablehttp.CheckRetry) retryablehttp.CheckRetry {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		var re *reportedError
 		if errors.As(err, &re) {
-			return !re.final
+			return !re.final, nil
 		}
-		return base(status, err)
+		return base(ctx, resp, err)
 	}
 }
 

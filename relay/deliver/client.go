@@ -201,7 +201,11 @@ func wrapClient(tr *http.Transport) *retryablehttp.Client {
 			},
 		},
 		// Its own logger prints the URL with its query; Relay logs itself.
-		Logger:       nil,
+		Logger: nil,
+		// One try per Do. The retry policy (Options.CheckRetry) runs once
+		// the result is classified (decide), and the store schedules the
+		// retry; here, a CheckRetry that said yes would make Do report a
+		// 5xx as an error.
 		RetryMax:     0,
 		CheckRetry:   func(context.Context, *http.Response, error) (bool, error) { return false, nil },
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
@@ -436,11 +440,12 @@ func hopHeader(h http.Header) http.Header {
 	return out
 }
 
-// newRequest builds one attempt's POST from a parsed URL, which is what
-// http.NewRequestWithContext does after parsing it again every time. The
-// retryablehttp.Request carries no body function of its own, so its one try
-// sends Body; GetBody is set for net/http's replay on a closed pooled
-// connection.
+// newRequest builds one attempt's POST from a parsed URL. It does not use
+// retryablehttp.NewRequestWithContext, which parses the URL string again
+// at every attempt and hop and gives the request a body function that only
+// the retry loop (off) reads: the retryablehttp.Request here has none, so
+// its one try sends Body as it is. GetBody is set for net/http's replay on
+// a closed pooled connection.
 func newRequest(ctx context.Context, u *url.URL, host string, header http.Header, body []byte) *retryablehttp.Request {
 	if host == "" {
 		host = strings.TrimSuffix(u.Host, ":") // as NewRequestWithContext has it

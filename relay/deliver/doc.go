@@ -3,8 +3,9 @@
 // It owns the delivery side of Relay: one dispatcher goroutine per
 // destination that leases due deliveries from the store, a bounded pool of
 // workers per destination that each make one HTTP attempt, the retry policy
-// (CheckRetry, Backoff, or an explicit retry.schedule), a circuit breaker per
-// destination, and Standard Webhooks signing (Signer). Destinations served
+// (go-retryablehttp's CheckRetry and Backoff types, or an explicit
+// retry.schedule), a circuit breaker per destination, and Standard Webhooks
+// signing (Signer). Destinations served
 // by an agent are not dispatched here; Remote and Sender give the agent the
 // same rules.
 //
@@ -46,14 +47,23 @@
 // Circuit exports it, with its log lines, for the agent server, which keeps
 // one per agent destination.
 //
-// HTTP goes through github.com/hashicorp/go-retryablehttp with its retry loop
-// turned off (RetryMax 0, a CheckRetry that never retries,
+// HTTP goes through github.com/hashicorp/go-retryablehttp, with its retry
+// loop turned off (RetryMax 0, a CheckRetry that never retries,
 // PassthroughErrorHandler): the store schedules retries, so they survive a
-// restart. The request is built by hand (newRequest), which sets GetBody
-// itself: that lets net/http replay the POST on a pooled connection that the
-// server had closed (net/http does this for requests carrying an
-// Idempotency-Key). Its logger is off because it would print the URL's query
-// string.
+// restart. The retry policy is of the library's function types all the
+// same (policy.go): a retryablehttp.CheckRetry classifies each failed
+// attempt and a retryablehttp.Backoff picks the wait, and Options accept
+// the library's own. The defaults wrap the library's (its transport-error
+// checks, its exponential backoff) and keep what Relay did before where
+// they differ: more statuses retried, full jitter, Retry-After honoured on
+// any status and in every date form. An agent's result, which crosses a
+// wire, goes through the same functions with its response rebuilt. The
+// request is built by hand (newRequest) rather than with
+// retryablehttp.NewRequestWithContext, which would parse the URL again at
+// every attempt; it sets GetBody, which lets net/http replay the POST on a
+// pooled connection that the server had closed (net/http does this for
+// requests carrying an Idempotency-Key). The client's logger is off
+// because it would print the URL's query string.
 //
 // Each destination has its own http.Client and connection pool: a
 // destination that hangs exhausts only its own. Its timeout bounds the whole

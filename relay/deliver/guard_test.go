@@ -137,7 +137,7 @@ func TestRedirectGuard(t *testing.T) {
 			if want := "status 307 to " + redactURL(mustParse(t, tt.to)); !strings.Contains(res.err.Error(), want) {
 				t.Errorf("error %q does not say %q", res.err, want)
 			}
-			if DefaultCheckRetry(0, res.err) {
+			if retries(0, res.err) {
 				t.Error("a refused redirect is retried; want a final failure")
 			}
 			if got != 0 {
@@ -223,7 +223,7 @@ func TestSenderRefusesRedirect(t *testing.T) {
 		return []netip.Addr{netip.MustParseAddr("203.0.113.7")}, nil
 	}
 	res := s.Send(context.Background(), "http://public.example/hook", "", http.Header{}, []byte(`{}`), true)
-	if !errors.Is(res.Err, ErrRedirectRefused) || res.Status != 0 || DefaultCheckRetry(0, res.Err) {
+	if !errors.Is(res.Err, ErrRedirectRefused) || res.Status != 0 || retries(0, res.Err) {
 		t.Fatalf("result %+v; want a final refused redirect without a status", res)
 	}
 	if n := len(target.requests()); n != 0 {

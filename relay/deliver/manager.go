@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
+
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
 )
@@ -60,10 +62,12 @@ type Options struct {
 	Now func() time.Time
 	// Version goes into the User-Agent, "relay/<Version>"; default "dev".
 	Version string
-	// CheckRetry decides which failures are retried; default DefaultCheckRetry.
-	CheckRetry CheckRetry
-	// Backoff picks the wait before the next attempt; default DefaultBackoff.
-	Backoff Backoff
+	// CheckRetry decides which failures are retried; default
+	// DefaultCheckRetry. It is given a context that outlives the attempt.
+	CheckRetry retryablehttp.CheckRetry
+	// Backoff picks the wait before the next attempt, attemptNum 0 after
+	// the first; default DefaultBackoff. retry.schedule overrides it.
+	Backoff retryablehttp.Backoff
 	// LeaseMargin is added to a destination's timeout to get the lease
 	// duration when Lease is zero; default 30s.
 	LeaseMargin time.Duration

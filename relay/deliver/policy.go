@@ -1,14 +1,16 @@
 package deliver
 
 import (
-	"crypto/tls"
-	"crypto/x509"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
 )
 
 // Outcome is what became of one attempt, as reported to Options.OnAttempt.
@@ -25,94 +27,93 @@ const (
 	OutcomeDead Outcome = "dead"
 )
 
-// CheckRetry decides whether a failed attempt may be tried again. status is 0
-// when no response arrived, and err is nil when one did. It is only asked
-// about failures: a success status never reaches it.
-type CheckRetry func(status int, err error) bool
+// The retry policy is go-retryablehttp's: a retryablehttp.CheckRetry says
+// whether a failed attempt may be tried again and a retryablehttp.Backoff
+// how long to wait first. The client's own retry loop stays off (the store
+// schedules retries, so they survive a restart); decide calls them once per
+// failed attempt, with the attempt's response (only StatusCode and Header
+// set) or its error. An agent's attempt comes back as text, and goes
+// through the same functions with a response rebuilt from its status and
+// Retry-After (decide) and an error the agent judged (relay/agent).
 
-// Backoff returns how long to wait before attempt+1, after attempt (1-based)
-// failed. resp is the failed attempt's response (only StatusCode and Header
-// are set), or nil when none arrived.
-type Backoff func(initial, max time.Duration, attempt int, resp *http.Response) time.Duration
-
-// DefaultCheckRetry retries what a later attempt can plausibly fix: transport
-// errors and timeouts, 3xx (redirects are not followed, so the operator must
-// fix the URL, but the delivery waits for that), 5xx, and the 4xx statuses
-// that mean "not now" (408, 409, 425, 429). Other 4xx are final: the receiver
-// refused this request and will refuse it again. Transport errors that no
-// retry can fix (a certificate the client does not trust, a bad scheme) are
-// final too.
-var DefaultCheckRetry CheckRetry = func(status int, err error) bool {
-	if err != nil {
-		return !permanentTransportError(err)
+// DefaultCheckRetry retries what a later attempt can plausibly fix:
+// transport errors and timeouts, 3xx (redirects are not followed, so the
+// operator must fix the URL, but the delivery waits for that), 5xx, and the
+// 4xx statuses that mean "not now" (408, 409, 425, 429). Other 4xx are
+// final: the receiver refused this request and will refuse it again. It is
+// only asked about failures: a success status never reaches it.
+//
+// Transport errors go to retryablehttp.ErrorPropagatedRetryPolicy, which
+// makes final what no retry can fix: a certificate the client does not
+// trust, a bad scheme, an invalid header. It differs from the library's
+// policies in three ways. Statuses: they retry only 429 and 5xx but 501,
+// while a webhook's receiver also answers 3xx, 501 or 409 for a while and
+// then recovers. Errors: they look at a *url.Error only when it is the
+// error itself, and Relay's errors wrap it (transportError, timeoutError),
+// so the *url.Error is found first; a refused redirect, Relay's own, is
+// final. Context: they never retry once ctx has ended, and the attempt's
+// context ending is a timeout, which is retried, so the caller passes a
+// context that outlives the attempt.
+func DefaultCheckRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if err == nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		return retryableStatus(status), nil
 	}
-	switch {
-	case status == http.StatusRequestTimeout,
-		status == http.StatusConflict,
-		status == http.StatusTooEarly,
-		status == http.StatusTooManyRequests:
-		return true
-	case status >= 400 && status < 500:
-		return false
-	}
-	return true
-}
-
-// permanentTransportError reports errors that the same request will hit
-// again, whatever the wait: TLS trust failures, malformed requests and
-// refused redirects.
-func permanentTransportError(err error) bool {
 	if errors.Is(err, ErrRedirectRefused) {
-		return true
+		return false, err
 	}
-	var (
-		unknownCA x509.UnknownAuthorityError
-		verify    *tls.CertificateVerificationError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-	)
-	if errors.As(err, &unknownCA) || errors.As(err, &verify) ||
-		errors.As(err, &hostname) || errors.As(err, &invalid) {
-		return true
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return retryablehttp.ErrorPropagatedRetryPolicy(ctx, nil, ue)
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "unsupported protocol scheme") ||
-		strings.Contains(msg, "invalid header")
+	return true, nil
 }
 
-// DefaultBackoff waits a random time between initial and
-// min(max, initial*2^(attempt-1)) ("full jitter", so that deliveries that
-// failed together do not retry together). A Retry-After header on the
-// response (delta-seconds or an HTTP-date) wins when it asks for longer.
-var DefaultBackoff Backoff = func(initial, max time.Duration, attempt int, resp *http.Response) time.Duration {
-	wait := jitter(initial, ceiling(initial, max, attempt))
-	if resp != nil {
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && ra > wait {
-			wait = ra
-		}
-	}
-	return wait
+// retryable asks CheckRetry about a failed attempt. The context is not the
+// attempt's, which has ended when the attempt timed out, and a timeout is
+// retried. The error is not used: the attempt's own failure says what went
+// wrong.
+func (o *Options) retryable(resp *http.Response, err error) bool {
+	retry, _ := o.CheckRetry(context.Background(), resp, err)
+	return retry
 }
 
-// ceiling is min(max, initial*2^(attempt-1)) without overflowing.
-func ceiling(initial, max time.Duration, attempt int) time.Duration {
-	if initial <= 0 {
-		return 0
+// retryableStatus is DefaultCheckRetry for a response that is not a
+// success: every status but the 4xx that say the request itself is wrong.
+func retryableStatus(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return true
 	}
-	if max < initial {
-		max = initial
+	return status < 400 || status >= 500
+}
+
+// DefaultBackoff waits a random time between min and retryablehttp's
+// DefaultBackoff, min*2^attemptNum capped at max ("full jitter", so that
+// deliveries that failed together do not retry together); attemptNum is 0
+// after the first attempt, as in retryablehttp. A Retry-After header wins
+// when it asks for longer (retryAfter).
+//
+// The library's own DefaultBackoff has no jitter, and takes Retry-After
+// only from a 429 or 503, only as seconds or an RFC 1123 date, and even when
+// it is shorter than the backoff: Relay has always honoured it on any
+// status, in every HTTP-date form, and only to wait longer.
+func DefaultBackoff(min, max time.Duration, attemptNum int, resp *http.Response) time.Duration {
+	wait := jitter(min, retryablehttp.DefaultBackoff(min, max, attemptNum, nil))
+	return retryAfter(wait, resp, time.Now())
+}
+
+// scheduleBackoff is the Backoff of an explicit retry.schedule: entry n+1
+// after attempt n+1 failed (attemptNum n), its last entry once attempts
+// outrun it, and a longer Retry-After as for DefaultBackoff. min and max are
+// not used.
+func scheduleBackoff(schedule []time.Duration) retryablehttp.Backoff {
+	return func(_, _ time.Duration, attemptNum int, resp *http.Response) time.Duration {
+		return retryAfter(schedule[min(attemptNum, len(schedule)-1)], resp, time.Now())
 	}
-	c := initial
-	for i := 1; i < attempt && c < max; i++ {
-		if c > max/2 {
-			return max
-		}
-		c *= 2
-	}
-	if c > max {
-		return max
-	}
-	return c
 }
 
 // jitter returns a uniformly random duration in [lo, hi].
@@ -123,8 +124,23 @@ func jitter(lo, hi time.Duration) time.Duration {
 	return lo + rand.N(hi-lo+1)
 }
 
+// retryAfter is wait, or the wait resp's Retry-After asks for at now when
+// that is longer. A Backoff is not given the time, so an HTTP-date is read
+// against the real clock, as retryablehttp's own backoffs read it.
+func retryAfter(wait time.Duration, resp *http.Response, now time.Time) time.Duration {
+	if resp == nil {
+		return wait
+	}
+	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok && ra > wait {
+		return ra
+	}
+	return wait
+}
+
 // parseRetryAfter reads a Retry-After value: delta-seconds or an HTTP-date
-// (RFC 9110 section 10.2.3). A date in the past means "now" (0, true).
+// in any of the three forms RFC 9110 section 5.6.7 allows (retryablehttp's
+// parser takes RFC 1123 only, keeps no whitespace, and overflows on a huge
+// delay). A date in the past means "now" (0, true).
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {

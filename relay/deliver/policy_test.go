@@ -1,7 +1,9 @@
 package deliver
 
 import (
+	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
@@ -45,58 +49,67 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+// TestDefaultBackoffBounds: the wait after attemptNum is drawn from
+// [initial, min(max, initial*2^attemptNum)], spread over all of it.
 func TestDefaultBackoffBounds(t *testing.T) {
 	initial, maxI := 10*time.Millisecond, time.Second
 	tests := []struct {
-		attempt int
-		hi      time.Duration
+		attemptNum int // 0 after the first attempt
+		hi         time.Duration
 	}{
-		{1, 10 * time.Millisecond},
-		{2, 20 * time.Millisecond},
-		{3, 40 * time.Millisecond},
-		{7, 640 * time.Millisecond},
-		{8, time.Second},
-		{64, time.Second},
+		{0, 10 * time.Millisecond},
+		{1, 20 * time.Millisecond},
+		{2, 40 * time.Millisecond},
+		{6, 640 * time.Millisecond},
+		{7, time.Second},
+		{63, time.Second},
 		{1 << 20, time.Second},
 	}
 	for _, tt := range tests {
-		if c := ceiling(initial, maxI, tt.attempt); c != tt.hi {
-			t.Errorf("ceiling(attempt %d) = %v, want %v", tt.attempt, c, tt.hi)
-		}
-		seenSpread := false
+		seenSpread, top := false, time.Duration(0)
 		for range 200 {
-			got := DefaultBackoff(initial, maxI, tt.attempt, nil)
+			got := DefaultBackoff(initial, maxI, tt.attemptNum, nil)
 			if got < initial || got > tt.hi {
-				t.Fatalf("attempt %d: backoff %v outside [%v, %v]", tt.attempt, got, initial, tt.hi)
+				t.Fatalf("attemptNum %d: backoff %v outside [%v, %v]", tt.attemptNum, got, initial, tt.hi)
 			}
 			if got != initial && got != tt.hi {
 				seenSpread = true
 			}
+			top = max(top, got)
 		}
 		if tt.hi > initial && !seenSpread {
-			t.Errorf("attempt %d: 200 draws all at the bounds; no jitter", tt.attempt)
+			t.Errorf("attemptNum %d: 200 draws all at the bounds; no jitter", tt.attemptNum)
+		}
+		// 200 uniform draws all in the lowest three quarters: 1 in 10^25.
+		if top < initial+(tt.hi-initial)*3/4 {
+			t.Errorf("attemptNum %d: the longest of 200 waits is %v; want draws up to %v", tt.attemptNum, top, tt.hi)
 		}
 	}
 }
 
+// TestDefaultBackoffRetryAfter: a Retry-After on any status, in seconds or
+// an HTTP-date, wins when it asks for longer than the backoff.
 func TestDefaultBackoffRetryAfter(t *testing.T) {
-	resp := func(v string) *http.Response {
-		return &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {v}}}
+	resp := func(status int, v string) *http.Response {
+		return &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {v}}}
 	}
 	tests := []struct {
 		name   string
 		resp   *http.Response
 		lo, hi time.Duration
 	}{
-		{"longer Retry-After wins", resp("30"), 30 * time.Second, 30 * time.Second},
-		{"shorter Retry-After loses", resp("0"), time.Second, 2 * time.Second},
-		{"garbage is ignored", resp("later"), time.Second, 2 * time.Second},
-		{"date in the future", resp(time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)), 58 * time.Minute, time.Hour},
+		{"longer Retry-After wins", resp(429, "30"), 30 * time.Second, 30 * time.Second},
+		{"on a 500 too", resp(500, "30"), 30 * time.Second, 30 * time.Second},
+		{"on a 301 too", resp(301, " 30 "), 30 * time.Second, 30 * time.Second},
+		{"shorter Retry-After loses", resp(503, "0"), time.Second, 2 * time.Second},
+		{"garbage is ignored", resp(429, "later"), time.Second, 2 * time.Second},
+		{"date in the future", resp(429, time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)), 58 * time.Minute, time.Hour},
+		{"RFC 850 date", resp(503, time.Now().Add(time.Hour).UTC().Format("Monday, 02-Jan-06 15:04:05 GMT")), 58 * time.Minute, time.Hour},
 		{"no response", nil, time.Second, 2 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := DefaultBackoff(time.Second, time.Minute, 2, tt.resp)
+			got := DefaultBackoff(time.Second, time.Minute, 1, tt.resp)
 			if got < tt.lo || got > tt.hi {
 				t.Fatalf("backoff = %v, want in [%v, %v]", got, tt.lo, tt.hi)
 			}
@@ -104,32 +117,73 @@ func TestDefaultBackoffRetryAfter(t *testing.T) {
 	}
 }
 
+// retries asks DefaultCheckRetry about an attempt that got status (err nil)
+// or err, as decide asks it.
+func retries(status int, err error) bool {
+	var resp *http.Response
+	if err == nil {
+		resp = &http.Response{StatusCode: status}
+	}
+	retry, _ := DefaultCheckRetry(context.Background(), resp, err)
+	return retry
+}
+
 func TestDefaultCheckRetry(t *testing.T) {
-	retryable := []int{300, 301, 302, 307, 308, 408, 409, 425, 429, 500, 502, 503, 504, 599, 100, 204}
+	// 3xx, 501, 409 and 425 are where Relay retries and retryablehttp's
+	// policies do not; 100 and 204 fail only under a success_status list.
+	retryable := []int{300, 301, 302, 307, 308, 408, 409, 425, 429, 500, 501, 502, 503, 504, 599, 100, 204}
 	final := []int{400, 401, 403, 404, 405, 410, 413, 415, 422}
 	for _, s := range retryable {
-		if !DefaultCheckRetry(s, nil) {
+		if !retries(s, nil) {
 			t.Errorf("status %d: not retried, want retried", s)
 		}
 	}
 	for _, s := range final {
-		if DefaultCheckRetry(s, nil) {
+		if retries(s, nil) {
 			t.Errorf("status %d: retried, want final", s)
 		}
 	}
+	postErr := func(u string, err error) error { return &url.Error{Op: "Post", URL: u, Err: err} }
+	untrusted := &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}
 	errs := []struct {
+		name string
 		err  error
 		want bool
 	}{
-		{&url.Error{Op: "Post", URL: "http://x", Err: errors.New("connection refused")}, true},
-		{transportError{&url.Error{Op: "Post", URL: "https://x", Err: x509.UnknownAuthorityError{}}}, false},
-		{&url.Error{Op: "Post", URL: "ftp://x", Err: errors.New(`unsupported protocol scheme "ftp"`)}, false},
-		{fmt.Errorf("read: %w", errors.New("EOF")), true},
+		{"refused", postErr("http://x", errors.New("connection refused")), true},
+		{"untrusted certificate", transportError{postErr("https://x", untrusted)}, false},
+		{"bad scheme", postErr("ftp://x", errors.New(`unsupported protocol scheme "ftp"`)), false},
+		{"invalid header", transportError{postErr("http://x", errors.New(`net/http: invalid header field value for "X"`))}, false},
+		{"timeout", transportError{timeoutError{after: time.Second, err: postErr("http://x", context.DeadlineExceeded)}}, true},
+		{"refused redirect", fmt.Errorf("%w: status 307 to http://x: private address", ErrRedirectRefused), false},
+		{"EOF", fmt.Errorf("read: %w", errors.New("EOF")), true},
 	}
 	for _, e := range errs {
-		if got := DefaultCheckRetry(0, e.err); got != e.want {
-			t.Errorf("err %v: retry = %v, want %v", e.err, got, e.want)
+		if got := retries(0, e.err); got != e.want {
+			t.Errorf("%s (%v): retry = %v, want %v", e.name, e.err, got, e.want)
 		}
+	}
+}
+
+// Options take go-retryablehttp's own policies as they are: with its
+// DefaultRetryPolicy a 501 is final, as the library has it.
+func TestLibraryPolicyPlugsIn(t *testing.T) {
+	opts := testOptions()
+	opts.CheckRetry, opts.Backoff = retryablehttp.DefaultRetryPolicy, retryablehttp.LinearJitterBackoff
+	opts = opts.withDefaults()
+	p, err := newProfile(dest("d", "http://127.0.0.1:1/"), &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	d := store.Delivery{Attempts: 1, CreatedAt: now}
+	if got, _, why := p.decide(&opts, d, result{status: 501}, now); got != OutcomeDead || why != "not retryable" {
+		t.Errorf("501: %s, %q; want dead, not retryable", got, why)
+	}
+	// Linear: the second wait is twice a draw from [10ms, 20ms].
+	got, due, _ := p.decide(&opts, d, result{status: 503}, now)
+	if wait := due.Sub(now); got != OutcomeRetry || wait < 20*time.Millisecond || wait > 40*time.Millisecond {
+		t.Errorf("503: %s in %v; want a retry in [20ms, 40ms]", got, wait)
 	}
 }
 

@@ -58,7 +58,7 @@ type Remote struct {
 	opts *Options
 }
 
-// NewRemote compiles d. opts supplies CheckRetry, Backoff, Now and Version;
+// NewRemote compiles d. opts supplies CheckRetry, Backoff and Version;
 // the rest is ignored. It fails like NewManager on a bad URL or secret. It
 // builds no HTTP client and reads no tls settings: the agent attempts with
 // its own (Sender).

@@ -160,39 +160,35 @@ func (p *profile) decide(opts *Options, d store.Delivery, res result, now time.T
 		return OutcomeSuccess, time.Time{}, ""
 	}
 	n := d.Attempts + 1
+	// The policy functions take what an HTTP client returns; a result
+	// rebuilt from an agent's report makes the same response.
+	var resp *http.Response
+	if res.status != 0 || res.err == nil {
+		resp = &http.Response{StatusCode: res.status, Header: res.header}
+	}
 	switch {
 	case errors.Is(res.err, transform.ErrTransform):
 		return OutcomeDead, time.Time{}, "not retried: the transform fails the same way every time"
-	case errors.Is(res.err, ErrNoEvent) || !opts.CheckRetry(res.status, res.err):
+	case errors.Is(res.err, ErrNoEvent) || !opts.retryable(resp, res.err):
 		return OutcomeDead, time.Time{}, "not retryable"
 	case n >= p.set.maxAttempts:
 		return OutcomeDead, time.Time{}, fmt.Sprintf("gave up after max_attempts (%d)", p.set.maxAttempts)
 	}
-	var resp *http.Response
-	if res.status != 0 {
-		resp = &http.Response{StatusCode: res.status, Header: res.header}
-	}
-	due = now.Add(p.wait(opts, n, resp, now))
+	due = now.Add(p.wait(opts, n, resp))
 	if deadline := d.CreatedAt.Add(p.set.maxAge); due.After(deadline) {
 		return OutcomeDead, time.Time{}, fmt.Sprintf("gave up: next attempt would pass max_age (%s)", p.set.maxAge)
 	}
 	return OutcomeRetry, due, ""
 }
 
-// wait is how long to wait after failed attempt n: the schedule's entry
-// (its last entry once attempts outrun it) or Options.Backoff. A longer
-// Retry-After wins over a schedule as it does over the backoff.
-func (p *profile) wait(opts *Options, n int, resp *http.Response, now time.Time) time.Duration {
-	if len(p.set.schedule) == 0 {
-		return opts.Backoff(p.set.initial, p.set.maxInterval, n, resp)
+// wait is how long to wait after failed attempt n: Options.Backoff, or the
+// schedule's entry when retry.schedule is set (scheduleBackoff).
+func (p *profile) wait(opts *Options, n int, resp *http.Response) time.Duration {
+	backoff := opts.Backoff
+	if len(p.set.schedule) > 0 {
+		backoff = scheduleBackoff(p.set.schedule)
 	}
-	w := p.set.schedule[min(n, len(p.set.schedule))-1]
-	if resp != nil {
-		if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok && ra > w {
-			w = ra
-		}
-	}
-	return w
+	return backoff(p.set.initial, p.set.maxInterval, n-1, resp)
 }
 
 // attemptRecord builds the stored record of one attempt and its outcome.
