@@ -268,7 +268,7 @@ func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
 		t.order = append(t.order, a.Name)
 	}
 	dopts := deliver.Options{
-		Now: opts.Now, Version: opts.Version, Backoff: opts.Backoff,
+		Version: opts.Version, Backoff: opts.Backoff,
 		CheckRetry: reportedCheck(opts.CheckRetry),
 	}
 	for _, d := range cfg.Destinations {

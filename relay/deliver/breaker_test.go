@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -165,20 +166,53 @@ func (c *circuitLog) get() []string {
 	return slices.Clone(c.states)
 }
 
+// armingClock is a Fake that notes the duration of every timer armed with
+// AfterFunc, so a test can wait until a dispatcher waits on it.
+type armingClock struct {
+	*clock.Fake
+	mu    sync.Mutex
+	armed []time.Duration
+}
+
+func (c *armingClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	t := c.Fake.AfterFunc(d, f)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armed = append(c.armed, d)
+	return t
+}
+
+// waitArmed waits until a timer of d has been armed.
+func (c *armingClock) waitArmed(t *testing.T, d time.Duration) {
+	t.Helper()
+	waitFor(t, "a timer of "+d.String(), func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Contains(c.armed, d)
+	})
+}
+
 // TestCircuitOpensAndCloses runs a destination whose first four requests
-// fail, with circuit {failures: 3}: three failures open the circuit, no
-// request reaches the receiver while it is open, the first probe fails and
-// opens it again, the second succeeds and closes it, and every delivery
+// fail, with circuit {failures: 3}, on a clock that only the test moves:
+// three failures open the circuit, no request reaches the receiver until
+// the clock passes the cooldown, the first probe fails and opens it again
+// for twice as long, the second succeeds and closes it, and every delivery
 // arrives with no attempt spent while paused.
 func TestCircuitOpensAndCloses(t *testing.T) {
+	const first, cooldown = 7 * time.Minute, 10 * time.Minute // 14m capped at 10m
+	// An hour behind, so that due times it stamps are due for the store.
+	t0 := time.Now().Add(-time.Hour)
+	clk := &armingClock{Fake: clock.NewFake(t0)}
 	var r *running
 	started := make(chan struct{}) // r is set
 	var mu sync.Mutex
 	var seenStates []string // the circuit's state as each request arrives
+	var seenAt []time.Duration
 	sk := newSink(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		<-started
 		mu.Lock()
 		seenStates = append(seenStates, r.States()[0].Circuit)
+		seenAt = append(seenAt, clk.Now().Sub(t0))
 		mu.Unlock()
 		if n <= 4 {
 			w.WriteHeader(http.StatusBadGateway)
@@ -188,7 +222,7 @@ func TestCircuitOpensAndCloses(t *testing.T) {
 	d.Concurrency = 1
 	d.Retry.InitialInterval, d.Retry.MaxInterval = config.Duration(time.Millisecond), config.Duration(time.Millisecond)
 	d.Retry.MaxAttempts = 10
-	d.Circuit = config.Circuit{Failures: 3, Cooldown: config.Duration(50 * time.Millisecond)}
+	d.Circuit = config.Circuit{Failures: 3, FirstCooldown: config.Duration(first), Cooldown: config.Duration(cooldown)}
 	st := newTestStore(t)
 	var ids []string
 	for range 3 {
@@ -197,9 +231,14 @@ func TestCircuitOpensAndCloses(t *testing.T) {
 	var log circuitLog
 	opts := testOptions()
 	opts.OnCircuit = log.add
+	opts.Clock = clk
 	r = startManager(t, st, []config.Destination{d}, opts)
 	close(started)
 
+	clk.waitArmed(t, first) // open, and waiting out the first cooldown
+	clk.Advance(first)      // the first probe, which fails
+	clk.waitArmed(t, cooldown)
+	clk.Advance(cooldown) // the second probe, which succeeds
 	attempts := 0
 	for _, id := range ids {
 		attempts += waitState(t, st, id, "crm", store.StateDelivered).Attempts
@@ -216,6 +255,10 @@ func TestCircuitOpensAndCloses(t *testing.T) {
 	wantSeen := []string{CircuitClosed, CircuitClosed, CircuitClosed, CircuitHalfOpen, CircuitHalfOpen, CircuitClosed, CircuitClosed}
 	if !slices.Equal(seenStates, wantSeen) {
 		t.Errorf("circuit states as requests arrived: %v, want %v (none while open)", seenStates, wantSeen)
+	}
+	wantAt := []time.Duration{0, 0, 0, first, first + cooldown, first + cooldown, first + cooldown}
+	if !slices.Equal(seenAt, wantAt) {
+		t.Errorf("requests arrived at %v on the clock, want %v (each probe when its cooldown ended)", seenAt, wantAt)
 	}
 	s := r.States()[0]
 	if s.Circuit != CircuitClosed || s.ConsecutiveFailures != 0 || s.LastSuccess.IsZero() || s.LastFailure.IsZero() || s.LastError == "" {

@@ -73,7 +73,7 @@ func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, e
 		jobs:    make(chan job),
 		slots:   newGate(p.set.concurrency),
 	}
-	dp.keep.dp, dp.keep.clock = dp, wallClock{}
+	dp.keep.dp = dp
 	dp.prof.Store(p)
 	dp.warnInsecure(p)
 	return dp, nil
@@ -174,7 +174,7 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 			}
 			continue
 		}
-		adm, wait, tr := dp.cb.br.admit(time.Now())
+		adm, wait, tr := dp.cb.br.admit(dp.opts.Clock.Now())
 		dp.cb.notify(tr)
 		if adm == admitNone {
 			if !dp.pause(ctx, wait) {
@@ -239,7 +239,7 @@ type job struct {
 // start starts each delivery that finds a free attempt slot and queues the
 // rest in the gate, where a worker whose attempt ends takes them.
 func (dp *dispatcher) start(ctx, hard context.Context, p *profile, batch []store.Delivery, probe bool, workers *sync.WaitGroup) {
-	leased := time.Now() // one reading serves the batch
+	leased := dp.opts.Clock.Now() // one reading serves the batch
 	for i, d := range batch {
 		dp.busy.Add(1)
 		dp.held.Add(1)
@@ -337,19 +337,16 @@ func (dp *dispatcher) next(ctx context.Context, idle *time.Timer) (job, bool) {
 	}
 }
 
-// pause waits until a worker reports, a Wake, d (if positive) passes, or
-// ctx ends (false).
+// pause waits until a worker reports, a Wake, d (if positive) passes on
+// Options.Clock (a circuit's cooldown), or ctx ends (false).
 func (dp *dispatcher) pause(ctx context.Context, d time.Duration) bool {
-	var timeout <-chan time.Time
 	if d > 0 {
-		t := time.NewTimer(d)
+		t := dp.opts.Clock.AfterFunc(d, dp.kickRun)
 		defer t.Stop()
-		timeout = t.C
 	}
 	select {
 	case <-dp.kick:
 	case <-dp.wake:
-	case <-timeout:
 	case <-ctx.Done():
 		return false
 	}
@@ -506,13 +503,14 @@ func (w *outcomeWrite) done(err error) {
 // start is when it began, by the real clock.
 func (dp *dispatcher) attempt(hard context.Context, actx *attemptCtx, p *profile, d store.Delivery, ext *extender, start time.Time) result {
 	ctx, cancel := actx.get(hard)
+	now := dp.opts.at(start)
 	if p.ep.timeout > 0 {
-		ext.bound(start.Add(p.ep.timeout), cancel)
+		ext.bound(now.Add(p.ep.timeout), cancel)
 		// Once unbound, the keeper can no longer cancel ctx for this
 		// attempt, so the next one may use it if it is still live.
 		defer ext.unbound()
 	}
-	return p.ep.do(hard, ctx, d, start, dp.opts.at(start))
+	return p.ep.do(hard, ctx, d, start, now)
 }
 
 // AsyncQueue is a Queue that can take an outcome without its caller
@@ -624,7 +622,7 @@ func (dp *dispatcher) record(hard context.Context, ext *extender, d store.Delive
 			return
 		}
 		backoff = nextBackoff(backoff)
-		if hard.Err() != nil || dp.opts.Now().Add(backoff).After(ext.expires()) {
+		if hard.Err() != nil || dp.opts.Clock.Now().Add(backoff).After(ext.expires()) {
 			dp.logFor(d).Error("deliver: outcome not recorded; the delivery will be attempted again when its lease expires", "store_error", err)
 			return
 		}
@@ -660,7 +658,7 @@ func (dp *dispatcher) recorded(d store.Delivery, err error, retried bool) bool {
 func (dp *dispatcher) release(d store.Delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
-	if err := dp.q.Release(ctx, d, dp.opts.Now()); err != nil {
+	if err := dp.q.Release(ctx, d, dp.opts.Clock.Now()); err != nil {
 		dp.logFor(d).Warn("deliver: release failed; the delivery is due again when its lease expires", "store_error", err)
 		return
 	}

@@ -17,7 +17,8 @@
 // takes the delivery over, so delivery is at-least-once. Receivers
 // deduplicate on the Idempotency-Key or webhook-id header. One timer per
 // destination (keeper.go) drives both the extensions and the attempts'
-// timeouts.
+// timeouts. The keeper, the circuit's cooldowns, due times and signatures
+// read one clock, Options.Clock (internal/clock), which tests move by hand.
 //
 // A dispatcher leases ahead: up to twice the destination's concurrency. A
 // gate (gate.go) lets at most concurrency of them attempt; the others wait

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -42,8 +43,7 @@ type extender struct {
 // before either, and a timer per delivery cost measurable CPU
 // (docs/benchmarks.md, "Why the tuned constants are what they are").
 type keeper struct {
-	dp    *dispatcher
-	clock keeperClock // wallClock{}; tests drive a fake one
+	dp *dispatcher // its Options.Clock is the keeper's, which tests drive
 
 	// extensions counts the extensions under way, so a test can wait for
 	// the ones a tick started.
@@ -51,31 +51,15 @@ type keeper struct {
 
 	mu    sync.Mutex
 	head  *extender // the list of live extenders, newest first
-	timer keeperTimer
+	timer clock.Timer
 	armed time.Time // when timer fires; zero when it is not armed
 }
 
-// keeperClock is where the keeper reads the time and arms its timer.
-type keeperClock interface {
-	Now() time.Time
-	AfterFunc(d time.Duration, f func()) keeperTimer
-}
-
-// keeperTimer is the part of *time.Timer the keeper uses.
-type keeperTimer interface{ Reset(d time.Duration) bool }
-
-// wallClock is the real clock.
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now() }
-
-func (wallClock) AfterFunc(d time.Duration, f func()) keeperTimer { return time.AfterFunc(d, f) }
-
-// extend starts keeping d's lease, taken for p.lease just before the
-// keeper's clock (the real one outside tests) read leased.
+// extend starts keeping d's lease, taken for p.lease just before Clock
+// read leased.
 func (dp *dispatcher) extend(hard context.Context, p *profile, d store.Delivery, leased time.Time) *extender {
 	e := &extender{k: &dp.keep, hard: hard, d: d, lease: p.lease, next: leased.Add(p.lease / 3)}
-	e.until.Store(dp.opts.at(leased).Add(p.lease).UnixNano())
+	e.until.Store(leased.Add(p.lease).UnixNano())
 	dp.keep.add(e)
 	return e
 }
@@ -119,9 +103,9 @@ func (k *keeper) armLocked(at time.Time) {
 		return
 	}
 	k.armed = at
-	d := at.Sub(k.clock.Now())
+	d := at.Sub(k.dp.opts.Clock.Now())
 	if k.timer == nil {
-		k.timer = k.clock.AfterFunc(d, k.tick)
+		k.timer = k.dp.opts.Clock.AfterFunc(d, k.tick)
 		return
 	}
 	k.timer.Reset(d)
@@ -134,7 +118,7 @@ func (k *keeper) tick() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.armed = time.Time{}
-	now := k.clock.Now()
+	now := k.dp.opts.Clock.Now()
 	var earliest time.Time
 	sooner := func(t time.Time) {
 		if earliest.IsZero() || t.Before(earliest) {
@@ -194,7 +178,7 @@ func (e *extender) extendOnce() {
 	}
 	dp := e.k.dp
 	ctx, cancel := context.WithTimeout(e.hard, e.lease/3)
-	at := dp.opts.Now()
+	at := e.k.dp.opts.Clock.Now()
 	err := dp.q.ExtendLease(ctx, e.d, e.lease)
 	cancel()
 	switch {
@@ -211,7 +195,7 @@ func (e *extender) extendOnce() {
 	e.k.mu.Lock()
 	defer e.k.mu.Unlock()
 	e.extending = false
-	e.next = e.k.clock.Now().Add(e.lease / 3)
+	e.next = e.k.dp.opts.Clock.Now().Add(e.lease / 3)
 	if e.k.listedLocked(e) {
 		e.k.armLocked(e.next)
 	}

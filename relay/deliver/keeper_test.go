@@ -4,27 +4,26 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
 // newTestKeeper returns a dispatcher's keeper over q, on a fake clock that
 // is also the dispatcher's.
-func newTestKeeper(t *testing.T, q Queue) (*keeper, *fakeClock) {
+func newTestKeeper(t *testing.T, q Queue) (*keeper, *clock.Fake) {
 	t.Helper()
-	clk := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	opts := testOptions()
-	opts.Now = clk.Now
+	opts.Clock = clk
 	opts = opts.withDefaults()
 	dp, err := newDispatcher(q, dest("k", "http://127.0.0.1:1"), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp.keep.clock = clk
 	t.Cleanup(dp.keep.extensions.Wait)
 	return &dp.keep, clk
 }
@@ -35,7 +34,7 @@ func watched(t *testing.T, k *keeper, lease time.Duration, deadline time.Time) (
 	t.Helper()
 	ctx, cut := context.WithCancel(context.Background())
 	t.Cleanup(cut)
-	e := k.dp.extend(context.Background(), &profile{lease: lease}, store.Delivery{ID: store.NewID("dlv")}, k.clock.Now())
+	e := k.dp.extend(context.Background(), &profile{lease: lease}, store.Delivery{ID: store.NewID("dlv")}, k.dp.opts.Clock.Now())
 	t.Cleanup(e.stop)
 	e.bound(deadline, cut)
 	return e, ctx.Done()
@@ -107,69 +106,6 @@ func TestKeeperExtendsOnlyLiveLeases(t *testing.T) {
 	if got := q.extends.Load(); got != n {
 		t.Fatalf("%d extensions after stop", got-n)
 	}
-}
-
-// fakeClock is a keeperClock that moves only when Advance moves it.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c     *fakeClock
-	at    time.Time
-	f     func()
-	armed bool
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) keeperTimer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), f: f, armed: true}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Reset(d time.Duration) bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := t.armed
-	t.at, t.armed = t.c.now.Add(d), true
-	return was
-}
-
-// Advance moves the clock on by d, running on the caller's goroutine each
-// timer's func as the clock reaches it, earliest first.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	to := c.now.Add(d)
-	for {
-		var due *fakeTimer
-		for _, t := range c.timers {
-			if t.armed && !t.at.After(to) && (due == nil || t.at.Before(due.at)) {
-				due = t
-			}
-		}
-		if due == nil {
-			break
-		}
-		if due.at.After(c.now) {
-			c.now = due.at
-		}
-		due.armed = false
-		c.mu.Unlock()
-		due.f()
-		c.mu.Lock()
-	}
-	c.now = to
 }
 
 // nullQueue accepts every call and stores nothing.

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -58,8 +59,9 @@ type Options struct {
 	// a late report of an older state is skipped rather than delivered
 	// after a newer one.
 	OnCircuit func(dest string, state string)
-	// Now is the clock for due times and signatures; default time.Now.
-	Now func() time.Time
+	// Clock is the dispatchers' time: due times, signatures, circuit
+	// cooldowns, lease extensions and attempt timeouts. Default clock.Real.
+	Clock clock.Clock
 	// Version goes into the User-Agent, "relay/<Version>"; default "dev".
 	Version string
 	// CheckRetry decides which failures are retried; default
@@ -85,18 +87,16 @@ type Options struct {
 
 	// guard is built from OwnAddrs by withDefaults.
 	guard *dialGuard
-	// realClock is set when Now is time.Now; see at.
-	realClock bool
 }
 
-// at is the time Now would give at the moment the real clock read t: t
-// itself when Now is the real clock, which spares a delivery clock readings
-// it does not need.
+// at is the time Clock would give at the moment the real clock read t: t
+// itself when Clock is the real clock, which spares a delivery clock
+// readings it does not need.
 func (o *Options) at(t time.Time) time.Time {
-	if o.realClock {
+	if o.Clock == clock.Real {
 		return t
 	}
-	return o.Now()
+	return o.Clock.Now()
 }
 
 func (o Options) withDefaults() Options {
@@ -109,9 +109,7 @@ func (o Options) withDefaults() Options {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
 	}
-	if o.Now == nil {
-		o.Now, o.realClock = time.Now, true
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Version == "" {
 		o.Version = "dev"
 	}
@@ -316,7 +314,7 @@ func (m *Manager) Wake(dest string) {
 // probe instead of waiting out the cooldown.
 func (m *Manager) Replayed(dest string) {
 	if dp, ok := m.set.Load().byName[dest]; ok {
-		dp.cb.ProbeNow(time.Now()) // the clock run admits by
+		dp.cb.ProbeNow(m.opts.Clock.Now()) // the clock run admits by
 	}
 	m.Wake(dest)
 }

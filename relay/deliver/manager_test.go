@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -182,7 +183,7 @@ func TestUpdateRaisingConcurrencyStartsQueuedDeliveries(t *testing.T) {
 	waitFor(t, "all three requests while the first is held", func() bool { return len(sk.requests()) == 3 })
 }
 
-// Options.at reuses a reading of the real clock only when Now is the real
+// Options.at reuses a reading of the real clock only when Clock is the real
 // clock; a clock set for tests is read every time.
 func TestOptionsAtReadsASetClock(t *testing.T) {
 	reading := time.Unix(5, 0)
@@ -190,7 +191,7 @@ func TestOptionsAtReadsASetClock(t *testing.T) {
 		t.Errorf("default clock: at = %v, want the reading %v", got.at(reading), reading)
 	}
 	set := time.Unix(100, 0)
-	o := Options{Now: func() time.Time { return set }}.withDefaults()
+	o := Options{Clock: clock.NewFake(set)}.withDefaults()
 	if got := o.at(reading); !got.Equal(set) {
 		t.Errorf("set clock: at = %v, want %v", got, set)
 	}
