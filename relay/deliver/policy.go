@@ -27,33 +27,25 @@ const (
 	OutcomeDead Outcome = "dead"
 )
 
-// The retry policy is go-retryablehttp's: a retryablehttp.CheckRetry says
-// whether a failed attempt may be tried again and a retryablehttp.Backoff
-// how long to wait first. The client's own retry loop stays off (the store
-// schedules retries, so they survive a restart); decide calls them once per
-// failed attempt, with the attempt's response (only StatusCode and Header
-// set) or its error. An agent's attempt comes back as text, and goes
-// through the same functions with a response rebuilt from its status and
-// Retry-After (decide) and an error the agent judged (relay/agent).
-
-// DefaultCheckRetry retries what a later attempt can plausibly fix:
-// transport errors and timeouts, 3xx (redirects are not followed, so the
-// operator must fix the URL, but the delivery waits for that), 5xx, and the
-// 4xx statuses that mean "not now" (408, 409, 425, 429). Other 4xx are
-// final: the receiver refused this request and will refuse it again. It is
-// only asked about failures: a success status never reaches it.
+// DefaultCheckRetry is the retryablehttp.CheckRetry that decide asks about
+// each failed attempt, direct or an agent's. It retries what a later
+// attempt can plausibly fix: transport errors and timeouts, 3xx (redirects
+// are not followed, so the operator must fix the URL, but the delivery
+// waits for that), 5xx, and the 4xx statuses that mean "not now" (408,
+// 409, 425, 429). Other 4xx are final: the receiver refused this request
+// and will refuse it again. A success status never reaches it.
 //
 // Transport errors go to retryablehttp.ErrorPropagatedRetryPolicy, which
 // makes final what no retry can fix: a certificate the client does not
 // trust, a bad scheme, an invalid header. It differs from the library's
 // policies in three ways. Statuses: they retry only 429 and 5xx but 501,
-// while a webhook's receiver also answers 3xx, 501 or 409 for a while and
-// then recovers. Errors: they look at a *url.Error only when it is the
-// error itself, and Relay's errors wrap it (transportError, timeoutError),
-// so the *url.Error is found first; a refused redirect, Relay's own, is
-// final. Context: they never retry once ctx has ended, and the attempt's
-// context ending is a timeout, which is retried, so the caller passes a
-// context that outlives the attempt.
+// while a webhook's receiver may answer 3xx, 408, 409, 425 or 501 for a
+// while and then recover. Errors: they look at a *url.Error only when it
+// is the error itself, and Relay's errors wrap it (transportError,
+// timeoutError), so the *url.Error is found first; a refused redirect,
+// Relay's own, is final. Context: they never retry once ctx has ended, and
+// an attempt's context ending is a timeout, which is retried, so the caller
+// passes a context that outlives the attempt.
 func DefaultCheckRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if err == nil {
 		status := 0
