@@ -178,7 +178,7 @@ func (e *extender) extendOnce() {
 	}
 	dp := e.k.dp
 	ctx, cancel := context.WithTimeout(e.hard, e.lease/3)
-	at := e.k.dp.opts.Clock.Now()
+	at := dp.opts.Clock.Now()
 	err := dp.q.ExtendLease(ctx, e.d, e.lease)
 	cancel()
 	switch {
