@@ -1,9 +1,7 @@
 package redis
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +21,7 @@ import (
 //
 // with the numbers in decimal, At in Unix nanoseconds and Duration in
 // nanoseconds: about 37 bytes for an attempt with no error and no
-// response body. Entries written before this format are JSON (they start
-// with '{') and still read.
+// response body.
 const attemptVersion = 'A'
 
 var errAttempt = errors.New("malformed attempt")
@@ -52,17 +49,10 @@ func encodeAttempt(a store.Attempt) string {
 	return string(b)
 }
 
-// decodeAttempt decodes an attempt stored by encodeAttempt, or as JSON by
-// an earlier version. At is in the local time zone, as every time this
-// backend returns.
+// decodeAttempt decodes an attempt stored by encodeAttempt. At is in the
+// local time zone, as every time this backend returns.
 func decodeAttempt(v string) (store.Attempt, error) {
 	var a store.Attempt
-	if strings.HasPrefix(v, "{") {
-		if err := json.Unmarshal([]byte(v), &a); err != nil {
-			return a, fmt.Errorf("attempt: %w", err)
-		}
-		return a, nil
-	}
 	rest, ok := strings.CutPrefix(v, string(attemptVersion))
 	if !ok {
 		return a, errAttempt

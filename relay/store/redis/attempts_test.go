@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -30,11 +29,6 @@ func TestAttemptEncoding(t *testing.T) {
 		if a.Status == 200 && len(v) > 64 {
 			t.Errorf("success stored in %d bytes, want <= 64: %q", len(v), v)
 		}
-	}
-	old := `{"n":2,"at":"2026-11-26T05:46:20.535098979Z","duration_ns":5,"status":500,"error":"e","response":"r"}`
-	got, err := decodeAttempt(old)
-	if err != nil || got.N != 2 || !got.At.Equal(at) || got.Duration != 5 || got.Status != 500 || got.Error != "e" || got.Response != "r" {
-		t.Errorf("decode of JSON = %+v, %v", got, err)
 	}
 	for _, bad := range []string{"", "x", "A1 2 3 4", "A1 2 3 4 9:short", "A1 2 3 4 -1:", "{"} {
 		if _, err := decodeAttempt(bad); err == nil {
@@ -133,73 +127,6 @@ func TestNewestAttemptInDeliveryHash(t *testing.T) {
 	}
 	if last, err := decodeAttempt(raw.HGet(ctx, prefix+"dlv:"+d.ID, "la").Val()); err != nil || last.N != 4 {
 		t.Errorf("la = %+v (%v), want attempt 4", last, err)
-	}
-	wantTTL(t, raw, prefix+"ev:"+d.EventID, prefix+"dlv:"+d.ID, prefix+"att:"+d.ID)
-}
-
-// Deliveries written before "la" have every attempt in the att list. They
-// read right, their next attempts go on from there, and their list expires
-// with the event, also when a DLQ replay had reset their attempt count.
-func TestOldLayoutAttemptLog(t *testing.T) {
-	s, raw, prefix := newRawStore(t)
-	ctx := context.Background()
-
-	// oldLayout writes what the store wrote before "la" after the attempts
-	// numbered 1..logged, with n as the attempt count (0 after a replay).
-	oldLayout := func(d store.Delivery, logged, n int) {
-		t.Helper()
-		dk, ak := prefix+"dlv:"+d.ID, prefix+"att:"+d.ID
-		for i := 1; i <= logged; i++ {
-			b, err := json.Marshal(attempt(i, 500))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := raw.RPush(ctx, ak, b).Err(); err != nil {
-				t.Fatalf("RPUSH: %v", err)
-			}
-		}
-		if err := raw.HSet(ctx, dk, "n", n, "ls", 500, "le", "HTTP 500").Err(); err != nil {
-			t.Fatalf("HSET: %v", err)
-		}
-		if raw.HExists(ctx, dk, "la").Val() {
-			t.Fatal("the old layout has no la")
-		}
-	}
-
-	accept(t, s, event(1), []string{"old"}, store.Dedupe{})
-	d := leaseOne(t, s, "old")
-	oldLayout(d, 2, 2)
-	if got := logNumbers(t, s, d); !slices.Equal(got, []int{1, 2}) {
-		t.Fatalf("old layout log = %v, want [1 2]", got)
-	}
-	if err := s.Retry(ctx, d, attempt(3, 503), time.Now()); err != nil {
-		t.Fatalf("Retry: %v", err)
-	}
-	if got := logNumbers(t, s, d); !slices.Equal(got, []int{1, 2, 3}) {
-		t.Fatalf("log after a retry = %v, want [1 2 3]", got)
-	}
-	d = leaseOne(t, s, "old")
-	if d.Attempts != 3 {
-		t.Fatalf("Attempts = %d, want 3", d.Attempts)
-	}
-	if err := s.Complete(ctx, d, attempt(4, 200)); err != nil {
-		t.Fatalf("Complete: %v", err)
-	}
-	if got := logNumbers(t, s, d); !slices.Equal(got, []int{1, 2, 3, 4}) {
-		t.Fatalf("log after a success = %v, want [1 2 3 4]", got)
-	}
-	wantTTL(t, raw, prefix+"ev:"+d.EventID, prefix+"dlv:"+d.ID, prefix+"att:"+d.ID)
-
-	// Replayed from the DLQ before "la": attempt count 0, a list all the
-	// same. Its first attempt since then finishes the event.
-	accept(t, s, event(2), []string{"replayed"}, store.Dedupe{})
-	d = leaseOne(t, s, "replayed")
-	oldLayout(d, 1, 0)
-	if err := s.Complete(ctx, d, attempt(2, 200)); err != nil {
-		t.Fatalf("Complete: %v", err)
-	}
-	if got := logNumbers(t, s, d); !slices.Equal(got, []int{1, 2}) {
-		t.Fatalf("log = %v, want [1 2]", got)
 	}
 	wantTTL(t, raw, prefix+"ev:"+d.EventID, prefix+"dlv:"+d.ID, prefix+"att:"+d.ID)
 }

@@ -120,8 +120,8 @@ func deliveryFrom(h map[string]string) store.Delivery {
 }
 
 // attemptsFrom decodes a delivery's attempt log: the att list v (LRANGE),
-// then last, the newest attempt kept in the delivery hash's "la" ("" when
-// there is none, as in hashes written before "la", whose list has them all).
+// then last, the newest attempt kept in the delivery hash's "la" ("" before
+// the first attempt).
 func attemptsFrom(v any, last string) ([]store.Attempt, error) {
 	arr, err := array(v)
 	if err != nil {

@@ -15,12 +15,14 @@
 // # Keys
 //
 //	ev:{event id}      hash: e nd ca, and out dlvs parked dests when needed
-//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu la nd
+//	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu od la nd
 //	                   (written by the first lease, see below)
 //	att:{delivery id}  list of the attempts before the newest, oldest
 //	                   first (absent until a second attempt)
 //	q:{destination}    sorted set of pending delivery ids, scored by due ms
 //	                   (less half a ms for implicit ones, see below)
+//	lz:{destination}   sorted set of leased delivery ids, scored by the
+//	                   lease's expiry ms (see Queues and time)
 //	dlq, dlq:{dest}    sorted sets of dead delivery ids, scored by seq
 //	parked             sorted set of parked event ids, scored by seq
 //	seq                counter that orders the DLQ and parked sets
@@ -30,6 +32,7 @@
 //	                   (by time): the FindEvents index
 //	evexp              sorted set of retired event ids, scored by expiry ms;
 //	                   their evidx entries are dropped once expired
+//	probe              string written by CheckWrite, PX one minute
 //
 // Times in hashes are Unix nanoseconds as decimal strings; "nd" says how
 // many deliveries the event has and "dlvs" lists their ids (left out when
@@ -42,20 +45,16 @@
 // without counting. The lease copies the event's "nd" into the delivery's
 // hash when it is 1, or when the event has no "dlvs" (its ids follow from
 // its id and "nd"), so an outcome knows the event's only delivery, and the
-// ids of the event it retires, without reading the event. Events stored
-// before may have "out" with one delivery or none; it is then left as it
-// is. A delivery leased without "nd" (before, or by an older process)
-// counts "out" down and reads the ids as before; a missing "out" counts
-// from 0, so its end still retires its event.
+// ids of the event it retires, without reading the event; without "nd" in
+// its hash, a delivery's end counts "out" down and reads the ids from the
+// event's "dlvs".
 //
 // A delivery's newest attempt is its hash's "la"; the next attempt first
 // appends it to the att list. So an outcome that is the delivery's first
 // attempt, as most are, writes the hash only, and the list exists only for
 // deliveries tried more than once. The log reads as the list, then "la".
-// Hashes written before "la" have every attempt in the list and no "la";
-// they read the same, and their next attempt starts "la". Attempts are
-// stored in a compact text form (attempt.go), short enough that "la" keeps
-// the hash a listpack; entries written before it are JSON and still read.
+// Attempts are stored in a compact text form (attempt.go), short enough
+// that "la" keeps the hash a listpack.
 //
 // The event fields that never change are packed into one, "e" (pack.go):
 // id, webhook id, dedupe value, content type, received time and the
@@ -65,8 +64,7 @@
 // "ca" is the creation time (the script's clock), also the received time
 // when the caller gave none. "parked" is "1" on a parked event and absent
 // otherwise until replay_parked sets it to "0", together with a "dests"
-// field that wins over the packed one. Hashes written before the packing
-// (all fields separate) are still read.
+// field that wins over the packed one.
 //
 // Accept writes no dlv hash for an event whose id the store made ("evt_X"):
 // its deliveries get the ids "dlv_X_1", "dlv_X_2", ... in route order, and
@@ -77,9 +75,9 @@
 // missing ones from the event. This keeps a third of the memory and AOF
 // writes off the accept path. Accept queues an implicit delivery half a
 // millisecond before its due ms: the only queue scores that are not whole
-// numbers, as every later change of a score writes a whole one, so the
-// first lease knows it has no hash to look for. Implicit deliveries queued
-// before this marking have whole scores; for those the lease looks.
+// numbers, as every later change of a score writes a whole one (together
+// with the hash), so the lease knows from the score alone whether there is
+// a hash to read.
 //
 // # Queues and time
 //
@@ -88,6 +86,9 @@
 // the delivery hash. A worker that dies simply lets the score come due, and
 // any process leasing that destination takes the delivery over; its old token
 // no longer matches, so its late outcome is refused with store.ErrLeaseLost.
+// The lease keeps the due time the delivery had ("od") and indexes the lease
+// by expiry (lz:{destination}): a lease that ran out unextended puts its
+// delivery back at "od", so a survivor reaches it in due order.
 // "Now" is always the Redis server's TIME, read inside the scripts, so
 // processes with skewed clocks agree on due times and lease expiry. Absolute
 // times that callers pass (Retry and Release due times) are used as given.

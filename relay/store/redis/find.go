@@ -26,9 +26,8 @@ func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
 const findBatch = 200
 
 // eventFields are the event hash fields a search reads: the packed fields
-// (body included, see pack.go) and the others, and for events stored before
-// the packing, their separate fields but the body.
-var eventFields = []string{"e", "dests", "parked", "dlvs", "ca", "nd", "id", "wh", "dk", "ct", "rcv"}
+// (body included, see pack.go) and the others.
+var eventFields = []string{"e", "dests", "parked", "dlvs", "ca", "nd"}
 
 // FindEvents walks the evidx index newest first from the cursor, the last
 // id examined. A search is a read, not a step that must be atomic, so it
@@ -103,7 +102,7 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 	pipe = s.rdb.Pipeline()
 	for i, id := range ids {
 		h := hashOf(eventFields, evCmds[i].Val())
-		if h["e"] == "" && h["id"] == "" {
+		if h["e"] == "" {
 			gone = append(gone, id)
 			continue
 		}

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -95,45 +93,37 @@ func TestImplicitDeliveries(t *testing.T) {
 }
 
 // Accept queues an implicit delivery at a score that is not a whole
-// number, and its first lease takes that for the hash's absence; one
-// queued before that marking (a whole score) is leased all the same, and
-// a leased one (a whole score, a hash) is never written over as implicit.
+// number, and its first lease takes that for the hash's absence; a leased
+// one (a whole score, a hash) is never written over as implicit.
 func TestImplicitQueueScores(t *testing.T) {
 	s, raw, prefix := newRawStore(t)
 	ctx := context.Background()
 
-	res := accept(t, s, event(1), []string{"marked", "whole"}, store.Dedupe{})
-	x := strings.TrimPrefix(res.EventID, "evt_")
-	marked, whole := "dlv_"+x+"_1", "dlv_"+x+"_2"
+	res := accept(t, s, event(1), []string{"marked"}, store.Dedupe{})
+	marked := "dlv_" + strings.TrimPrefix(res.EventID, "evt_") + "_1"
 	score := raw.ZScore(ctx, prefix+"q:marked", marked).Val()
 	if score == float64(int64(score)) {
 		t.Fatalf("implicit delivery queued at %v, want a score that is not whole", score)
 	}
-	// As an accept before the marking queued it.
-	if err := raw.ZAdd(ctx, prefix+"q:whole", goredis.Z{Score: score + 0.5, Member: whole}).Err(); err != nil {
-		t.Fatalf("ZADD: %v", err)
+	d := leaseOne(t, s, "marked")
+	if d.State != store.StatePending || d.Attempts != 0 || d.Lease == "" || d.Event == nil {
+		t.Fatalf("leased %+v", d)
 	}
-	for _, dest := range []string{"marked", "whole"} {
-		d := leaseOne(t, s, dest)
-		if d.State != store.StatePending || d.Attempts != 0 || d.Lease == "" || d.Event == nil {
-			t.Fatalf("leased %+v", d)
-		}
-		if after := raw.ZScore(ctx, prefix+"q:"+dest, d.ID).Val(); after != float64(int64(after)) {
-			t.Fatalf("leased delivery's score %v is not whole", after)
-		}
-		if err := s.Retry(ctx, d, attempt(1, 503), time.Now()); err != nil {
-			t.Fatalf("Retry: %v", err)
-		}
-		d = leaseOne(t, s, dest)
-		if d.Attempts != 1 || d.LastStatus != 503 {
-			t.Fatalf("leased again %+v, want the attempt kept", d)
-		}
-		if err := s.Complete(ctx, d, attempt(2, 200)); err != nil {
-			t.Fatalf("Complete: %v", err)
-		}
-		if got := logNumbers(t, s, d); len(got) != 2 {
-			t.Fatalf("log %v, want 2 attempts", got)
-		}
+	if after := raw.ZScore(ctx, prefix+"q:marked", d.ID).Val(); after != float64(int64(after)) {
+		t.Fatalf("leased delivery's score %v is not whole", after)
+	}
+	if err := s.Retry(ctx, d, attempt(1, 503), time.Now()); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	d = leaseOne(t, s, "marked")
+	if d.Attempts != 1 || d.LastStatus != 503 {
+		t.Fatalf("leased again %+v, want the attempt kept", d)
+	}
+	if err := s.Complete(ctx, d, attempt(2, 200)); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if got := logNumbers(t, s, d); len(got) != 2 {
+		t.Fatalf("log %v, want 2 attempts", got)
 	}
 }
 

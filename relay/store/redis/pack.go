@@ -11,7 +11,7 @@ import (
 // real body) is a table of separately allocated entries, and each entry
 // costs the accept script about as much as its bytes do. See doc.go.
 //
-// The packed value is "1" (the format), then id, webhook id, dedupe value,
+// The packed value is "1", then id, webhook id, dedupe value,
 // content type, received time (Unix ns, "" when the script stamped "ca")
 // and destinations JSON, each as its decimal length, ':' and its bytes,
 // then the body: every byte left.
@@ -45,14 +45,10 @@ var errPacked = errors.New("malformed packed event")
 // value form the decoders read: the values "e" holds become fields of h
 // ("body" included), except that a "dests" field written after accept
 // (replay_parked) wins over the packed one, and an empty received time is
-// the creation time "ca" (the script's clock). A hash without "e" (stored by
-// an earlier version) is left as it is.
+// the creation time "ca" (the script's clock).
 func unpackEvent(h map[string]string) error {
-	e, ok := h["e"]
-	if !ok || e == "" {
-		return nil
-	}
-	if e[0] != packVersion {
+	e := h["e"]
+	if e == "" || e[0] != packVersion {
 		return errPacked
 	}
 	rest := e[1:]

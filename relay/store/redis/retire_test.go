@@ -97,42 +97,6 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 	wantRetired(t, raw, prefix, parked.EventID, d.ID)
 }
 
-// Events stored or leased before the delivery hash's "nd" still retire: an
-// accept wrote out=1, and a lease wrote no "nd"; also a lease without "nd"
-// (an older process) of an event without "out", and of one with three
-// deliveries.
-func TestSoleDeliveryWrittenBefore(t *testing.T) {
-	s, raw, prefix := newRawStore(t)
-	ctx := context.Background()
-
-	for _, out := range []bool{true, false} {
-		res := accept(t, s, event(1), []string{"old"}, store.Dedupe{})
-		evk := prefix + "ev:" + res.EventID
-		if out {
-			raw.HSet(ctx, evk, "out", 1)
-		}
-		d := leaseOne(t, s, "old")
-		raw.HDel(ctx, prefix+"dlv:"+d.ID, "nd")
-		if err := s.Complete(ctx, d, ok200()); err != nil {
-			t.Fatalf("Complete: %v", err)
-		}
-		wantRetired(t, raw, prefix, res.EventID, d.ID)
-	}
-
-	dests := []string{"old-a", "old-b", "old-c"}
-	res := accept(t, s, event(2), dests, store.Dedupe{})
-	var ids []string
-	for _, dest := range dests {
-		d := leaseOne(t, s, dest)
-		raw.HDel(ctx, prefix+"dlv:"+d.ID, "nd")
-		if err := s.Complete(ctx, d, ok200()); err != nil {
-			t.Fatalf("Complete: %v", err)
-		}
-		ids = append(ids, d.ID)
-	}
-	wantRetired(t, raw, prefix, res.EventID, ids...)
-}
-
 // An event with three deliveries retires when its last one finishes, in
 // whatever order they finish and however (delivered at once, delivered
 // after a retry, discarded from the DLQ); until then nothing of it expires.

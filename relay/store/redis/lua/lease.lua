@@ -84,28 +84,12 @@ for i = 1, #due / 2 do
   local tok = ARGV[5] .. '.' .. i
   local h, ev
   local evid, place = derived(id)
-  -- The hash as it is: empty for an implicit delivery (see implicit in
-  -- prelude.lua), else the fields to hand out once the lease is in.
-  local cur
   if evid then
-    -- Its event's fields, sent anyway, say whether it may be implicit. A
-    -- score that is not a whole number says it has no hash; with a whole
-    -- one (moved since accept, or queued before the marking) the hash
-    -- says.
+    -- Its event's fields, sent anyway, say whether it is implicit. A score
+    -- that is not a whole number says it has no hash yet; a whole one
+    -- says it has, as whatever moved it since accept wrote the hash.
     ev = redis.call('HGETALL', P .. 'ev:' .. evid)
     if string.find(due[2 * i], '.', 1, true) then
-      cur = {}
-    else
-      cur = redis.call('HGETALL', dk)
-    end
-    if #cur > 0 then
-      local own = field(cur, 'ev')
-      if own and own ~= evid then -- defensive: derived ids are their event's
-        evid = own
-        ev = redis.call('HGETALL', P .. 'ev:' .. evid)
-      end
-      h = hold(dk, cur, tok, ev, due[2 * i])
-    else
       local ca = field(ev, 'ca')
       if ca and listed(id, place, field(ev, 'nd'), field(ev, 'dlvs')) then
         h = {'id', id, 'ev', evid, 'dest', dest, 'st', 'pending', 'n', '0',
@@ -117,9 +101,19 @@ for i = 1, #due / 2 do
         end
         redis.call('HSET', dk, unpack(h))
       end
+    else
+      local cur = redis.call('HGETALL', dk)
+      if #cur > 0 then
+        local own = field(cur, 'ev')
+        if own and own ~= evid then -- defensive: derived ids are their event's
+          evid = own
+          ev = redis.call('HGETALL', P .. 'ev:' .. evid)
+        end
+        h = hold(dk, cur, tok, ev, due[2 * i])
+      end
     end
   else
-    cur = redis.call('HGETALL', dk)
+    local cur = redis.call('HGETALL', dk)
     evid = field(cur, 'ev')
     if evid then
       ev = redis.call('HGETALL', P .. 'ev:' .. evid)

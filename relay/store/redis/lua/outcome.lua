@@ -56,10 +56,9 @@ for i = 1, tonumber(ARGV[3]) do
       -- An event's only delivery ('nd' 1) finishes it; others count down
       -- its 'out'.
       if h.nd == '1' or redis.call('HINCRBY', P .. 'ev:' .. h.ev, 'out', -1) <= 0 then
-        -- No 'ls' before means no attempt before, so no log list: every
-        -- attempt sets 'ls', and those before 'la' existed went to the list.
+        -- No 'la' before means no attempt before, so no log list.
         local skip
-        if not h.ls then skip = id end
+        if not h.la then skip = id end
         expire(h.ev, ret, siblings(id, h.ev, h.nd), skip)
         exp[#exp + 1] = expms
         exp[#exp + 1] = h.ev

@@ -1,6 +1,6 @@
 -- prelude.lua is prepended to every script. ARGV[1] is always the key prefix.
--- Scripts build key names from it and from stored ids, so they run on a
--- standalone Redis (or behind Sentinel), not on Redis Cluster.
+-- Scripts build key names from it and from stored ids; on Redis Cluster the
+-- prefix is one hash tag (cluster.go), so every key is in KEYS[1]'s slot.
 local P = ARGV[1]
 
 -- now returns the Redis server's clock, so that every process sharing this
@@ -81,10 +81,9 @@ end
 -- held returns the fields of a delivery whose live lease token is tok, or
 -- nil and a status code: 2 when the lease is lost (another token, expired,
 -- or the delivery is no longer pending), 3 when the delivery does not exist.
--- The fields: dest, ev, n (a number), and la, ls and nd (false when
--- absent).
+-- The fields: dest, ev, n (a number), and la and nd (false when absent).
 local function held(dk, tok, ms)
-  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n', 'la', 'ls', 'nd')
+  local h = redis.call('HMGET', dk, 'st', 'tok', 'lu', 'dest', 'ev', 'n', 'la', 'nd')
   if not h[1] then
     -- A delivery never leased holds no lease: lost, not missing.
     if implicit(string.sub(dk, #P + 5)) then return nil, 2 end
@@ -93,7 +92,7 @@ local function held(dk, tok, ms)
   if h[1] ~= 'pending' or h[2] ~= tok or (tonumber(h[3]) or 0) < ms then
     return nil, 2
   end
-  return {dest = h[4], ev = h[5], n = tonumber(h[6]), la = h[7], ls = h[8], nd = h[9]}
+  return {dest = h[4], ev = h[5], n = tonumber(h[6]), la = h[7], nd = h[8]}
 end
 
 -- expire lets a finished event (no delivery left to make) expire, with its
