@@ -194,6 +194,9 @@ func (s *Store) runBatch(ctx context.Context, sc *goredis.Script, args []any, n 
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
 	reply, err := sc.Run(ctx, s.rdb, s.route, args...).Result()
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@
 //	evexp              sorted set of retired event ids, scored by expiry ms;
 //	                   their evidx entries are dropped once expired
 //	probe              string written by CheckWrite, PX one minute
+//	format             string: the version of this layout (see Format)
 //
 // Times in hashes are Unix nanoseconds as decimal strings; "nd" says how
 // many deliveries the event has and "dlvs" lists their ids (left out when
@@ -78,6 +79,20 @@
 // numbers, as every later change of a score writes a whole one (together
 // with the hash), so the lease knows from the score alone whether there is
 // a hash to read.
+//
+// # Format
+//
+// The keys above are format "1" (formatVersion), the only one this package
+// reads; the format key says so. Open checks it: a keyspace with no relay
+// key (the probe aside) gets the marker, SET NX, so relays starting
+// together agree; relay data without the marker or with another version is
+// refused with an error that names the prefix and both formats. There is
+// no migration before the first release. When Open cannot reach Redis, the
+// first call that does checks instead. The marker never expires, and the
+// accept script writes it again when Redis lost it with everything else
+// (restarted without persistence, flushed), so no relay data is ever
+// without it; a marker of another version stops the accept script and
+// sends the Store back to checking, as at Open.
 //
 // # Queues and time
 //

@@ -32,7 +32,7 @@ var transientReplies = []string{
 // any error that is not a reply from the server (dial, I/O, timeout, pool
 // exhausted), or a transient reply. A caller's own cancellation is not.
 func unavailable(err error) bool {
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errFormat) {
 		return false
 	}
 	var reply goredis.Error

@@ -38,6 +38,9 @@ func (s *Store) FindEvents(ctx context.Context, q store.EventQuery, p store.Page
 	if err := s.check(); err != nil {
 		return nil, "", fmt.Errorf("redis: %s: %w", op, err)
 	}
+	if err := s.ready(ctx); err != nil {
+		return nil, "", s.fail(op, err)
+	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = store.DefaultPageLimit

@@ -98,6 +98,9 @@ func (s *Store) Depths(ctx context.Context) (store.Depths, error) {
 	if err := s.check(); err != nil {
 		return store.Depths{}, fmt.Errorf("redis: depths: %w", err)
 	}
+	if err := s.ready(ctx); err != nil {
+		return store.Depths{}, s.fail("depths", err)
+	}
 	h, err := s.rdb.HGetAll(ctx, s.prefix+"depth").Result()
 	if err != nil {
 		return store.Depths{}, s.fail("depths", err)
@@ -125,6 +128,9 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	op := "delivery " + id
 	if err := s.check(); err != nil {
 		return store.Delivery{}, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	if err := s.ready(ctx); err != nil {
+		return store.Delivery{}, s.fail(op, err)
 	}
 	h, err := s.rdb.HGetAll(ctx, s.prefix+"dlv:"+id).Result()
 	if err != nil {

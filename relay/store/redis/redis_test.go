@@ -206,7 +206,8 @@ func TestOpenWhileRedisDown(t *testing.T) {
 	var logs testlog.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	s := openStore(t, srv.URL(), uniquePrefix(t), func(o *Options) {
+	prefix := uniquePrefix(t)
+	s := openStore(t, srv.URL(), prefix, func(o *Options) {
 		o.DialTimeout = 200 * time.Millisecond
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
@@ -227,6 +228,7 @@ func TestOpenWhileRedisDown(t *testing.T) {
 	if res.Duplicate {
 		t.Fatalf("Accept once Redis is up = %+v: the failed Accept must not have claimed", res)
 	}
+	wantMarker(t, rawClient(t, srv.URL()), prefix)
 	if ds := leaseN(t, s, "alpha", 10, time.Hour); len(ds) != 1 || ds[0].EventID != res.EventID {
 		t.Fatalf("Lease = %d deliveries, want the one of %s", len(ds), res.EventID)
 	}

@@ -10,8 +10,8 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// scripts holds the Lua scripts, each the shared prelude followed by its own
-// body. Script.Run sends EVALSHA and falls back to EVAL when the server's
+// scripts holds the Lua scripts, each the format version (FORMAT), the
+// shared prelude and its own body. Script.Run sends EVALSHA and falls back to EVAL when the server's
 // script cache lost it (after a restart).
 type scripts struct {
 	accept, lease, extend, release, outcome         *goredis.Script
@@ -30,7 +30,7 @@ func newScripts() (*scripts, error) {
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("script %s: %w", name, err)
 		}
-		return goredis.NewScript(string(prelude) + "\n" + string(body))
+		return goredis.NewScript("local FORMAT = '" + formatVersion + "'\n" + string(prelude) + "\n" + string(body))
 	}
 	sc := &scripts{
 		accept:       load("accept"),

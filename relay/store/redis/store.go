@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,7 @@ type Store struct {
 	retention time.Duration
 	log       *slog.Logger
 	closed    atomic.Bool
+	formatOK  atomic.Bool // the format marker was checked (format.go)
 	accepts   batcher[*acceptReq]
 	outcomes  batcher[*outcomeReq]
 	health    store.WriteHealth
@@ -131,7 +133,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.accepts = batcher[*acceptReq]{send: s.acceptBatch, fail: s.fail, maxCalls: maxAcceptCalls}
 	s.outcomes = batcher[*outcomeReq]{send: s.outcomeBatch, fail: s.fail, maxCalls: maxOutcomeCalls}
-	if err := s.load(ctx); err != nil {
+	err = s.load(ctx)
+	if err == nil {
+		err = s.ready(ctx)
+	}
+	if err != nil {
 		err = s.fail("open", err)
 		if !errors.Is(err, store.ErrUnavailable) {
 			_ = s.rdb.Close()
@@ -140,8 +146,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// Redis may come up after the relay (a host booting, a rollout),
 		// and a relay that refused to start would be restarted in a loop.
 		// The Store works as during any outage instead: calls fail with
-		// ErrUnavailable until Redis answers, and Script.Run loads each
-		// script on its first call after that.
+		// ErrUnavailable until Redis answers, Script.Run loads each script
+		// on its first call after that, and that call checks the format.
 		s.log.Warn("redis store: Redis does not answer at start; calls fail as unavailable until it does",
 			"addr", ro.Addr, "store_error", err)
 		return s, nil
@@ -178,6 +184,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return s.fail("ping", err)
 	}
+	if err := s.ready(ctx); err != nil {
+		return s.fail("ping", err)
+	}
 	return nil
 }
 
@@ -189,6 +198,9 @@ func (s *Store) CheckWrite(ctx context.Context) error {
 	return s.health.Check(ctx, func(ctx context.Context) error {
 		if err := s.check(); err != nil {
 			return fmt.Errorf("redis: probe write: %w", err)
+		}
+		if err := s.ready(ctx); err != nil {
+			return s.fail("probe write", err)
 		}
 		if err := s.rdb.Set(ctx, s.prefix+"probe", time.Now().UnixMilli(), time.Minute).Err(); err != nil {
 			return s.fail("probe write", err)
@@ -234,6 +246,9 @@ func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, 
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
 	return sc.Run(ctx, s.rdb, s.route, append([]any{s.prefix}, args...)...).Result()
 }
 
@@ -243,6 +258,14 @@ func (s *Store) fail(op string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrClosed), errors.Is(err, goredis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, store.ErrClosed)
+	case goredis.HasErrorPrefix(err, formatReply):
+		// The accept script found another format's marker: calls check
+		// the marker again, as at Open.
+		s.formatOK.Store(false)
+		var reply goredis.Error
+		errors.As(err, &reply)
+		_, found, _ := strings.Cut(reply.Error(), formatReply+" ")
+		return fmt.Errorf("redis: %s: %w", op, s.formatErr(found))
 	case unavailable(err):
 		return fmt.Errorf("redis: %s: %w: %w", op, store.ErrUnavailable, err)
 	default:

@@ -1,4 +1,5 @@
--- prelude.lua is prepended to every script. ARGV[1] is always the key prefix.
+-- prelude.lua is prepended to every script, after FORMAT, the format
+-- version (format.go). ARGV[1] is always the key prefix.
 -- Scripts build key names from it and from stored ids; on Redis Cluster the
 -- prefix is one hash tag (cluster.go), so every key is in KEYS[1]'s slot.
 local P = ARGV[1]
