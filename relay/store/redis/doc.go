@@ -105,8 +105,10 @@
 // by expiry (lz:{destination}): a lease that ran out unextended puts its
 // delivery back at "od", so a survivor reaches it in due order.
 // "Now" is always the Redis server's TIME, read inside the scripts, so
-// processes with skewed clocks agree on due times and lease expiry. Absolute
-// times that callers pass (Retry and Release due times) are used as given.
+// processes with skewed clocks agree on due times and lease expiry, and
+// tests cannot move it: they wait for it. Absolute times that callers pass
+// (Retry and Release due times) are used as given, a zero one as
+// Options.Clock's now.
 //
 // # Retention
 //

@@ -79,7 +79,7 @@ func (s *Store) CompleteAsync(ctx context.Context, d store.Delivery, a store.Att
 
 // RetryAsync is Retry without waiting; see outcomeAsync for done.
 func (s *Store) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
-	s.outcomeAsync(ctx, "retry", kindRetry, d, a, dueOrNow(due), done)
+	s.outcomeAsync(ctx, "retry", kindRetry, d, a, s.dueOrNow(due), done)
 }
 
 // DeadLetterAsync is DeadLetter without waiting; see outcomeAsync for done.

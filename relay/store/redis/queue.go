@@ -76,7 +76,7 @@ func (s *Store) ExtendLease(ctx context.Context, d store.Delivery, lease time.Du
 
 // Release gives a leased delivery back, due at due, without an attempt.
 func (s *Store) Release(ctx context.Context, d store.Delivery, due time.Time) error {
-	due = dueOrNow(due)
+	due = s.dueOrNow(due)
 	return s.leased(ctx, "release", d, s.sc.release, millis(due), nanos(due))
 }
 
@@ -88,7 +88,7 @@ func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt)
 
 // Retry records a failed attempt and schedules the next one at due.
 func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error {
-	return s.outcome(ctx, "retry", kindRetry, d, a, dueOrNow(due))
+	return s.outcome(ctx, "retry", kindRetry, d, a, s.dueOrNow(due))
 }
 
 // DeadLetter records the last attempt and moves the delivery to the DLQ.
@@ -136,9 +136,10 @@ func statusErr(op string, reply any) error {
 	}
 }
 
-func dueOrNow(due time.Time) time.Time {
+// dueOrNow is due, or the Store's clock's now for a zero due.
+func (s *Store) dueOrNow(due time.Time) time.Time {
 	if due.IsZero() {
-		return time.Now()
+		return s.clock.Now()
 	}
 	return due
 }

@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	// parameters) and keeps every key in the slot of the prefix's hash tag
 	// ("{relay:}" for "relay:").
 	Cluster bool
+	// Clock stands in for a zero due time of Retry and Release (clock.Real
+	// when nil). Due times and leases run on the Redis server's TIME.
+	Clock clock.Clock
 }
 
 // Store is a store.Store kept in Redis. It is safe for concurrent use, and
@@ -60,6 +64,7 @@ type Store struct {
 	route     []string // a cluster's key for every script: the prefix, so the slot of all keys
 	retention time.Duration
 	log       *slog.Logger
+	clock     clock.Clock
 	closed    atomic.Bool
 	formatOK  atomic.Bool // the format marker was checked (format.go)
 	accepts   batcher[*acceptReq]
@@ -117,6 +122,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		prefix:    opts.Prefix,
 		retention: opts.Retention,
 		log:       opts.Logger,
+		clock:     clock.Or(opts.Clock),
 	}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
@@ -202,7 +208,7 @@ func (s *Store) CheckWrite(ctx context.Context) error {
 		if err := s.ready(ctx); err != nil {
 			return s.fail("probe write", err)
 		}
-		if err := s.rdb.Set(ctx, s.prefix+"probe", time.Now().UnixMilli(), time.Minute).Err(); err != nil {
+		if err := s.rdb.Set(ctx, s.prefix+"probe", s.clock.Now().UnixMilli(), time.Minute).Err(); err != nil {
 			return s.fail("probe write", err)
 		}
 		return nil
