@@ -133,5 +133,7 @@
 // Redis Cluster).
 //
 // This package must not know HTTP, routing or delivery policy: it stores
-// what the store contract says and decides nothing about retries.
+// what the store contract says and decides nothing about retries. Of
+// package config it reads only the defaults of its options (prefix and
+// retention), so that they have one home.
 package redis

@@ -12,16 +12,9 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
-)
-
-// Defaults for zero Options fields.
-const (
-	// DefaultPrefix is the key prefix when Options.Prefix is empty.
-	DefaultPrefix = "relay:"
-	// DefaultRetention is how long a finished event is kept.
-	DefaultRetention = 72 * time.Hour
 )
 
 // Options configures Open.
@@ -29,11 +22,11 @@ type Options struct {
 	// URL is a redis:// or rediss:// URL; its query may set go-redis options
 	// such as dial_timeout or read_timeout.
 	URL string
-	// Prefix is prepended to every key ("relay:" when empty). Processes
-	// sharing a prefix share the queues.
+	// Prefix is prepended to every key (config.DefaultRedisPrefix when
+	// empty). Processes sharing a prefix share the queues.
 	Prefix string
 	// Retention is how long an event whose deliveries are all delivered is
-	// kept (72h when zero).
+	// kept (config.DefaultRedisRetention when zero).
 	Retention time.Duration
 	// PoolSize is the maximum number of connections (go-redis default, ten
 	// per CPU, when zero).
@@ -125,14 +118,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		clock:     clock.Or(opts.Clock),
 	}
 	if s.prefix == "" {
-		s.prefix = DefaultPrefix
+		s.prefix = config.DefaultRedisPrefix
 	}
 	if opts.Cluster {
 		s.prefix = clusterPrefix(s.prefix)
 		s.route = []string{s.prefix}
 	}
 	if s.retention <= 0 {
-		s.retention = DefaultRetention
+		s.retention = config.DefaultRedisRetention
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
