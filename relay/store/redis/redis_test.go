@@ -369,7 +369,7 @@ func TestKeysAndRetention(t *testing.T) {
 			}
 		}
 	}
-	fixed := []string{"depth", "seq", "parked", "dlq", "evidx", "evexp"}
+	fixed := []string{"depth", "seq", "parked", "dlq", "evidx", "evexp", "format"}
 	if n := raw.Exists(ctx, fixed...).Val(); n != 0 {
 		t.Errorf("%d of %v exist without the prefix", n, fixed)
 	}
@@ -383,6 +383,9 @@ func TestKeysAndRetention(t *testing.T) {
 	})
 	if _, err := s.Event(ctx, done.EventID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Event of an expired event: %v, want ErrNotFound", err)
+	}
+	if ttl := raw.PTTL(ctx, prefix+formatKey).Val(); ttl != -1 {
+		t.Fatalf("format marker has TTL %v after the retention, want none", ttl)
 	}
 	if res := accept(t, s, event(1), []string{alpha}, dd); !res.Duplicate {
 		t.Fatal("the dedupe claim expired with the event; it has its own TTL")
