@@ -8,6 +8,7 @@
 -- Returns one value per event: the deliveries queued (an integer) when the
 -- event is stored (or was, by this id), or the id of the event holding the
 -- dedupe claim (a string) when it is a duplicate.
+
 -- The format marker (doc.go, Format), checked at Open, is written again
 -- when Redis lost it with everything else (restarted empty, flushed), so
 -- that no relay data is ever without it; another format's is refused.
