@@ -22,7 +22,7 @@ type newDelivery struct {
 	enc []byte
 }
 
-func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery, []string, error) {
+func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery, []string) {
 	out := make([]newDelivery, len(dests))
 	ids := make([]string, len(dests))
 	for i, dest := range dests {
@@ -35,14 +35,10 @@ func newDeliveries(eventID string, dests []string, now time.Time) ([]newDelivery
 			DueAt:       now,
 			UpdatedAt:   now,
 		}}
-		v, err := encodeDelivery(rec)
-		if err != nil {
-			return nil, nil, err
-		}
-		out[i] = newDelivery{rec: rec, enc: v}
+		out[i] = newDelivery{rec: rec, enc: encodeDelivery(rec)}
 		ids[i] = rec.ID
 	}
-	return out, ids, nil
+	return out, ids
 }
 
 // putNew stores new deliveries and queues them.
@@ -117,17 +113,11 @@ func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*
 	ev.Parked = len(dests) == 0
 	body := clone(ev.Body) // bbolt keeps the slice until the commit
 
-	ds, ids, encErr := newDeliveries(ev.ID, dests, now)
-	var evEnc []byte
-	if encErr == nil {
-		evEnc, encErr = encodeEvent(&eventRec{Event: ev, DeliveryIDs: ids})
-	}
+	ds, ids := newDeliveries(ev.ID, dests, now)
+	evEnc := encodeEvent(&eventRec{Event: ev, DeliveryIDs: ids})
 
 	res = new(store.AcceptResult)
 	apply = func(b *batch) error {
-		if encErr != nil {
-			return reject(encErr)
-		}
 		if dedupe.Key != "" {
 			if holder, ok := liveClaim(b, dedupe.Key); ok {
 				*res = store.AcceptResult{EventID: holder, Duplicate: true}
@@ -224,11 +214,8 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 		})
 		return 0, err
 	}
-	ds, ids, err := newDeliveries(id, dests, time.Now())
-	if err != nil {
-		return 0, fmt.Errorf("bolt: replay parked %s: %w", id, err)
-	}
-	err = s.submit(ctx, func(b *batch) error {
+	ds, ids := newDeliveries(id, dests, time.Now())
+	err := s.submit(ctx, func(b *batch) error {
 		rec, err := parkedEvent(b.tx, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +98,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	if err := initBuckets(db); err != nil {
+	if err := initFile(db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
@@ -136,24 +135,6 @@ func (o Options) withDefaults() Options {
 		o.Retention = DefaultRetention
 	}
 	return o
-}
-
-func initBuckets(db *bbolt.DB) error {
-	return db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get([]byte("version")); {
-		case v == nil, slices.Contains(upgradable, string(v)):
-			return meta.Put([]byte("version"), []byte(formatVersion))
-		case string(v) != formatVersion:
-			return fmt.Errorf("format version %q, this relay reads %q", v, formatVersion)
-		}
-		return nil
-	})
 }
 
 // Retention returns how long finished events are kept: Options.Retention,

@@ -22,11 +22,11 @@
 //
 // Layout of the file (all top-level buckets):
 //
-//	meta       "version" -> format version (3; Open upgrades 1 and 2, refuses others)
-//	events     eventID -> eventRec, binary or JSON (the event without its body, plus delivery ids)
+//	meta       "version" -> the storage format (formatVersion, layout.go)
+//	events     eventID -> eventRec (the event without its body, plus delivery ids)
 //	bodies     eventID -> the body bytes exactly as received
-//	deliveries deliveryID -> deliveryRec, binary or JSON (with its newest attempt, "last")
-//	attempts   deliveryID 0x00 seq(4, big-endian) -> JSON store.Attempt (the older attempts)
+//	deliveries deliveryID -> deliveryRec (with its newest attempt, "last")
+//	attempts   deliveryID 0x00 seq(4, big-endian) -> an older attempt
 //	queue      one nested bucket per destination: due(8) deliveryID -> empty (the due index)
 //	dlq        deadAt(8) deliveryID -> empty (all destinations, oldest first)
 //	dlqdest    one nested bucket per destination: deadAt(8) deliveryID -> empty
@@ -34,6 +34,12 @@
 //	dedupe     key -> expiry(8) eventID (expiry 0: never)
 //	dedupexp   expiry(8) key -> empty (what the sweeper deletes, soonest first)
 //	counts     "q" 0x00 dest, "d" 0x00 dest, "p" -> int64(8): the depths
+//
+// Records are in one binary form (codec.go). There is one storage format
+// and no migration: Open marks a file that holds nothing, and refuses one
+// that holds data under another marker or none, with a message that says
+// to drain it with the relay that wrote it (format.go). A change to the
+// layout or the records changes formatVersion.
 //
 // Times in keys are big-endian unix nanoseconds, so byte order is time order.
 //

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -11,17 +10,10 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
-// formatVersion is stored in the meta bucket; Open refuses other versions
-// but upgrades the ones in upgradable. Version 2 keeps a delivery's newest
-// attempt in its record ("last"); a relay that reads version 1 would lose
-// it when it rewrote the record, so it must refuse such a file. Version 3
-// writes delivery and event records in a binary form (binary.go), which a
-// relay that reads version 2 could not decode.
-const formatVersion = "3"
-
-// upgradable are the older versions whose files this relay reads as they
-// are: Open marks them formatVersion, with nothing else to rewrite.
-var upgradable = []string{"1", "2"}
+// formatVersion names the layout and record form (codec.go) this relay
+// writes; it is stored in the meta bucket, and Open refuses a file that
+// holds data under any other (format.go). Change it with the layout.
+const formatVersion = "4"
 
 // Top-level bucket names.
 var (
@@ -63,7 +55,7 @@ func fillForAppends(tx *bbolt.Tx) {
 // bytes are never re-encoded.
 type eventRec struct {
 	store.Event
-	DeliveryIDs []string `json:"delivery_ids,omitempty"`
+	DeliveryIDs []string
 }
 
 // deliveryRec is a delivery as stored.
@@ -71,15 +63,14 @@ type deliveryRec struct {
 	store.Delivery
 	// Logged counts attempt records; unlike Attempts it survives a DLQ replay,
 	// so the log keeps every attempt ever made.
-	Logged int `json:"logged,omitempty"`
+	Logged int
 	// DeadAt is the time in the delivery's DLQ keys while it is dead.
-	DeadAt int64 `json:"dead_at,omitempty"`
+	DeadAt int64
 	// Last is the newest attempt, number Logged of the log, kept in the
 	// record rather than in the attempts bucket: most deliveries take one
 	// attempt, and their outcome then writes one record instead of two.
-	// The next attempt moves it to the bucket. Records written before this
-	// field have every attempt in the bucket.
-	Last *store.Attempt `json:"last,omitempty"`
+	// The next attempt moves it to the bucket.
+	Last *store.Attempt
 }
 
 // timeKey is a key that sorts by time, then by id.
@@ -214,24 +205,7 @@ func (r *reader) eventMeta(id string) (*eventRec, error) {
 }
 
 func putEvent(tx *bbolt.Tx, rec *eventRec) error {
-	v, err := encodeEvent(rec)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucketEvents).Put([]byte(rec.ID), v)
-}
-
-// encodeEvent encodes rec in the binary form, or in JSON when a time does
-// not fit it (binary.go).
-func encodeEvent(rec *eventRec) ([]byte, error) {
-	if v, ok := appendEventBin(make([]byte, 0, 96+len(rec.WebhookID)+len(rec.DedupeKey)+40*len(rec.Destinations)), rec); ok {
-		return v, nil
-	}
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", rec.ID, err)
-	}
-	return v, nil
+	return tx.Bucket(bucketEvents).Put([]byte(rec.ID), encodeEvent(rec))
 }
 
 func getDelivery(tx *bbolt.Tx, id string) (*deliveryRec, error) {
@@ -259,51 +233,18 @@ func (r *reader) deliveryInto(id string, rec *deliveryRec) error {
 }
 
 func putDelivery(tx *bbolt.Tx, rec *deliveryRec) error {
-	v, err := encodeDelivery(rec)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucketDeliveries).Put([]byte(rec.ID), v)
+	return tx.Bucket(bucketDeliveries).Put([]byte(rec.ID), encodeDelivery(rec))
 }
 
-// encodeDelivery encodes rec in the binary form, or in JSON when a time does
-// not fit it (binary.go). bbolt keeps a value until the commit, so every
-// record gets its own buffer.
-func encodeDelivery(rec *deliveryRec) ([]byte, error) {
-	if v, ok := appendDeliveryBin(make([]byte, 0, 160+len(rec.LastError)+lastLen(rec.Last)), rec); ok {
-		return v, nil
-	}
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("encode delivery %s: %w", rec.ID, err)
-	}
-	return v, nil
-}
-
-// lastLen is the length of a's strings, for a buffer's size.
-func lastLen(a *store.Attempt) int {
-	if a == nil {
-		return 0
-	}
-	return len(a.Error) + len(a.Response)
-}
-
-// appendAttempt logs a and counts it on rec; the caller stores rec. a
+// logAttempt logs a and counts it on rec; the caller stores rec. a
 // becomes rec.Last, and the attempt that was Last moves to the attempts
 // bucket.
-func appendAttempt(tx *bbolt.Tx, rec *deliveryRec, a store.Attempt) error {
+func logAttempt(tx *bbolt.Tx, rec *deliveryRec, a store.Attempt) error {
 	if a.N == 0 {
 		a.N = rec.Attempts + 1
 	}
 	if prev := rec.Last; prev != nil {
-		v, ok := appendAttemptRec(make([]byte, 0, 96+len(prev.Error)+len(prev.Response)), prev)
-		if !ok {
-			var err error
-			if v, err = json.Marshal(prev); err != nil {
-				return fmt.Errorf("encode attempt of %s: %w", rec.ID, err)
-			}
-		}
-		if err := tx.Bucket(bucketAttempts).Put(attemptKey(rec.ID, rec.Logged), v); err != nil {
+		if err := tx.Bucket(bucketAttempts).Put(attemptKey(rec.ID, rec.Logged), encodeAttempt(prev)); err != nil {
 			return err
 		}
 	}
@@ -323,7 +264,7 @@ func attemptLog(tx *bbolt.Tx, rec *deliveryRec) ([]store.Attempt, error) {
 	c := tx.Bucket(bucketAttempts).Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		var a store.Attempt
-		if err := json.Unmarshal(v, &a); err != nil {
+		if err := decodeAttempt(v, &a); err != nil {
 			return nil, fmt.Errorf("decode attempt %x: %w", k, err)
 		}
 		log = append(log, a)

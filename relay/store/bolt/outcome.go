@@ -46,9 +46,9 @@ func (c *change) apply(b *batch, rec *deliveryRec) error {
 			return err
 		}
 		rec.State = store.StateDelivered
-		return appendAttempt(b.tx, rec, c.a)
+		return logAttempt(b.tx, rec, c.a)
 	case changeRetry:
-		if err := appendAttempt(b.tx, rec, c.a); err != nil {
+		if err := logAttempt(b.tx, rec, c.a); err != nil {
 			return err
 		}
 		return reschedule(b, rec, c.due)
@@ -59,7 +59,7 @@ func (c *change) apply(b *batch, rec *deliveryRec) error {
 	if err := unqueue(b, rec, true); err != nil {
 		return err
 	}
-	if err := appendAttempt(b.tx, rec, c.a); err != nil {
+	if err := logAttempt(b.tx, rec, c.a); err != nil {
 		return err
 	}
 	rec.State = store.StateDead

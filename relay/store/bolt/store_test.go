@@ -260,26 +260,6 @@ func TestOpenErrors(t *testing.T) {
 			}
 			return path
 		}, "not a directory"},
-		{"unknown format version", func(t *testing.T, dir string) string {
-			db, err := bbolt.Open(filepath.Join(dir, FileName), 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = db.Update(func(tx *bbolt.Tx) error {
-				b, err := tx.CreateBucket(bucketMeta)
-				if err != nil {
-					return err
-				}
-				return b.Put([]byte("version"), []byte("99"))
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
-			return dir
-		}, `format version "99"`},
 		{"locked by another open", func(t *testing.T, dir string) string {
 			s := openTest(t, dir)
 			t.Cleanup(func() { _ = s.Close() })
@@ -442,10 +422,8 @@ func TestLeaseMarkAndExpiredLeaseBehindIt(t *testing.T) {
 }
 
 // A delivery's newest attempt lives in its record (deliveryRec.Last), the
-// older ones in the attempts bucket. The log reads the same either way, and
-// a record written before Last existed (every attempt in the bucket) keeps
-// its log when attempts are added.
-func TestAttemptLogAcrossLayouts(t *testing.T) {
+// older ones in the attempts bucket; the log reads them in order.
+func TestAttemptLogSplitsRecordAndBucket(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
@@ -504,40 +482,11 @@ func TestAttemptLogAcrossLayouts(t *testing.T) {
 	if n := inBucket(); n != 1 {
 		t.Fatalf("after two attempts the attempts bucket holds %d records, want 1", n)
 	}
-
-	// Rewrite the record as a store without Last would have left it: both
-	// attempts in the bucket.
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		rec, err := getDelivery(tx, rec0(t, s, res.EventID))
-		if err != nil {
-			return err
-		}
-		v, _ := appendAttemptRec(nil, rec.Last)
-		if err := tx.Bucket(bucketAttempts).Put(attemptKey(rec.ID, rec.Logged), v); err != nil {
-			return err
-		}
-		rec.Last = nil
-		return putDelivery(tx, rec)
-	})
-	if err != nil {
-		t.Fatalf("rewrite in the old layout: %v", err)
-	}
-	wantLog(500, 503)
 	attempt(200)
 	wantLog(500, 503, 200)
 	if n := inBucket(); n != 2 {
 		t.Fatalf("after three attempts the attempts bucket holds %d records, want 2", n)
 	}
-}
-
-// rec0 returns the id of event id's first delivery.
-func rec0(t *testing.T, s *Store, id string) string {
-	t.Helper()
-	rec, err := s.Event(context.Background(), id)
-	if err != nil || len(rec.Deliveries) == 0 {
-		t.Fatalf("Event(%s): %+v, %v", id, rec, err)
-	}
-	return rec.Deliveries[0].ID
 }
 
 // acceptOne queues one event for dest.
@@ -548,42 +497,4 @@ func acceptOne(t *testing.T, s *Store, dest string) store.AcceptResult {
 		t.Fatalf("Accept: %v", err)
 	}
 	return res
-}
-
-// A file of format 1 (no "last" in delivery records) opens and is marked
-// format 2, so that a relay that reads only format 1, and would drop a
-// record's newest attempt when it rewrote it, refuses the file from then on.
-func TestOpenUpgradesFormat1(t *testing.T) {
-	dir := t.TempDir()
-	version := func() string {
-		t.Helper()
-		db, err := bbolt.Open(filepath.Join(dir, FileName), 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		var v string
-		err = db.Update(func(tx *bbolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists(bucketMeta)
-			if err != nil {
-				return err
-			}
-			if v = string(b.Get([]byte("version"))); v == "" {
-				return b.Put([]byte("version"), []byte("1"))
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	version() // writes format 1
-	s := openTest(t, dir)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if v := version(); v != formatVersion || v == "1" {
-		t.Fatalf("format after Open = %q, want %q", v, formatVersion)
-	}
 }
