@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/bolt"
 )
@@ -97,9 +98,13 @@ func TestCompactShrinksAndKeeps(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if st, err = bolt.Open(dir, bolt.Options{Retention: time.Millisecond, SweepInterval: 10 * time.Millisecond}); err != nil {
+	// Reopened on a clock past the retention of everything delivered; one
+	// sweep interval on, the sweep deletes it.
+	clk := clock.NewFake(time.Now().Add(2 * time.Hour))
+	if st, err = bolt.Open(dir, bolt.Options{Retention: time.Hour, Clock: clk}); err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(bolt.DefaultSweepInterval)
 	deadline := time.Now().Add(30 * time.Second)
 	for !onlyKept(ctx, st) {
 		if time.Now().After(deadline) {

@@ -75,17 +75,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// heldLimit bounds the deliveries a dispatcher holds at once: the ones being
-// attempted (at most concurrency) plus the ones whose outcome is still being
-// written. Letting outcomes be written while the next attempts run is what
-// lets many of them share one store commit. The embedded store lets
-// outcomes wait up to 50 ms for a commit of up to 1 000 (see bolt's
-// asyncLingerFor), and those of the next commit gather while one syncs, so
-// the bound is two such commits and some: a dispatcher that reached it
-// would stop leasing until a commit ended. The bound keeps a slow
-// store from piling up leases; a delivery held for its outcome is a few
-// hundred bytes and its attempt's response, up to responseKeep (its event's
-// body is let go when the attempt ends).
+// heldLimit bounds the deliveries a dispatcher holds at once (being attempted,
+// or waiting for their outcome's write), so that a slow store cannot pile up
+// leases; docs/benchmarks.md ("Why the tuned constants are what they are")
+// says why this many.
 func heldLimit(concurrency int) int { return concurrency + max(4*concurrency, 2048) }
 
 // leaseAhead bounds the deliveries handed out: the attempts (at most

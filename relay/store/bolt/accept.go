@@ -88,7 +88,7 @@ func unqueue(b *batch, rec *deliveryRec, finished bool) error {
 // transaction, or reports a duplicate when the dedupe key has a live claim.
 // An empty ev.ID gets a new id and a zero ReceivedAt becomes now.
 func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dedupe store.Dedupe) (store.AcceptResult, error) {
-	apply, res := acceptOp(ev, dests, dedupe)
+	apply, res := acceptOp(s.clock.Now(), ev, dests, dedupe)
 	if err := s.submit(ctx, apply); err != nil {
 		return store.AcceptResult{}, fmt.Errorf("bolt: accept: %w", err)
 	}
@@ -98,8 +98,7 @@ func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dedu
 // acceptOp prepares an Accept: everything that needs no transaction (ids,
 // encoding) happens here, in the caller's goroutine, and the returned op
 // only checks the claim and writes. res is valid once the op committed.
-func acceptOp(ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*batch) error, res *store.AcceptResult) {
-	now := time.Now()
+func acceptOp(now time.Time, ev store.Event, dests []string, dedupe store.Dedupe) (apply func(*batch) error, res *store.AcceptResult) {
 	if ev.ID == "" {
 		ev.ID = store.NewID("evt_")
 	}
@@ -214,7 +213,7 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 		})
 		return 0, err
 	}
-	ds, ids := newDeliveries(id, dests, time.Now())
+	ds, ids := newDeliveries(id, dests, s.clock.Now())
 	err := s.submit(ctx, func(b *batch) error {
 		rec, err := parkedEvent(b.tx, id)
 		if err != nil {

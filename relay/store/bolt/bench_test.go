@@ -94,7 +94,7 @@ func benchAccepts(b *testing.B, s *Store, p int, run func(func(*batch) error) er
 			n := seq.Add(1)
 			ev := store.Event{WebhookID: "1001", ContentType: "application/json", Body: body}
 			d := store.Dedupe{Key: fmt.Sprintf("1001:mid-%d", n), TTL: 24 * time.Hour}
-			apply, res := acceptOp(ev, []string{"acme-crm", "acme-archive"}, d)
+			apply, res := acceptOp(time.Now(), ev, []string{"acme-crm", "acme-archive"}, d)
 			if err := run(apply); err != nil || res.Duplicate {
 				b.Errorf("accept %d: %+v, %v", n, res, err)
 				return

@@ -13,18 +13,20 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
 // FileName is the name of the database file inside the store's directory.
 const FileName = "relay.db"
 
-// Defaults for Options fields left zero.
+// Defaults for Options fields left zero that are no config key; Retention's
+// is config.DefaultEmbeddedRetention.
 const (
 	DefaultMaxBatch      = 1000
 	DefaultSweepInterval = time.Minute
 	DefaultOpenTimeout   = 5 * time.Second
-	DefaultRetention     = 72 * time.Hour
 )
 
 // Options tunes an embedded store. The zero value is ready to use.
@@ -41,16 +43,21 @@ type Options struct {
 	// file lock (DefaultOpenTimeout).
 	OpenTimeout time.Duration
 	// Retention is how long an event is kept after its last delivery
-	// finished (delivered, or deleted from the DLQ) (DefaultRetention). The
-	// sweep deletes it with its body, deliveries and attempt logs. Events
-	// with a dead or pending delivery, and parked events, are kept.
+	// finished (delivered, or deleted from the DLQ)
+	// (config.DefaultEmbeddedRetention). The sweep deletes it with its body,
+	// deliveries and attempt logs. Events with a dead or pending delivery,
+	// and parked events, are kept.
 	Retention time.Duration
+	// Clock is what leases, due times, dedupe expiry, retention and the
+	// sweep read and wait on (clock.Real when nil).
+	Clock clock.Clock
 }
 
 // Store is the embedded store.Store. Create it with Open.
 type Store struct {
 	db       *bbolt.DB
 	log      *slog.Logger
+	clock    clock.Clock
 	maxBatch int
 
 	// ops feeds the committer; closeMu guards sends against Close.
@@ -105,16 +112,17 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		db:            db,
 		log:           opts.Logger,
+		clock:         opts.Clock,
 		maxBatch:      opts.MaxBatch,
 		ops:           make(chan *op, opts.MaxBatch),
 		committerDone: make(chan struct{}),
 		stopSweep:     make(chan struct{}),
 		sweepDone:     make(chan struct{}),
-		leases:        leaseTable{m: map[string]*lease{}, from: map[string]mark{}, markFor: fromFor},
+		leases:        leaseTable{m: map[string]*lease{}, from: map[string]mark{}},
 		retention:     opts.Retention,
 	}
 	go s.commitLoop()
-	go s.sweepLoop(opts.SweepInterval)
+	s.startSweeps(opts.SweepInterval)
 	return s, nil
 }
 
@@ -132,8 +140,9 @@ func (o Options) withDefaults() Options {
 		o.OpenTimeout = DefaultOpenTimeout
 	}
 	if o.Retention <= 0 {
-		o.Retention = DefaultRetention
+		o.Retention = config.DefaultEmbeddedRetention
 	}
+	o.Clock = clock.Or(o.Clock)
 	return o
 }
 
@@ -184,7 +193,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // "probe" key) and returns its outcome.
 func (s *Store) CheckWrite(ctx context.Context) error {
 	return s.health.Check(ctx, func(ctx context.Context) error {
-		now := time.Now().UTC().AppendFormat(nil, time.RFC3339Nano)
+		now := s.clock.Now().UTC().AppendFormat(nil, time.RFC3339Nano)
 		err := s.submitOp(&op{ctx: ctx, probe: true, apply: func(b *batch) error {
 			return b.tx.Bucket(bucketMeta).Put([]byte("probe"), now)
 		}})

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/storetest"
 )
@@ -26,7 +27,20 @@ func TestConformance(t *testing.T) {
 // openTest opens the store in dir, logging to the test.
 func openTest(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	return openWith(t, dir, Options{})
+}
+
+// openClocked is openTest with the store reading clk.
+func openClocked(t testing.TB, dir string, clk clock.Clock) *Store {
+	t.Helper()
+	return openWith(t, dir, Options{Clock: clk})
+}
+
+// openWith is openTest with opts.
+func openWith(t testing.TB, dir string, opts Options) *Store {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

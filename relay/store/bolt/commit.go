@@ -218,6 +218,7 @@ func (s *Store) gather(ops []*op, limit int) []*op {
 // an outcome arrives, which is committed at once with what waits behind it.
 func (s *Store) linger(ops []*op, limit int, short, long time.Duration) []*op {
 	limit = min(limit, s.maxBatch)
+	// Real time, not s.clock: the wait batches writes and schedules nothing.
 	start := time.Now()
 	wait := long
 	if !asyncOnly(ops) {
@@ -309,7 +310,7 @@ func (s *Store) tryCommit(ops []*op) (results []error, bad int, err error) {
 		return nil, -1, err
 	}
 	fillForAppends(tx)
-	b := &batch{tx: tx, now: time.Now()}
+	b := &batch{tx: tx, now: s.clock.Now()}
 	results = make([]error, len(ops))
 	for i, o := range ops {
 		err := o.write(b)

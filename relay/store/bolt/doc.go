@@ -13,6 +13,10 @@
 // handed its outcome over and went on) and up to 4ms once one does, and any
 // other write ends the wait (commit.go).
 //
+// Time comes from Options.Clock (clock.Real unless a test gives a fake):
+// leases, due times, dedupe expiry, retention and the sweep's interval. The
+// committer's waits for company are real time: they batch, not schedule.
+//
 // Leases live in memory only. Leasing is a read-only view over the due
 // index plus an in-memory map and costs no fsync; after a restart no lease
 // exists, so everything that was in flight is due again at once

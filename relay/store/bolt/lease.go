@@ -34,8 +34,6 @@ type leaseTable struct {
 	// starts from the beginning once the mark is older than fromFor, when
 	// the rest of the index holds fewer than asked for, and after untake.
 	from map[string]mark
-	// markFor is fromFor, but for tests.
-	markFor time.Duration
 }
 
 // mark is a due-index key to start the next walk at, and when it stops
@@ -127,7 +125,7 @@ func (t *leaseTable) setMark(dest string, out []picked, now time.Time) {
 	last := out[len(out)-1]
 	m, ok := t.from[dest]
 	if !ok || !now.Before(m.until) {
-		m.until = now.Add(t.markFor)
+		m.until = now.Add(fromFor)
 	}
 	m.key = timeKey(last.due, last.id)
 	t.from[dest] = m
@@ -251,7 +249,7 @@ func (s *Store) leaseDue(tx *bbolt.Tx, dest string, n int, d time.Duration) ([]s
 	if q == nil {
 		return nil, nil
 	}
-	now := time.Now()
+	now := s.clock.Now()
 	ps := s.leases.takeDue(q.Cursor(), dest, n, now, now.Add(d))
 	events := map[string]*store.Event{}
 	r := readerOf(tx)
@@ -300,7 +298,7 @@ func (s *Store) ExtendLease(ctx context.Context, d store.Delivery, lease time.Du
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: extend lease %s: %w", d.ID, err)
 	}
-	now := time.Now()
+	now := s.clock.Now()
 	if !s.leases.extend(d.ID, d.Lease, now, now.Add(lease)) {
 		return fmt.Errorf("bolt: extend lease %s: %w", d.ID, store.ErrLeaseLost)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/storetest"
 )
@@ -77,7 +78,7 @@ func runBatch(t *testing.T, s *Store, applies ...func(*batch) error) []error {
 
 func mustAcceptOp(t *testing.T, ev store.Event, dests []string, d store.Dedupe) (func(*batch) error, *store.AcceptResult) {
 	t.Helper()
-	return acceptOp(ev, dests, d)
+	return acceptOp(time.Now(), ev, dests, d)
 }
 
 func TestBatchOneDedupeWinner(t *testing.T) {
@@ -189,15 +190,17 @@ func TestLeaseWritesNothing(t *testing.T) {
 }
 
 func TestSweepClaims(t *testing.T) {
-	s := openTest(t, t.TempDir())
+	clk := clock.NewFake(time.Now())
+	// No sweep of its own: the test runs one.
+	s := openWith(t, t.TempDir(), Options{Clock: clk, SweepInterval: 24 * time.Hour})
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
 	claims := []struct {
 		key string
 		ttl time.Duration
 	}{
-		{"expires", time.Millisecond},
-		{"reclaimed", time.Millisecond},
+		{"expires", time.Minute},
+		{"reclaimed", time.Minute},
 		{"lives", time.Hour},
 		{"forever", 0},
 	}
@@ -206,7 +209,7 @@ func TestSweepClaims(t *testing.T) {
 			t.Fatalf("Accept %s: %v", c.key, err)
 		}
 	}
-	time.Sleep(10 * time.Millisecond)
+	clk.Advance(2 * time.Minute)
 	// Claimed again after expiry: the old index entry must not delete it.
 	res, err := s.Accept(ctx, event(9), []string{"a"}, store.Dedupe{Key: "reclaimed", TTL: time.Hour})
 	if err != nil || res.Duplicate {
@@ -376,9 +379,9 @@ func checkIntegrity(t testing.TB, s *Store) {
 // leased. A lease that expires behind that mark is found again when the
 // mark lapses (fromFor), not only once the rest of the backlog is gone.
 func TestLeaseMarkAndExpiredLeaseBehindIt(t *testing.T) {
-	s := openTest(t, t.TempDir())
+	clk := clock.NewFake(time.Now())
+	s := openClocked(t, t.TempDir(), clk)
 	t.Cleanup(func() { _ = s.Close() })
-	s.leases.markFor = time.Hour
 	ctx := context.Background()
 	var ids []string
 	for i := range 8 {
@@ -408,14 +411,9 @@ func TestLeaseMarkAndExpiredLeaseBehindIt(t *testing.T) {
 	}
 	want("first two, short lease", lease(2, 20*time.Millisecond), ids[0:2])
 	want("next two", lease(2, time.Minute), ids[2:4])
-	time.Sleep(40 * time.Millisecond) // the first two leases expire
+	clk.Advance(40 * time.Millisecond) // the first two leases expire
 	want("while the mark holds", lease(2, time.Minute), ids[4:6])
-
-	s.leases.mu.Lock()
-	m := s.leases.from["a"]
-	m.until = time.Now().Add(-time.Millisecond) // the mark lapses
-	s.leases.from["a"] = m
-	s.leases.mu.Unlock()
+	clk.Advance(fromFor) // the mark lapses
 	want("after the mark lapsed: the expired ones, oldest first", lease(2, time.Minute), ids[0:2])
 	want("the rest", lease(8, time.Minute), ids[6:8])
 	want("nothing left", lease(8, time.Minute), nil)
@@ -497,4 +495,26 @@ func acceptOne(t *testing.T, s *Store, dest string) store.AcceptResult {
 		t.Fatalf("Accept: %v", err)
 	}
 	return res
+}
+
+// The sweep runs on the store's clock: once SweepInterval has passed on
+// it, expired dedupe claims are gone, with no real time passing.
+func TestSweepRunsOnTheClock(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	s := openClocked(t, t.TempDir(), clk)
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.Accept(t.Context(), event(1), []string{"a"}, store.Dedupe{Key: "k", TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(DefaultSweepInterval)
+	// The sweep runs on the store's goroutine; wait for its write.
+	for deadline := time.Now().Add(10 * time.Second); len(keys(t, s, bucketDedupe)) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the claim is still there 10s after the sweep was due")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := keys(t, s, bucketDedupeExp); len(got) != 0 {
+		t.Fatalf("expiry index after the sweep: %q, want empty", got)
+	}
 }

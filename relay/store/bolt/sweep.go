@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -12,30 +13,48 @@ import (
 // batch slow; the next sweep takes the rest.
 const sweepLimit = 1000
 
-// sweepLoop drops expired dedupe claims and leases, and deletes the events
-// past their retention, every interval. Expired claims are already ignored
-// by Accept; sweeping only frees the space.
-func (s *Store) sweepLoop(interval time.Duration) {
+// startSweeps runs sweep every interval of the store's clock, from the end
+// of the last one. The timer is armed before it returns, so that a test's
+// fake clock moved after Open reaches it.
+func (s *Store) startSweeps(interval time.Duration) {
+	due := make(chan struct{}, 1)
+	t := s.clock.AfterFunc(interval, func() {
+		select {
+		case due <- struct{}{}:
+		default:
+		}
+	})
+	go s.sweepLoop(t, interval, due)
+}
+
+func (s *Store) sweepLoop(t clock.Timer, interval time.Duration, due <-chan struct{}) {
 	defer close(s.sweepDone)
-	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stopSweep:
 			return
-		case <-t.C:
-			n, err := s.sweepClaims(context.Background())
-			leases := s.leases.sweep(time.Now())
-			if err != nil && !errors.Is(err, store.ErrClosed) {
-				s.log.Warn("bolt: sweep expired dedupe claims", "err", err)
-			}
-			events, err := s.sweepEvents(context.Background(), time.Now())
-			if err != nil && !errors.Is(err, store.ErrClosed) {
-				s.log.Warn("bolt: delete events past their retention", "err", err)
-			}
-			s.log.Debug("bolt: swept", "claims", n, "leases", leases, "events", events)
+		case <-due:
+			s.sweep()
+			t.Reset(interval)
 		}
 	}
+}
+
+// sweep drops expired dedupe claims and leases, and deletes the events past
+// their retention. Expired claims are already ignored by Accept; sweeping
+// only frees the space.
+func (s *Store) sweep() {
+	n, err := s.sweepClaims(context.Background())
+	leases := s.leases.sweep(s.clock.Now())
+	if err != nil && !errors.Is(err, store.ErrClosed) {
+		s.log.Warn("bolt: sweep expired dedupe claims", "err", err)
+	}
+	events, err := s.sweepEvents(context.Background(), s.clock.Now())
+	if err != nil && !errors.Is(err, store.ErrClosed) {
+		s.log.Warn("bolt: delete events past their retention", "err", err)
+	}
+	s.log.Debug("bolt: swept", "claims", n, "leases", leases, "events", events)
 }
 
 // sweepClaims deletes up to sweepLimit expired dedupe claims, soonest expiry
