@@ -110,8 +110,6 @@ func acceptOp(now time.Time, ev store.Event, dests []string, dedupe store.Dedupe
 	}
 	ev.Destinations = slices.Clone(dests)
 	ev.Parked = len(dests) == 0
-	body := clone(ev.Body) // bbolt keeps the slice until the commit
-
 	ds, ids := newDeliveries(ev.ID, dests, now)
 	evEnc := encodeEvent(&eventRec{Event: ev, DeliveryIDs: ids})
 
@@ -129,9 +127,6 @@ func acceptOp(now time.Time, ev store.Event, dests []string, dedupe store.Dedupe
 		}
 		if err := b.tx.Bucket(bucketEvents).Put(id, evEnc); err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
-		}
-		if err := b.tx.Bucket(bucketBodies).Put(id, body); err != nil {
-			return fmt.Errorf("event %s: body: %w", ev.ID, err)
 		}
 		if err := putNew(b, ds); err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
@@ -208,14 +203,14 @@ func claimKey(b *batch, d store.Dedupe, eventID string) error {
 func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (int, error) {
 	if len(dests) == 0 {
 		err := s.view(ctx, "replay parked "+id, func(tx *bbolt.Tx) error {
-			_, err := parkedEvent(tx, id)
+			_, err := parkedEvent(tx, id, false)
 			return err
 		})
 		return 0, err
 	}
 	ds, ids := newDeliveries(id, dests, s.clock.Now())
 	err := s.submit(ctx, func(b *batch) error {
-		rec, err := parkedEvent(b.tx, id)
+		rec, err := parkedEvent(b.tx, id, true)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return reject(err)
@@ -239,9 +234,10 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 	return len(ds), nil
 }
 
-// parkedEvent loads event id, which must be parked.
-func parkedEvent(tx *bbolt.Tx, id string) (*eventRec, error) {
-	rec, err := getEventMeta(tx, id)
+// parkedEvent loads event id, which must be parked, with its body when
+// withBody (to write it again).
+func parkedEvent(tx *bbolt.Tx, id string, withBody bool) (*eventRec, error) {
+	rec, err := readerOf(tx).readEvent(id, withBody)
 	if err != nil {
 		return nil, err
 	}

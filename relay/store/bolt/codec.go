@@ -11,23 +11,27 @@ import (
 // Records are stored in one compact binary form: a delivery record is
 // rewritten by every outcome and read by every lease, and an event record
 // is read by every lease too, so their size and decoding cost are most of
-// what the store spends per delivery.
+// what the store spends per delivery. A record's id is its key, not part of
+// its value.
 //
-//	delivery  strings id, event_id, destination, state, last_error;
+//	delivery  strings event_id, destination, state, last_error;
 //	          varints attempts, last_status, logged, dead_at;
-//	          times created_at, due_at, updated_at;
+//	          time created_at; times due_at, updated_at after created_at;
 //	          last: 0, or 1 and an attempt
 //	attempt   varint n, time at, varint duration_ns, varint status,
 //	          strings error and response (also a value of the attempts bucket)
-//	event     strings id, webhook_id, dedupe_key, content_type;
+//	event     uvarint length of what follows up to the body;
+//	          strings webhook_id, dedupe_key, content_type;
 //	          time received_at; lists destinations, delivery_ids;
-//	          parked: 0 or 1
+//	          parked: 0 or 1; then the body, exactly as received
 //
 // A string is a uvarint length and its bytes; a time is the varint of its
 // Unix seconds and the uvarint of its nanoseconds (below 1e9), which holds
-// every time.Time, the zero time included; a list is 0 for nil, else a
-// uvarint of its length plus one and its strings. Times read back in UTC:
-// a record keeps instants, not zones.
+// every time.Time, the zero time included; a time after another is the
+// varints of the differences of its seconds and nanoseconds, two bytes for
+// the same time; a list is 0 for nil, else a uvarint of its length plus one
+// and its strings. Times read back in UTC: a record keeps instants, not
+// zones.
 
 // errBadRecord is a record that ends early, runs on past its last field,
 // or holds a value no encoder writes.
@@ -36,8 +40,7 @@ var errBadRecord = errors.New("malformed record")
 // encodeDelivery encodes rec. bbolt keeps a value until the commit, so
 // every record gets its own buffer.
 func encodeDelivery(rec *deliveryRec) []byte {
-	b := make([]byte, 0, 96+len(rec.ID)+len(rec.EventID)+len(rec.Destination)+len(rec.LastError)+attemptLen(rec.Last))
-	b = appendStr(b, rec.ID)
+	b := make([]byte, 0, 64+len(rec.EventID)+len(rec.Destination)+len(rec.LastError)+attemptLen(rec.Last))
 	b = appendStr(b, rec.EventID)
 	b = appendStr(b, rec.Destination)
 	b = appendStr(b, string(rec.State))
@@ -47,8 +50,8 @@ func encodeDelivery(rec *deliveryRec) []byte {
 	b = binary.AppendVarint(b, int64(rec.Logged))
 	b = binary.AppendVarint(b, rec.DeadAt)
 	b = appendTime(b, rec.CreatedAt)
-	b = appendTime(b, rec.DueAt)
-	b = appendTime(b, rec.UpdatedAt)
+	b = appendTimeAfter(b, rec.DueAt, rec.CreatedAt)
+	b = appendTimeAfter(b, rec.UpdatedAt, rec.CreatedAt)
 	if rec.Last == nil {
 		return append(b, 0)
 	}
@@ -77,17 +80,18 @@ func encodeAttempt(a *store.Attempt) []byte {
 	return appendAttempt(make([]byte, 0, attemptLen(a)), a)
 }
 
-// encodeEvent encodes rec (without its body, which has its own bucket).
+// encodeEvent encodes rec with its body.
 func encodeEvent(rec *eventRec) []byte {
-	n := 64 + len(rec.ID) + len(rec.WebhookID) + len(rec.DedupeKey) + len(rec.ContentType)
+	n := 48 + len(rec.WebhookID) + len(rec.DedupeKey) + len(rec.ContentType)
 	for _, s := range rec.Destinations {
 		n += 1 + len(s)
 	}
 	for _, s := range rec.DeliveryIDs {
 		n += 1 + len(s)
 	}
-	b := make([]byte, 0, n)
-	b = appendStr(b, rec.ID)
+	// The fields go after room for their length, which is then written
+	// just before them: one buffer, one copy of the body.
+	b := make([]byte, binary.MaxVarintLen64, binary.MaxVarintLen64+n+len(rec.Body))
 	b = appendStr(b, rec.WebhookID)
 	b = appendStr(b, rec.DedupeKey)
 	b = appendStr(b, rec.ContentType)
@@ -95,9 +99,16 @@ func encodeEvent(rec *eventRec) []byte {
 	b = appendList(b, rec.Destinations)
 	b = appendList(b, rec.DeliveryIDs)
 	if rec.Parked {
-		return append(b, 1)
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
 	}
-	return append(b, 0)
+	fields := len(b) - binary.MaxVarintLen64
+	var l [binary.MaxVarintLen64]byte
+	w := binary.PutUvarint(l[:], uint64(fields))
+	start := binary.MaxVarintLen64 - w
+	copy(b[start:], l[:w])
+	return append(b[start:], rec.Body...)
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -108,6 +119,12 @@ func appendStr(b []byte, s string) []byte {
 func appendTime(b []byte, t time.Time) []byte {
 	b = binary.AppendVarint(b, t.Unix())
 	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// appendTimeAfter appends t as its difference from base.
+func appendTimeAfter(b []byte, t, base time.Time) []byte {
+	b = binary.AppendVarint(b, t.Unix()-base.Unix())
+	return binary.AppendVarint(b, int64(t.Nanosecond()-base.Nanosecond()))
 }
 
 func appendList(b []byte, ss []string) []byte {
@@ -121,12 +138,12 @@ func appendList(b []byte, ss []string) []byte {
 	return b
 }
 
-// decodeDelivery reads a delivery record into rec, which it overwrites
-// whole.
-func decodeDelivery(v []byte, rec *deliveryRec) error {
+// decodeDelivery reads the record of delivery id into rec, which it
+// overwrites whole.
+func decodeDelivery(id string, v []byte, rec *deliveryRec) error {
 	r := recReader{b: v}
 	*rec = deliveryRec{}
-	rec.ID = r.str()
+	rec.ID = id
 	rec.EventID = r.str()
 	rec.Destination = r.str()
 	rec.State = store.DeliveryState(r.str())
@@ -136,8 +153,8 @@ func decodeDelivery(v []byte, rec *deliveryRec) error {
 	rec.Logged = r.int()
 	rec.DeadAt = r.varint()
 	rec.CreatedAt = r.time()
-	rec.DueAt = r.time()
-	rec.UpdatedAt = r.time()
+	rec.DueAt = r.timeAfter(rec.CreatedAt)
+	rec.UpdatedAt = r.timeAfter(rec.CreatedAt)
 	if r.flag() {
 		rec.Last = new(store.Attempt)
 		r.attempt(rec.Last)
@@ -152,11 +169,17 @@ func decodeAttempt(v []byte, a *store.Attempt) error {
 	return r.end()
 }
 
-// decodeEvent reads an event record into rec, which it overwrites whole.
-func decodeEvent(v []byte, rec *eventRec) error {
-	r := recReader{b: v}
+// decodeEvent reads the record of event id into rec, which it overwrites
+// whole, with a copy of the body when withBody.
+func decodeEvent(id string, v []byte, rec *eventRec, withBody bool) error {
 	*rec = eventRec{}
-	rec.ID = r.str()
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n > uint64(len(v)-w) {
+		return errBadRecord
+	}
+	end := w + int(n)
+	r := recReader{b: v[w:end]}
+	rec.ID = id
 	rec.WebhookID = r.str()
 	rec.DedupeKey = r.str()
 	rec.ContentType = r.str()
@@ -164,6 +187,9 @@ func decodeEvent(v []byte, rec *eventRec) error {
 	rec.Destinations = r.list()
 	rec.DeliveryIDs = r.list()
 	rec.Parked = r.flag()
+	if withBody {
+		rec.Body = clone(v[end:])
+	}
 	return r.end()
 }
 
@@ -265,6 +291,17 @@ func (r *recReader) time() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+// timeAfter reads a time that appendTimeAfter wrote.
+func (r *recReader) timeAfter(base time.Time) time.Time {
+	dsec, dnsec := r.varint(), r.varint()
+	nsec := int64(base.Nanosecond()) + dnsec
+	if r.bad || nsec < 0 || nsec >= 1e9 {
+		r.bad = true
+		return time.Time{}
+	}
+	return time.Unix(base.Unix()+dsec, nsec).UTC()
 }
 
 // flag reads a byte that must be 0 (false) or 1 (true).

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -113,7 +114,7 @@ func TestDeliveryRoundTrip(t *testing.T) {
 	for _, rec := range deliveryRecords(t) {
 		v := encodeDelivery(rec)
 		var got deliveryRec
-		if err := decodeDelivery(v, &got); err != nil {
+		if err := decodeDelivery(rec.ID, v, &got); err != nil {
 			t.Fatalf("decodeDelivery(%x): %v", v, err)
 		}
 		if want := inUTC(*rec); !reflect.DeepEqual(got, want) {
@@ -143,7 +144,7 @@ func TestEventRoundTrip(t *testing.T) {
 	for _, s := range tricky {
 		recs = append(recs,
 			&eventRec{Event: store.Event{ID: "evt_" + s, WebhookID: s, DedupeKey: s, ContentType: s,
-				ReceivedAt: at, Destinations: []string{s, "b"}}, DeliveryIDs: []string{"dlv_1", s}},
+				ReceivedAt: at, Destinations: []string{s, "b"}, Body: []byte(s)}, DeliveryIDs: []string{"dlv_1", s}},
 			&eventRec{Event: store.Event{ID: s, WebhookID: "1001", ReceivedAt: time.Now(), Parked: true}},
 			&eventRec{Event: store.Event{ID: s, Destinations: []string{}}, DeliveryIDs: []string{}},
 			&eventRec{Event: store.Event{ID: s, Destinations: []string{""}}, DeliveryIDs: []string{"", ""}},
@@ -152,17 +153,25 @@ func TestEventRoundTrip(t *testing.T) {
 	for _, far := range farTimes {
 		recs = append(recs, &eventRec{Event: store.Event{ID: "evt_far", ReceivedAt: far}})
 	}
-	recs = append(recs, filled(t, &eventRec{}).(*eventRec))
+	full := filled(t, &eventRec{}).(*eventRec)
+	full.Body = make([]byte, 70000) // a length that takes three bytes
+	recs = append(recs, full)
 	for _, rec := range recs {
 		v := encodeEvent(rec)
 		var got eventRec
-		if err := decodeEvent(v, &got); err != nil {
+		if err := decodeEvent(rec.ID, v, &got, true); err != nil {
 			t.Fatalf("decodeEvent(%x): %v", v, err)
 		}
 		want := *rec
 		want.ReceivedAt = utc(want.ReceivedAt)
+		if want.Body == nil {
+			want.Body = []byte{} // a stored body is never nil
+		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("round trip\n got %#v\nwant %#v", got, want)
+		}
+		if err := decodeEvent(rec.ID, v, &got, false); err != nil || got.Body != nil {
+			t.Errorf("decodeEvent without the body: body %q, %v", got.Body, err)
 		}
 	}
 }
@@ -173,15 +182,15 @@ func TestDecodersRefuseMalformed(t *testing.T) {
 	v := encodeDelivery(filled(t, &deliveryRec{}).(*deliveryRec))
 	for n := range len(v) {
 		var rec deliveryRec
-		if err := decodeDelivery(v[:n], &rec); !errors.Is(err, errBadRecord) {
+		if err := decodeDelivery("dlv_1", v[:n], &rec); !errors.Is(err, errBadRecord) {
 			t.Errorf("first %d of %d bytes: %v, want errBadRecord", n, len(v), err)
 		}
 	}
-	if err := decodeDelivery(append(v, 0), &deliveryRec{}); !errors.Is(err, errBadRecord) {
+	if err := decodeDelivery("dlv_1", append(v, 0), &deliveryRec{}); !errors.Is(err, errBadRecord) {
 		t.Errorf("a byte too many: %v, want errBadRecord", err)
 	}
 	long := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // a string longer than the record
-	if err := decodeDelivery(long, &deliveryRec{}); !errors.Is(err, errBadRecord) {
+	if err := decodeDelivery("dlv_1", long, &deliveryRec{}); !errors.Is(err, errBadRecord) {
 		t.Errorf("overlong string: %v, want errBadRecord", err)
 	}
 
@@ -197,23 +206,34 @@ func TestDecodersRefuseMalformed(t *testing.T) {
 		t.Errorf("attempt: 1e9 nanoseconds: %v, want errBadRecord", err)
 	}
 
+	// Without a body, so that every byte is the fields' and their length's.
 	ev := encodeEvent(filled(t, &eventRec{}).(*eventRec))
+	event := func(fields []byte) []byte { return append(binary.AppendUvarint(nil, uint64(len(fields))), fields...) }
+	fields := ev[1:] // their length takes a byte
+	if !bytes.Equal(event(fields), ev) {
+		t.Fatalf("the event record is not its fields after their length: %x", ev)
+	}
 	for n := range len(ev) {
-		if err := decodeEvent(ev[:n], &eventRec{}); !errors.Is(err, errBadRecord) {
+		if err := decodeEvent("evt_1", ev[:n], &eventRec{}, true); !errors.Is(err, errBadRecord) {
 			t.Errorf("event: first %d of %d bytes: %v, want errBadRecord", n, len(ev), err)
 		}
 	}
-	if err := decodeEvent(append(ev, 0), &eventRec{}); !errors.Is(err, errBadRecord) {
-		t.Errorf("event: a byte too many: %v, want errBadRecord", err)
+	for n := range len(fields) {
+		if err := decodeEvent("evt_1", event(fields[:n]), &eventRec{}, true); !errors.Is(err, errBadRecord) {
+			t.Errorf("event: first %d of %d bytes of its fields: %v, want errBadRecord", n, len(fields), err)
+		}
 	}
-	flag := append([]byte(nil), ev...)
+	if err := decodeEvent("evt_1", event(append(fields, 0)), &eventRec{}, true); !errors.Is(err, errBadRecord) {
+		t.Errorf("event: a byte too many in its fields: %v, want errBadRecord", err)
+	}
+	flag := bytes.Clone(fields)
 	flag[len(flag)-1] = 2 // parked is 0 or 1
-	if err := decodeEvent(flag, &eventRec{}); !errors.Is(err, errBadRecord) {
+	if err := decodeEvent("evt_1", event(flag), &eventRec{}, true); !errors.Is(err, errBadRecord) {
 		t.Errorf("event: parked flag 2: %v, want errBadRecord", err)
 	}
-	// Four empty strings, a time, then a list of 2^62 strings.
-	huge := append([]byte{0, 0, 0, 0, 0, 0}, binary.AppendUvarint(nil, 1<<62)...)
-	if err := decodeEvent(huge, &eventRec{}); !errors.Is(err, errBadRecord) {
+	// Three empty strings, a time, then a list of 2^62 strings.
+	huge := append([]byte{0, 0, 0, 0, 0}, binary.AppendUvarint(nil, 1<<62)...)
+	if err := decodeEvent("evt_1", event(huge), &eventRec{}, true); !errors.Is(err, errBadRecord) {
 		t.Errorf("event: overlong list: %v, want errBadRecord", err)
 	}
 }
@@ -232,16 +252,16 @@ func FuzzRecords(f *testing.F) {
 	f.Add(encodeAttempt(&store.Attempt{N: 1, At: time.Now(), Status: 200, Response: "ok"}))
 	f.Fuzz(func(t *testing.T, v []byte) {
 		var d, d2 deliveryRec
-		if decodeDelivery(v, &d) == nil {
+		if decodeDelivery("dlv_1", v, &d) == nil {
 			again := encodeDelivery(&d)
-			if decodeDelivery(again, &d2) != nil || !reflect.DeepEqual(d, d2) {
+			if decodeDelivery("dlv_1", again, &d2) != nil || !reflect.DeepEqual(d, d2) {
 				t.Errorf("delivery %x decoded as %+v, then as %+v from %x", v, d, d2, again)
 			}
 		}
 		var e, e2 eventRec
-		if decodeEvent(v, &e) == nil {
+		if decodeEvent("evt_1", v, &e, true) == nil {
 			again := encodeEvent(&e)
-			if decodeEvent(again, &e2) != nil || !reflect.DeepEqual(e, e2) {
+			if decodeEvent("evt_1", again, &e2, true) != nil || !reflect.DeepEqual(e, e2) {
 				t.Errorf("event %x decoded as %+v, then as %+v from %x", v, e, e2, again)
 			}
 		}

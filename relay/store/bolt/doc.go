@@ -27,8 +27,7 @@
 // Layout of the file (all top-level buckets):
 //
 //	meta       "version" -> the storage format (formatVersion, layout.go)
-//	events     eventID -> eventRec (the event without its body, plus delivery ids)
-//	bodies     eventID -> the body bytes exactly as received
+//	events     eventID -> eventRec (the event, plus delivery ids), then the body as received
 //	deliveries deliveryID -> deliveryRec (with its newest attempt, "last")
 //	attempts   deliveryID 0x00 seq(4, big-endian) -> an older attempt
 //	queue      one nested bucket per destination: due(8) deliveryID -> empty (the due index)

@@ -88,7 +88,7 @@ func (s *Store) retirable(ctx context.Context, from []byte, cutoff int64) (ids [
 			seen++
 			last = k
 			ev := new(eventRec)
-			if err := decodeEvent(v, ev); err != nil {
+			if err := decodeEvent(string(k), v, ev, false); err != nil {
 				s.unreadable(k, err)
 				continue
 			}
@@ -172,7 +172,8 @@ func (s *Store) deleteEvents(ctx context.Context, ids []string, cutoff int64) (i
 	return n, nil
 }
 
-// deleteEvent deletes ev, its body, its deliveries and their attempt logs.
+// deleteEvent deletes ev with its body, its deliveries and their attempt
+// logs.
 func deleteEvent(tx *bbolt.Tx, ev *eventRec) error {
 	attempts := tx.Bucket(bucketAttempts)
 	for _, did := range ev.DeliveryIDs {
@@ -191,9 +192,6 @@ func deleteEvent(tx *bbolt.Tx, ev *eventRec) error {
 		if err := tx.Bucket(bucketDeliveries).Delete([]byte(did)); err != nil {
 			return err
 		}
-	}
-	if err := tx.Bucket(bucketBodies).Delete([]byte(ev.ID)); err != nil {
-		return err
 	}
 	return tx.Bucket(bucketEvents).Delete([]byte(ev.ID))
 }

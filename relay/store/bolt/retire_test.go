@@ -64,10 +64,8 @@ func owned(t *testing.T, s *Store, rec store.EventRecord) []string {
 	t.Helper()
 	var out []string
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketBodies} {
-			if tx.Bucket(name).Get([]byte(rec.Event.ID)) != nil {
-				out = append(out, string(name)+"/"+rec.Event.ID)
-			}
+		if tx.Bucket(bucketEvents).Get([]byte(rec.Event.ID)) != nil {
+			out = append(out, "events/"+rec.Event.ID)
 		}
 		for _, d := range rec.Deliveries {
 			if tx.Bucket(bucketDeliveries).Get([]byte(d.ID)) != nil {
@@ -129,8 +127,8 @@ func TestRetentionDeletesOnlyFinishedEvents(t *testing.T) {
 		must(err)
 		all[id] = rec
 	}
-	if len(owned(t, s, all[retried])) != 4 {
-		t.Fatalf("the retried event holds %v, want its event, body, delivery and one older attempt", owned(t, s, all[retried]))
+	if len(owned(t, s, all[retried])) != 3 {
+		t.Fatalf("the retried event holds %v, want its event (with its body), delivery and one older attempt", owned(t, s, all[retried]))
 	}
 
 	now := time.Now()
@@ -242,8 +240,8 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 	if got := keys(t, s, bucketEvents); len(got) != 1 {
 		t.Fatalf("%d events left, want the one with a dead delivery", len(got))
 	}
-	if got := len(keys(t, s, bucketDeliveries)) + len(keys(t, s, bucketBodies)); got != 2 {
-		t.Fatalf("%d deliveries and bodies left, want the dead event's two", got)
+	if got := len(keys(t, s, bucketDeliveries)); got != 1 {
+		t.Fatalf("%d deliveries left, want the dead event's one", got)
 	}
 }
 
@@ -406,9 +404,9 @@ func randomOutcome(ctx context.Context, s *Store, r *rand.Rand, d store.Delivery
 }
 
 // checkRefs checks that every record the retention sweep deletes together
-// is there together: each event has its body and its deliveries, each
-// delivery, body and attempt its owner, each DLQ entry a dead delivery and
-// each parked entry a parked event.
+// is there together: each event has its deliveries, each delivery and
+// attempt its owner, each DLQ entry a dead delivery and each parked entry a
+// parked event.
 func checkRefs(t *testing.T, s *Store) {
 	t.Helper()
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -418,9 +416,6 @@ func checkRefs(t *testing.T, s *Store) {
 			ev, err := getEventMeta(tx, string(k))
 			if err != nil {
 				return err
-			}
-			if tx.Bucket(bucketBodies).Get(k) == nil {
-				return fmt.Errorf("event %s has no body", k)
 			}
 			for _, d := range ev.DeliveryIDs {
 				if deliveries.Get([]byte(d)) == nil {
@@ -440,12 +435,6 @@ func checkRefs(t *testing.T, s *Store) {
 			check(bucketDeliveries, func(k []byte) error {
 				if !owned[string(k)] {
 					return fmt.Errorf("delivery %s has no event", k)
-				}
-				return nil
-			}),
-			check(bucketBodies, func(k []byte) error {
-				if events.Get(k) == nil {
-					return fmt.Errorf("body %s has no event", k)
 				}
 				return nil
 			}),
