@@ -43,11 +43,14 @@ var (
 const appendFill = 0.9
 
 // fillForAppends sets appendFill on this transaction's handles of the
-// append-ordered top-level buckets.
+// append-ordered top-level buckets. Event records are written once (a
+// parked event's replay aside), so their pages are filled whole: at a few
+// hundred bytes each, a tenth of a page left free is most of a record.
 func fillForAppends(tx *bbolt.Tx) {
-	for _, name := range [][]byte{bucketEvents, bucketDeliveries, bucketDedupeExp, bucketParked, bucketDLQ} {
+	for _, name := range [][]byte{bucketDeliveries, bucketDedupeExp, bucketParked, bucketDLQ} {
 		tx.Bucket(name).FillPercent = appendFill
 	}
+	tx.Bucket(bucketEvents).FillPercent = 1
 }
 
 // eventRec is an event as stored, in one value with its body (codec.go):
