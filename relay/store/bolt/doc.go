@@ -52,5 +52,6 @@
 // events bucket, whose ids sort by time, from where it stopped.
 //
 // It must not know HTTP, routing or delivery policy: it keeps what the store
-// contract says and decides nothing about retries.
+// contract says and decides nothing about retries. Of config it reads only
+// DefaultEmbeddedRetention, the default of an option config also sets.
 package bolt
