@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -26,259 +27,247 @@ func (p positions) line(paths ...string) int {
 	return 0
 }
 
-// decoder turns a yaml.Node tree into Go values, strictly. It is used instead
-// of yaml.v3's own decoding because Node.Decode ignores KnownFields, and
-// yaml.v3's TypeError (which does collect every bad value) names a line and
-// a Go type, not the key's path or a "did you mean": here every unknown key,
-// bad value and duplicate key is collected with its path and line.
-type decoder struct {
+// decode decodes root into c. yaml.v3 does the decoding: values, merge keys
+// and the refusal of a key written twice. Before it, a walk over the node
+// tree records positions and words what yaml.v3 would report as
+// "line 7: cannot unmarshal !!str `four` into int" as
+// "concurrency: expected an integer, got "four"", and unknown keys (which
+// Node.Decode ignores: only yaml.Decoder has KnownFields, and it cannot
+// decode the tree the walk adjusted) with a "did you mean". complete is
+// false when yaml.v3 refused part of the file: it skips a mapping with a
+// duplicate key as a whole, so c is not worth validating.
+func decode(root *yaml.Node, c *Config) (pos positions, errs []Error, complete bool) {
+	w := &walker{pos: positions{}, active: map[*yaml.Node]bool{}}
+	root = w.walk(root, reflect.TypeFor[Config](), "", "")
+	err := root.Decode(c)
+	if err == nil {
+		return w.pos, w.errs, true
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return w.pos, append(w.errs, Error{Msg: err.Error()}), false
+	}
+	for _, e := range te.Errors {
+		// yaml.v3 writes each as "line N: message".
+		var line int
+		if l, msg, ok := strings.Cut(strings.TrimPrefix(e, "line "), ": "); ok {
+			if n, err := strconv.Atoi(l); err == nil {
+				line, e = n, msg
+			}
+		}
+		w.fail(line, "%s", e)
+	}
+	return w.pos, w.errs, false
+}
+
+// walker goes over the node tree alongside the Go type it decodes into.
+// It reports what yaml.v3 would not, or would word without the key, and
+// hands yaml.v3 a tree it decodes without error but for duplicate keys: a
+// value it reported is replaced by a null (its field stays unset).
+type walker struct {
 	errs []Error
 	pos  positions
-	// active holds the collection nodes being decoded or merged, so that an
-	// alias to one of its own ancestors is reported instead of recursing forever.
+	// active holds the collection nodes being walked, so that an alias to
+	// one of its own ancestors is reported instead of walked forever.
 	active map[*yaml.Node]bool
 }
 
-func newDecoder() *decoder {
-	return &decoder{pos: positions{}, active: map[*yaml.Node]bool{}}
-}
-
-func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
-	d.errs = append(d.errs, Error{Line: n.Line, Msg: fmt.Sprintf(format, args...)})
+// fail records a problem once: a value reached through several aliases is
+// walked once per alias.
+func (w *walker) fail(line int, format string, args ...any) {
+	e := Error{Line: line, Msg: fmt.Sprintf(format, args...)}
+	for _, old := range w.errs {
+		if old == e {
+			return
+		}
+	}
+	w.errs = append(w.errs, e)
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
-// decode stores n into v, which must be addressable. path names v in
-// positions; key is the mapping key v sits under, for messages.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path, key string) {
-	written := n // where the value is written, when n is an alias
-	n = resolveAlias(n)
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+// walk checks n against t and returns the node to decode in its place. path
+// names the value in positions; key is the mapping key it sits under, for
+// messages.
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path, key string) *yaml.Node {
+	v := n
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		v = n.Alias
+	}
+	if v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode {
+		if w.active[v] {
+			w.fail(n.Line, "%s: alias refers to a value that contains it", label(key))
+			return null(n)
+		}
+		w.active[v] = true
+		defer delete(w.active, v)
+	}
+	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
 		// A key written with no value ("embedded:") still selects a
-		// pointer-to-struct section; anything else keeps its zero value,
-		// which SetDefaults treats as unset.
-		if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct {
-			v.Set(reflect.New(v.Type().Elem()))
+		// pointer-to-struct section; anything else stays unset.
+		if t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+			return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: v.Line, Column: v.Column}
 		}
-		return
+		return n
 	}
-	if v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if err := v.Decode(reflect.New(t).Interface()); err != nil {
+			w.fail(v.Line, "%s: %v", label(key), err)
+			return null(n)
 		}
-		d.decode(n, v.Elem(), path, key)
-		return
+		return n
 	}
-	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
-		if d.active[n] {
-			d.fail(written, "%s: alias refers to a value that contains it", label(key))
-			return
-		}
-		d.active[n] = true
-		defer delete(d.active, n)
+	want := map[reflect.Kind]yaml.Kind{reflect.Struct: yaml.MappingNode, reflect.Map: yaml.MappingNode, reflect.Slice: yaml.SequenceNode}[t.Kind()]
+	if want == 0 {
+		want = yaml.ScalarNode
 	}
-	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
-		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
-			d.fail(n, "%s: %v", label(key), err)
-		}
-		return
+	if v.Kind != want {
+		w.fail(v.Line, "%s: expected %s, got %s", label(key), map[yaml.Kind]string{
+			yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list", yaml.ScalarNode: "a single value"}[want], describe(v))
+		return null(n)
 	}
-	switch v.Kind() {
-	case reflect.Struct:
-		d.structure(n, v, path, key)
-	case reflect.Map:
-		d.mapping(n, v, path, key)
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		w.mapping(v, t, path, key)
 	case reflect.Slice:
-		d.sequence(n, v, path, key)
+		for i, item := range v.Content {
+			p := join(path, strconv.Itoa(i))
+			w.pos[p] = item.Line
+			v.Content[i] = w.walk(item, t.Elem(), p, key)
+		}
 	default:
-		d.scalar(n, v, key)
+		return w.scalar(n, v, t, key)
 	}
+	return n
 }
 
-func (d *decoder) structure(n *yaml.Node, v reflect.Value, path, key string) {
-	if n.Kind != yaml.MappingNode {
-		d.fail(n, "%s: expected a mapping, got %s", label(key), describe(n))
-		return
+// mapping walks the entries of mapping n, decoded into t (a struct or a
+// map), explicit keys first: they win over merged ones, and their lines
+// are the ones to point at.
+func (w *walker) mapping(n *yaml.Node, t reflect.Type, path, key string) {
+	var fields map[string]int
+	if t.Kind() == reflect.Struct {
+		fields = yamlFields(t)
 	}
-	fields := yamlFields(v.Type())
-	for _, e := range d.entries(n) {
-		name := e.key.Value
-		i, ok := fields[name]
-		if !ok {
-			d.fail(e.key, "%s", unknownKey(name, key, fields))
-			continue
-		}
-		p := join(path, name)
-		d.pos[p] = e.key.Line
-		d.decode(e.value, v.Field(i), p, name)
-	}
-}
-
-func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path, key string) {
-	if n.Kind != yaml.MappingNode {
-		d.fail(n, "%s: expected a mapping, got %s", label(key), describe(n))
-		return
-	}
-	t := v.Type()
-	entries := d.entries(n)
-	m := reflect.MakeMapWithSize(t, len(entries))
-	for _, e := range entries {
-		name := e.key.Value
-		p := join(path, name)
-		d.pos[p] = e.key.Line
-		val := reflect.New(t.Elem()).Elem()
-		d.decode(e.value, val, p, key+"."+name)
-		m.SetMapIndex(reflect.ValueOf(name).Convert(t.Key()), val)
-	}
-	v.Set(m)
-}
-
-// sequence always stores a non-nil slice, so that an explicit "[]" can be
-// told apart from an absent key (nil): dedupe.fields relies on it.
-func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path, key string) {
-	if n.Kind != yaml.SequenceNode {
-		d.fail(n, "%s: expected a list, got %s", label(key), describe(n))
-		return
-	}
-	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-	for i, item := range n.Content {
-		p := join(path, strconv.Itoa(i))
-		d.pos[p] = item.Line
-		d.decode(item, s.Index(i), p, key)
-	}
-	v.Set(s)
-}
-
-func (d *decoder) scalar(n *yaml.Node, v reflect.Value, key string) {
-	if n.Kind != yaml.ScalarNode {
-		d.fail(n, "%s: expected a single value, got %s", label(key), describe(n))
-		return
-	}
-	switch v.Kind() {
-	case reflect.String:
-		// Any scalar is text as written: webhook_id: 1001 and match values
-		// such as duration: 23 compare as the text the provider sends.
-		v.SetString(n.Value)
-	case reflect.Bool:
-		var b bool
-		if n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			d.fail(n, "%s: expected true or false, got %q", label(key), n.Value)
-			return
-		}
-		v.SetBool(b)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		i, ok := parseInt(n)
-		if !ok || v.OverflowInt(i) {
-			d.fail(n, "%s: expected an integer, got %q", label(key), n.Value)
-			return
-		}
-		v.SetInt(i)
-	case reflect.Float32, reflect.Float64:
-		f, ok := parseFloat(n)
-		if !ok {
-			d.fail(n, "%s: expected a number, got %q", label(key), n.Value)
-			return
-		}
-		v.SetFloat(f)
-	default:
-		// Only reachable if types.go gains a field of a kind handled nowhere above.
-		d.fail(n, "%s: cannot decode into %s", label(key), v.Type())
-	}
-}
-
-// parseInt accepts YAML integers, and quoted decimal integers because values
-// such as "${CONCURRENCY:-4}" are often quoted.
-func parseInt(n *yaml.Node) (int64, bool) {
-	var i int64
-	switch n.ShortTag() {
-	case "!!int":
-		return i, n.Decode(&i) == nil
-	case "!!str":
-		i, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64)
-		return i, err == nil
-	}
-	return 0, false
-}
-
-// parseFloat accepts YAML numbers and quoted decimal numbers.
-func parseFloat(n *yaml.Node) (float64, bool) {
-	var f float64
-	switch n.ShortTag() {
-	case "!!int", "!!float":
-		return f, n.Decode(&f) == nil
-	case "!!str":
-		f, err := strconv.ParseFloat(strings.TrimSpace(n.Value), 64)
-		return f, err == nil
-	}
-	return 0, false
-}
-
-type entry struct{ key, value *yaml.Node }
-
-// entries returns the key/value pairs of mapping n, with merge keys
-// ("<<: *base") expanded: explicit keys override merged ones, and among
-// merged mappings the first wins, as the YAML merge key spec says.
-// A key written twice in n itself is an error.
-func (d *decoder) entries(n *yaml.Node) []entry {
-	var explicit, merged []entry
-	seen := map[string]int{}
+	var merges []int
+	kept := n.Content[:0]
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
+		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-			merged = append(merged, d.merge(val)...)
+			merges = append(merges, len(kept)+1)
+			kept = append(kept, k, v)
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.fail(k, "mapping keys must be single values, got %s", describe(k))
+			w.fail(k.Line, "mapping keys must be single values, got %s", describe(k))
+			continue // dropped: yaml.v3 would refuse it too
+		}
+		kept = append(kept, k, v)
+		name, p, vt, vkey := k.Value, join(path, k.Value), reflect.Type(nil), key+"."+k.Value
+		if fields == nil {
+			vt = t.Elem()
+		} else if f, ok := fields[name]; ok {
+			vt, vkey = t.Field(f).Type, name
+		} else {
+			w.fail(k.Line, "%s", unknownKey(name, key, fields))
 			continue
 		}
-		if first, dup := seen[k.Value]; dup {
-			d.fail(k, "mapping key %q already defined at line %d", k.Value, first)
-			continue
+		if _, seen := w.pos[p]; !seen {
+			w.pos[p] = k.Line
 		}
-		seen[k.Value] = k.Line
-		explicit = append(explicit, entry{k, val})
+		kept[len(kept)-1] = w.walk(v, vt, p, vkey)
 	}
-	for _, e := range merged {
-		if _, dup := seen[e.key.Value]; !dup {
-			seen[e.key.Value] = e.key.Line
-			explicit = append(explicit, e)
-		}
+	n.Content = kept
+	for _, i := range merges {
+		n.Content[i] = w.merge(n.Content[i], t, path, key)
 	}
-	return explicit
 }
 
-// merge returns the entries a merge key's value brings in.
-func (d *decoder) merge(n *yaml.Node) []entry {
-	n = resolveAlias(n)
-	var maps []*yaml.Node
-	switch n.Kind {
-	case yaml.MappingNode:
-		maps = []*yaml.Node{n}
-	case yaml.SequenceNode:
-		for _, item := range n.Content {
-			if item = resolveAlias(item); item.Kind != yaml.MappingNode {
-				d.fail(item, "<<: expected a mapping to merge, got %s", describe(item))
-				return nil
-			}
-			maps = append(maps, item)
-		}
-	default:
-		d.fail(n, "<<: expected a mapping or a list of mappings to merge, got %s", describe(n))
-		return nil
+// merge walks the value of a merge key ("<<: *base", "<<: [*a, *b]") as
+// part of the mapping it is merged into; yaml.v3 does the merging.
+func (w *walker) merge(n *yaml.Node, t reflect.Type, path, key string) *yaml.Node {
+	maps := []*yaml.Node{n}
+	if v := resolveAlias(n); v.Kind == yaml.SequenceNode {
+		maps = v.Content
 	}
-	var out []entry
 	for _, m := range maps {
-		if d.active[m] {
-			d.fail(n, "<<: alias refers to a mapping that contains it")
+		v := resolveAlias(m)
+		switch {
+		case v.Kind != yaml.MappingNode:
+			w.fail(v.Line, "<<: expected a mapping or a list of mappings to merge, got %s", describe(v))
+		case w.active[v]:
+			w.fail(m.Line, "<<: alias refers to a mapping that contains it")
+		default:
 			continue
 		}
-		d.active[m] = true
-		out = append(out, d.entries(m)...)
-		delete(d.active, m)
+		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
 	}
-	return out
+	for _, m := range maps {
+		v := resolveAlias(m)
+		w.active[v] = true
+		w.mapping(v, t, path, key)
+		delete(w.active, v)
+	}
+	return n
+}
+
+// scalar checks scalar v (written as n) against t. A string takes any
+// scalar as written (webhook_id: 1001 is the text "1001"). Numbers may be
+// quoted, as "${CONCURRENCY:-4}" often is; yaml.v3 does not read a quoted
+// number into an int, so the walk hands it the number unquoted. An integer
+// must be written as one (yaml.v3 would truncate 4.5 to 4), and a bool as
+// true or false (yaml.v3 also takes yes, no, on and off).
+func (w *walker) scalar(n, v *yaml.Node, t reflect.Type, key string) *yaml.Node {
+	var want string
+	switch t.Kind() {
+	case reflect.String:
+		return n
+	case reflect.Bool:
+		want = "true or false"
+		if v.ShortTag() != "!!bool" {
+			v = nil
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		want = "an integer"
+		if v = unquote(v); v.ShortTag() != "!!int" {
+			v = nil
+		}
+	case reflect.Float32, reflect.Float64:
+		want = "a number"
+		v = unquote(v)
+	default:
+		// Only reachable if types.go gains a field of a kind handled nowhere above.
+		w.fail(n.Line, "%s: cannot decode into %s", label(key), t)
+		return null(n)
+	}
+	if v == nil || v.Decode(reflect.New(t).Interface()) != nil {
+		v = resolveAlias(n)
+		w.fail(v.Line, "%s: expected %s, got %q", label(key), want, v.Value)
+		return null(n)
+	}
+	return v
+}
+
+// unquote returns a quoted number as the number, and any other node as it is.
+func unquote(n *yaml.Node) *yaml.Node {
+	if n.ShortTag() != "!!str" {
+		return n
+	}
+	s, tag := strings.TrimSpace(n.Value), "!!float"
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		s, tag = strconv.FormatInt(i, 10), "!!int"
+	} else if _, err := strconv.ParseFloat(s, 64); err != nil {
+		return n
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: s, Line: n.Line, Column: n.Column}
+}
+
+// null stands in for a value the walk reported, so yaml.v3 leaves it unset.
+func null(n *yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -49,7 +48,9 @@ func LoadFileWith(path string, o Options) (*Config, error) {
 // SetDefaults fills unset keys; the result is validated. On any problem Load
 // returns nil and an Errors holding every problem found, in line order, each
 // formatted FILE:LINE: message. A syntax error or a bad ${...} stops Load
-// before decoding, so it is reported alone.
+// before decoding, so it is reported alone; a key written twice in one
+// mapping stops it before validation (yaml.v3 leaves that whole mapping
+// undecoded), so it is reported with the other decoding problems only.
 func Load(data []byte, file string) (*Config, error) {
 	return LoadWith(data, file, Options{})
 }
@@ -74,8 +75,7 @@ func LoadWith(data []byte, file string, o Options) (*Config, error) {
 		return nil, finish([]Error{{Msg: "the file is empty: start from relay.example.yaml, which documents every key"}}, file, lines)
 	}
 	c := &Config{}
-	d := newDecoder()
-	d.decode(root, reflect.ValueOf(c).Elem(), "", "")
+	pos, decodeErrs, complete := decode(root, c)
 	if o.Listen != "" {
 		c.Listen = o.Listen
 	}
@@ -84,17 +84,20 @@ func LoadWith(data []byte, file string, o Options) (*Config, error) {
 	}
 	c.File = file
 	for i := range c.Routes {
-		c.Routes[i].Line = lines.orig(d.pos.line("routes." + strconv.Itoa(i)))
+		c.Routes[i].Line = lines.orig(pos.line("routes." + strconv.Itoa(i)))
 	}
 	for i := range c.Destinations {
-		c.Destinations[i].Line = lines.orig(d.pos.line("destinations." + strconv.Itoa(i)))
+		c.Destinations[i].Line = lines.orig(pos.line("destinations." + strconv.Itoa(i)))
 	}
-	problems := checkPresence(c, d.pos)
-	c.SetDefaults()
-	problems = append(problems, validate(c, d.pos)...)
-	secrets, warnings := checkEnvRefs(refs, d.pos, lines)
+	var problems []Error
+	if complete {
+		problems = checkPresence(c, pos)
+		c.SetDefaults()
+		problems = append(problems, validate(c, pos)...)
+	}
+	secrets, warnings := checkEnvRefs(refs, pos, lines)
 	problems = append(problems, notOnLines(secrets, problems)...)
-	if all := combine(d.errs, problems); len(all) > 0 {
+	if all := combine(decodeErrs, problems); len(all) > 0 {
 		return nil, finish(all, file, lines)
 	}
 	if len(warnings) > 0 {

@@ -292,6 +292,24 @@ func TestLoadInline(t *testing.T) {
 			[]string{`<config>:2: <<: expected a mapping or a list of mappings to merge, got "3"`}},
 		{"anchor on an unknown key", "defaults: &d {timeout: 5s}\n",
 			[]string{`<config>:1: unknown key "defaults"`}},
+		{"merge cycle", "admin: &a\n  listen: '127.0.0.1:1'\n  <<: *a\n",
+			[]string{`<config>:3: <<: alias refers to a mapping that contains it`}},
+		{"unknown key in a merged mapping", "x: &x {listen: ':1'}\ningest:\n  <<: *x\n",
+			[]string{`<config>:1: unknown key "x"`, `<config>:1: unknown key "listen" in ingest`}},
+		{"merge list item not a mapping", "admin:\n  <<: [{listen: ':1'}, 3]\n",
+			[]string{`<config>:2: <<: expected a mapping or a list of mappings to merge, got "3"`}},
+		{"float for an integer", "destinations: [{name: a, url: 'http://x', concurrency: 4.5}]\n",
+			[]string{`<config>:1: concurrency: expected an integer, got "4.5"`}},
+		{"yes for a bool", "destinations: [{name: a, url: 'http://x', follow_redirects: yes}]\n",
+			[]string{`<config>:1: follow_redirects: expected true or false, got "yes"`}},
+		{"integer out of range", "destinations: [{name: a, url: 'http://x', concurrency: '99999999999999999999'}]\n",
+			[]string{`<config>:1: concurrency: expected an integer, got "99999999999999999999"`}},
+		{"mapping as a key", "admin:\n  {listen: x}: 1\n",
+			[]string{`<config>:2: mapping keys must be single values, got a mapping`}},
+		{"duplicate key in a destination, reported before validation",
+			"routes: [{webhook_id: '1', to: [a]}]\ndestinations:\n- name: a\n  url: http://x\n  url: http://y\n  timeout: soon\n- name: b\n  url: http://x\n",
+			[]string{`<config>:5: mapping key "url" already defined at line 4`,
+				`<config>:6: timeout: invalid duration "soon"` + durationHint}},
 		{"nan rate limit", "destinations:\n- name: a\n  url: http://x\n  rate_limit: .nan\n",
 			[]string{`<config>:4: destination "a": rate_limit must be a finite number`}},
 		{"header value with newline", "destinations:\n- name: a\n  url: http://x\n  headers: {A: \"x\\ny\"}\n",
@@ -328,11 +346,13 @@ func TestLoadInline(t *testing.T) {
 
 func TestLoadValid(t *testing.T) {
 	tests := []struct {
-		name, yaml string
+		name, yaml  string
+		concurrency int
 	}{
-		{"test listeners on port 0", "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n"},
-		{"unquoted numeric webhook_id", "routes: [{webhook_id: 1001, to: [a]}]\ndestinations: [{name: a, url: 'http://x'}]\n"},
-		{"quoted integers", "destinations: [{name: a, url: 'http://x', concurrency: '8', rate_limit: '2.5'}]\n"},
+		{"test listeners on port 0", "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n", 0},
+		{"unquoted numeric webhook_id", "routes: [{webhook_id: 1001, to: [a]}]\ndestinations: [{name: a, url: 'http://x'}]\n", 0},
+		{"quoted integers", "destinations: [{name: a, url: 'http://x', concurrency: '8', rate_limit: '2.5'}]\n", 8},
+		{"quoted integer with a leading zero", "destinations: [{name: a, url: 'http://x', concurrency: ' 08'}]\n", 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -342,6 +362,9 @@ func TestLoadValid(t *testing.T) {
 			}
 			if c.Listen == "" || c.Store.Embedded == nil {
 				t.Errorf("defaults not applied: %+v", c)
+			}
+			if tt.concurrency != 0 && c.Destinations[0].Concurrency != tt.concurrency {
+				t.Errorf("concurrency = %d, want %d", c.Destinations[0].Concurrency, tt.concurrency)
 			}
 		})
 	}
