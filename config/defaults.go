@@ -3,7 +3,12 @@ package config
 import "time"
 
 // Defaults for keys the file leaves out. A zero value in a Config means
-// "unset" and is replaced by these in SetDefaults.
+// "unset" and is replaced by these in SetDefaults. This is their one home:
+// code under relay/ and cmd/ reads the filled Config, and the few library
+// options that still fall back when left zero (deliver.Options,
+// ingest.Settings, agent.ServerOptions, the stores' options) name these
+// constants. TestNoSecondHome fails on a Default* declared elsewhere with
+// a value of its own.
 const (
 	DefaultListen       = "127.0.0.1:8080"
 	DefaultAdminListen  = "127.0.0.1:9090"
@@ -46,6 +51,10 @@ const (
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = LogText
 	DefaultLogSample        = 1.0
+	// DefaultDrainTimeout is the default of relay serve's and relay
+	// agent's -drain-timeout: how long running attempts may finish on
+	// SIGTERM. It is a flag, not a key, but has its home here all the same.
+	DefaultDrainTimeout = 10 * time.Second
 )
 
 // Failed authentications a source address may make at the admin API and
@@ -63,11 +72,8 @@ const (
 // SetDefaults fills every unset (zero) field with its default. It is the one
 // place the defaults of config keys are applied; Load calls it before
 // validating, and code that builds a Config by hand should call it too.
-// Packages below still fall back on values of their own when a caller that
-// bypasses config leaves an option zero: the stores' DefaultRetention and
-// Redis DefaultPrefix, deliver's DefaultLeaseMargin and DefaultDrainTimeout,
-// and relay's 10 s shutdown timeout. Defaults of options that are no config key (agent's DefaultLease
-// and DefaultPollWait) live with their package.
+// Defaults of options that are no config key (agent's DefaultPollWait, the
+// stores' batch sizes and sweep intervals) live with their package.
 //
 // Two zero values are meaningful and kept apart: Dedupe.Fields nil (key
 // absent) becomes [mid] while an empty non-nil slice (fields: []) turns
@@ -113,7 +119,7 @@ func (c *Config) SetDefaults() {
 	setDuration(&c.Delivery.LeaseMargin, DefaultLeaseMargin)
 	setDuration(&c.Delivery.Lease, DefaultLease)
 	for i := range c.Destinations {
-		c.Destinations[i].setDefaults()
+		c.Destinations[i].SetDefaults()
 	}
 	setString(&c.Log.Level, DefaultLogLevel)
 	setString(&c.Log.Format, DefaultLogFormat)
@@ -123,7 +129,10 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-func (d *Destination) setDefaults() {
+// SetDefaults fills d's unset fields, as Config.SetDefaults does for each
+// destination. deliver calls it on a destination built by hand (in tests),
+// so that it has no defaults of its own; on a loaded one it changes nothing.
+func (d *Destination) SetDefaults() {
 	setDuration(&d.Timeout, DefaultTimeout)
 	if len(d.Retry.Schedule) > 0 {
 		setInt(&d.Retry.MaxAttempts, len(d.Retry.Schedule)+1)

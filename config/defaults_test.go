@@ -1,8 +1,14 @@
 package config
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"io/fs"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -201,4 +207,148 @@ func TestLoadDeliveryKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNoSecondHome fails when code under relay/ or cmd/ keeps a default of
+// its own for something config has a Default* for: a Default* constant or
+// variable whose name ends like one of config's (Retention, LeaseMargin,
+// Prefix, Timeout...) and whose value is not config's, or a fallback
+// "if x <= 0 { x = <literal> }" on such a name.
+func TestNoSecondHome(t *testing.T) {
+	fset := token.NewFileSet()
+	own, err := parser.ParseFile(fset, "defaults.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string // config's defaults without "Default"
+	for name := range topLevel(own) {
+		if s, ok := strings.CutPrefix(name, "Default"); ok {
+			names = append(names, s)
+		}
+	}
+	// homeOf returns the config default that name (a Default* or a field)
+	// would duplicate, or "".
+	homeOf := func(name string) string {
+		name = strings.TrimPrefix(name, "Default")
+		if len(name) < 5 { // "Limit", "Prefix" and longer
+			return ""
+		}
+		for _, n := range names {
+			if strings.HasSuffix(strings.ToLower(n), strings.ToLower(name)) {
+				return "Default" + n
+			}
+		}
+		return ""
+	}
+	// Same name, another thing: an agent process's attempts at once
+	// across all its destinations is not a destination's concurrency.
+	allowed := map[string]bool{"relay/agent.DefaultConcurrency": true}
+	var checked int
+	for _, root := range []string{"../relay", "../cmd"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				return err
+			}
+			checked++
+			pkg := strings.TrimPrefix(filepath.ToSlash(filepath.Dir(path)), "../")
+			for name, value := range topLevel(f) {
+				if home := homeOf(name); strings.HasPrefix(name, "Default") && home != "" &&
+					!allowed[pkg+"."+name] && !refersToConfig(value) {
+					t.Errorf("%s: %s has a value of its own; use config.%s", path, name, home)
+				}
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if target, lit := fallback(n); lit != nil {
+					if home := homeOf(target); home != "" {
+						t.Errorf("%s: %s falls back on %s; use config.%s",
+							fset.Position(lit.Pos()), target, lit.Value, home)
+					}
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("checked %d files, want the whole of relay/ and cmd/", checked)
+	}
+}
+
+// topLevel returns the package-level constants and variables of f with
+// their value expressions (nil for none).
+func topLevel(f *ast.File) map[string]ast.Expr {
+	out := map[string]ast.Expr{}
+	for _, decl := range f.Decls {
+		g, ok := decl.(*ast.GenDecl)
+		if !ok || (g.Tok != token.CONST && g.Tok != token.VAR) {
+			continue
+		}
+		for _, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, id := range vs.Names {
+				var v ast.Expr
+				if i < len(vs.Values) {
+					v = vs.Values[i]
+				}
+				out[id.Name] = v
+			}
+		}
+	}
+	return out
+}
+
+// refersToConfig reports whether e is config.Something.
+func refersToConfig(e ast.Expr) bool {
+	sel, ok := e.(*ast.SelectorExpr)
+	if !ok {
+		return false
+	}
+	x, ok := sel.X.(*ast.Ident)
+	return ok && x.Name == "config"
+}
+
+// fallback matches "if X <= 0 { X = ... }" (or == 0, == "", < 1) whose
+// assigned value holds a literal, and returns X's last name and the literal.
+func fallback(n ast.Node) (string, *ast.BasicLit) {
+	stmt, ok := n.(*ast.IfStmt)
+	if !ok {
+		return "", nil
+	}
+	cond, ok := stmt.Cond.(*ast.BinaryExpr)
+	if !ok || (cond.Op != token.LEQ && cond.Op != token.EQL && cond.Op != token.LSS) {
+		return "", nil
+	}
+	for _, s := range stmt.Body.List {
+		as, ok := s.(*ast.AssignStmt)
+		if !ok || len(as.Lhs) != 1 || len(as.Rhs) != 1 || types.ExprString(as.Lhs[0]) != types.ExprString(cond.X) {
+			continue
+		}
+		var lit *ast.BasicLit
+		ast.Inspect(as.Rhs[0], func(n ast.Node) bool {
+			if refersToConfig(asExpr(n)) {
+				return false
+			}
+			if l, ok := n.(*ast.BasicLit); ok && lit == nil {
+				lit = l
+			}
+			return true
+		})
+		if lit != nil {
+			name := types.ExprString(as.Lhs[0])
+			return name[strings.LastIndex(name, ".")+1:], lit
+		}
+	}
+	return "", nil
+}
+
+func asExpr(n ast.Node) ast.Expr {
+	e, _ := n.(ast.Expr)
+	return e
 }

@@ -81,7 +81,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	// callback and delivery fails the same way.
 	opts.Logger = slog.New(quietlog.New(opts.Logger.Handler(), quietlog.Options{}))
 	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
+		opts.ShutdownTimeout = config.DefaultDrainTimeout
 	}
 	if opts.ParkedSweepInterval <= 0 {
 		opts.ParkedSweepInterval = time.Minute

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/gctune"
@@ -44,7 +43,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	adminListen := fs.String("admin-listen", os.Getenv("RELAY_ADMIN_LISTEN"), "admin listener host:port, replacing admin.listen ($RELAY_ADMIN_LISTEN)")
 	level := fs.String("log-level", "", "log level: debug, info, warn, error (default: log.level, else info)")
 	format := fs.String("log-format", "", "log format: text or json (default: log.format, else text)")
-	drain := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long in-flight deliveries may run before they are released back to the queue")
+	drain := fs.Duration("drain-timeout", config.DefaultDrainTimeout, "on SIGTERM, how long in-flight deliveries may run before they are released back to the queue")
 	pos, code, ok := parseArgs(fs, helpServe, args, stdout, stderr)
 	if !ok {
 		return code

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/redact"
 	"github.com/relaygw/relay/relay/deliver"
 )
@@ -30,7 +31,7 @@ const (
 	DefaultDeadAfter    = 15 * time.Second
 	DefaultMinBackoff   = 500 * time.Millisecond
 	DefaultMaxBackoff   = time.Minute
-	DefaultDrainTimeout = 10 * time.Second
+	DefaultDrainTimeout = config.DefaultDrainTimeout
 	// defaultHeartbeat is used until the relay says how often it wants one.
 	defaultHeartbeat = 10 * time.Second
 )
@@ -546,7 +547,7 @@ func success(list []int, status int) bool {
 func (c *Client) sender(j job) *deliver.Sender {
 	timeout := fromMillis(j.TimeoutMS)
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = config.DefaultTimeout
 	}
 	key := fmt.Sprintf("%s|%d", j.Destination, timeout)
 	c.sendersMu.Lock()

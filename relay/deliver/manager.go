@@ -28,24 +28,17 @@ type Queue interface {
 
 var _ Queue = store.Store(nil)
 
-// Defaults for Options. Destination fields left zero (a Config built by hand
-// without SetDefaults) take config's defaults, so a zero never means "no
-// timeout" or "retry forever".
-const (
-	DefaultDrainTimeout = 10 * time.Second
-	DefaultLeaseMargin  = 30 * time.Second
-)
-
 // Options tunes a Manager. The zero value is usable.
 type Options struct {
 	// Logger receives one line per state change; default slog.Default().
 	Logger *slog.Logger
 	// PollInterval is how often an idle dispatcher looks for due deliveries
-	// that no Wake announced (retries coming due); default 500ms.
+	// that no Wake announced (retries coming due); default
+	// config.DefaultPollInterval.
 	PollInterval time.Duration
 	// DrainTimeout is how long in-flight attempts may run after Run's context
 	// ends; attempts still running then are cancelled and their deliveries
-	// released, due at once. Default 10s.
+	// released, due at once. Default config.DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// OnAttempt, if set, is called after every attempt (for metrics).
 	OnAttempt func(dest string, outcome Outcome, status int, took time.Duration)
@@ -71,7 +64,7 @@ type Options struct {
 	// the first; default DefaultBackoff. retry.schedule overrides it.
 	Backoff retryablehttp.Backoff
 	// LeaseMargin is added to a destination's timeout to get the lease
-	// duration when Lease is zero; default 30s.
+	// duration when Lease is zero; default config.DefaultLeaseMargin.
 	LeaseMargin time.Duration
 	// OwnAddrs are the relay's own listeners: a followed redirect never
 	// leads to one of them, whatever the destination (guard.go).
@@ -107,7 +100,7 @@ func (o Options) withDefaults() Options {
 		o.PollInterval = config.DefaultPollInterval
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = DefaultDrainTimeout
+		o.DrainTimeout = config.DefaultDrainTimeout
 	}
 	o.Clock = clock.Or(o.Clock)
 	if o.Version == "" {
@@ -120,7 +113,7 @@ func (o Options) withDefaults() Options {
 		o.Backoff = DefaultBackoff
 	}
 	if o.LeaseMargin <= 0 {
-		o.LeaseMargin = DefaultLeaseMargin
+		o.LeaseMargin = config.DefaultLeaseMargin
 	}
 	if o.guard == nil {
 		o.guard = newDialGuard(o.OwnAddrs)

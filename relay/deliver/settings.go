@@ -11,7 +11,7 @@ import (
 	"github.com/relaygw/relay/relay/transform"
 )
 
-// destSettings are a destination's numbers with defaults applied.
+// destSettings are a destination's numbers, read from its config.
 type destSettings struct {
 	timeout     time.Duration
 	concurrency int
@@ -26,36 +26,28 @@ type destSettings struct {
 	circuit     breakerConfig
 }
 
+// settingsFor reads d's settings. Defaults are config's: a destination from
+// config.Load has them already, and one built by hand gets them from
+// d.SetDefaults, so deliver keeps no copy of its own.
 func settingsFor(d config.Destination) destSettings {
+	d.SetDefaults()
 	s := destSettings{
-		timeout:     orDefault(d.Timeout.D(), config.DefaultTimeout),
+		timeout:     d.Timeout.D(),
 		concurrency: d.Concurrency,
 		maxAttempts: d.Retry.MaxAttempts,
-		initial:     orDefault(d.Retry.InitialInterval.D(), config.DefaultInitialInterval),
-		maxInterval: orDefault(d.Retry.MaxInterval.D(), config.DefaultMaxInterval),
-		maxAge:      orDefault(d.Retry.MaxAge.D(), config.DefaultMaxAge),
+		initial:     d.Retry.InitialInterval.D(),
+		maxInterval: d.Retry.MaxInterval.D(),
+		maxAge:      d.Retry.MaxAge.D(),
 		rateLimit:   d.RateLimit,
 		circuit: breakerConfig{
 			failures: d.Circuit.Failures,
-			first:    orDefault(d.Circuit.FirstCooldown.D(), config.DefaultCircuitFirstCooldown),
-			cooldown: orDefault(d.Circuit.Cooldown.D(), config.DefaultCircuitCooldown),
+			first:    d.Circuit.FirstCooldown.D(),
+			cooldown: d.Circuit.Cooldown.D(),
 			disabled: d.Circuit.Disabled,
 		},
 	}
-	if s.concurrency <= 0 {
-		s.concurrency = config.DefaultConcurrency
-	}
 	for _, w := range d.Retry.Schedule {
 		s.schedule = append(s.schedule, max(w.D(), 0))
-	}
-	if s.maxAttempts <= 0 {
-		s.maxAttempts = config.DefaultMaxAttempts
-		if len(s.schedule) > 0 {
-			s.maxAttempts = len(s.schedule) + 1
-		}
-	}
-	if s.circuit.failures <= 0 {
-		s.circuit.failures = config.DefaultCircuitFailures
 	}
 	s.successText = "success_status (any 2xx)"
 	if len(d.SuccessStatus) > 0 {
@@ -66,13 +58,6 @@ func settingsFor(d config.Destination) destSettings {
 		}
 	}
 	return s
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // heldLimit bounds the deliveries a dispatcher holds at once (being attempted,
