@@ -38,7 +38,7 @@ const (
 	// deadlineGrace is added to a poll's wait for the connection deadlines.
 	deadlineGrace = 10 * time.Second
 	// storeCallTimeout bounds the store calls of one report.
-	storeCallTimeout = 10 * time.Second
+	storeCallTimeout = store.CallTimeout
 	// recordParallel bounds the store calls one report runs at once; they
 	// run together so the embedded store commits them in one group.
 	recordParallel = 32

@@ -23,7 +23,7 @@ const (
 	storeBackoffMax = 5 * time.Second
 	// storeCallTimeout bounds one store call made outside Run's context
 	// (recording during a drain must not hang on a dead store forever).
-	storeCallTimeout = 10 * time.Second
+	storeCallTimeout = store.CallTimeout
 )
 
 // dispatcher leases one destination's due deliveries and runs each on a

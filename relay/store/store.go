@@ -112,6 +112,11 @@ type Page struct {
 // DefaultPageLimit is the page size used when Page.Limit is not set.
 const DefaultPageLimit = 100
 
+// CallTimeout bounds a store call that no caller's deadline bounds (an
+// outcome recorded during a drain, an agent's report), so that a dead
+// store cannot hang it. An implementation constant, not an operator's.
+const CallTimeout = 10 * time.Second
+
 // Depths is a cheap snapshot of queue sizes.
 type Depths struct {
 	// Queued counts pending deliveries (due, scheduled or leased) per destination.
