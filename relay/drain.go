@@ -42,23 +42,23 @@ func (s *Server) shutdown(stopDeliver func(), delivered <-chan error) {
 	s.log.Info("relay: stopped", "drain", time.Since(start).Round(time.Millisecond))
 }
 
-// door stands in front of the ingest handler so that a shutdown can stop
+// door stands in front of the ingest handlers so that a shutdown can stop
 // taking callbacks without closing the listener: once closed it answers 503
 // (the provider retries, and another relay or this one after its restart
 // takes the callback), and wait lets the callbacks already inside finish
 // their durable write.
 type door struct {
-	next http.Handler
-
 	mu     sync.RWMutex
 	shut   bool
 	inside sync.WaitGroup
 }
 
-func newDoor(next http.Handler) *door { return &door{next: next} }
+// wrap puts next behind the door.
+func (g *door) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(next, w, r) })
+}
 
-// ServeHTTP implements http.Handler.
-func (g *door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *door) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	g.mu.RLock()
 	if g.shut {
 		g.mu.RUnlock()
@@ -72,7 +72,7 @@ func (g *door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.inside.Add(1)
 	g.mu.RUnlock()
 	defer g.inside.Done()
-	g.next.ServeHTTP(w, r)
+	next.ServeHTTP(w, r)
 }
 
 // close turns new requests away from now on.

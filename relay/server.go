@@ -9,9 +9,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/mux"
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/quietlog"
@@ -182,7 +187,7 @@ func (s *Server) build() error {
 	s.ingest.OnEvent = s.tailEvent
 	s.ingest.LogSample = logSampler(s.cfg.Log.Sample)
 	s.router.Store(table)
-	s.door = newDoor(s.ingest)
+	s.door = &door{}
 	s.admin = admin.NewHandler(s.adminOptions())
 	return nil
 }
@@ -226,16 +231,38 @@ func (s *Server) bind() error {
 }
 
 func (s *Server) listen() {
-	// Agents dial in on the ingest listener: it is the one already reachable
-	// from outside. Closing the agent server ends held polls at shutdown.
-	mux := http.NewServeMux()
-	mux.Handle(agent.PathPrefix, s.agents.Handler())
-	mux.Handle("/", s.door)
-	s.ingestSrv = newHTTPServer(mux, s.log)
+	// One router (README, Routing): ingest's routes behind the door, and
+	// the agent protocol, since agents dial in on the ingest listener (the
+	// one already reachable from outside). Closing the agent server ends
+	// held polls at shutdown.
+	r := mux.NewRouter().SkipClean(true)
+	s.ingest.Mount(r, s.door.wrap)
+	s.agents.Mount(r)
+	s.ingestSrv = newHTTPServer(cleanPaths(r), s.log)
 	s.ingestSrv.RegisterOnShutdown(s.agents.Close)
 	s.adminSrv = newHTTPServer(s.admin, s.log)
 	s.adminSrv.RegisterOnShutdown(s.tail.Close)
 	s.warnOpenAdmin(s.cfg.Admin.Token)
+}
+
+// cleanPaths answers a request for an unclean path ("//hooks/1001",
+// "/hooks/a/../1001") with a 307 to the clean one, as net/http's ServeMux
+// does: gorilla/mux's own cleaning answers 301, which clients follow with a
+// GET, so a provider's callback would end in a 405.
+func cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		clean := path.Clean("/" + p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if clean != p && r.Method != http.MethodConnect {
+			u := url.URL{Path: clean, RawQuery: r.URL.RawQuery}
+			http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // warnOpenAdmin warns when the admin API takes requests from other hosts

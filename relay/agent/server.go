@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
 
@@ -318,13 +319,31 @@ func reportedCheck(base retryablehttp.CheckRetry) retryablehttp.CheckRetry {
 	}
 }
 
-// Handler serves the agent protocol under PathPrefix. Mount it on the
-// ingest listener.
+// Handler serves the agent protocol under PathPrefix, alone (tests); the
+// relay mounts it on its ingest listener's router instead (Mount).
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+PathLease, s.serveLease)
-	mux.HandleFunc("POST "+PathReport, s.serveReport)
-	return mux
+	r := mux.NewRouter()
+	s.Mount(r)
+	return r
+}
+
+// Mount adds the agent protocol to r under PathPrefix, with plain-text 404
+// and 405 answers of its own there: r's (ingest's) are for providers. The
+// 405s are routes of their own because a gorilla/mux subrouter loses a
+// method mismatch to its next route.
+func (s *Server) Mount(r *mux.Router) {
+	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	})
+	for _, rt := range []struct {
+		path  string
+		serve http.HandlerFunc
+	}{{PathLease, s.serveLease}, {PathReport, s.serveReport}} {
+		r.Handle(rt.path, rt.serve).Methods(http.MethodPost)
+		r.Handle(rt.path, notAllowed)
+	}
+	r.PathPrefix(PathPrefix).Handler(http.NotFoundHandler())
 }
 
 // Wake tells the agents serving dest that a delivery is due now, so a held

@@ -1,7 +1,11 @@
-// Package ingest owns the provider-facing HTTP handler: it reads a callback
-// within the body limit, extracts webhook_id, matcher and dedupe fields from
-// the body without re-encoding it, routes it, and answers only after the store
-// has durably accepted the event (or refused it as a duplicate).
+// Package ingest owns the provider-facing HTTP handler and its routes,
+// POST /hooks/{webhook_id} and POST /hooks with JSON 404 and 405 answers,
+// which Mount puts on the ingest listener's one gorilla/mux router (the
+// agent protocol mounts its own beside them; ingest does not know it). It
+// reads a callback within the body limit, extracts webhook_id, matcher and
+// dedupe fields from the body without re-encoding it, routes it, and
+// answers only after the store has durably accepted the event (or refused
+// it as a duplicate).
 //
 // The same tolerant reader gives a body as jq values (DecodeJSON, Value)
 // for routes' filters and destinations' transforms; it is run only when a

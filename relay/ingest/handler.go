@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/jsonenc"
 	"github.com/relaygw/relay/relay/store"
@@ -82,6 +84,7 @@ type Settings struct {
 
 // Handler serves POST /hooks/{webhook_id} and POST /hooks.
 type Handler struct {
+	router   *mux.Router // its routes alone, for ServeHTTP
 	store    Acceptor
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
@@ -115,7 +118,33 @@ func NewHandler(st Acceptor, s Settings, log *slog.Logger) *Handler {
 	}
 	h := &Handler{store: st, log: log, refusals: newKeyedLimiter(1, 1), Now: time.Now}
 	h.Update(s)
+	h.router = mux.NewRouter().SkipClean(true) // an unclean path is not found
+	h.Mount(h.router, nil)
 	return h
+}
+
+// webhookIDVar is the path variable of the route that names the webhook.
+const webhookIDVar = "webhook_id"
+
+// Mount adds ingest's routes to r: POST /hooks/{webhook_id} and POST
+// /hooks, and r's answers to other paths (404) and methods (405), each as
+// JSON. When wrap is set, every handler goes through it (the relay's
+// shutdown door). The route with the id comes first: it is the one
+// providers call.
+func (h *Handler) Mount(r *mux.Router, wrap func(http.Handler) http.Handler) {
+	if wrap == nil {
+		wrap = func(next http.Handler) http.Handler { return next }
+	}
+	hook := wrap(http.HandlerFunc(h.serveHook))
+	r.Handle("/hooks/{"+webhookIDVar+"}", hook).Methods(http.MethodPost)
+	r.Handle("/hooks", hook).Methods(http.MethodPost)
+	r.NotFoundHandler = wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, answer{Status: "error", Error: "not found: POST to /hooks/{webhook_id}"})
+	}))
+	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, http.StatusMethodNotAllowed, OutcomeRejected, time.Now(), "method not allowed: use POST")
+	}))
 }
 
 // Update swaps the settings atomically (config reload); requests already
@@ -154,34 +183,10 @@ func (h *Handler) Client(r *http.Request) netip.Addr {
 // hammer a store that is down, short enough for a blip.
 const storeRetryAfter = "5"
 
-// ServeHTTP implements http.Handler: POST /hooks/{webhook_id} and POST
-// /hooks. The two routes are matched by hand: a general router costs every
-// callback a copy of the request and a map for one path segment.
+// ServeHTTP implements http.Handler with ingest's routes alone (see
+// Mount); the relay mounts them on its listener's one router instead.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, ok := hookPath(r.URL.Path)
-	switch {
-	case !ok:
-		writeJSON(w, http.StatusNotFound, answer{Status: "error", Error: "not found: POST to /hooks/{webhook_id}"})
-	case r.Method != http.MethodPost:
-		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, http.StatusMethodNotAllowed, OutcomeRejected, time.Now(), "method not allowed: use POST")
-	default:
-		h.serveHook(w, r, id)
-	}
-}
-
-// hookPath matches "/hooks" (id "") and "/hooks/{id}" with a non-empty id
-// of one path segment.
-func hookPath(path string) (id string, ok bool) {
-	rest, found := strings.CutPrefix(path, "/hooks")
-	switch {
-	case !found:
-		return "", false
-	case rest == "":
-		return "", true
-	}
-	id, found = strings.CutPrefix(rest, "/")
-	return id, found && id != "" && !strings.Contains(id, "/")
+	h.router.ServeHTTP(w, r)
 }
 
 // answer is the JSON body of every ingest response.
@@ -203,8 +208,9 @@ func rateBurst(perSec float64) int {
 // client's rate limit, the body read (its bytes reserved as they come),
 // auth, and only then routing and the store. Nothing before auth writes
 // anything.
-func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request, pathID string) {
+func (h *Handler) serveHook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	pathID := mux.Vars(r)[webhookIDVar] // "" on POST /hooks
 	s := h.settings.Load()
 	if !h.budget.enter(s.MaxConcurrent) {
 		h.busy(w, start)
