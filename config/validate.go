@@ -330,11 +330,7 @@ func (dv destValidator) check(agents map[string]int) {
 	}
 	dv.retry()
 	dv.circuit()
-	if d.Agent == "" {
-		dv.tls()
-	} else {
-		dv.agentTLS()
-	}
+	dv.tls() // on the relay's machine for an agent destination too: the relay sends the CA
 	if d.Concurrency < 0 {
 		dv.add(dv.at("concurrency"), "%s: concurrency must not be negative, got %d", dv.label, d.Concurrency)
 	}
@@ -453,20 +449,6 @@ func (dv destValidator) tls() {
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		dv.add(line, "%s: tls.ca_file %q holds no PEM certificate", dv.label, t.CAFile)
 	}
-}
-
-// agentTLS refuses tls on a destination an agent serves rather than
-// accept it and ignore it: an agent reaches the URL from another machine,
-// where a ca_file path of the relay's means nothing, and checks the
-// receiver's certificate itself.
-func (dv destValidator) agentTLS() {
-	t := dv.d.TLS
-	if t.CAFile == "" && !t.InsecureSkipVerify {
-		return
-	}
-	dv.add(dv.at("tls"), "%s: tls does not apply to a destination served by an agent: "+
-		"agent %q verifies receivers with its own machine's trusted roots (relay agent -receiver-ca adds a private CA there); remove tls",
-		dv.label, dv.d.Agent)
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.

@@ -9,6 +9,7 @@ import (
 	"github.com/relaygw/relay/relay/admin/ui"
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/ingest"
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/transform"
 )
@@ -138,29 +139,14 @@ func (s *Server) replayed(dests ...string) {
 }
 
 // destinationStates reports every configured destination, in config order,
-// as the delivery workers and the agent server know it.
-func (s *Server) destinationStates() []admin.DestinationState {
-	states := s.deliver.States()
-	out := make([]admin.DestinationState, 0, len(states))
-	for _, st := range states {
+// as delivery knows it, with whether its agent, if any, is connected.
+func (s *Server) destinationStates() []state.Destination {
+	out := s.deliver.States()
+	for i, st := range out {
 		if st.Agent != "" && s.agents != nil {
-			// The agent server keeps an agent destination's breaker.
-			if c, ok := s.agents.Circuit(st.Name); ok {
-				st.Circuit, st.ConsecutiveFailures = c.Circuit, c.ConsecutiveFailures
-				st.LastSuccess, st.LastFailure, st.LastError = c.LastSuccess, c.LastFailure, c.LastError
-			}
+			connected := s.agents.Connected(st.Agent)
+			out[i].AgentConnected = &connected
 		}
-		ds := admin.DestinationState{
-			Name: st.Name, Agent: st.Agent, InFlight: st.InFlight, Circuit: st.Circuit,
-			ConsecutiveFailures: st.ConsecutiveFailures, LastSuccess: st.LastSuccess,
-			LastFailure: st.LastFailure, LastError: st.LastError,
-		}
-		if st.Agent != "" && s.agents != nil {
-			if _, connected, ok := s.agents.DestinationState(st.Name); ok {
-				ds.AgentConnected = &connected
-			}
-		}
-		out = append(out, ds)
 	}
 	return out
 }

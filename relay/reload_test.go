@@ -11,6 +11,7 @@ import (
 	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay"
 	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/state"
 )
 
 const oneRoute = `
@@ -164,7 +165,7 @@ destinations:
 	if !slices.Equal(rep.Removed, []string{"crm"}) || rep.Stranded["crm"] != 1 {
 		t.Fatalf("report %+v, want crm removed with 1 delivery stranded", rep)
 	}
-	var dests []admin.DestinationState
+	var dests []state.Destination
 	r.call(t, "GET", "/api/destinations", http.StatusOK, &dests)
 	if len(dests) != 2 || dests[0].Name != "archive" || !dests[0].Configured ||
 		dests[1].Name != "crm" || dests[1].Configured || dests[1].Queued != 1 {

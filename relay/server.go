@@ -160,13 +160,12 @@ func (s *Server) build() error {
 		return fmt.Errorf("relay: delivery: %w", err)
 	}
 	s.deliver = dm
-	s.agents, err = agent.NewServer(s.store, s.cfg, agent.ServerOptions{
+	// Agent destinations are settled by their pipelines in dm, with the
+	// same hooks as direct ones.
+	s.agents, err = agent.NewServer(s.store, dm, s.cfg, agent.ServerOptions{
 		Logger:       s.log,
 		Lease:        cmp.Or(s.opts.AgentLease, s.cfg.Delivery.Lease.D()),
-		OnAttempt:    s.onAttempt,
-		OnResult:     s.tailAttempt,
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
-		Version:      s.opts.Version,
 		// Agents come in through the ingest listener's load balancer, if
 		// any: the client behind it is who failed.
 		Source: func(r *http.Request) string { return s.ingest.Client(r).String() },

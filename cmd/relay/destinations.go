@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/state"
 )
 
 var helpDestinations = cmdHelp{
@@ -34,7 +34,7 @@ func runDestinations(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return fail(stderr, "destinations", err, 2)
 	}
-	var states []admin.DestinationState
+	var states []state.Destination
 	if _, err := c.do(ctx, http.MethodGet, "/api/destinations", nil, &states); err != nil {
 		return fail(stderr, "destinations", err, 1)
 	}

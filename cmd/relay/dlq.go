@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/state"
 )
 
 const adminNote = `Talks to a running relay's admin API: -admin URL (default $RELAY_ADMIN_URL,
@@ -180,7 +181,7 @@ func openCircuits(ctx context.Context, c *adminClient, dests map[string]bool) []
 	if len(dests) == 0 {
 		return nil
 	}
-	var states []admin.DestinationState
+	var states []state.Destination
 	if _, err := c.do(ctx, http.MethodGet, "/api/destinations", nil, &states); err != nil {
 		return nil
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/state"
 )
 
 // relay send posts a file or the sample to a running relay; relay
@@ -48,7 +48,7 @@ func TestSendDestinationsParked(t *testing.T) {
 		})
 	}
 	code, out, _ := relayCmd(t, "destinations", "--json", "-admin", l.admin)
-	var states []admin.DestinationState
+	var states []state.Destination
 	if code != 0 || json.Unmarshal([]byte(out), &states) != nil || len(states) != 2 {
 		t.Errorf("destinations --json: exit %d\n%s", code, out)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/authguard"
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -67,7 +68,7 @@ type Options struct {
 	// circuit sends the first at once as its probe. Wake is used when nil.
 	Replayed func(dests ...string)
 	// Destinations reports every configured destination's live state.
-	Destinations func() []DestinationState
+	Destinations func() []state.Destination
 	// Reload re-reads the config file and applies it.
 	Reload func(ctx context.Context) (ReloadReport, error)
 	// Draining reports whether the relay is shutting down; /readyz then

@@ -17,6 +17,7 @@ import (
 	"github.com/relaygw/relay/relay/admin"
 	"github.com/relaygw/relay/relay/ingest"
 	"github.com/relaygw/relay/relay/route"
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -334,8 +335,8 @@ func TestParked(t *testing.T) {
 func TestDestinations(t *testing.T) {
 	last := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	a := newAPI(t, func(o *admin.Options) {
-		o.Destinations = func() []admin.DestinationState {
-			return []admin.DestinationState{
+		o.Destinations = func() []state.Destination {
+			return []state.Destination{
 				{Name: "crm", InFlight: 2, Circuit: "open", ConsecutiveFailures: 5, LastFailure: last, LastError: "503"},
 				{Name: "archive", Circuit: "closed", LastSuccess: last},
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/redact"
+	"github.com/relaygw/relay/relay/state"
 )
 
 // Stats is the answer of GET /api/stats, what the console's overview
@@ -21,11 +22,11 @@ type Stats struct {
 	// Ingest counts callbacks by ingest outcome.
 	Ingest map[string]float64 `json:"ingest,omitempty"`
 	// Deliveries counts attempts by outcome: success, retry, dead.
-	Deliveries   map[string]float64 `json:"deliveries"`
-	Queued       int                `json:"queued"`
-	Dead         int                `json:"dead"`
-	Parked       *int               `json:"parked,omitempty"`
-	Destinations []DestinationState `json:"destinations"`
+	Deliveries   map[string]float64  `json:"deliveries"`
+	Queued       int                 `json:"queued"`
+	Dead         int                 `json:"dead"`
+	Parked       *int                `json:"parked,omitempty"`
+	Destinations []state.Destination `json:"destinations"`
 }
 
 // stats answers GET /api/stats, limited to a portal's destinations.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -37,8 +38,8 @@ func portalAPI(t *testing.T, mod ...func(*admin.Options)) *api {
 		o.Route = func(store.Event) []string { return nil }
 		o.Tail = admin.NewTail(0)
 		o.Config = func() *config.Config { return &config.Config{} }
-		o.Destinations = func() []admin.DestinationState {
-			return []admin.DestinationState{{Name: "crm"}, {Name: "archive"}, {Name: "ledger"}}
+		o.Destinations = func() []state.Destination {
+			return []state.Destination{{Name: "crm"}, {Name: "archive"}, {Name: "ledger"}}
 		}
 	}}, mod...)...)
 }
@@ -153,7 +154,7 @@ func TestPortalScope(t *testing.T) {
 		if len(dlq) != 1 || dlq[0].ID != crmDead {
 			t.Errorf("acme's DLQ = %+v, want only %s", dlq, crmDead)
 		}
-		var dests []admin.DestinationState
+		var dests []state.Destination
 		acme.json("GET", "/api/destinations", http.StatusOK, &dests)
 		var names []string
 		for _, d := range dests {
@@ -292,7 +293,7 @@ func TestStats(t *testing.T) {
 	a := newAPI(t, func(o *admin.Options) {
 		m = admin.NewMetrics(admin.MetricsOptions{})
 		o.Metrics = m
-		o.Destinations = func() []admin.DestinationState { return []admin.DestinationState{{Name: "crm"}} }
+		o.Destinations = func() []state.Destination { return []state.Destination{{Name: "crm"}} }
 	})
 	a.accept("1001", "", "application/json", []byte("{}"), "crm")
 	a.accept("1002", "", "application/json", []byte("{}"), "crm")

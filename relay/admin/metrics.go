@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -36,7 +37,7 @@ type MetricsOptions struct {
 	// Depths gives relay_queue_depth, relay_dlq_depth and the parked count.
 	Depths DepthReader
 	// Destinations gives in-flight attempts and breaker states.
-	Destinations func() []DestinationState
+	Destinations func() []state.Destination
 	// Version is exported as relay_build_info{version}.
 	Version string
 	Logger  *slog.Logger
@@ -201,7 +202,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	var states []DestinationState
+	var states []state.Destination
 	if c.o.Destinations != nil {
 		states = c.o.Destinations()
 	}

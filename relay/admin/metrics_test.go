@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/state"
 )
 
 // samples flattens a registry's metrics into "name{k=v,...}" -> value; a
@@ -69,13 +70,13 @@ func wantSamples(t testing.TB, got map[string]float64, want map[string]float64) 
 // values, read the way Prometheus reads them.
 func TestMetricsValues(t *testing.T) {
 	a := newAPI(t)
-	states := []admin.DestinationState{
+	states := []state.Destination{
 		{Name: "crm", InFlight: 3, Circuit: "open"},
 		{Name: "archive", Circuit: "half-open"},
 		{Name: "office", Agent: "office-1"},
 	}
 	m := admin.NewMetrics(admin.MetricsOptions{
-		Depths: a.st, Destinations: func() []admin.DestinationState { return states }, Version: "1.2.3",
+		Depths: a.st, Destinations: func() []state.Destination { return states }, Version: "1.2.3",
 	})
 	m.KnowDestinations([]string{"crm", "archive", "office"})
 	for _, o := range []string{"accepted", "accepted", "duplicate", "rejected", "too_large", "parked"} {

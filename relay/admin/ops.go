@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -27,8 +28,8 @@ func (h *Handler) destinations(w http.ResponseWriter, r *http.Request) {
 
 // destinationList is the list GET /api/destinations answers, for scope,
 // with the store's depths it was built from.
-func (h *Handler) destinationList(ctx context.Context, scope *Scope) ([]DestinationState, store.Depths, error) {
-	var states []DestinationState
+func (h *Handler) destinationList(ctx context.Context, scope *Scope) ([]state.Destination, store.Depths, error) {
+	var states []state.Destination
 	if h.opts.Destinations != nil {
 		states = h.opts.Destinations()
 	}
@@ -36,7 +37,7 @@ func (h *Handler) destinationList(ctx context.Context, scope *Scope) ([]Destinat
 	if err != nil {
 		return nil, depths, err
 	}
-	out := make([]DestinationState, 0, len(states))
+	out := make([]state.Destination, 0, len(states))
 	seen := map[string]bool{}
 	for _, s := range states {
 		s.Configured = true
@@ -59,9 +60,9 @@ func (h *Handler) destinationList(ctx context.Context, scope *Scope) ([]Destinat
 	}
 	slices.Sort(gone)
 	for _, name := range gone {
-		out = append(out, DestinationState{Name: name, Queued: depths.Queued[name], Dead: depths.Dead[name]})
+		out = append(out, state.Destination{Name: name, Queued: depths.Queued[name], Dead: depths.Dead[name]})
 	}
-	out = slices.DeleteFunc(out, func(s DestinationState) bool { return !scope.Allows(s.Name) })
+	out = slices.DeleteFunc(out, func(s state.Destination) bool { return !scope.Allows(s.Name) })
 	return out, depths, nil
 }
 

@@ -129,27 +129,6 @@ type ParkedView struct {
 	Encoding    string    `json:"body_encoding"`
 }
 
-// DestinationState is one item of GET /api/destinations. The relay fills in
-// what its workers know; the admin API adds the queue depths.
-type DestinationState struct {
-	Name string `json:"name"`
-	// Configured is false for a destination that was removed from the
-	// config while deliveries to it were still queued or dead-lettered.
-	Configured bool   `json:"configured"`
-	Agent      string `json:"agent,omitempty"`
-	// AgentConnected is set for a destination served by an agent: whether
-	// the agent was heard from recently.
-	AgentConnected      *bool     `json:"agent_connected,omitempty"`
-	Queued              int       `json:"queued"`
-	Dead                int       `json:"dead"`
-	InFlight            int       `json:"in_flight"`
-	Circuit             string    `json:"circuit,omitempty"`
-	ConsecutiveFailures int       `json:"consecutive_failures"`
-	LastSuccess         time.Time `json:"last_success,omitzero"`
-	LastFailure         time.Time `json:"last_failure,omitzero"`
-	LastError           string    `json:"last_error,omitempty"`
-}
-
 // ReloadReport is the answer of POST /api/reload.
 type ReloadReport struct {
 	File         string   `json:"file"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/authguard"
+	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -35,14 +36,18 @@ func secondProcess(t *testing.T, ts *testServer) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(ts.st, cfg, ServerOptions{Logger: ts.opts.Logger})
+	m, err := deliver.NewManager(ts.st, cfg.Destinations, deliver.Options{Logger: ts.opts.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(ts.st, m, cfg, ServerOptions{Logger: ts.opts.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, st: ts.st, url: hs.URL, logs: ts.logs}
+	return &testServer{Server: srv, m: m, st: ts.st, url: hs.URL, logs: ts.logs}
 }
 
 // TestForeignTicketRefused: office-2 holds a ticket of office-1's delivery
@@ -71,14 +76,14 @@ func TestForeignTicketRefused(t *testing.T) {
 			if tt.other {
 				to = secondProcess(t, ts)
 			}
-			resp := to.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: forged, Status: 200}}, Held: []string{forged}})
+			resp := to.report(t, "office-2", reportRequest{Reports: []report{{Ticket: forged, Status: 200}}, Held: []string{forged}})
 			if resp.Acks[0] != ackInvalid || len(resp.Lost) != 1 {
 				t.Errorf("acks %q, lost %v; want invalid and the held ticket not extended", resp.Acks, resp.Lost)
 			}
 			if d := ts.delivery(t, id); d.State != store.StatePending || d.Attempts != 0 {
 				t.Fatalf("delivery %s with %d attempts after the forged report; want pending, untouched", d.State, d.Attempts)
 			}
-			if ack := to.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: j.Ticket, Status: 200}}}).Acks[0]; ack != "success" {
+			if ack := to.report(t, "office-1", reportRequest{Reports: []report{{Ticket: j.Ticket, Status: 200}}}).Acks[0]; ack != "success" {
 				t.Errorf("the holder's own report acked %q, want success", ack)
 			}
 		})
@@ -99,7 +104,7 @@ func TestForgedAttemptCount(t *testing.T) {
 			if other {
 				to = secondProcess(t, ts)
 			}
-			ack := to.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: forged, Status: 500}}}).Acks[0]
+			ack := to.report(t, "office-1", reportRequest{Reports: []report{{Ticket: forged, Status: 500}}}).Acks[0]
 			d := ts.delivery(t, id)
 			if ack != "retry" || d.State != store.StatePending || d.Attempts != 1 || len(d.AttemptLog) != 1 || d.AttemptLog[0].N != 1 {
 				t.Errorf("attempts=%d (second process %v): ack %q, %s with %d attempts, log %+v; want retry with attempt 1",
@@ -114,10 +119,10 @@ func TestForgedAttemptCount(t *testing.T) {
 func TestOversizedReportTruncated(t *testing.T) {
 	tests := []struct {
 		name string
-		out  outcome
+		out  report
 	}{
-		{"response", outcome{Status: 500, Response: strings.Repeat("r", 7<<20)}},
-		{"error", outcome{Error: strings.Repeat("e", 2_000_000)}},
+		{"response", report{Status: 500, Response: strings.Repeat("r", 7<<20)}},
+		{"error", report{Error: strings.Repeat("e", 2_000_000)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,7 +130,7 @@ func TestOversizedReportTruncated(t *testing.T) {
 			id := ts.queue(t, "office")
 			j := ts.leaseOne(t, "office-1", "office")
 			tt.out.Ticket = j.Ticket
-			if ack := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{tt.out}}).Acks[0]; ack != "retry" {
+			if ack := ts.report(t, "office-1", reportRequest{Reports: []report{tt.out}}).Acks[0]; ack != "retry" {
 				t.Fatalf("ack %q, want retry", ack)
 			}
 			a := ts.delivery(t, id).AttemptLog[0]

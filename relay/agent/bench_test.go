@@ -99,9 +99,11 @@ func runAgent(b *testing.B, dest config.Destination, viaProxy bool) result {
 	dest.Agent = "bench"
 	cfg := &config.Config{Agents: []config.Agent{{Name: "bench", Token: "t"}}, Destinations: []config.Destination{dest}}
 	cfg.SetDefaults()
-	srv, err := agent.NewServer(st, cfg, agent.ServerOptions{
-		Logger: quiet, PollInterval: 5 * time.Millisecond, OnAttempt: onAttempt,
-	})
+	m, err := deliver.NewManager(st, cfg.Destinations, deliver.Options{Logger: quiet, OnAttempt: onAttempt})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := agent.NewServer(st, m, cfg, agent.ServerOptions{Logger: quiet, PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/deliver"
+	"github.com/relaygw/relay/relay/state"
 )
 
 // fakeClock is a ServerOptions.Now that moves only when told.
@@ -39,23 +40,23 @@ func TestCircuitProbe(t *testing.T) {
 	const lease = time.Minute
 	tests := []struct {
 		name   string
-		settle func(t *testing.T, ts *testServer, clock *fakeClock, probe job)
+		settle func(t *testing.T, ts *testServer, clock *fakeClock, probe assignment)
 		want   string // the circuit after settle
 		next   int    // deliveries a poll then gets
 	}{
-		{"reported failure", func(t *testing.T, ts *testServer, _ *fakeClock, p job) {
-			ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: p.Ticket, Status: 503}}})
+		{"reported failure", func(t *testing.T, ts *testServer, _ *fakeClock, p assignment) {
+			ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: p.Ticket, Status: 503}}})
 		}, deliver.CircuitOpen, 0},
-		{"reported success", func(t *testing.T, ts *testServer, _ *fakeClock, p job) {
-			ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: p.Ticket, Status: 200}}})
+		{"reported success", func(t *testing.T, ts *testServer, _ *fakeClock, p assignment) {
+			ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: p.Ticket, Status: 200}}})
 		}, deliver.CircuitClosed, 1},
-		{"released", func(t *testing.T, ts *testServer, _ *fakeClock, p job) {
-			ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: p.Ticket, Release: true}}})
+		{"released", func(t *testing.T, ts *testServer, _ *fakeClock, p assignment) {
+			ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: p.Ticket, Release: true}}})
 		}, deliver.CircuitHalfOpen, 1},
-		{"lease ran out unreported", func(_ *testing.T, _ *testServer, clock *fakeClock, _ job) {
+		{"lease ran out unreported", func(_ *testing.T, _ *testServer, clock *fakeClock, _ assignment) {
 			clock.advance(lease)
 		}, deliver.CircuitHalfOpen, 1},
-		{"kept by heartbeats", func(t *testing.T, ts *testServer, clock *fakeClock, p job) {
+		{"kept by heartbeats", func(t *testing.T, ts *testServer, clock *fakeClock, p assignment) {
 			for range 3 {
 				clock.advance(lease / 2)
 				if resp := ts.report(t, "office-2", reportRequest{Held: []string{p.Ticket}}); len(resp.Lost) != 0 {
@@ -72,7 +73,7 @@ func TestCircuitProbe(t *testing.T) {
 				ts.queue(t, "fragile")
 			}
 			ts.failFragile(t)
-			if c, _ := ts.Circuit("fragile"); c.Circuit != deliver.CircuitOpen || c.ConsecutiveFailures != 1 {
+			if c, _ := ts.circuit("fragile"); c.Circuit != deliver.CircuitOpen || c.ConsecutiveFailures != 1 {
 				t.Fatalf("after a failure: %+v, want open after 1 failure", c)
 			}
 			if got := ts.lease(t, "office-2", 10, 0); len(got) != 0 {
@@ -88,7 +89,7 @@ func TestCircuitProbe(t *testing.T) {
 			}
 
 			tt.settle(t, ts, clock, probes[0])
-			if c, _ := ts.Circuit("fragile"); c.Circuit != tt.want {
+			if c, _ := ts.circuit("fragile"); c.Circuit != tt.want {
 				t.Errorf("circuit %s, want %s", c.Circuit, tt.want)
 			}
 			if got := ts.lease(t, "office-2", 10, 0); len(got) != tt.next {
@@ -116,13 +117,11 @@ func TestCircuitAcrossReload(t *testing.T) {
 		if err != nil {
 			t.Fatalf("config: %v", err)
 		}
-		if err := ts.Reload(cfg); err != nil {
-			t.Fatalf("Reload: %v", err)
-		}
+		ts.reload(t, cfg)
 	}
-	state := func() deliver.DestinationState {
+	circ := func() state.Destination {
 		t.Helper()
-		c, ok := ts.Circuit("fragile")
+		c, ok := ts.circuit("fragile")
 		if !ok {
 			t.Fatal("fragile has no circuit")
 		}
@@ -132,14 +131,14 @@ func TestCircuitAcrossReload(t *testing.T) {
 		t.Helper()
 		ts.queue(t, "fragile")
 		ts.failFragile(t)
-		if c := state(); c.Circuit != deliver.CircuitOpen {
+		if c := circ(); c.Circuit != deliver.CircuitOpen {
 			t.Fatalf("after a failure the circuit is %s, want open", c.Circuit)
 		}
 	}
 
 	open()
 	reload(fragileLine)
-	if c := state(); c.Circuit != deliver.CircuitOpen || c.ConsecutiveFailures != 1 {
+	if c := circ(); c.Circuit != deliver.CircuitOpen || c.ConsecutiveFailures != 1 {
 		t.Errorf("after a reload with the same settings: %s after %d failures, want open after 1", c.Circuit, c.ConsecutiveFailures)
 	}
 	if got := ts.lease(t, "office-2", 10, 0); len(got) != 0 {
@@ -160,7 +159,7 @@ func TestCircuitAcrossReload(t *testing.T) {
 	if len(probe) != 1 {
 		t.Fatalf("after the hour a poll got %d deliveries, want one probe", len(probe))
 	}
-	ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: probe[0].Ticket, Status: 503}}})
+	ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: probe[0].Ticket, Status: 503}}})
 	ts.queue(t, "fragile")
 	clock.advance(time.Minute)
 	if got := ts.lease(t, "office-2", 10, 0); len(got) != 1 {
@@ -168,18 +167,18 @@ func TestCircuitAcrossReload(t *testing.T) {
 	}
 
 	reload(strings.Replace(fragileLine, "circuit: {failures: 1, cooldown: 1h, first_cooldown: 1h}", "circuit: {disabled: true}", 1))
-	if c := state(); c.Circuit != deliver.CircuitClosed {
+	if c := circ(); c.Circuit != deliver.CircuitClosed {
 		t.Errorf("with the breaker turned off the circuit is %s, want closed", c.Circuit)
 	}
 
 	reload(fragileLine)
 	open()
 	reload("") // fragile dropped
-	if _, ok := ts.Circuit("fragile"); ok {
+	if _, ok := ts.circuit("fragile"); ok {
 		t.Error("a destination dropped by a reload still has a circuit")
 	}
 	reload(fragileLine)
-	if c := state(); c.Circuit != deliver.CircuitClosed || c.ConsecutiveFailures != 0 {
+	if c := circ(); c.Circuit != deliver.CircuitClosed || c.ConsecutiveFailures != 0 {
 		t.Errorf("added back: %s after %d failures, want a new closed circuit", c.Circuit, c.ConsecutiveFailures)
 	}
 }
@@ -189,7 +188,7 @@ func TestCircuitAcrossReload(t *testing.T) {
 func (ts *testServer) failFragile(t *testing.T) {
 	t.Helper()
 	d := ts.leaseOne(t, "office-2", "fragile")
-	ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: d.Ticket, Status: 503}}})
+	ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: d.Ticket, Status: 503}}})
 }
 
 // fragileLine is the fragile destination's line in serverConfig.
@@ -203,7 +202,7 @@ func TestReplayedAgentDestinationProbesAtOnce(t *testing.T) {
 	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Now: clock.Now})
 	ts.queue(t, "fragile")
 	ts.failFragile(t)
-	if c, _ := ts.Circuit("fragile"); c.Circuit != deliver.CircuitOpen {
+	if c, _ := ts.circuit("fragile"); c.Circuit != deliver.CircuitOpen {
 		t.Fatalf("after a failure the circuit is %s, want open", c.Circuit)
 	}
 	ts.queue(t, "fragile")

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -47,9 +48,9 @@ type ClientOptions struct {
 	// RootCAs verifies the relay's certificate; nil means the system roots.
 	RootCAs *x509.CertPool
 	// ReceiverCAs verifies the certificates of the receivers the agent
-	// delivers to; nil means the system roots. A destination's tls settings
-	// stay on the relay (config refuses them for agent destinations): the
-	// agent's machine decides whom it trusts.
+	// delivers to; nil means the system roots. A destination's tls settings,
+	// which the relay sends with its deliveries, add its ca_file to these
+	// or turn checks off (insecure_skip_verify) for that destination.
 	ReceiverCAs *x509.CertPool
 	// Insecure allows a plain http:// Server, for local testing only.
 	Insecure bool
@@ -151,7 +152,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	held    map[string]*flight // by ticket: attempting, or outcome not yet acknowledged
-	pending []outcome          // finished, not yet acknowledged, oldest first
+	pending []report           // finished, not yet acknowledged, oldest first
 	sending map[string]bool    // tickets whose outcome is in a report in flight
 	// finished lists tickets whose attempts ended, for the next poll to
 	// announce; acked is signalled when outcomes are acknowledged.
@@ -183,7 +184,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	u, err := url.Parse(opts.Server)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return nil, fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrServerURL, deliver.RedactURL(opts.Server))
+		return nil, fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrServerURL, redact.String(opts.Server))
 	case u.User != nil || u.RawQuery != "":
 		return nil, fmt.Errorf("%w: it must not carry credentials or a query; the token goes in -token", ErrServerURL)
 	case u.Scheme == "http" && !opts.Insecure:
@@ -324,7 +325,7 @@ func (c *Client) pollLoop(ctx, hard context.Context, workers *sync.WaitGroup) {
 			c.releaseSlots(n)
 			// A poll cut short by the shutdown may have been answered.
 			for _, j := range resp.Deliveries {
-				c.push(outcome{Ticket: j.Ticket, Release: true})
+				c.push(report{Ticket: j.Ticket, Release: true})
 			}
 			return
 		}
@@ -339,16 +340,16 @@ func (c *Client) pollLoop(ctx, hard context.Context, workers *sync.WaitGroup) {
 		}
 		fails = 0
 		c.up(resp.HeartbeatMS)
-		jobs := resp.Deliveries
-		if len(jobs) > n { // more than asked for: give the extra back
-			for _, j := range jobs[n:] {
-				c.push(outcome{Ticket: j.Ticket, Release: true})
+		got := resp.Deliveries
+		if len(got) > n { // more than asked for: give the extra back
+			for _, j := range got[n:] {
+				c.push(report{Ticket: j.Ticket, Release: true})
 			}
-			jobs = jobs[:n]
+			got = got[:n]
 		}
-		c.releaseSlots(n - len(jobs))
-		for _, j := range jobs {
-			c.start(ctx, hard, j, workers)
+		c.releaseSlots(n - len(got))
+		for _, j := range got {
+			c.start(ctx, hard, j, resp.TLS[j.Destination], workers)
 		}
 	}
 }
@@ -420,7 +421,7 @@ func (c *Client) releaseSlots(n int) {
 // pollLoop took: it waits for a free attempt (within the agent's and the
 // destination's concurrency), then attempts. A delivery still waiting when
 // ctx ends is handed back unattempted.
-func (c *Client) start(ctx, hard context.Context, j job, workers *sync.WaitGroup) {
+func (c *Client) start(ctx, hard context.Context, j assignment, tls wireTLS, workers *sync.WaitGroup) {
 	actx, cancel := context.WithCancel(hard)
 	f := &flight{id: j.ID, dest: j.Destination, cancel: cancel}
 	c.mu.Lock()
@@ -435,7 +436,7 @@ func (c *Client) start(ctx, hard context.Context, j job, workers *sync.WaitGroup
 			lost := f.lost
 			c.mu.Unlock()
 			if !lost { // shutting down: hand it back now, not at lease expiry
-				c.push(outcome{Ticket: j.Ticket, Release: true})
+				c.push(report{Ticket: j.Ticket, Release: true})
 			}
 			return
 		}
@@ -445,7 +446,7 @@ func (c *Client) start(ctx, hard context.Context, j job, workers *sync.WaitGroup
 				<-dest
 			}
 		}()
-		c.attempt(actx, hard, j, f)
+		c.attempt(actx, hard, j, tls, f)
 	})
 }
 
@@ -475,7 +476,7 @@ func acquireBoth(ctx, actx context.Context, dest, running chan struct{}) bool {
 
 // destSem returns the semaphore that bounds j's destination to its
 // concurrency, or nil when the relay sent none.
-func (c *Client) destSem(j job) chan struct{} {
+func (c *Client) destSem(j assignment) chan struct{} {
 	if j.Concurrency <= 0 {
 		return nil
 	}
@@ -490,10 +491,16 @@ func (c *Client) destSem(j job) chan struct{} {
 	return sem
 }
 
-// attempt makes the POST and queues its outcome for the reporter.
-func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
+// attempt makes the POST, verifying the receiver with the destination's
+// tls settings, and queues its report for the reporter.
+func (c *Client) attempt(ctx, hard context.Context, j assignment, tls wireTLS, f *flight) {
 	log := c.log.With("destination", j.Destination, "delivery", j.ID, "attempt", j.Attempt)
-	res := c.sender(j).Send(ctx, j.URL, j.Host, j.Header, j.Body, j.FollowRedirects)
+	var res deliver.Result
+	if s, err := c.sender(j, tls); err != nil {
+		res.Err = err
+	} else {
+		res = s.Send(ctx, j.URL, j.Host, j.Header, j.Body, j.FollowRedirects)
+	}
 	c.mu.Lock()
 	lost := f.lost
 	c.mu.Unlock()
@@ -503,10 +510,10 @@ func (c *Client) attempt(ctx, hard context.Context, j job, f *flight) {
 	}
 	if res.Err != nil && hard.Err() != nil {
 		log.Info("agent: attempt cut short by shutdown; handing the delivery back")
-		c.push(outcome{Ticket: j.Ticket, Release: true})
+		c.push(report{Ticket: j.Ticket, Release: true})
 		return
 	}
-	o := outcome{
+	o := report{
 		Ticket:      j.Ticket,
 		Status:      res.Status,
 		Location:    res.Location,
@@ -542,22 +549,33 @@ func success(list []int, status int) bool {
 	return false
 }
 
-// sender returns the Sender for j's destination and timeout. Each
-// destination gets its own connection pool, as on the relay.
-func (c *Client) sender(j job) *deliver.Sender {
+// sender returns the Sender for j's destination, timeout and tls settings.
+// Each destination gets its own connection pool, as on the relay, which
+// verifies receivers with the agent's roots (-receiver-ca) plus the
+// destination's CA, or not at all when the destination says
+// insecure_skip_verify.
+func (c *Client) sender(j assignment, t wireTLS) (*deliver.Sender, error) {
 	timeout := fromMillis(j.TimeoutMS)
 	if timeout <= 0 {
 		timeout = config.DefaultTimeout
 	}
-	key := fmt.Sprintf("%s|%d", j.Destination, timeout)
+	ca := sha256.Sum256([]byte(t.CAPEM))
+	key := fmt.Sprintf("%s|%d|%x|%t", j.Destination, timeout, ca[:8], t.InsecureSkipVerify)
 	c.sendersMu.Lock()
 	defer c.sendersMu.Unlock()
 	s := c.senders[key]
 	if s == nil {
-		s = deliver.NewSender(timeout, c.opts.Concurrency, c.opts.ReceiverCAs)
+		conf, err := deliver.TLS{CAPEM: []byte(t.CAPEM), InsecureSkipVerify: t.InsecureSkipVerify}.Config(c.opts.ReceiverCAs)
+		if err != nil {
+			return nil, fmt.Errorf("agent: destination %s: %w", j.Destination, err)
+		}
+		if t.InsecureSkipVerify {
+			c.log.Warn("agent: TLS certificate checks are off for this destination (its tls.insecure_skip_verify on the relay)", "destination", j.Destination)
+		}
+		s = deliver.NewSender(timeout, c.opts.Concurrency, conf)
 		c.senders[key] = s
 	}
-	return s
+	return s, nil
 }
 
 func (c *Client) closeSenders() {

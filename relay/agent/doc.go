@@ -8,20 +8,23 @@
 // the heartbeat (PathReport). docs/agent.md explains why long-polling rather
 // than a WebSocket, and describes the protocol.
 //
+// The Server is a transport. Everything about a delivery but the HTTP
+// attempt is the destination's deliver.Pipeline, the same code as direct
+// delivery: whether a poll may lease (its circuit breaker: nothing while
+// open, one probe after the cooldown), the request (headers, signature and
+// transform, built on the relay, so the signing secret never leaves it; and
+// the tls settings, sent once per destination in a lease answer), and
+// settling what the agent reports (policy, breaker, metrics, log line,
+// outcome write). What the Server keeps is about the wire: tickets, polls,
+// heartbeats, which agent holds which lease and which delivery is a probe.
+//
 // Deliveries are leased from the store exactly as a local worker leases
 // them, with a visibility timeout (ServerOptions.Lease) that the agent's
 // heartbeats extend while it holds them. An agent that dies, or whose
 // network goes away, stops extending; its leases expire and the deliveries
 // are handed to the next agent (at-least-once; receivers drop repeats by
-// Idempotency-Key). The relay builds every header and signature, so the
-// signing secret never leaves it, and applies the destination's retry
-// policy to the outcomes the agent reports through deliver.Remote, the same
-// code as direct delivery. Outcomes carry an opaque ticket holding the lease,
-// so the relay needs no memory of what it handed out to record them. The
-// destination's circuit breaker (deliver.Circuit) also lives on the relay:
-// polls lease nothing for an open circuit and one probe after its cooldown,
-// and reported outcomes feed it; the one thing the relay remembers is which
-// delivery is the probe.
+// Idempotency-Key). Reports carry an opaque ticket holding the lease, so
+// the relay needs no memory of what it handed out to settle them.
 //
 // The Client reconnects forever with capped exponential backoff and jitter,
 // treats a call that goes unanswered past its deadline as a dead connection,
@@ -32,5 +35,7 @@
 // delivery twice.
 //
 // It must not know ingest or routing: deliveries reach it only through the
-// store's queues, and both sides speak only the protocol of protocol.go.
+// store's queues, and both sides speak only the protocol of protocol.go. Nor
+// does it decide what becomes of a delivery: its destination's
+// deliver.Pipeline does.
 package agent

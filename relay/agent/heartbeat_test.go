@@ -15,6 +15,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/testlog"
+	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/bolt"
 )
@@ -52,8 +53,12 @@ func TestHeartbeatFollowsShorterLease(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	logs := &testlog.Buffer{}
 	newRelay := func(lease time.Duration) *Server {
-		s, err := NewServer(st, cfg, ServerOptions{Lease: lease, PollInterval: 10 * time.Millisecond,
-			Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		log := slog.New(slog.NewTextHandler(logs, nil))
+		m, err := deliver.NewManager(st, cfg.Destinations, deliver.Options{Logger: log})
+		if err != nil {
+			t.Fatalf("NewManager: %v", err)
+		}
+		s, err := NewServer(st, m, cfg, ServerOptions{Lease: lease, PollInterval: 10 * time.Millisecond, Logger: log})
 		if err != nil {
 			t.Fatalf("NewServer: %v", err)
 		}

@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/http"
 	"time"
 
@@ -39,41 +39,42 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetReadDeadline(time.Now().Add(wait + deadlineGrace))
 	_ = rc.SetWriteDeadline(time.Now().Add(wait + deadlineGrace))
 
-	jobs := s.poll(r.Context(), name, n, wait)
-	resp := leaseResponse{Deliveries: jobs, LeaseMS: millis(s.opts.Lease), HeartbeatMS: millis(s.opts.heartbeat())}
+	resp := leaseResponse{LeaseMS: millis(s.opts.Lease), HeartbeatMS: millis(s.opts.heartbeat())}
+	resp.Deliveries, resp.TLS = s.poll(r.Context(), name, n, wait)
 	if resp.Deliveries == nil {
-		resp.Deliveries = []job{}
+		resp.Deliveries = []assignment{}
 	}
-	for _, j := range jobs {
-		s.log.Debug("agent: handed out", "agent", name, "destination", j.Destination, "delivery", j.ID, "attempt", j.Attempt)
+	for _, a := range resp.Deliveries {
+		s.log.Debug("agent: handed out", "agent", name, "destination", a.Destination, "delivery", a.ID, "attempt", a.Attempt)
 	}
 	if r.Context().Err() != nil {
 		// The agent is gone: hand the deliveries back now rather than when
 		// their leases expire.
-		s.giveBack(jobs)
+		s.giveBack(resp.Deliveries)
 		return
 	}
 	if err := writeJSON(w, http.StatusOK, resp); err != nil {
 		// Only a failed write proves the agent did not get them: once the
 		// answer is out, the agent may hang up at any moment. A write that
 		// seemed to succeed but never arrived is covered by the lease.
-		s.giveBack(jobs)
+		s.giveBack(resp.Deliveries)
 	}
 }
 
-// poll takes up to n deliveries for the agent, waiting up to wait for some.
-func (s *Server) poll(ctx context.Context, name string, n int, wait time.Duration) []job {
+// poll takes up to n deliveries for the agent, waiting up to wait for some,
+// with the tls settings of their destinations that have any.
+func (s *Server) poll(ctx context.Context, name string, n int, wait time.Duration) ([]assignment, map[string]wireTLS) {
 	deadline := time.Now().Add(wait)
 	for {
 		// Take the wake channel before looking, so a wake-up between the
 		// look and the wait is not lost.
 		wake := s.wakeChan(name)
-		if jobs := s.take(ctx, name, n); len(jobs) > 0 {
-			return jobs
+		if out, tls := s.take(ctx, name, n); len(out) > 0 {
+			return out, tls
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil
+			return nil, nil
 		}
 		t := time.NewTimer(min(left, s.opts.PollInterval))
 		select {
@@ -84,7 +85,7 @@ func (s *Server) poll(ctx context.Context, name string, n int, wait time.Duratio
 		}
 		t.Stop()
 		if ctx.Err() != nil || s.closed() {
-			return nil
+			return nil, nil
 		}
 	}
 }
@@ -93,23 +94,26 @@ func (s *Server) poll(ctx context.Context, name string, n int, wait time.Duratio
 // at a different destination each time so a busy one cannot starve the rest,
 // within each destination's concurrency and rate limit, and as its circuit
 // breaker allows: nothing while it is open, one probe when it is half-open.
-func (s *Server) take(ctx context.Context, name string, n int) []job {
+func (s *Server) take(ctx context.Context, name string, n int) (out []assignment, tlsOf map[string]wireTLS) {
 	dests := s.tbl.Load().byAgent[name]
 	if len(dests) == 0 {
-		return nil
+		return nil, nil
 	}
 	start := int(s.rot.Add(1) % uint64(len(dests)))
-	var out []job
 	for i := range dests {
 		if len(out) >= n {
 			break
 		}
 		d := dests[(start+i)%len(dests)]
-		room := s.room(d, n-len(out))
+		pipe := s.pipes.Pipeline(d.name)
+		if pipe == nil {
+			continue // removed by a reload under way
+		}
+		room := s.room(d, pipe, n-len(out))
 		if room == 0 {
 			continue
 		}
-		admitted, probe := s.admit(d)
+		admitted, probe := s.admit(d, pipe)
 		if !admitted {
 			continue
 		}
@@ -118,7 +122,7 @@ func (s *Server) take(ctx context.Context, name string, n int) []job {
 		}
 		got, err := s.q.Lease(ctx, d.name, room, s.opts.Lease)
 		if probe && len(got) == 0 {
-			d.circuit.ProbeUnused()
+			pipe.ProbeUnused()
 		}
 		if err != nil {
 			if ctx.Err() == nil && !s.storeFailing.Swap(true) {
@@ -133,82 +137,83 @@ func (s *Server) take(ctx context.Context, name string, n int) []job {
 			d.limiter.ReserveN(time.Now(), len(got))
 		}
 		for _, dl := range got {
-			if j, ok := s.jobFor(d, dl, probe); ok {
-				out = append(out, j)
+			a, tls, ok := s.assign(d, pipe, dl, probe)
+			if !ok {
+				continue
+			}
+			out = append(out, a)
+			if _, seen := tlsOf[d.name]; !seen && (len(tls.CAPEM) > 0 || tls.InsecureSkipVerify) {
+				if tlsOf == nil {
+					tlsOf = map[string]wireTLS{}
+				}
+				tlsOf[d.name] = wireTLS{CAPEM: string(tls.CAPEM), InsecureSkipVerify: tls.InsecureSkipVerify}
 			}
 		}
 	}
-	return out
+	return out, tlsOf
 }
 
 // room is how many deliveries of d may be handed out now: what its rate
 // limit allows, and what its held bound (holdFactor times its concurrency)
 // leaves free in this process. Agents run at most its concurrency at once.
-func (s *Server) room(d *destination, want int) int {
-	n := min(want, holdFactor*d.remote.Concurrency()-s.inFlight(d.name))
+func (s *Server) room(d *destination, pipe *deliver.Pipeline, want int) int {
+	n := min(want, holdFactor*pipe.Concurrency()-s.inFlight(d.name))
 	if d.limiter != nil {
 		n = min(n, int(d.limiter.Tokens()))
 	}
 	return max(n, 0)
 }
 
-// jobFor turns a leased delivery into a job. A delivery whose event body is
-// gone cannot be attempted by anyone, and one that waited past max_age for
-// an agent is not wanted any more: both go to the dead-letter queue here,
-// through the destination's policy, from where an operator can replay them.
-// Neither is the receiver's failure, so neither feeds the circuit breaker;
-// a probe that ends so gives its turn back.
-func (s *Server) jobFor(d *destination, dl store.Delivery, probe bool) (job, bool) {
+// assign turns a leased delivery into the agent's assignment, with the
+// request its pipeline builds (a transform runs here, on the relay: the
+// agent sends what it is given). A delivery that must not be attempted
+// (its event body is gone, it waited past max_age for an agent, its
+// transform fails) is settled here instead, through the same pipeline,
+// which dead-letters it without feeding the circuit breaker; a probe that
+// ends so gives its turn back.
+func (s *Server) assign(d *destination, pipe *deliver.Pipeline, dl store.Delivery, probe bool) (assignment, deliver.TLS, bool) {
 	now := s.opts.Now()
-	var res deliver.Result
-	switch {
-	case dl.Event == nil:
-		res.Err = fmt.Errorf("%w (event %s)", deliver.ErrNoEvent, dl.EventID)
-	case now.Sub(dl.CreatedAt) > d.maxAge:
-		res.Err = fmt.Errorf("not attempted: max_age (%s) passed before an agent took the delivery", d.maxAge)
-	}
-	var header http.Header
-	var body []byte
-	if res.Err == nil {
-		// A transform runs here, on the relay: the agent sends what it is given.
-		header, body, res.Err = d.remote.Prepare(context.Background(), dl, now)
-	}
-	if res.Err != nil {
-		if probe {
-			d.circuit.ProbeUnused()
-		}
+	req, err := pipe.Assign(context.Background(), dl, now)
+	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 		defer cancel()
-		s.writeResult(ctx, d, dl, res, false)
-		return job{}, false
+		written := make(chan struct{})
+		pipe.Settle(ctx, dl, deliver.Result{Err: err}, probe, func(_ deliver.Outcome, err error) {
+			if err != nil && !errors.Is(err, store.ErrLeaseLost) {
+				s.log.Warn("agent: recording an unattempted delivery failed; it is due again when its lease expires", "delivery", dl.ID, "error", err)
+			}
+			close(written)
+		})
+		<-written
+		return assignment{}, deliver.TLS{}, false
 	}
 	s.track(d.name, dl.ID, now.Add(s.opts.Lease))
 	s.hold(dl, d.agent, now.Add(s.opts.Lease))
 	if probe {
-		s.holdProbe(d, dl.ID, now.Add(s.opts.Lease))
+		s.holdProbe(d, pipe, dl.ID, now.Add(s.opts.Lease))
 	}
-	return job{
+	return assignment{
 		Ticket:          newTicket(dl).encode(),
 		ID:              dl.ID,
 		Destination:     d.name,
 		Attempt:         dl.Attempts + 1,
-		URL:             d.url,
-		Host:            d.remote.Host(),
-		Header:          header,
-		Body:            body,
-		TimeoutMS:       millis(d.remote.Timeout()),
-		Concurrency:     d.remote.Concurrency(),
-		SuccessStatus:   d.success,
-		FollowRedirects: d.remote.FollowRedirects(),
-	}, true
+		URL:             req.URL,
+		Host:            req.Host,
+		Header:          req.Header,
+		Body:            req.Body,
+		TimeoutMS:       millis(req.Timeout),
+		Concurrency:     req.Concurrency,
+		SuccessStatus:   req.Success,
+		FollowRedirects: req.FollowRedirects,
+	}, req.TLS, true
 }
 
-// giveBack releases jobs that never reached their agent, due now.
-func (s *Server) giveBack(jobs []job) {
+// giveBack releases assignments that never reached their agent, due now.
+func (s *Server) giveBack(out []assignment) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
-	for _, j := range jobs {
-		t, err := decodeTicket(j.Ticket)
+	for _, a := range out {
+		t, err := decodeTicket(a.Ticket)
 		if err != nil {
 			continue
 		}
@@ -217,7 +222,7 @@ func (s *Server) giveBack(jobs []job) {
 		s.forget(t.ID, t.Lease)
 		s.log.Debug("agent: the agent went away before its poll was answered; releasing", "delivery", t.ID)
 		if err := s.q.Release(ctx, t.delivery(), s.opts.Now()); err != nil {
-			s.log.Warn("agent: release of an undelivered job failed; it is due again when its lease expires",
+			s.log.Warn("agent: release of an undelivered assignment failed; it is due again when its lease expires",
 				"delivery", t.ID, "error", err)
 		}
 	}

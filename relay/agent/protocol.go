@@ -49,15 +49,25 @@ type leaseRequest struct {
 
 // leaseResponse hands out deliveries. LeaseMS is how long a lease lasts
 // unless the agent extends it; the agent reports at least every HeartbeatMS.
+// TLS carries, once per destination among Deliveries, that destination's
+// tls settings, when it has any.
 type leaseResponse struct {
-	Deliveries  []job `json:"deliveries"`
-	LeaseMS     int64 `json:"lease_ms"`
-	HeartbeatMS int64 `json:"heartbeat_ms"`
+	Deliveries  []assignment       `json:"deliveries"`
+	TLS         map[string]wireTLS `json:"tls,omitempty"`
+	LeaseMS     int64              `json:"lease_ms"`
+	HeartbeatMS int64              `json:"heartbeat_ms"`
 }
 
-// job is one delivery for the agent to attempt: everything the attempt needs,
-// headers and signature already built by the relay.
-type job struct {
+// wireTLS is a destination's tls settings: the PEM of its ca_file (added to
+// the agent's own roots) and insecure_skip_verify.
+type wireTLS struct {
+	CAPEM              string `json:"ca_pem,omitempty"`
+	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
+}
+
+// assignment is one delivery for the agent to attempt: everything the
+// attempt needs, headers and signature already built by the relay.
+type assignment struct {
 	// Ticket is opaque to the agent; it goes back with the outcome and in
 	// the held list. It holds the lease token: never log it.
 	Ticket      string      `json:"ticket"`
@@ -85,13 +95,13 @@ type job struct {
 // attempted or waiting for their outcome to be acknowledged), whose leases
 // the relay extends. An empty report is a heartbeat.
 type reportRequest struct {
-	Outcomes []outcome `json:"outcomes"`
-	Held     []string  `json:"held"`
+	Reports []report `json:"outcomes"`
+	Held    []string `json:"held"`
 }
 
-// outcome is what one attempt produced, or a release of a delivery the agent
+// report is what one attempt produced, or a release of a delivery the agent
 // did not attempt.
-type outcome struct {
+type report struct {
 	Ticket  string `json:"ticket"`
 	Release bool   `json:"release,omitempty"`
 	Status  int    `json:"status,omitempty"`
@@ -108,7 +118,7 @@ type outcome struct {
 	DurationNS  int64  `json:"duration_ns"`
 }
 
-// reportResponse acknowledges each outcome (same order) and lists the
+// reportResponse acknowledges each report (same order) and lists the
 // indexes of held tickets whose leases are gone, so the agent stops working
 // on them.
 type reportResponse struct {

@@ -12,8 +12,8 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
-// serveReport records the agent's outcomes, extends the leases it still
-// holds, and answers which outcomes are done with and which leases are lost.
+// serveReport settles the agent's reports, extends the leases it still
+// holds, and answers which reports are done with and which leases are lost.
 func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.auth(w, r)
 	if !ok {
@@ -23,41 +23,33 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	if !decodeRequest(w, r, &req) {
 		return
 	}
-	if len(req.Outcomes) > maxReportItems || len(req.Held) > maxReportItems {
+	if len(req.Reports) > maxReportItems || len(req.Held) > maxReportItems {
 		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "too many items in one report"})
 		return
 	}
-	// An agent that hangs up mid-report must not leave outcomes half
+	// An agent that hangs up mid-report must not leave reports half
 	// recorded; it sends the report again and gets lease_lost for the ones
 	// that were.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeCallTimeout)
 	defer cancel()
 
 	resp := reportResponse{
-		Acks:        make([]string, len(req.Outcomes)),
+		Acks:        make([]string, len(req.Reports)),
 		LeaseMS:     millis(s.opts.Lease),
 		HeartbeatMS: millis(s.opts.heartbeat()),
 	}
 	lost := make([]bool, len(req.Held))
-	tickets := make([]string, len(req.Outcomes))
-	for i, o := range req.Outcomes {
-		tickets[i] = o.Ticket
+	tickets := make([]string, len(req.Reports))
+	for i, rep := range req.Reports {
+		tickets[i] = rep.Ticket
 	}
 	s.finished(name, tickets)
-	sem := make(chan struct{}, recordParallel)
 	var wg sync.WaitGroup
-	for i, o := range req.Outcomes {
+	for i, rep := range req.Reports {
 		wg.Add(1)
-		if s.recordAsync(ctx, name, o, func(ack string) { resp.Acks[i] = ack; wg.Done() }) {
-			continue
-		}
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			resp.Acks[i] = s.record(ctx, name, o)
-		}()
+		s.record(ctx, name, rep, func(ack string) { resp.Acks[i] = ack; wg.Done() })
 	}
+	sem := make(chan struct{}, extendParallel)
 	for i, tk := range req.Held {
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -95,17 +87,29 @@ func (s *Server) finished(name string, tickets []string) {
 	}
 }
 
-// record applies the destination's policy to one reported outcome and
-// writes it, returning the acknowledgement.
-func (s *Server) record(ctx context.Context, name string, o outcome) string {
-	dl, d, ack, ok := s.leaseOf(ctx, name, o.Ticket)
+// record hands one report to its destination's pipeline, which settles it
+// as it settles a local worker's attempt, and gives done the
+// acknowledgement, once, possibly from the store's goroutine. A release,
+// or a report for a destination no longer served by an agent, gives the
+// delivery back instead.
+func (s *Server) record(ctx context.Context, name string, rep report, done func(string)) {
+	dl, d, ack, ok := s.leaseOf(ctx, name, rep.Ticket)
 	if !ok {
-		return ack
+		done(ack)
+		return
 	}
-	if o.Release || d == nil {
-		return s.release(ctx, dl)
+	var pipe *deliver.Pipeline
+	if d != nil {
+		pipe = s.pipes.Pipeline(d.name)
 	}
-	return s.settled(s.writeResult(ctx, d, dl, resultOf(o), true), dl)
+	if rep.Release || pipe == nil {
+		done(s.release(ctx, dl))
+		return
+	}
+	_, probe := s.takeProbe(d.name, dl.ID)
+	pipe.Settle(ctx, dl, resultOf(rep), probe, func(o deliver.Outcome, err error) {
+		done(s.settled(s.ack(err, string(o), dl), dl))
+	})
 }
 
 // release gives dl back unattempted. A destination removed by a reload
@@ -125,90 +129,22 @@ func (s *Server) settled(ack string, dl store.Delivery) string {
 	return ack
 }
 
-// resultOf is a reported attempt as the delivery policy reads results.
-func resultOf(o outcome) deliver.Result {
+// resultOf is a reported attempt as the delivery pipeline reads results.
+func resultOf(rep report) deliver.Result {
 	res := deliver.Result{
-		Status:      o.Status,
-		Location:    o.Location,
-		NotFollowed: o.NotFollowed,
-		Response:    o.Response,
-		Took:        time.Duration(o.DurationNS),
+		Status:      rep.Status,
+		Location:    rep.Location,
+		NotFollowed: rep.NotFollowed,
+		Response:    rep.Response,
+		Took:        time.Duration(rep.DurationNS),
 	}
-	if o.RetryAfter != "" {
-		res.Header = http.Header{"Retry-After": {o.RetryAfter}}
+	if rep.RetryAfter != "" {
+		res.Header = http.Header{"Retry-After": {rep.RetryAfter}}
 	}
-	if o.Error != "" && o.Status == 0 {
-		res.Err = &reportedError{msg: o.Error, final: o.Final}
+	if rep.Error != "" && rep.Status == 0 {
+		res.Err, res.Final = errors.New(rep.Error), rep.Final
 	}
 	return res
-}
-
-// recordAsync is record through a store that takes outcomes without a
-// waiting caller (deliver.AsyncQueue; both stores do): a report then
-// records its outcomes without a goroutine each, and done gets the
-// acknowledgement, once, possibly from the store's goroutine. It reports
-// false, having done nothing, for what record must handle (another store,
-// a release, a destination no longer configured).
-func (s *Server) recordAsync(ctx context.Context, name string, o outcome, done func(string)) bool {
-	aq, ok := s.q.(deliver.AsyncQueue)
-	if !ok || o.Release {
-		return false
-	}
-	dl, d, ack, ok := s.leaseOf(ctx, name, o.Ticket)
-	switch {
-	case !ok:
-		done(ack)
-		return true
-	case d == nil:
-		done(s.release(ctx, dl))
-		return true
-	}
-	now := s.opts.Now()
-	outcome, a, due := d.remote.Outcome(dl, resultOf(o), now)
-	s.feedCircuit(d, dl.ID, outcome, a.Error, now)
-	deliver.WriteOutcomeAsync(ctx, aq, outcome, dl, a, due, func(err error) {
-		done(s.settled(s.recorded(err, d, dl, outcome, a, due), dl))
-	})
-	return true
-}
-
-// writeResult writes the outcome of one attempt of dl, as a local worker
-// would, and returns the acknowledgement. attempted says whether the result
-// came from the receiver (an agent's report), so that it feeds the circuit
-// breaker, like a worker's, before it is written.
-func (s *Server) writeResult(ctx context.Context, d *destination, dl store.Delivery, res deliver.Result, attempted bool) string {
-	now := s.opts.Now()
-	outcome, a, due := d.remote.Outcome(dl, res, now)
-	if attempted {
-		s.feedCircuit(d, dl.ID, outcome, a.Error, now)
-	}
-	err := deliver.WriteOutcome(ctx, s.q, outcome, dl, a, due)
-	return s.recorded(err, d, dl, outcome, a, due)
-}
-
-// recorded logs and counts an outcome written with err and returns its
-// acknowledgement.
-func (s *Server) recorded(err error, d *destination, dl store.Delivery, outcome deliver.Outcome, a store.Attempt, due time.Time) string {
-	ack := s.ack(err, string(outcome), dl)
-	if ack != string(outcome) {
-		return ack
-	}
-	log := s.log.With("agent", d.agent, "destination", d.name, "delivery", dl.ID, "attempt", a.N, "status", a.Status)
-	switch outcome {
-	case deliver.OutcomeSuccess:
-		log.Debug("agent: delivered", "took", a.Duration)
-	case deliver.OutcomeRetry:
-		log.Info("agent: attempt failed; retry scheduled", "error", a.Error, "due", due)
-	default:
-		log.Warn("agent: dead-lettered", "error", a.Error)
-	}
-	if s.opts.OnAttempt != nil {
-		s.opts.OnAttempt(d.name, outcome, a.Status, a.Duration)
-	}
-	if s.opts.OnResult != nil {
-		s.opts.OnResult(dl, a, outcome)
-	}
-	return ack
 }
 
 // ack maps a store write's error to an acknowledgement: done is the answer

@@ -7,7 +7,7 @@ import (
 )
 
 // push queues an outcome for the reporter and wakes it.
-func (c *Client) push(o outcome) {
+func (c *Client) push(o report) {
 	c.mu.Lock()
 	c.pending = append(c.pending, o)
 	if len(c.finished) < maxReportItems {
@@ -129,7 +129,7 @@ func (c *Client) unsent() int {
 // would get them reported lost).
 func (c *Client) report(ctx context.Context, heartbeat bool) error {
 	c.mu.Lock()
-	var outs []outcome
+	var outs []report
 	var held []string
 	if heartbeat {
 		held = make([]string, 0, len(c.held))
@@ -153,7 +153,7 @@ func (c *Client) report(ctx context.Context, heartbeat bool) error {
 	c.mu.Unlock()
 
 	var resp reportResponse
-	err := c.call(ctx, PathReport, reportRequest{Outcomes: outs, Held: held}, &resp, c.opts.DeadAfter)
+	err := c.call(ctx, PathReport, reportRequest{Reports: outs, Held: held}, &resp, c.opts.DeadAfter)
 	if err == nil && len(resp.Acks) != len(outs) {
 		err = fmt.Errorf("agent: %s: relay acknowledged %d outcomes of %d", PathReport, len(resp.Acks), len(outs))
 	}
@@ -176,7 +176,7 @@ func (c *Client) report(ctx context.Context, heartbeat bool) error {
 
 // apply drops acknowledged outcomes and abandons the deliveries whose leases
 // the relay says are lost. c.mu must be held.
-func (c *Client) apply(outs []outcome, resp reportResponse, held []string) {
+func (c *Client) apply(outs []report, resp reportResponse, held []string) {
 	drop := map[string]bool{}
 	for i, ack := range resp.Acks {
 		if ack == ackRetry {

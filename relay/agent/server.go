@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
 
 	"github.com/relaygw/relay/config"
@@ -40,9 +39,9 @@ const (
 	deadlineGrace = 10 * time.Second
 	// storeCallTimeout bounds the store calls of one report.
 	storeCallTimeout = store.CallTimeout
-	// recordParallel bounds the store calls one report runs at once; they
-	// run together so the embedded store commits them in one group.
-	recordParallel = 32
+	// extendParallel bounds the lease extensions one report runs at once;
+	// they run together so the embedded store commits them in one group.
+	extendParallel = 32
 )
 
 // ServerOptions tunes a Server. The zero value is usable.
@@ -60,22 +59,10 @@ type ServerOptions struct {
 	// PollInterval is how often a held poll looks for deliveries that no
 	// Wake announced (retries coming due); default 500ms.
 	PollInterval time.Duration
-	// OnAttempt, if set, is called after every recorded attempt (metrics).
-	OnAttempt func(dest string, outcome deliver.Outcome, status int, took time.Duration)
-	// OnResult, if set, is called after every recorded attempt with the
-	// delivery and the attempt (the admin API's live tail). It must not
-	// block.
-	OnResult func(d store.Delivery, a store.Attempt, outcome deliver.Outcome)
-	// OnCircuit, if set, is called when an agent destination's circuit
-	// changes state, as deliver.Options.OnCircuit is for direct ones.
-	OnCircuit func(dest string, state string)
-	// Now is the clock for signatures and due times; default time.Now.
+	// Now is the clock for leases, signatures, max_age and the circuit's
+	// admissions; default time.Now. The destinations' pipelines have their
+	// own for due times (deliver.Options.Now).
 	Now func() time.Time
-	// Version goes into the User-Agent of deliveries; default "dev".
-	Version string
-	// CheckRetry and Backoff are the retry policy, as in deliver.Options.
-	CheckRetry retryablehttp.CheckRetry
-	Backoff    retryablehttp.Backoff
 	// Throttle counts failed authentications per source address; default
 	// one with config's DefaultAuthFailure* settings.
 	Throttle *authguard.Throttle
@@ -101,12 +88,6 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.CheckRetry == nil {
-		o.CheckRetry = deliver.DefaultCheckRetry
-	}
-	if o.Backoff == nil {
-		o.Backoff = deliver.DefaultBackoff
-	}
 	if o.Throttle == nil {
 		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: config.DefaultAuthFailureBurst,
 			Every: config.DefaultAuthFailureEvery, MaxSources: config.DefaultAuthFailureSources})
@@ -120,16 +101,18 @@ func (o ServerOptions) withDefaults() ServerOptions {
 // heartbeat is how often agents must report: three chances per lease.
 func (o ServerOptions) heartbeat() time.Duration { return o.Lease / 3 }
 
-// Server is the relay's end of the agent protocol. It leases the deliveries
-// of agent destinations from the store on behalf of the agents that poll for
-// them, extends those leases on the agents' heartbeats, and records the
-// outcomes they report with the destination's retry policy. An agent that
-// vanishes simply stops extending, and the store hands its deliveries out
-// again when the leases expire. What an outcome changes is decided by the
-// relay's record of the lease, never by what the agent sends back
-// (authority.go).
+// Server is the relay's end of the agent protocol, a transport: it leases
+// the deliveries of agent destinations from the store on behalf of the
+// agents that poll for them, extends those leases on the agents'
+// heartbeats, and hands the results they report to the destination's
+// deliver.Pipeline, which settles them as it settles a local worker's. An
+// agent that vanishes simply stops extending, and the store hands its
+// deliveries out again when the leases expire. What a report changes is
+// decided by the relay's record of the lease, never by what the agent
+// sends back (authority.go).
 type Server struct {
 	q     Queue
+	pipes Pipelines
 	opts  ServerOptions
 	log   *slog.Logger
 	tbl   atomic.Pointer[table]
@@ -143,10 +126,8 @@ type Server struct {
 	// delivery id (authority.go); swept of expired ones at nextSweep.
 	held      map[string]held
 	nextSweep time.Time
-	// circuits outlive the tables that Reload swaps, as a dispatcher's
-	// breaker outlives a reload; probes are the probe deliveries out now.
-	circuits map[string]*deliver.Circuit
-	probes   map[string]probeHold
+	// probes are the circuits' probe deliveries out now, by destination.
+	probes map[string]probeHold
 
 	storeFailing atomic.Bool
 	quit         chan struct{}
@@ -172,37 +153,43 @@ type table struct {
 	byName  map[string]*destination
 }
 
-// destination is an agent destination compiled for leasing and recording.
+// destination is an agent destination as the transport needs it: who
+// serves it and how fast it may be handed out. Everything about the
+// attempt comes from its pipeline.
 type destination struct {
 	name    string
 	agent   string
-	url     string
-	remote  *deliver.Remote
-	success []int
-	maxAge  time.Duration
 	limiter *rate.Limiter
-	circuit *deliver.Circuit
 }
 
-// Queue is the store as the agent server uses it: deliver's queue, and the
-// delivery records, to check a report of a lease that another relay process
-// handed out (authority.go).
+// Queue is the store as the agent server uses it: leases, and the delivery
+// records, to check a report of a lease that another relay process handed
+// out (authority.go). Outcomes are written by the pipelines.
 type Queue interface {
-	deliver.Queue
+	Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error)
+	ExtendLease(ctx context.Context, d store.Delivery, lease time.Duration) error
+	Release(ctx context.Context, d store.Delivery, due time.Time) error
 	Event(ctx context.Context, id string) (store.EventRecord, error)
 }
 
-// NewServer compiles cfg's agents and agent destinations. q is the store.
-func NewServer(q Queue, cfg *config.Config, opts ServerOptions) (*Server, error) {
+// Pipelines finds a destination's delivery pipeline: deliver.Manager, whose
+// destinations must be updated before the server's on a reload.
+type Pipelines interface {
+	Pipeline(dest string) *deliver.Pipeline
+}
+
+// NewServer compiles cfg's agents and agent destinations. q is the store;
+// pipes settles what the agents report.
+func NewServer(q Queue, pipes Pipelines, cfg *config.Config, opts ServerOptions) (*Server, error) {
 	s := &Server{
-		q:        q,
-		opts:     opts.withDefaults(),
-		agents:   map[string]*presence{},
-		flights:  map[string]map[string]time.Time{},
-		held:     map[string]held{},
-		circuits: map[string]*deliver.Circuit{},
-		probes:   map[string]probeHold{},
-		quit:     make(chan struct{}),
+		q:       q,
+		pipes:   pipes,
+		opts:    opts.withDefaults(),
+		agents:  map[string]*presence{},
+		flights: map[string]map[string]time.Time{},
+		held:    map[string]held{},
+		probes:  map[string]probeHold{},
+		quit:    make(chan struct{}),
 	}
 	s.log = s.opts.Logger
 	s.dummy = authguard.NewDigest(rand.Text())
@@ -213,49 +200,26 @@ func NewServer(q Queue, cfg *config.Config, opts ServerOptions) (*Server, error)
 }
 
 // Reload swaps in cfg's agents and agent destinations. Polls in progress
-// finish under the old ones; deliveries already handed out are recorded
-// under the new destination settings.
+// finish under the old ones; deliveries already handed out are settled
+// under the new destination settings. The probes of destinations no longer
+// served by an agent are forgotten.
 func (s *Server) Reload(cfg *config.Config) error {
-	t, err := compile(cfg, s.opts)
+	t, err := compile(cfg, s.pipes)
 	if err != nil {
 		return err
 	}
-	s.attachCircuits(cfg, t)
+	s.mu.Lock()
+	for dest := range s.probes {
+		if t.byName[dest] == nil {
+			delete(s.probes, dest)
+		}
+	}
+	s.mu.Unlock()
 	s.tbl.Store(t)
 	return nil
 }
 
-// attachCircuits gives each destination of t its circuit breaker: the one
-// it had, with the new settings and its state kept, or a new closed one.
-// The breakers of destinations that are gone (or no longer served by an
-// agent) are dropped with their probes.
-func (s *Server) attachCircuits(cfg *config.Config, t *table) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keep := make(map[string]*deliver.Circuit, len(t.byName))
-	for _, d := range cfg.Destinations {
-		cd := t.byName[d.Name]
-		if cd == nil {
-			continue
-		}
-		c := s.circuits[d.Name]
-		if c == nil {
-			c = deliver.NewCircuit(d, deliver.Options{Logger: s.log, OnCircuit: s.opts.OnCircuit})
-		} else {
-			c.Configure(d)
-		}
-		cd.circuit = c
-		keep[d.Name] = c
-	}
-	s.circuits = keep
-	for dest := range s.probes {
-		if keep[dest] == nil {
-			delete(s.probes, dest)
-		}
-	}
-}
-
-func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
+func compile(cfg *config.Config, pipes Pipelines) (*table, error) {
 	t := &table{
 		tokens:  map[string]authguard.Digest{},
 		byAgent: map[string][]*destination{},
@@ -268,10 +232,6 @@ func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
 		t.tokens[a.Name] = authguard.NewDigest(a.Token)
 		t.order = append(t.order, a.Name)
 	}
-	dopts := deliver.Options{
-		Version: opts.Version, Backoff: opts.Backoff,
-		CheckRetry: reportedCheck(opts.CheckRetry),
-	}
 	for _, d := range cfg.Destinations {
 		if d.Agent == "" {
 			continue
@@ -279,15 +239,10 @@ func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
 		if _, ok := t.tokens[d.Agent]; !ok {
 			return nil, fmt.Errorf("%w: destination %q: unknown agent %q", ErrBadConfig, d.Name, d.Agent)
 		}
-		r, err := deliver.NewRemote(d, dopts)
-		if err != nil {
-			return nil, fmt.Errorf("agent: destination %q: %w", d.Name, err)
+		if pipes.Pipeline(d.Name) == nil {
+			return nil, fmt.Errorf("%w: destination %q: no delivery pipeline (update the delivery manager first)", ErrBadConfig, d.Name)
 		}
-		cd := &destination{name: d.Name, agent: d.Agent, url: d.URL, remote: r, success: d.SuccessStatus,
-			maxAge: d.Retry.MaxAge.D()}
-		if cd.maxAge <= 0 {
-			cd.maxAge = config.DefaultMaxAge
-		}
+		cd := &destination{name: d.Name, agent: d.Agent}
 		if d.RateLimit > 0 {
 			cd.limiter = rate.NewLimiter(rate.Limit(d.RateLimit), 1)
 		}
@@ -295,28 +250,6 @@ func compile(cfg *config.Config, opts ServerOptions) (*table, error) {
 		t.byName[d.Name] = cd
 	}
 	return t, nil
-}
-
-// reportedError is a transport error that an agent reported as text. The
-// agent judged whether a retry could fix it, since the error's type did not
-// survive the trip.
-type reportedError struct {
-	msg   string
-	final bool
-}
-
-func (e *reportedError) Error() string { return e.msg }
-
-// reportedCheck trusts the agent's verdict on its transport errors and asks
-// base about everything else.
-func reportedCheck(base retryablehttp.CheckRetry) retryablehttp.CheckRetry {
-	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-		var re *reportedError
-		if errors.As(err, &re) {
-			return !re.final, nil
-		}
-		return base(ctx, resp, err)
-	}
 }
 
 // Handler serves the agent protocol under PathPrefix, alone (tests); the
@@ -360,7 +293,9 @@ func (s *Server) Wake(dest string) {
 // the cooldown, and the agent's held poll is woken.
 func (s *Server) Replayed(dest string) {
 	if d := s.tbl.Load().byName[dest]; d != nil {
-		d.circuit.ProbeNow(s.opts.Now())
+		if pipe := s.pipes.Pipeline(dest); pipe != nil {
+			pipe.ProbeNow(s.opts.Now())
+		}
 		s.wakeAgent(d.agent)
 	}
 }
@@ -416,28 +351,6 @@ func (s *Server) States() []State {
 func (s *Server) Connected(name string) bool {
 	c, _ := s.presenceOf(name)
 	return c
-}
-
-// DestinationState reports the agent that serves dest and whether it is
-// connected; ok is false when dest is not an agent destination. The admin
-// API shows a disconnected one as "agent disconnected".
-func (s *Server) DestinationState(dest string) (agentName string, connected, ok bool) {
-	d := s.tbl.Load().byName[dest]
-	if d == nil {
-		return "", false, false
-	}
-	return d.agent, s.Connected(d.agent), true
-}
-
-// Circuit reports dest's circuit breaker: state, consecutive failures and
-// the last results (deliver.Circuit.State). ok is false when dest is not
-// an agent destination.
-func (s *Server) Circuit(dest string) (st deliver.DestinationState, ok bool) {
-	d := s.tbl.Load().byName[dest]
-	if d == nil {
-		return deliver.DestinationState{}, false
-	}
-	return d.circuit.State(), true
 }
 
 // presenceOf computes name's connection state, logging a change to

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay/deliver"
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/bolt"
 )
@@ -40,6 +42,7 @@ destinations:
 
 type testServer struct {
 	*Server
+	m    *deliver.Manager // the pipelines, not run: agents attempt
 	st   *bolt.Store
 	url  string
 	logs *testlog.Buffer
@@ -50,13 +53,13 @@ func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 	return newTestServerOn(t, opts, nil)
 }
 
-// waitingQueue hides a store's Async outcome methods, so that the server
-// records every outcome with a waiting call (record).
-type waitingQueue struct{ Queue }
+// waitingQueue hides a store's Async outcome methods, so that the
+// pipelines write every outcome with a waiting call.
+type waitingQueue struct{ deliver.Queue }
 
-// newTestServerOn is newTestServer whose server sees the store through wrap
-// (nil: the store itself).
-func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(Queue) Queue) *testServer {
+// newTestServerOn is newTestServer whose pipelines write outcomes to the
+// store through wrap (nil: the store itself).
+func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) deliver.Queue) *testServer {
 	t.Helper()
 	cfg, err := config.Load([]byte(serverConfig), "agents.yaml")
 	if err != nil {
@@ -72,11 +75,15 @@ func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(Queue) Queue) *
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
-	var q Queue = st
+	var q deliver.Queue = st
 	if wrap != nil {
 		q = wrap(q)
 	}
-	ts.Server, err = NewServer(q, cfg, opts)
+	ts.m, err = deliver.NewManager(q, cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now)})
+	if err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
+	ts.Server, err = NewServer(st, ts.m, cfg, opts)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
@@ -88,6 +95,43 @@ func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(Queue) Queue) *
 }
 
 func (ts *testServer) log() string { return ts.logs.String() }
+
+// funcClock is the server's Now as the pipelines' clock; nil is the real
+// clock. Its timers are real ones.
+func funcClock(now func() time.Time) clock.Clock {
+	if now == nil {
+		return nil
+	}
+	return nowClock(now)
+}
+
+type nowClock func() time.Time
+
+func (c nowClock) Now() time.Time { return c() }
+
+func (nowClock) AfterFunc(d time.Duration, f func()) clock.Timer { return clock.Real.AfterFunc(d, f) }
+
+// reload applies cfg as the relay does: the pipelines, then the server.
+func (ts *testServer) reload(t *testing.T, cfg *config.Config) {
+	t.Helper()
+	if err := ts.m.Update(cfg.Destinations); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if err := ts.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+}
+
+// circuit returns the state of dest's breaker; ok is false when dest is not
+// an agent destination.
+func (ts *testServer) circuit(dest string) (state.Destination, bool) {
+	if pipe := ts.m.Pipeline(dest); pipe != nil {
+		if st := pipe.State(); st.Agent != "" {
+			return st, true
+		}
+	}
+	return state.Destination{}, false
+}
 
 // queue accepts one event for dest and returns its id.
 func (ts *testServer) queue(t *testing.T, dest string) string {
@@ -129,7 +173,7 @@ func (ts *testServer) call(t *testing.T, name, path string, in, out any) int {
 	return resp.StatusCode
 }
 
-func (ts *testServer) lease(t *testing.T, name string, n int, wait time.Duration) []job {
+func (ts *testServer) lease(t *testing.T, name string, n int, wait time.Duration) []assignment {
 	t.Helper()
 	var resp leaseResponse
 	if code := ts.call(t, name, PathLease, leaseRequest{Max: n, WaitMS: millis(wait)}, &resp); code != http.StatusOK {
@@ -139,7 +183,7 @@ func (ts *testServer) lease(t *testing.T, name string, n int, wait time.Duration
 }
 
 // leaseOne waits for the next delivery of dest.
-func (ts *testServer) leaseOne(t *testing.T, name, dest string) job {
+func (ts *testServer) leaseOne(t *testing.T, name, dest string) assignment {
 	t.Helper()
 	for range 50 {
 		for _, j := range ts.lease(t, name, 1, 200*time.Millisecond) {
@@ -150,7 +194,7 @@ func (ts *testServer) leaseOne(t *testing.T, name, dest string) job {
 		}
 	}
 	t.Fatalf("no delivery of %s handed out", dest)
-	return job{}
+	return assignment{}
 }
 
 func (ts *testServer) report(t *testing.T, name string, req reportRequest) reportResponse {
@@ -169,16 +213,16 @@ func TestReportOutcomes(t *testing.T) {
 	tests := []struct {
 		name    string
 		dest    string
-		out     outcome
+		out     report
 		wantAck string
 		check   func(t *testing.T, d store.DeliveryRecord)
 	}{
-		{"success", "office", outcome{Status: 200}, "success", func(t *testing.T, d store.DeliveryRecord) {
+		{"success", "office", report{Status: 200}, "success", func(t *testing.T, d store.DeliveryRecord) {
 			if d.State != store.StateDelivered || len(d.AttemptLog) != 1 || d.AttemptLog[0].Status != 200 {
 				t.Errorf("got %s %+v, want delivered with one attempt", d.State, d.AttemptLog)
 			}
 		}},
-		{"retryable status", "office", outcome{Status: 500, Response: "oops"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
+		{"retryable status", "office", report{Status: 500, Response: "oops"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
 			if d.State != store.StatePending || d.Attempts != 1 || !d.DueAt.After(time.Now()) || !strings.Contains(d.LastError, "500") {
 				t.Errorf("got %s, %d attempts, due %v, error %q; want pending, retried later", d.State, d.Attempts, d.DueAt, d.LastError)
 			}
@@ -186,30 +230,30 @@ func TestReportOutcomes(t *testing.T) {
 				t.Errorf("response %q not recorded", d.AttemptLog[0].Response)
 			}
 		}},
-		{"final status", "office", outcome{Status: 400}, "dead", func(t *testing.T, d store.DeliveryRecord) {
+		{"final status", "office", report{Status: 400}, "dead", func(t *testing.T, d store.DeliveryRecord) {
 			if d.State != store.StateDead || !strings.Contains(d.LastError, "not retryable") {
 				t.Errorf("got %s %q, want dead, not retryable", d.State, d.LastError)
 			}
 		}},
-		{"retry-after wins", "office", outcome{Status: 503, RetryAfter: "120"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
+		{"retry-after wins", "office", report{Status: 503, RetryAfter: "120"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
 			if d.DueAt.Before(time.Now().Add(110 * time.Second)) {
 				t.Errorf("due %v, want Retry-After's 120s from now", d.DueAt)
 			}
 		}},
-		{"status outside success_status", "office-202", outcome{Status: 200}, "retry", nil},
-		{"status in success_status", "office-202", outcome{Status: 202}, "success", nil},
-		{"transport error", "office", outcome{Error: "dial tcp 10.0.0.5:80: connect: connection refused"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
+		{"status outside success_status", "office-202", report{Status: 200}, "retry", nil},
+		{"status in success_status", "office-202", report{Status: 202}, "success", nil},
+		{"transport error", "office", report{Error: "dial tcp 10.0.0.5:80: connect: connection refused"}, "retry", func(t *testing.T, d store.DeliveryRecord) {
 			if !strings.Contains(d.LastError, "connection refused") || d.LastStatus != 0 {
 				t.Errorf("last error %q status %d, want the agent's error text and no status", d.LastError, d.LastStatus)
 			}
 		}},
-		{"final transport error", "office", outcome{Error: "tls: failed to verify certificate", Final: true}, "dead", nil},
-		{"max_attempts", "office-once", outcome{Status: 500}, "dead", func(t *testing.T, d store.DeliveryRecord) {
+		{"final transport error", "office", report{Error: "tls: failed to verify certificate", Final: true}, "dead", nil},
+		{"max_attempts", "office-once", report{Status: 500}, "dead", func(t *testing.T, d store.DeliveryRecord) {
 			if !strings.Contains(d.LastError, "max_attempts") {
 				t.Errorf("last error %q, want the max_attempts reason", d.LastError)
 			}
 		}},
-		{"release", "office", outcome{Release: true}, "released", func(t *testing.T, d store.DeliveryRecord) {
+		{"release", "office", report{Release: true}, "released", func(t *testing.T, d store.DeliveryRecord) {
 			if d.State != store.StatePending || d.Attempts != 0 {
 				t.Errorf("got %s with %d attempts, want pending with none", d.State, d.Attempts)
 			}
@@ -217,9 +261,9 @@ func TestReportOutcomes(t *testing.T) {
 	}
 	// Both stores take outcomes without a waiting caller (recordAsync);
 	// "waiting" runs each case through the path for a store that does not.
-	waiting := func(q Queue) Queue { return waitingQueue{q} }
+	waiting := func(q deliver.Queue) deliver.Queue { return waitingQueue{q} }
 	for _, tc := range tests {
-		for _, wrap := range []func(Queue) Queue{nil, waiting} {
+		for _, wrap := range []func(deliver.Queue) deliver.Queue{nil, waiting} {
 			name := tc.name
 			if wrap != nil {
 				name += "/waiting"
@@ -231,14 +275,14 @@ func TestReportOutcomes(t *testing.T) {
 	}
 }
 
-func testReportOutcome(t *testing.T, ts *testServer, dest string, out outcome, wantAck string, check func(*testing.T, store.DeliveryRecord)) {
+func testReportOutcome(t *testing.T, ts *testServer, dest string, out report, wantAck string, check func(*testing.T, store.DeliveryRecord)) {
 	id := ts.queue(t, dest)
 	j := ts.leaseOne(t, "office-1", dest)
 	if j.URL == "" || j.Header.Get("Idempotency-Key") == "" || string(j.Body) != `{"mid":"x"}` || j.TimeoutMS <= 0 {
 		t.Fatalf("job lacks what the attempt needs: %+v", j)
 	}
 	out.Ticket = j.Ticket
-	resp := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{out}})
+	resp := ts.report(t, "office-1", reportRequest{Reports: []report{out}})
 	if len(resp.Acks) != 1 || resp.Acks[0] != wantAck {
 		t.Fatalf("acks %q, want [%q]", resp.Acks, wantAck)
 	}
@@ -246,7 +290,7 @@ func testReportOutcome(t *testing.T, ts *testServer, dest string, out outcome, w
 		check(t, ts.delivery(t, id))
 	}
 	// The same report again is settled already.
-	if again := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{out}}); again.Acks[0] != ackLeaseLost {
+	if again := ts.report(t, "office-1", reportRequest{Reports: []report{out}}); again.Acks[0] != ackLeaseLost {
 		t.Errorf("second report acked %q, want %q", again.Acks[0], ackLeaseLost)
 	}
 }
@@ -258,8 +302,8 @@ func TestTicketChecks(t *testing.T) {
 	id := ts.queue(t, "other")
 	j := ts.leaseOne(t, "office-2", "other")
 	resp := ts.report(t, "office-1", reportRequest{
-		Outcomes: []outcome{{Ticket: j.Ticket, Status: 200}, {Ticket: "not-a-ticket", Status: 200}},
-		Held:     []string{j.Ticket},
+		Reports: []report{{Ticket: j.Ticket, Status: 200}, {Ticket: "not-a-ticket", Status: 200}},
+		Held:    []string{j.Ticket},
 	})
 	if resp.Acks[0] != ackInvalid || resp.Acks[1] != ackInvalid {
 		t.Errorf("acks %q, want both invalid", resp.Acks)
@@ -270,7 +314,7 @@ func TestTicketChecks(t *testing.T) {
 	if d := ts.delivery(t, id); d.State != store.StatePending || d.Attempts != 0 {
 		t.Errorf("delivery %s with %d attempts; a refused report must not change it", d.State, d.Attempts)
 	}
-	if ack := ts.report(t, "office-2", reportRequest{Outcomes: []outcome{{Ticket: j.Ticket, Status: 200}}}).Acks[0]; ack != "success" {
+	if ack := ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: j.Ticket, Status: 200}}}).Acks[0]; ack != "success" {
 		t.Errorf("owner's report acked %q, want success", ack)
 	}
 }
@@ -286,7 +330,7 @@ func TestLeaseExpiresWithoutHeartbeat(t *testing.T) {
 	if first.ID != second.ID || first.Ticket == second.Ticket {
 		t.Fatalf("re-offered %s (same ticket: %v), want %s with a new lease", second.ID, first.Ticket == second.Ticket, first.ID)
 	}
-	resp := ts.report(t, "office-1", reportRequest{Outcomes: []outcome{
+	resp := ts.report(t, "office-1", reportRequest{Reports: []report{
 		{Ticket: first.Ticket, Status: 200}, {Ticket: second.Ticket, Status: 200},
 	}})
 	if resp.Acks[0] != ackLeaseLost || resp.Acks[1] != "success" {
@@ -335,7 +379,7 @@ func TestLeaseLimits(t *testing.T) {
 	if len(lr.Deliveries) != 1 {
 		t.Fatalf("got %d after one attempt finished, want 1", len(lr.Deliveries))
 	}
-	ts.report(t, "office-1", reportRequest{Outcomes: []outcome{{Ticket: got[1].Ticket, Status: 200}}})
+	ts.report(t, "office-1", reportRequest{Reports: []report{{Ticket: got[1].Ticket, Status: 200}}})
 	if more := ts.lease(t, "office-1", 100, time.Second); len(more) != 1 {
 		t.Fatalf("got %d after one reported, want 1", len(more))
 	}
@@ -383,11 +427,8 @@ func TestConnectedState(t *testing.T) {
 		t.Error("connected before any call")
 	}
 	ts.report(t, "office-1", reportRequest{})
-	if agent, connected, ok := ts.DestinationState("office"); agent != "office-1" || !connected || !ok {
-		t.Errorf("DestinationState(office) = %q %v %v, want office-1 connected", agent, connected, ok)
-	}
-	if _, _, ok := ts.DestinationState("direct"); ok {
-		t.Error("a direct destination reported as an agent destination")
+	if !ts.Connected("office-1") {
+		t.Error("not connected after a call")
 	}
 	states := ts.States()
 	if len(states) != 2 || states[0].Name != "office-1" || !states[0].Connected || len(states[0].Destinations) != 5 ||
@@ -412,7 +453,7 @@ func TestCloseEndsPolls(t *testing.T) {
 	ts := newTestServer(t, ServerOptions{PollWait: time.Hour})
 	type answer struct {
 		code int
-		jobs []job
+		jobs []assignment
 	}
 	done := make(chan answer, 1)
 	go func() {
@@ -456,7 +497,7 @@ func TestCloseEndsPolls(t *testing.T) {
 func TestWakeEndsHeldPoll(t *testing.T) {
 	ts := newTestServer(t, ServerOptions{PollWait: time.Hour, PollInterval: time.Hour})
 	for round := range 2 {
-		got := make(chan []job, 1)
+		got := make(chan []assignment, 1)
 		go func() {
 			var resp leaseResponse
 			ts.call(t, "office-1", PathLease, leaseRequest{Max: 1, WaitMS: millis(time.Hour)}, &resp)
@@ -528,7 +569,11 @@ func TestNewServerRefusesBadConfig(t *testing.T) {
 		{Agents: []config.Agent{{Name: "a", Token: "t"}, {Name: "a", Token: "u"}}},
 		{Destinations: []config.Destination{{Name: "d", Agent: "nobody", URL: "http://x/"}}},
 	} {
-		if _, err := NewServer(nil, cfg, ServerOptions{}); err == nil {
+		m, err := deliver.NewManager(nil, cfg.Destinations, deliver.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewServer(nil, m, cfg, ServerOptions{}); err == nil {
 			t.Errorf("NewServer(%+v) accepted", cfg)
 		}
 	}

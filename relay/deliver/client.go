@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +60,7 @@ type endpoint struct {
 	host      string // Host header override from headers, if any
 	signer    *Signer
 	userAgent string
-	client    *retryablehttp.Client // nil in a Remote's profile (compile)
+	client    *retryablehttp.Client // nil for an agent destination
 	hops      *redirector           // redirect hops; nil unless follow
 	timeout   time.Duration         // per attempt, redirects included
 	follow    bool                  // follow_redirects
@@ -127,31 +125,6 @@ func newEndpoint(d config.Destination, set destSettings, version string) (*endpo
 		ep.limits = transform.DefaultLimits()
 	}
 	return ep, nil
-}
-
-// tlsConfig builds the client TLS settings of tls; nil means Go's defaults.
-// A ca_file adds to the system's roots rather than replacing them, so a
-// receiver that moves to a public certificate keeps working.
-func tlsConfig(t config.TLS) (*tls.Config, error) {
-	if t.CAFile == "" && !t.InsecureSkipVerify {
-		return nil, nil
-	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		conf.RootCAs = pool
-	}
-	return conf, nil
 }
 
 // newClient builds the destination's own client: its own connection pool, so

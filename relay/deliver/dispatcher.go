@@ -11,9 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/store"
-	"github.com/relaygw/relay/relay/transform"
 )
 
 // Store backoff bounds: how a dispatcher or worker waits between calls while
@@ -30,14 +28,9 @@ const (
 // worker goroutine, never more attempts at once than the destination's
 // concurrency, and leases nothing while its circuit is open.
 type dispatcher struct {
-	name    string
-	q       Queue
-	opts    *Options
-	log     *slog.Logger
-	prof    atomic.Pointer[profile]
-	cb      *Circuit      // its breaker, and the reports of its transitions
-	limiter *rate.Limiter // shared by the profiles, so a reload keeps its pace
-	wake    chan struct{}
+	*Pipeline               // the destination's settings, breaker and settling
+	limiter   *rate.Limiter // shared by the profiles, so a reload keeps its pace
+	wake      chan struct{}
 	// kick tells run that it may lease again (kickIfLeasable): a worker
 	// freed its slot or an outcome was written. Workers never block on it
 	// (it holds one pending signal), even after run returned.
@@ -54,29 +47,18 @@ type dispatcher struct {
 	cancel context.CancelFunc // stops run; guarded by Manager.mu
 }
 
-func newDispatcher(q Queue, d config.Destination, opts *Options) (*dispatcher, error) {
-	p, err := newProfile(d, opts)
-	if err != nil {
-		return nil, err
-	}
-	log := opts.Logger.With("destination", d.Name)
-	cb := newCircuit(d.Name, p.set.circuit, log, opts.OnCircuit)
+func newDispatcher(pl *Pipeline) *dispatcher {
+	p := pl.profile()
 	dp := &dispatcher{
-		name:    d.Name,
-		q:       q,
-		opts:    opts,
-		log:     log,
-		cb:      cb,
-		limiter: rate.NewLimiter(limitOf(p.set.rateLimit), 1),
-		wake:    make(chan struct{}, 1),
-		kick:    make(chan struct{}, 1),
-		jobs:    make(chan job),
-		slots:   newGate(p.set.concurrency),
+		Pipeline: pl,
+		limiter:  rate.NewLimiter(limitOf(p.set.rateLimit), 1),
+		wake:     make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		jobs:     make(chan job),
+		slots:    newGate(p.set.concurrency),
 	}
 	dp.keep.dp = dp
-	dp.prof.Store(p)
-	dp.warnInsecure(p)
-	return dp, nil
+	return dp
 }
 
 // limitOf is a rate_limit as a rate.Limit. A burst of one spreads
@@ -89,24 +71,14 @@ func limitOf(perSecond float64) rate.Limit {
 	return rate.Limit(perSecond)
 }
 
-func (dp *dispatcher) warnInsecure(p *profile) {
-	if p.ep.insecure {
-		dp.log.Warn("deliver: TLS certificate checks are off for this destination (tls.insecure_skip_verify)")
-	}
-}
-
-func (dp *dispatcher) profile() *profile { return dp.prof.Load() }
-
 // apply switches to a new profile (a config reload). Attempts in flight
 // keep the old one; its idle connections are closed.
 func (dp *dispatcher) apply(p *profile) {
-	old := dp.prof.Swap(p)
+	old := dp.Pipeline.apply(p)
 	dp.limiter.SetLimit(limitOf(p.set.rateLimit))
 	for _, j := range dp.slots.setLimit(p.set.concurrency) {
 		dp.launch(j)
 	}
-	dp.cb.notify(dp.cb.br.configure(p.set.circuit))
-	dp.warnInsecure(p)
 	old.ep.client.HTTPClient.CloseIdleConnections()
 	old.ep.hops.closeIdle()
 	dp.kickRun() // concurrency may have grown
@@ -152,13 +124,6 @@ func (dp *dispatcher) kickIfLeasable() {
 	if dp.leasable(dp.profile().set.concurrency) > 0 {
 		dp.kickRun()
 	}
-}
-
-// state is the destination's snapshot for Manager.States.
-func (dp *dispatcher) state() DestinationState {
-	st := dp.cb.State()
-	st.InFlight = dp.slots.inUse()
-	return st
 }
 
 // run leases and hands out work until ctx ends. Workers run under hard.
@@ -436,33 +401,22 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 			return
 		}
 	}
-	now := dp.opts.at(start.Add(res.took)) // when the attempt ended
-	outcome, a, due := p.attemptRecord(dp.opts, d, res, now)
-	if d.Event != nil && !errors.Is(res.err, transform.ErrTransform) {
-		dp.cb.Record(outcome == OutcomeSuccess, probe, now, a.Error)
-	} else if probe {
-		dp.cb.ProbeUnused() // the store's or the transform's fault, not the receiver's
-	}
-	if dp.opts.OnAttempt != nil {
-		dp.opts.OnAttempt(dp.name, outcome, res.status, res.took)
-	}
-	if dp.opts.OnResult != nil {
-		dp.opts.OnResult(d, a, outcome)
-	}
-	dp.logOutcome(d, outcome, a, due)
+	// The one settle path an agent's report takes too (Pipeline.Settle),
+	// with the slot freed before the write.
+	s := dp.judge(p, d, res, probe, dp.opts.at(start.Add(res.took)))
 	freeSlot()
 	// The store refuses extensions while it commits an outcome, so stop
 	// extending first; the lease has at least two thirds of its time left.
 	ext.stop()
 	d.Event = nil // the body is not needed any more; let it go
-	w := &outcomeWrite{dp: dp, hard: hard, ext: ext, workers: j.workers, outcome: outcome, d: d, a: a, due: due}
+	w := &outcomeWrite{dp: dp, hard: hard, ext: ext, workers: j.workers, s: s, d: d}
 	if !async {
 		dp.record(hard, ext, d, w.write, nil)
 		return
 	}
 	recording = true
 	j.workers.Add(1)
-	WriteOutcomeAsync(actx.detach(hard), aq, outcome, d, a, due, w.done)
+	writeOutcomeAsync(actx.detach(hard), aq, s.outcome, d, s.a, s.due, w.done)
 	return next, passed
 }
 
@@ -473,14 +427,12 @@ type outcomeWrite struct {
 	hard    context.Context
 	ext     *extender
 	workers *sync.WaitGroup
-	outcome Outcome
+	s       settlement
 	d       store.Delivery
-	a       store.Attempt
-	due     time.Time
 }
 
 func (w *outcomeWrite) write(ctx context.Context) error {
-	return WriteOutcome(ctx, w.dp.q, w.outcome, w.d, w.a, w.due)
+	return writeOutcome(ctx, w.dp.q, w.s.outcome, w.d, w.s.a, w.s.due)
 }
 
 // done is an AsyncQueue's answer; it runs on the store's goroutine.
@@ -525,9 +477,9 @@ type AsyncQueue interface {
 	DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
 }
 
-// WriteOutcome records an attempt a of d, classified as o (due is the next
+// writeOutcome records an attempt a of d, classified as o (due is the next
 // attempt's time, for a retry), with the matching call of q, and waits.
-func WriteOutcome(ctx context.Context, q Queue, o Outcome, d store.Delivery, a store.Attempt, due time.Time) error {
+func writeOutcome(ctx context.Context, q Queue, o Outcome, d store.Delivery, a store.Attempt, due time.Time) error {
 	switch o {
 	case OutcomeSuccess:
 		return q.Complete(ctx, d, a)
@@ -537,8 +489,8 @@ func WriteOutcome(ctx context.Context, q Queue, o Outcome, d store.Delivery, a s
 	return q.DeadLetter(ctx, d, a)
 }
 
-// WriteOutcomeAsync is WriteOutcome without waiting: done gets its error.
-func WriteOutcomeAsync(ctx context.Context, q AsyncQueue, o Outcome, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
+// writeOutcomeAsync is writeOutcome without waiting: done gets its error.
+func writeOutcomeAsync(ctx context.Context, q AsyncQueue, o Outcome, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
 	switch o {
 	case OutcomeSuccess:
 		q.CompleteAsync(ctx, d, a, done)
@@ -572,30 +524,6 @@ func (dp *dispatcher) giveBack(d store.Delivery, probe bool) {
 		dp.cb.ProbeUnused()
 	}
 	dp.release(d)
-}
-
-func (dp *dispatcher) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time) {
-	level, msg := slog.LevelInfo, "deliver: delivered"
-	switch outcome {
-	case OutcomeRetry:
-		level, msg = slog.LevelInfo, "deliver: attempt failed; retry scheduled"
-	case OutcomeDead:
-		level, msg = slog.LevelWarn, "deliver: dead-lettered"
-	}
-	if !dp.log.Enabled(context.Background(), level) {
-		return
-	}
-	if outcome == OutcomeSuccess && dp.opts.LogSample != nil && !dp.opts.LogSample() {
-		return
-	}
-	args := []any{"delivery", d.ID, "event_id", d.EventID, "attempt", a.N, "status", a.Status, "took", a.Duration}
-	if a.Error != "" {
-		args = append(args, "error", a.Error)
-	}
-	if outcome == OutcomeRetry {
-		args = append(args, "due", due)
-	}
-	dp.log.Log(context.Background(), level, msg, args...)
 }
 
 // logFor is the logger for messages about one delivery. It is built only

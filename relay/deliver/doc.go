@@ -1,13 +1,22 @@
 // Package deliver sends queued deliveries to their destinations.
 //
-// It owns the delivery side of Relay: one dispatcher goroutine per
-// destination that leases due deliveries from the store, a bounded pool of
-// workers per destination that each make one HTTP attempt, the retry policy
-// (go-retryablehttp's CheckRetry and Backoff types, or an explicit
-// retry.schedule), a circuit breaker per destination, and Standard Webhooks
-// signing (Signer). Destinations served
-// by an agent are not dispatched here; Remote and Sender give the agent the
-// same rules.
+// It owns the delivery side of Relay: one Pipeline per destination (its
+// retry policy: go-retryablehttp's CheckRetry and Backoff types, or an
+// explicit retry.schedule; its circuit breaker; the request of each
+// attempt, with Standard Webhooks signing; and settling an attempt), one
+// dispatcher goroutine per direct destination that leases due deliveries
+// from the store, and a bounded pool of workers per destination that each
+// make one HTTP attempt.
+//
+// A Pipeline settles an attempt the same way whoever made it (pipeline.go):
+// the policy decides, a result the receiver gave feeds the breaker, the
+// hooks (OnAttempt, OnResult) see it, it is logged, and the outcome is
+// written, with a lost lease or a failed write handled by the caller. A
+// worker frees its slot between the logging and the write. Destinations
+// served by an agent are not dispatched here: the agent server
+// (relay/agent) takes their Pipeline from Manager.Pipeline for admission,
+// the request (Assign) and settling (Settle), and the agent attempts with a
+// Sender, the workers' own HTTP code.
 //
 // Retries are never kept in memory: a failed attempt is recorded with
 // Queue.Retry and a due time, and the delivery comes back through Lease when
@@ -45,8 +54,7 @@
 // for another cooldown. Workers record each result before freeing their
 // slot, so with concurrency 1 no attempt follows the one that opened it.
 // The breaker is per process: with the Redis store each relay keeps its own.
-// Circuit exports it, with its log lines, for the agent server, which keeps
-// one per agent destination.
+// An agent destination's is its Pipeline's, fed by the agents' reports.
 //
 // HTTP goes through github.com/hashicorp/go-retryablehttp, with its retry
 // loop turned off (RetryMax 0, a CheckRetry that never retries,
@@ -89,7 +97,8 @@
 //
 // Manager.Update applies a new destination list (a config reload) without
 // stopping anything, and Manager.States reports each destination's circuit,
-// attempts in flight and last results for the admin API and metrics.
+// attempts in flight and last results (relay/state) for the admin API and
+// metrics.
 //
 // It must not know how ingest takes a callback or how a backend keeps a
 // delivery: it works through the store contract and the destinations' config.

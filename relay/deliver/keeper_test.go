@@ -20,10 +20,11 @@ func newTestKeeper(t *testing.T, q Queue) (*keeper, *clock.Fake) {
 	opts := testOptions()
 	opts.Clock = clk
 	opts = opts.withDefaults()
-	dp, err := newDispatcher(q, dest("k", "http://127.0.0.1:1"), &opts)
+	pl, err := newPipeline(q, dest("k", "http://127.0.0.1:1"), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	dp := newDispatcher(pl)
 	t.Cleanup(dp.keep.extensions.Wait)
 	return &dp.keep, clk
 }

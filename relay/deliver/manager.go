@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/clock"
+	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -109,6 +110,8 @@ func (o Options) withDefaults() Options {
 	if o.CheckRetry == nil {
 		o.CheckRetry = DefaultCheckRetry
 	}
+	// An agent's transport errors arrive as text, with its verdict.
+	o.CheckRetry = trustReported(o.CheckRetry)
 	if o.Backoff == nil {
 		o.Backoff = DefaultBackoff
 	}
@@ -121,9 +124,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Manager runs one dispatcher per destination, each with its own pool of
-// workers, its own HTTP client, its own circuit breaker and its own leasing,
-// so a destination that hangs holds only its own workers.
+// Manager keeps one Pipeline per destination and runs a dispatcher for each
+// direct one, with its own pool of workers, its own HTTP client, its own
+// circuit breaker and its own leasing, so a destination that hangs holds
+// only its own workers. An agent destination's Pipeline serves the agent
+// server (Pipeline).
 type Manager struct {
 	q    Queue
 	opts Options
@@ -135,8 +140,9 @@ type Manager struct {
 
 // destSet is one version of the destination list.
 type destSet struct {
-	all    []config.Destination // in config order, agent destinations too
-	byName map[string]*dispatcher
+	all    []config.Destination   // in config order, agent destinations too
+	pipes  map[string]*Pipeline   // every destination
+	byName map[string]*dispatcher // direct destinations
 }
 
 // runState is what Update needs to start a dispatcher while Run runs.
@@ -145,35 +151,13 @@ type runState struct {
 	workers, dispatchers *sync.WaitGroup
 }
 
-// DestinationState is a snapshot of one destination, for the admin API and
-// metrics.
-type DestinationState struct {
-	Name string
-	// InFlight counts the deliveries being attempted now (including those
-	// waiting for the rate limit).
-	InFlight int
-	// Circuit is CircuitClosed, CircuitOpen or CircuitHalfOpen. States
-	// leaves it "" (and the statistics below zero) for a destination served
-	// by an agent: the agent server keeps that breaker (see Circuit).
-	Circuit string
-	// ConsecutiveFailures counts the failed attempts since the last success.
-	ConsecutiveFailures int
-	// LastSuccess and LastFailure are when the last attempts that ended so
-	// ended; zero if none since the process started.
-	LastSuccess, LastFailure time.Time
-	// LastError is the last failed attempt's error.
-	LastError string
-	// Agent names the agent that delivers for the destination, or "".
-	Agent string
-}
-
 // NewManager compiles dests for delivery. Destinations served by an agent
-// (Agent != "") are listed by States but not dispatched: the agent server
-// leases their deliveries. It fails on a destination that cannot be sent to
-// (bad URL, bad secret, unreadable CA file, duplicate name).
+// (Agent != "") get a Pipeline but no dispatcher: the agent server leases
+// their deliveries. It fails on a destination that cannot be sent to (bad
+// URL, bad secret, unreadable CA file, duplicate name).
 func NewManager(q Queue, dests []config.Destination, opts Options) (*Manager, error) {
 	m := &Manager{q: q, opts: opts.withDefaults()}
-	m.set.Store(&destSet{byName: map[string]*dispatcher{}})
+	m.set.Store(&destSet{pipes: map[string]*Pipeline{}, byName: map[string]*dispatcher{}})
 	if err := m.Update(dests); err != nil {
 		return nil, err
 	}
@@ -191,9 +175,9 @@ func (m *Manager) Update(dests []config.Destination) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.set.Load()
-	next := &destSet{all: dests, byName: map[string]*dispatcher{}}
+	next := &destSet{all: dests, pipes: map[string]*Pipeline{}, byName: map[string]*dispatcher{}}
 	type change struct {
-		dp *dispatcher
+		pl *Pipeline
 		p  *profile
 	}
 	var changes []change
@@ -204,28 +188,40 @@ func (m *Manager) Update(dests []config.Destination) error {
 			return fmt.Errorf("%w %q: missing or duplicate name", ErrBadDestination, d.Name)
 		}
 		seen[d.Name] = true
-		if d.Agent != "" {
-			continue
-		}
-		dp := old.byName[d.Name]
+		pl := old.pipes[d.Name]
 		switch {
-		case dp == nil:
+		case pl == nil || pl.agent != d.Agent:
+			// New, or moved to or from an agent: a new pipeline.
 			var err error
-			if dp, err = newDispatcher(m.q, d, &m.opts); err != nil {
+			if pl, err = newPipeline(m.q, d, &m.opts); err != nil {
 				return err
 			}
-			added = append(added, dp)
-		case !dp.profile().cfg.Same(d):
+			if d.Agent == "" {
+				added = append(added, newDispatcher(pl))
+			}
+		case !pl.profile().cfg.Same(d):
 			p, err := newProfile(d, &m.opts)
 			if err != nil {
 				return err
 			}
-			changes = append(changes, change{dp, p})
+			changes = append(changes, change{pl, p})
 		}
-		next.byName[d.Name] = dp
+		next.pipes[d.Name] = pl
+		if d.Agent == "" {
+			if dp := old.byName[d.Name]; dp != nil && dp.Pipeline == pl {
+				next.byName[d.Name] = dp
+			}
+		}
+	}
+	for _, dp := range added {
+		next.byName[dp.name] = dp
 	}
 	for _, c := range changes {
-		c.dp.apply(c.p)
+		if dp := next.byName[c.pl.name]; dp != nil {
+			dp.apply(c.p)
+		} else {
+			c.pl.apply(c.p)
+		}
 	}
 	for name, dp := range old.byName {
 		if next.byName[name] != dp {
@@ -242,6 +238,11 @@ func (m *Manager) Update(dests []config.Destination) error {
 		m.opts.Logger.Info("deliver: destinations updated", "destinations", len(next.byName), "added", len(added), "changed", len(changes))
 	}
 	return nil
+}
+
+// Pipeline returns dest's pipeline, or nil when dest is not configured.
+func (m *Manager) Pipeline(dest string) *Pipeline {
+	return m.set.Load().pipes[dest]
 }
 
 // startLocked runs dp's dispatcher under Run; m.mu is held and m.run set.
@@ -312,17 +313,17 @@ func (m *Manager) Replayed(dest string) {
 	m.Wake(dest)
 }
 
-// States returns a snapshot of every destination, in config order.
-func (m *Manager) States() []DestinationState {
+// States returns a snapshot of every destination, in config order: its
+// circuit and last results, and the attempts in flight of a direct one.
+func (m *Manager) States() []state.Destination {
 	set := m.set.Load()
-	out := make([]DestinationState, 0, len(set.all))
+	out := make([]state.Destination, 0, len(set.all))
 	for _, d := range set.all {
-		dp := set.byName[d.Name]
-		if dp == nil {
-			out = append(out, DestinationState{Name: d.Name, Agent: d.Agent})
-			continue
+		st := set.pipes[d.Name].State()
+		if dp := set.byName[d.Name]; dp != nil {
+			st.InFlight = dp.slots.inUse()
 		}
-		out = append(out, dp.state())
+		out = append(out, st)
 	}
 	return out
 }

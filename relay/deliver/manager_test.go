@@ -65,8 +65,10 @@ func TestUpdateChangesAddsAndRemoves(t *testing.T) {
 	if len(states) != 3 || states[0].Name != "a" || states[1].Name != "b" || states[2].Name != "office" {
 		t.Fatalf("States = %+v, want a, b, office in config order", states)
 	}
-	if s := states[2]; s.Agent != "office-1" || s.Circuit != "" {
-		t.Errorf("agent destination state = %+v, want Agent office-1 and no circuit", s)
+	// An agent destination has its pipeline's breaker here, but no
+	// dispatcher: nothing of it is in flight in this process.
+	if s := states[2]; s.Agent != "office-1" || s.Circuit != CircuitClosed || s.InFlight != 0 || r.Pipeline("office") == nil {
+		t.Errorf("agent destination state = %+v, want Agent office-1, a closed circuit, nothing in flight", s)
 	}
 	if s := states[1]; s.Circuit != CircuitClosed || s.LastSuccess.IsZero() || s.InFlight != 0 {
 		t.Errorf("b state = %+v", s)

@@ -3,24 +3,19 @@ package deliver
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-
-	"github.com/relaygw/relay/config"
-	"github.com/relaygw/relay/internal/redact"
-	"github.com/relaygw/relay/relay/store"
 )
 
-// This file exports the two halves of one attempt for deliveries made
-// elsewhere (by a relay agent behind the receiver's firewall): Remote is the
-// relay's half (headers and signature before, policy after), Sender is the
-// agent's half (the HTTP request itself). Both call the same code as a local
-// worker, so an agent destination follows the same rules as a direct one.
+// This file exports what an attempt made elsewhere (by a relay agent behind
+// the receiver's firewall) needs: Sender makes the HTTP request, with the
+// same code as a worker, and Result carries what it produced back to the
+// relay, whose Pipeline settles it.
 
 // Result is what one attempt produced, in a form that can cross a wire.
 type Result struct {
@@ -28,8 +23,14 @@ type Result struct {
 	Status int
 	// Header holds the response headers; only Retry-After affects policy.
 	Header http.Header
-	// Err is set when no response arrived (transport error, timeout).
+	// Err is set when no response arrived (transport error, timeout), or
+	// when the delivery was not attempted (Pipeline.Assign's error).
 	Err error
+	// Final, with a transport error in Err, is the verdict of whoever made
+	// the attempt that no retry can fix it (a certificate it does not
+	// trust): the error's type did not survive the trip, so the relay
+	// takes the verdict as it is.
+	Final bool
 	// Location is the redacted Location of a 3xx response.
 	Location string
 	// NotFollowed says why a 3xx was not followed although following was
@@ -42,71 +43,40 @@ type Result struct {
 	Took time.Duration
 }
 
+// internal is r as a Pipeline judges it: a transport error someone else
+// reported carries their verdict (Final), which the retry policy takes.
 func (r Result) internal() result {
-	return result{status: r.Status, header: r.Header, err: r.Err, location: r.Location, why: r.NotFollowed, response: r.Response, took: r.Took}
+	err := r.Err
+	if err != nil && receiverAnswered(err) {
+		err = &reportedError{err: err, final: r.Final}
+	}
+	return result{status: r.Status, header: r.Header, err: err, location: r.Location, why: r.NotFollowed, response: r.Response, took: r.Took}
 }
 
 func (r result) exported() Result {
 	return Result{Status: r.status, Header: r.header, Err: r.err, Location: r.location, NotFollowed: r.why, Response: r.response, Took: r.took}
 }
 
-// Remote is a destination compiled for attempts made by someone else. The
-// relay builds each attempt's headers (the signing secret never leaves it)
-// and classifies the result that comes back with the destination's policy.
-type Remote struct {
-	p    *profile
-	opts *Options
+// reportedError is a transport error reported by whoever made the attempt,
+// with their verdict on whether a retry could fix it.
+type reportedError struct {
+	err   error
+	final bool
 }
 
-// NewRemote compiles d. opts supplies CheckRetry, Backoff and Version;
-// the rest is ignored. It fails like NewManager on a bad URL or secret. It
-// builds no HTTP client and reads no tls settings: the agent attempts with
-// its own (Sender).
-func NewRemote(d config.Destination, opts Options) (*Remote, error) {
-	o := opts.withDefaults()
-	p, err := compile(d, &o)
-	if err != nil {
-		return nil, err
+func (e *reportedError) Error() string { return e.err.Error() }
+func (e *reportedError) Unwrap() error { return e.err }
+
+// trustReported makes check take the reported verdict of a reportedError
+// and ask check about everything else.
+func trustReported(check retryablehttp.CheckRetry) retryablehttp.CheckRetry {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		var re *reportedError
+		if errors.As(err, &re) {
+			return !re.final, nil
+		}
+		return check(ctx, resp, err)
 	}
-	return &Remote{p: p, opts: &o}, nil
-}
-
-// Header returns every header of d's next attempt, signed at now. d.Event
-// must be set.
-func (r *Remote) Header(d store.Delivery, now time.Time) http.Header {
-	return r.p.ep.headers(d, now)
-}
-
-// Prepare returns the headers and body of d's next attempt, signed at now:
-// the event's body as it is, or the destination's transform of it. An error
-// wraps transform.ErrTransform; given to Outcome as a Result's Err, it
-// dead-letters the delivery. d.Event must be set.
-func (r *Remote) Prepare(ctx context.Context, d store.Delivery, now time.Time) (http.Header, []byte, error) {
-	return r.p.ep.prepare(ctx, d, now)
-}
-
-// Host returns the Host header override from the destination's headers, or
-// "" for none.
-func (r *Remote) Host() string { return r.p.ep.host }
-
-// Timeout returns the destination's per-attempt timeout.
-func (r *Remote) Timeout() time.Duration { return r.p.set.timeout }
-
-// Concurrency returns how many attempts of the destination may run at once.
-func (r *Remote) Concurrency() int { return r.p.set.concurrency }
-
-// FollowRedirects reports the destination's follow_redirects, which the
-// Sender must be given for each attempt.
-func (r *Remote) FollowRedirects() bool { return r.p.ep.follow }
-
-// Success reports whether status counts as delivered.
-func (r *Remote) Success(status int) bool { return r.p.success(status) }
-
-// Outcome applies the destination's policy to one attempt of d: what to
-// record (the attempt, with the failure and the reason it is final when it
-// is), and for a retry when the next attempt is due.
-func (r *Remote) Outcome(d store.Delivery, res Result, now time.Time) (Outcome, store.Attempt, time.Time) {
-	return r.p.attemptRecord(r.opts, d, res.internal(), now)
 }
 
 // Sender makes single POST attempts the way a worker does: retries off,
@@ -121,13 +91,9 @@ type Sender struct {
 }
 
 // NewSender returns a Sender whose attempts time out after timeout and whose
-// connection pool is sized for conc concurrent attempts. roots verifies the
-// receivers' certificates; nil means the system's roots.
-func NewSender(timeout time.Duration, conc int, roots *x509.CertPool) *Sender {
-	var conf *tls.Config
-	if roots != nil {
-		conf = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	}
+// connection pool is sized for conc concurrent attempts. conf verifies the
+// receivers' certificates; nil means Go's defaults (TLS.Config builds it).
+func NewSender(timeout time.Duration, conc int, conf *tls.Config) *Sender {
 	// An agent listens on nothing: its hops are refused non-public
 	// addresses only, and only when the destination is on a public one.
 	return &Sender{client: newClient(timeout, conc, conf), hops: newRedirector(timeout, conc, conf, newDialGuard(nil)), timeout: timeout}
@@ -149,7 +115,3 @@ func (s *Sender) Close() {
 	s.client.HTTPClient.CloseIdleConnections()
 	s.hops.closeIdle()
 }
-
-// RedactURL returns raw with its password and query values masked, fit for
-// logs (internal/redact).
-func RedactURL(raw string) string { return redact.String(raw) }

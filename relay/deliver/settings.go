@@ -89,16 +89,23 @@ type profile struct {
 	set   destSettings
 	ep    *endpoint
 	lease time.Duration // Options.Lease, or the destination's timeout plus Options.LeaseMargin
+	tls   TLS           // read once: an agent destination's go to its agent
 }
 
-// newProfile compiles d for this relay's own workers, with the HTTP client
-// they attempt with.
+// newProfile compiles d, with the HTTP client this relay's workers attempt
+// with unless an agent attempts (with its own client and d's tls settings).
 func newProfile(d config.Destination, opts *Options) (*profile, error) {
 	p, err := compile(d, opts)
 	if err != nil {
 		return nil, err
 	}
-	tlsConf, err := tlsConfig(d.TLS)
+	if p.tls, err = readTLS(d.TLS); err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrBadDestination, d.Name, err)
+	}
+	if d.Agent != "" {
+		return p, nil
+	}
+	tlsConf, err := p.tls.Config(nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrBadDestination, d.Name, err)
 	}
@@ -109,8 +116,7 @@ func newProfile(d config.Destination, opts *Options) (*profile, error) {
 	return p, nil
 }
 
-// compile compiles d without a client: a Remote's attempts are made by an
-// agent with its own.
+// compile compiles d without a client.
 func compile(d config.Destination, opts *Options) (*profile, error) {
 	set := settingsFor(d)
 	ep, err := newEndpoint(d, set, opts.Version)

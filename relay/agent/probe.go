@@ -6,10 +6,10 @@ import (
 	"github.com/relaygw/relay/relay/deliver"
 )
 
-// The circuit breaker of an agent destination lives on the relay, in
-// deliver.Circuit, and works as for a direct destination: a poll leases
-// nothing for a destination whose circuit is open, one probe delivery once
-// the cooldown is over, and every attempt the agents report feeds it. What
+// The circuit breaker of an agent destination is its deliver.Pipeline's,
+// and works as for a direct destination: a poll leases nothing for a
+// destination whose circuit is open, one probe delivery once the cooldown
+// is over, and every attempt the agents report is settled through it. What
 // this file adds is keeping track of the probe, which an agent holds out of
 // the relay's sight: the breaker admits nothing else until the probe is
 // reported, released, or its lease runs out.
@@ -17,15 +17,15 @@ import (
 // probeHold is the probe delivery of a half-open destination, handed to an
 // agent and not settled yet.
 type probeHold struct {
-	id      string
-	expiry  time.Time // its lease, as extended by heartbeats
-	circuit *deliver.Circuit
+	id     string
+	expiry time.Time // its lease, as extended by heartbeats
+	pipe   *deliver.Pipeline
 }
 
-// admit asks d's breaker what a poll may lease for d now. A probe whose
-// lease ran out without an outcome (its agent died, or the answer to the
+// admit asks pipe's breaker what a poll may lease for d now. A probe whose
+// lease ran out without a report (its agent died, or the answer to the
 // poll never arrived) is given back first, so the breaker can send another.
-func (s *Server) admit(d *destination) (ok, probe bool) {
+func (s *Server) admit(d *destination, pipe *deliver.Pipeline) (ok, probe bool) {
 	now := s.opts.Now()
 	s.mu.Lock()
 	p, out := s.probes[d.name]
@@ -35,21 +35,21 @@ func (s *Server) admit(d *destination) (ok, probe bool) {
 	}
 	s.mu.Unlock()
 	if expired {
-		p.circuit.ProbeUnused()
+		p.pipe.ProbeUnused()
 	}
-	return d.circuit.Admit(now)
+	return pipe.Admit(now)
 }
 
 // holdProbe records that delivery id is d's probe, leased until expiry.
-func (s *Server) holdProbe(d *destination, id string, expiry time.Time) {
+func (s *Server) holdProbe(d *destination, pipe *deliver.Pipeline, id string, expiry time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.probes[d.name] = probeHold{id: id, expiry: expiry, circuit: d.circuit}
+	s.probes[d.name] = probeHold{id: id, expiry: expiry, pipe: pipe}
 }
 
 // takeProbe reports whether delivery id is dest's probe, and forgets it if
 // so: the probe is settled once.
-func (s *Server) takeProbe(dest, id string) (*deliver.Circuit, bool) {
+func (s *Server) takeProbe(dest, id string) (*deliver.Pipeline, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.probes[dest]
@@ -57,14 +57,14 @@ func (s *Server) takeProbe(dest, id string) (*deliver.Circuit, bool) {
 		return nil, false
 	}
 	delete(s.probes, dest)
-	return p.circuit, true
+	return p.pipe, true
 }
 
 // probeUnused gives back the probe's turn when delivery id is dest's probe
 // and it ends without an attempt (released, lease lost).
 func (s *Server) probeUnused(dest, id string) {
-	if c, ok := s.takeProbe(dest, id); ok {
-		c.ProbeUnused()
+	if pipe, ok := s.takeProbe(dest, id); ok {
+		pipe.ProbeUnused()
 	}
 }
 
@@ -76,11 +76,4 @@ func (s *Server) touchProbe(dest, id string, expiry time.Time) {
 		p.expiry = expiry
 		s.probes[dest] = p
 	}
-}
-
-// feedCircuit counts one reported attempt of delivery id in d's breaker,
-// as a worker does for a direct destination before it writes the outcome.
-func (s *Server) feedCircuit(d *destination, id string, outcome deliver.Outcome, errText string, now time.Time) {
-	_, probe := s.takeProbe(d.name, id)
-	d.circuit.Record(outcome == deliver.OutcomeSuccess, probe, now, errText)
 }

@@ -1,0 +1,287 @@
+package deliver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/relay/state"
+	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/transform"
+)
+
+// Pipeline is one destination's delivery pipeline, whoever makes the HTTP
+// attempt: its compiled settings, its circuit breaker, and the one way an
+// attempt is settled. A dispatcher runs one for each direct destination;
+// the agent server uses the one of each agent destination (Manager.Pipeline)
+// and only carries deliveries to the agent and results back. So both follow
+// the same policy, feed the same breaker, count and log the same way, and
+// write outcomes the same way. It is safe for concurrent use.
+type Pipeline struct {
+	name  string
+	agent string // the agent that attempts, or "" for this relay's workers
+	q     Queue
+	opts  *Options
+	log   *slog.Logger
+	prof  atomic.Pointer[profile]
+	cb    *circuit
+}
+
+func newPipeline(q Queue, d config.Destination, opts *Options) (*Pipeline, error) {
+	p, err := newProfile(d, opts)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger.With("destination", d.Name)
+	if d.Agent != "" {
+		log = log.With("agent", d.Agent)
+	}
+	pl := &Pipeline{name: d.Name, agent: d.Agent, q: q, opts: opts, log: log}
+	pl.cb = newCircuit(d.Name, p.set.circuit, log, opts.OnCircuit)
+	pl.prof.Store(p)
+	pl.warnInsecure(p)
+	return pl, nil
+}
+
+func (pl *Pipeline) profile() *profile { return pl.prof.Load() }
+
+// apply switches to a new profile (a config reload), keeping the circuit's
+// state, and returns the old one. Attempts in flight keep the old profile.
+func (pl *Pipeline) apply(p *profile) *profile {
+	old := pl.prof.Swap(p)
+	pl.cb.notify(pl.cb.br.configure(p.set.circuit))
+	pl.warnInsecure(p)
+	return old
+}
+
+func (pl *Pipeline) warnInsecure(p *profile) {
+	if p.ep.insecure {
+		pl.log.Warn("deliver: TLS certificate checks are off for this destination (tls.insecure_skip_verify)")
+	}
+}
+
+// Admit reports whether deliveries may be leased now: ok false means none
+// (the circuit is open, or its probe is out); probe true means exactly one,
+// the probe, which must then be settled: by Settle with probe set, or by
+// ProbeUnused when it was not attempted (nothing was due, it was released,
+// its lease ran out unreported). Until then nothing else is admitted.
+func (pl *Pipeline) Admit(now time.Time) (ok, probe bool) {
+	a, _, tr := pl.cb.br.admit(now)
+	pl.cb.notify(tr)
+	return a != admitNone, a == admitProbe
+}
+
+// ProbeUnused gives back the probe's turn without an attempt, so the next
+// Admit hands out another probe.
+func (pl *Pipeline) ProbeUnused() { pl.cb.ProbeUnused() }
+
+// ProbeNow ends an open circuit's cooldown so the next Admit hands out a
+// probe: an operator replayed deliveries of the destination.
+func (pl *Pipeline) ProbeNow(now time.Time) bool { return pl.cb.ProbeNow(now) }
+
+// Concurrency returns how many attempts of the destination may run at once.
+func (pl *Pipeline) Concurrency() int { return pl.profile().set.concurrency }
+
+// State returns the destination's live state as far as delivery knows it:
+// its circuit and the last results. InFlight is the Manager's to add.
+func (pl *Pipeline) State() state.Destination {
+	v := pl.cb.br.view()
+	return state.Destination{
+		Name:                pl.name,
+		Agent:               pl.agent,
+		Circuit:             v.state,
+		ConsecutiveFailures: v.failures,
+		LastSuccess:         v.lastSuccess,
+		LastFailure:         v.lastFailure,
+		LastError:           v.lastError,
+	}
+}
+
+// Request is one attempt as the relay builds it for someone else to send:
+// everything but the connection. The signing secret never leaves the relay.
+type Request struct {
+	URL             string
+	Host            string // Host header override, or ""
+	Header          http.Header
+	Body            []byte
+	Timeout         time.Duration
+	Concurrency     int
+	Success         []int // success_status; empty means any 2xx
+	FollowRedirects bool
+	TLS             TLS
+}
+
+// Assign builds the request of d's next attempt for an agent, signed at
+// now: the event's body as it is, or the destination's transform of it.
+// A delivery that must not be attempted gets an error instead, which
+// Settle, given as a Result's Err, records without feeding the breaker:
+// its event body is gone (ErrNoEvent), it waited past max_age for an agent
+// to take it, or the transform failed (transform.ErrTransform).
+func (pl *Pipeline) Assign(ctx context.Context, d store.Delivery, now time.Time) (Request, error) {
+	p := pl.profile()
+	switch {
+	case d.Event == nil:
+		return Request{}, fmt.Errorf("%w (event %s)", ErrNoEvent, d.EventID)
+	case now.Sub(d.CreatedAt) > p.set.maxAge:
+		return Request{}, staleError{maxAge: p.set.maxAge}
+	}
+	header, body, err := p.ep.prepare(ctx, d, now)
+	if err != nil {
+		return Request{}, err
+	}
+	return Request{
+		URL: p.cfg.URL, Host: p.ep.host, Header: header, Body: body,
+		Timeout: p.set.timeout, Concurrency: p.set.concurrency, Success: p.cfg.SuccessStatus,
+		FollowRedirects: p.ep.follow, TLS: p.tls,
+	}, nil
+}
+
+// staleError is a delivery that waited longer than its max_age for an agent
+// to take it: not sent days late, but dead-lettered unattempted.
+type staleError struct{ maxAge time.Duration }
+
+func (e staleError) Error() string {
+	return fmt.Sprintf("not attempted: max_age (%s) passed before an agent took the delivery", e.maxAge)
+}
+
+// receiverAnswered reports whether a result is the receiver's doing, which
+// feeds the circuit breaker: not a missing body, a failed transform or a
+// delivery too old to send, which fail the same whatever the receiver does.
+func receiverAnswered(err error) bool {
+	var stale staleError
+	return err == nil || !(errors.Is(err, ErrNoEvent) || errors.Is(err, transform.ErrTransform) || errors.As(err, &stale))
+}
+
+// Settle settles one attempt of d (or a delivery Assign refused) made by
+// someone else: see judge, then the outcome is written. done gets the
+// outcome and the store's answer, once, possibly on the store's goroutine:
+// store.ErrLeaseLost when the lease was lost (another holder, or an
+// earlier copy of the same report, settled it), any other error when the
+// store failed and the result should be settled again. probe says whether
+// d was the circuit's probe.
+func (pl *Pipeline) Settle(ctx context.Context, d store.Delivery, res Result, probe bool, done func(Outcome, error)) {
+	s := pl.judge(pl.profile(), d, res.internal(), probe, pl.opts.Clock.Now())
+	pl.write(ctx, d, s, func(err error) { done(s.outcome, err) })
+}
+
+// settlement is one attempt judged: what to write.
+type settlement struct {
+	outcome Outcome
+	a       store.Attempt
+	due     time.Time // of the next attempt, for a retry
+}
+
+// judge settles one result of d under p, the profile its attempt was made
+// with, at now, the moment it ended, in the order a worker and the agent
+// server share: the destination's policy decides (attemptRecord); a result
+// the receiver gave feeds the circuit breaker (others give the probe's turn
+// back); OnAttempt and OnResult see it; it is logged. Writing it is the
+// caller's next step.
+func (pl *Pipeline) judge(p *profile, d store.Delivery, res result, probe bool, now time.Time) settlement {
+	outcome, a, due := p.attemptRecord(pl.opts, d, res, now)
+	if receiverAnswered(res.err) {
+		pl.cb.Record(outcome == OutcomeSuccess, probe, now, a.Error)
+	} else if probe {
+		pl.cb.ProbeUnused()
+	}
+	if pl.opts.OnAttempt != nil {
+		pl.opts.OnAttempt(pl.name, outcome, res.status, res.took)
+	}
+	if pl.opts.OnResult != nil {
+		pl.opts.OnResult(d, a, outcome)
+	}
+	pl.logOutcome(d, outcome, a, due)
+	return settlement{outcome: outcome, a: a, due: due}
+}
+
+// write hands s to the store without waiting when the store allows it;
+// done gets the store's answer.
+func (pl *Pipeline) write(ctx context.Context, d store.Delivery, s settlement, done func(error)) {
+	if aq, ok := pl.q.(AsyncQueue); ok {
+		writeOutcomeAsync(ctx, aq, s.outcome, d, s.a, s.due, done)
+		return
+	}
+	done(writeOutcome(ctx, pl.q, s.outcome, d, s.a, s.due))
+}
+
+func (pl *Pipeline) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time) {
+	level, msg := slog.LevelInfo, "deliver: delivered"
+	switch outcome {
+	case OutcomeRetry:
+		level, msg = slog.LevelInfo, "deliver: attempt failed; retry scheduled"
+	case OutcomeDead:
+		level, msg = slog.LevelWarn, "deliver: dead-lettered"
+	}
+	if !pl.log.Enabled(context.Background(), level) {
+		return
+	}
+	if outcome == OutcomeSuccess && pl.opts.LogSample != nil && !pl.opts.LogSample() {
+		return
+	}
+	args := []any{"delivery", d.ID, "event_id", d.EventID, "attempt", a.N, "status", a.Status, "took", a.Duration}
+	if a.Error != "" {
+		args = append(args, "error", a.Error)
+	}
+	if outcome == OutcomeRetry {
+		args = append(args, "due", due)
+	}
+	pl.log.Log(context.Background(), level, msg, args...)
+}
+
+// TLS is a destination's tls settings in a form that can cross a wire: the
+// PEM of its ca_file, read on the relay, and insecure_skip_verify. An agent
+// destination's go to the agent, which verifies the receiver with them.
+type TLS struct {
+	CAPEM              []byte
+	InsecureSkipVerify bool
+}
+
+// readTLS reads t's ca_file and checks that it holds a certificate.
+func readTLS(t config.TLS) (TLS, error) {
+	out := TLS{InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile == "" {
+		return out, nil
+	}
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return out, fmt.Errorf("tls.ca_file: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return out, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
+	}
+	out.CAPEM = pem
+	return out, nil
+}
+
+// Config returns the client TLS settings for t: roots (nil: the system's)
+// plus CAPEM, so a receiver that moves to a public certificate keeps
+// working. It returns nil, Go's defaults, when nothing is set.
+func (t TLS) Config(roots *x509.CertPool) (*tls.Config, error) {
+	if len(t.CAPEM) == 0 && !t.InsecureSkipVerify && roots == nil {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, InsecureSkipVerify: t.InsecureSkipVerify}
+	if len(t.CAPEM) > 0 {
+		var pool *x509.CertPool
+		if roots != nil {
+			pool = roots.Clone()
+		} else if sys, err := x509.SystemCertPool(); err == nil {
+			pool = sys
+		} else {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(t.CAPEM) {
+			return nil, errors.New("tls: the destination's CA holds no PEM certificate")
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
