@@ -133,7 +133,7 @@ func (a *api) kill(dest string, status int, msg string) store.Delivery {
 		a.t.Fatalf("Lease(%s): %d, %v", dest, len(ds), err)
 	}
 	at := store.Attempt{N: 1, At: time.Now(), Duration: 1500 * time.Microsecond, Status: status, Error: msg}
-	if err := a.st.DeadLetter(ctx, ds[0], at); err != nil {
+	if err := store.SettleWait(ctx, a.st, ds[0], store.Settlement{State: store.StateDead, Attempt: at}); err != nil {
 		a.t.Fatal(err)
 	}
 	return ds[0]
@@ -146,7 +146,8 @@ func (a *api) complete(dest string) store.Delivery {
 	if err != nil || len(ds) != 1 {
 		a.t.Fatalf("Lease(%s): %d, %v", dest, len(ds), err)
 	}
-	if err := a.st.Complete(ctx, ds[0], store.Attempt{N: 1, At: time.Now(), Status: 200, Response: "ok"}); err != nil {
+	ok := store.Attempt{N: 1, At: time.Now(), Status: 200, Response: "ok"}
+	if err := store.SettleWait(ctx, a.st, ds[0], store.Settlement{State: store.StateDelivered, Attempt: ok}); err != nil {
 		a.t.Fatal(err)
 	}
 	return ds[0]

@@ -50,17 +50,6 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 	t.Helper()
-	return newTestServerOn(t, opts, nil)
-}
-
-// waitingQueue hides a store's Async outcome methods, so that the
-// pipelines write every outcome with a waiting call.
-type waitingQueue struct{ deliver.Queue }
-
-// newTestServerOn is newTestServer whose pipelines write outcomes to the
-// store through wrap (nil: the store itself).
-func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) deliver.Queue) *testServer {
-	t.Helper()
 	cfg, err := config.Load([]byte(serverConfig), "agents.yaml")
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -75,11 +64,7 @@ func newTestServerOn(t *testing.T, opts ServerOptions, wrap func(deliver.Queue) 
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
-	var q deliver.Queue = st
-	if wrap != nil {
-		q = wrap(q)
-	}
-	ts.m, err = deliver.NewManager(q, cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now)})
+	ts.m, err = deliver.NewManager(st, cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now)})
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
@@ -259,19 +244,10 @@ func TestReportOutcomes(t *testing.T) {
 			}
 		}},
 	}
-	// Both stores take outcomes without a waiting caller (recordAsync);
-	// "waiting" runs each case through the path for a store that does not.
-	waiting := func(q deliver.Queue) deliver.Queue { return waitingQueue{q} }
 	for _, tc := range tests {
-		for _, wrap := range []func(deliver.Queue) deliver.Queue{nil, waiting} {
-			name := tc.name
-			if wrap != nil {
-				name += "/waiting"
-			}
-			t.Run(name, func(t *testing.T) {
-				testReportOutcome(t, newTestServerOn(t, ServerOptions{}, wrap), tc.dest, tc.out, tc.wantAck, tc.check)
-			})
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			testReportOutcome(t, newTestServer(t, ServerOptions{}), tc.dest, tc.out, tc.wantAck, tc.check)
+		})
 	}
 }
 

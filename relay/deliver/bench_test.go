@@ -220,11 +220,9 @@ func (s *nullStore) Event(context.Context, string) (store.EventRecord, error) {
 }
 func (s *nullStore) ExtendLease(context.Context, store.Delivery, time.Duration) error { return nil }
 func (s *nullStore) Release(context.Context, store.Delivery, time.Time) error         { return nil }
-func (s *nullStore) Complete(context.Context, store.Delivery, store.Attempt) error    { return nil }
-func (s *nullStore) Retry(context.Context, store.Delivery, store.Attempt, time.Time) error {
-	return nil
+func (s *nullStore) Settle(_ context.Context, _ store.Delivery, _ store.Settlement, done func(error)) {
+	done(nil)
 }
-func (s *nullStore) DeadLetter(context.Context, store.Delivery, store.Attempt) error { return nil }
 
 // redisCPU is redis-server's own CPU time so far (testredis.InfoCPU); 0
 // when c is nil.

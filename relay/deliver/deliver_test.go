@@ -476,7 +476,7 @@ func TestNewManager(t *testing.T) {
 type flakyQueue struct {
 	Queue
 	leaseFails    atomic.Int32 // Lease calls still to fail
-	completeFails atomic.Int32 // Complete calls still to fail
+	completeFails atomic.Int32 // successes still to fail to settle
 	completeErr   error
 	completes     atomic.Int32
 }
@@ -488,37 +488,17 @@ func (f *flakyQueue) Lease(ctx context.Context, dest string, n int, lease time.D
 	return f.Queue.Lease(ctx, dest, n, lease)
 }
 
-func (f *flakyQueue) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	f.completes.Add(1)
-	if f.completeFails.Add(-1) >= 0 {
-		return f.completeErr
+// Settle fails the first completeFails successes with completeErr, through
+// done, as the store answers.
+func (f *flakyQueue) Settle(ctx context.Context, d store.Delivery, o store.Settlement, done func(error)) {
+	if o.State == store.StateDelivered {
+		f.completes.Add(1)
+		if f.completeFails.Add(-1) >= 0 {
+			done(f.completeErr)
+			return
+		}
 	}
-	return f.Queue.Complete(ctx, d, a)
-}
-
-// flakyAsync is flakyQueue for a store that takes outcomes without the
-// caller waiting (AsyncQueue, as the embedded store does): the first
-// completeFails outcomes are answered with completeErr, through done.
-type flakyAsync struct {
-	*flakyQueue
-	aq AsyncQueue
-}
-
-func (f flakyAsync) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	f.completes.Add(1)
-	if f.completeFails.Add(-1) >= 0 {
-		done(f.completeErr)
-		return
-	}
-	f.aq.CompleteAsync(ctx, d, a, done)
-}
-
-func (f flakyAsync) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
-	f.aq.RetryAsync(ctx, d, a, due, done)
-}
-
-func (f flakyAsync) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	f.aq.DeadLetterAsync(ctx, d, a, done)
+	f.Queue.Settle(ctx, d, o, done)
 }
 
 func TestStoreFailures(t *testing.T) {
@@ -549,48 +529,43 @@ func TestStoreFailures(t *testing.T) {
 			wantLog: map[string]int{"lease lost before the outcome was recorded": 1},
 		},
 	}
-	// With async the queue takes outcomes without waiting (AsyncQueue, as
-	// the embedded store does) and fails them through done; the retries of
-	// a failed outcome are synchronous calls either way.
+	// The worker hands its outcome over without waiting (Settle), and the
+	// store fails it through done; the retries of a failed outcome wait
+	// (store.SettleWait).
 	for _, tt := range tests {
-		for _, async := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/async=%v", tt.name, async), func(t *testing.T) {
-				sk := newSink(t, status(200))
-				st := newTestStore(t)
-				fq := &flakyQueue{Queue: st, completeErr: tt.completeErr}
-				fq.leaseFails.Store(tt.leaseFails)
-				fq.completeFails.Store(tt.completeFails)
-				var q Queue = fq
-				if async {
-					q = flakyAsync{flakyQueue: fq, aq: st.(AsyncQueue)}
-				}
-				var logs testlog.Buffer
-				opts := testOptions()
-				opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-				evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
-				r := startManager(t, q, []config.Destination{dest("crm", sk.URL)}, opts)
+		t.Run(tt.name, func(t *testing.T) {
+			sk := newSink(t, status(200))
+			st := newTestStore(t)
+			fq := &flakyQueue{Queue: st, completeErr: tt.completeErr}
+			fq.leaseFails.Store(tt.leaseFails)
+			fq.completeFails.Store(tt.completeFails)
+			var q Queue = fq
+			var logs testlog.Buffer
+			opts := testOptions()
+			opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			evID := accept(t, st, store.Event{Body: []byte("x")}, "crm")
+			r := startManager(t, q, []config.Destination{dest("crm", sk.URL)}, opts)
 
-				waitFor(t, "the outcome to be written", func() bool { return fq.completes.Load() >= tt.wantCompletes })
-				if tt.wantState == store.StateDelivered {
-					waitState(t, st, evID, "crm", tt.wantState)
+			waitFor(t, "the outcome to be written", func() bool { return fq.completes.Load() >= tt.wantCompletes })
+			if tt.wantState == store.StateDelivered {
+				waitState(t, st, evID, "crm", tt.wantState)
+			}
+			r.stop(t)
+			if got := deliveryOf(t, st, evID, "crm"); got.State != tt.wantState {
+				t.Errorf("state %s, want %s", got.State, tt.wantState)
+			}
+			if n := fq.completes.Load(); n != tt.wantCompletes {
+				t.Errorf("a success settled %d times, want %d", n, tt.wantCompletes)
+			}
+			for s, n := range tt.wantLog {
+				if got := strings.Count(logs.String(), s); got != n {
+					t.Errorf("log has %q %d times, want %d; log:\n%s", s, got, n, logs.String())
 				}
-				r.stop(t)
-				if got := deliveryOf(t, st, evID, "crm"); got.State != tt.wantState {
-					t.Errorf("state %s, want %s", got.State, tt.wantState)
-				}
-				if n := fq.completes.Load(); n != tt.wantCompletes {
-					t.Errorf("Complete called %d times, want %d", n, tt.wantCompletes)
-				}
-				for s, n := range tt.wantLog {
-					if got := strings.Count(logs.String(), s); got != n {
-						t.Errorf("log has %q %d times, want %d; log:\n%s", s, got, n, logs.String())
-					}
-				}
-				if strings.Contains(logs.String(), "token=") || strings.Contains(logs.String(), sk.URL+"?") {
-					t.Errorf("log leaks a URL query:\n%s", logs.String())
-				}
-			})
-		}
+			}
+			if strings.Contains(logs.String(), "token=") || strings.Contains(logs.String(), sk.URL+"?") {
+				t.Errorf("log leaks a URL query:\n%s", logs.String())
+			}
+		})
 	}
 }
 
@@ -674,23 +649,19 @@ func (c *countingQueue) ExtendLease(ctx context.Context, d store.Delivery, lease
 	return c.Queue.ExtendLease(ctx, d, lease)
 }
 
-// heldOutcomes is an AsyncQueue whose Complete outcomes wait in pending
-// until the test lets them through to the real store.
+// heldOutcomes is a store whose successes wait in pending until the test
+// lets them through to the real store.
 type heldOutcomes struct {
 	testStore
 	pending chan func()
 }
 
-func (h heldOutcomes) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	h.pending <- func() { h.testStore.(AsyncQueue).CompleteAsync(ctx, d, a, done) }
-}
-
-func (h heldOutcomes) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
-	h.testStore.(AsyncQueue).RetryAsync(ctx, d, a, due, done)
-}
-
-func (h heldOutcomes) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	h.testStore.(AsyncQueue).DeadLetterAsync(ctx, d, a, done)
+func (h heldOutcomes) Settle(ctx context.Context, d store.Delivery, o store.Settlement, done func(error)) {
+	if o.State == store.StateDelivered {
+		h.pending <- func() { h.testStore.Settle(ctx, d, o, done) }
+		return
+	}
+	h.testStore.Settle(ctx, d, o, done)
 }
 
 // Run returns only when the outcomes that workers handed to the store

@@ -355,19 +355,15 @@ func nextBackoff(b time.Duration) time.Duration {
 // the lease) is released, due now, with no attempt counted. The slot is
 // passed on as soon as the attempt is classified: to the next queued job,
 // which work returns for its worker to run next (passed) while the store
-// writes this outcome, or for a store that makes workers wait for outcomes,
-// launched on another worker.
+// writes this outcome.
 func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 	ctx, hard, p, d, probe, ext := j.ctx, j.hard, j.p, j.d, j.probe, j.ext
-	aq, async := dp.q.(AsyncQueue)
 	handed, slot := true, true
 	freeSlot := func() {
 		if slot {
 			slot = false
-			if nj, ok := dp.slots.pass(); ok && async {
+			if nj, ok := dp.slots.pass(); ok {
 				next, passed = nj, true
-			} else if ok {
-				dp.launch(nj)
 			}
 		}
 		if handed {
@@ -409,14 +405,12 @@ func (dp *dispatcher) work(j job, actx *attemptCtx) (next job, passed bool) {
 	// extending first; the lease has at least two thirds of its time left.
 	ext.stop()
 	d.Event = nil // the body is not needed any more; let it go
-	w := &outcomeWrite{dp: dp, hard: hard, ext: ext, workers: j.workers, s: s, d: d}
-	if !async {
-		dp.record(hard, ext, d, w.write, nil)
-		return
-	}
+	w := &outcomeWrite{dp: dp, hard: hard, ext: ext, workers: j.workers, s: s.Settlement, d: d}
 	recording = true
 	j.workers.Add(1)
-	writeOutcomeAsync(actx.detach(hard), aq, s.outcome, d, s.a, s.due, w.done)
+	// Without waiting: the worker goes on to its next delivery, and the
+	// store's goroutine answers w.done without waking anyone.
+	dp.q.Settle(actx.detach(hard), d, s.Settlement, w.done)
 	return next, passed
 }
 
@@ -427,15 +421,15 @@ type outcomeWrite struct {
 	hard    context.Context
 	ext     *extender
 	workers *sync.WaitGroup
-	s       settlement
+	s       store.Settlement
 	d       store.Delivery
 }
 
 func (w *outcomeWrite) write(ctx context.Context) error {
-	return writeOutcome(ctx, w.dp.q, w.s.outcome, w.d, w.s.a, w.s.due)
+	return store.SettleWait(ctx, w.dp.q, w.d, w.s)
 }
 
-// done is an AsyncQueue's answer; it runs on the store's goroutine.
+// done is the store's answer to Settle; it runs on the store's goroutine.
 func (w *outcomeWrite) done(err error) {
 	if w.dp.recorded(w.d, err, false) {
 		w.dp.unhold()
@@ -463,42 +457,6 @@ func (dp *dispatcher) attempt(hard context.Context, actx *attemptCtx, p *profile
 		defer ext.unbound()
 	}
 	return p.ep.do(hard, ctx, d, start, now)
-}
-
-// AsyncQueue is a Queue that can take an outcome without its caller
-// waiting for the write (both stores): done is called once with
-// what the synchronous call would return, and must not block. A worker
-// that does not wait is free for its next delivery at once, and nobody has
-// to be woken when the write is done (docs/benchmarks.md, "Why the tuned
-// constants are what they are").
-type AsyncQueue interface {
-	CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
-	RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error))
-	DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error))
-}
-
-// writeOutcome records an attempt a of d, classified as o (due is the next
-// attempt's time, for a retry), with the matching call of q, and waits.
-func writeOutcome(ctx context.Context, q Queue, o Outcome, d store.Delivery, a store.Attempt, due time.Time) error {
-	switch o {
-	case OutcomeSuccess:
-		return q.Complete(ctx, d, a)
-	case OutcomeRetry:
-		return q.Retry(ctx, d, a, due)
-	}
-	return q.DeadLetter(ctx, d, a)
-}
-
-// writeOutcomeAsync is writeOutcome without waiting: done gets its error.
-func writeOutcomeAsync(ctx context.Context, q AsyncQueue, o Outcome, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
-	switch o {
-	case OutcomeSuccess:
-		q.CompleteAsync(ctx, d, a, done)
-	case OutcomeRetry:
-		q.RetryAsync(ctx, d, a, due, done)
-	default:
-		q.DeadLetterAsync(ctx, d, a, done)
-	}
 }
 
 // unhold ends a delivery's hold once its outcome is written or given up.
@@ -536,7 +494,7 @@ func (dp *dispatcher) logFor(d store.Delivery) *slog.Logger {
 // lease still holds. A lost lease means another worker owns the delivery now;
 // giving up otherwise is safe because the lease expires and the delivery is
 // attempted again (at-least-once), and it is logged as an error. failed is
-// the error of a first write already made (by an AsyncQueue), or nil.
+// the error of a first write already made (by Settle), or nil.
 func (dp *dispatcher) record(hard context.Context, ext *extender, d store.Delivery, write func(context.Context) error, failed error) {
 	var backoff time.Duration
 	err := failed

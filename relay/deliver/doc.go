@@ -18,9 +18,9 @@
 // the request (Assign) and settling (Settle), and the agent attempts with a
 // Sender, the workers' own HTTP code.
 //
-// Retries are never kept in memory: a failed attempt is recorded with
-// Queue.Retry and a due time, and the delivery comes back through Lease when
-// it is due, so retries survive a restart. A worker holds a lease (the
+// Retries are never kept in memory: a failed attempt is settled as pending
+// with a due time, and the delivery comes back through Lease when it is
+// due, so retries survive a restart. A worker holds a lease (the
 // destination's timeout plus a margin, extended every third of it while the
 // attempt runs); if the process dies, the lease expires and another worker
 // takes the delivery over, so delivery is at-least-once. Receivers
@@ -41,10 +41,11 @@
 // the outcome afterwards, so the next attempt runs while the store commits
 // the last one, and outcomes of many workers share one commit. The number of
 // deliveries a destination holds (attempting or being recorded) is bounded,
-// so a slow store cannot pile up leases. A store that can take an outcome
-// without the caller waiting (AsyncQueue: both stores) gets it that way:
+// so a slow store cannot pile up leases. The store takes the outcome
+// without the worker waiting (store.Settle, answered through a callback):
 // the worker is free at once, nobody is woken when the write is done, and
-// Run still returns only once every outcome is written.
+// Run still returns only once every outcome is written. Only a failed
+// write is retried by a goroutine that waits (store.SettleWait).
 //
 // The circuit breaker counts consecutive failed attempts of any kind. At
 // circuit.failures it opens: the dispatcher stops leasing, so deliveries

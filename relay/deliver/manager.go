@@ -22,9 +22,7 @@ type Queue interface {
 	Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error)
 	ExtendLease(ctx context.Context, d store.Delivery, lease time.Duration) error
 	Release(ctx context.Context, d store.Delivery, due time.Time) error
-	Complete(ctx context.Context, d store.Delivery, a store.Attempt) error
-	Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error
-	DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error
+	Settle(ctx context.Context, d store.Delivery, o store.Settlement, done func(error))
 }
 
 var _ Queue = store.Store(nil)

@@ -161,7 +161,8 @@ func receiverAnswered(err error) bool {
 }
 
 // Settle settles one attempt of d (or a delivery Assign refused) made by
-// someone else: see judge, then the outcome is written. done gets the
+// someone else: see judge, then the outcome is written (store.Settle,
+// without waiting). done gets the
 // outcome and the store's answer, once, possibly on the store's goroutine:
 // store.ErrLeaseLost when the lease was lost (another holder, or an
 // earlier copy of the same report, settled it), any other error when the
@@ -169,14 +170,14 @@ func receiverAnswered(err error) bool {
 // d was the circuit's probe.
 func (pl *Pipeline) Settle(ctx context.Context, d store.Delivery, res Result, probe bool, done func(Outcome, error)) {
 	s := pl.judge(pl.profile(), d, res.internal(), probe, pl.opts.Clock.Now())
-	pl.write(ctx, d, s, func(err error) { done(s.outcome, err) })
+	pl.q.Settle(ctx, d, s.Settlement, func(err error) { done(s.outcome, err) })
 }
 
-// settlement is one attempt judged: what to write.
+// settlement is one attempt judged: what to write, and its outcome as
+// the hooks name it.
 type settlement struct {
 	outcome Outcome
-	a       store.Attempt
-	due     time.Time // of the next attempt, for a retry
+	store.Settlement
 }
 
 // judge settles one result of d under p, the profile its attempt was made
@@ -199,17 +200,14 @@ func (pl *Pipeline) judge(p *profile, d store.Delivery, res result, probe bool, 
 		pl.opts.OnResult(d, a, outcome)
 	}
 	pl.logOutcome(d, outcome, a, due)
-	return settlement{outcome: outcome, a: a, due: due}
-}
-
-// write hands s to the store without waiting when the store allows it;
-// done gets the store's answer.
-func (pl *Pipeline) write(ctx context.Context, d store.Delivery, s settlement, done func(error)) {
-	if aq, ok := pl.q.(AsyncQueue); ok {
-		writeOutcomeAsync(ctx, aq, s.outcome, d, s.a, s.due, done)
-		return
+	state := store.StateDelivered
+	switch outcome {
+	case OutcomeRetry:
+		state = store.StatePending
+	case OutcomeDead:
+		state = store.StateDead
 	}
-	done(writeOutcome(ctx, pl.q, s.outcome, d, s.a, s.due))
+	return settlement{outcome: outcome, Settlement: store.Settlement{State: state, Attempt: a, Due: due}}
 }
 
 func (pl *Pipeline) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time) {

@@ -55,7 +55,7 @@ type Delivery struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 
 	// Lease is the token of the current lease; set only on deliveries returned
-	// by Lease, and required by Complete, Retry, DeadLetter and Release.
+	// by Lease, and required by Settle, ExtendLease and Release.
 	Lease string `json:"-"`
 	// Event is filled by Lease so the worker has the body without another read.
 	Event *Event `json:"-"`
@@ -147,21 +147,15 @@ type Store interface {
 	// attempt (shutdown, open circuit).
 	Release(ctx context.Context, d Delivery, due time.Time) error
 
-	// Complete records a successful attempt and finishes the delivery.
-	Complete(ctx context.Context, d Delivery, a Attempt) error
-	// Retry records a failed attempt and schedules the next one at due.
-	Retry(ctx context.Context, d Delivery, a Attempt, due time.Time) error
-	// DeadLetter records the last attempt and moves the delivery to the DLQ.
-	DeadLetter(ctx context.Context, d Delivery, a Attempt) error
-	// CompleteAsync, RetryAsync and DeadLetterAsync are Complete, Retry and
-	// DeadLetter for a caller that does not wait: they return at once, and
-	// done is called exactly once with what the waiting call would have
-	// returned, from a goroutine of the store's once the outcome is durable
-	// or refused (or from the call itself when it cannot be queued). done
-	// must not block: other outcomes wait behind it.
-	CompleteAsync(ctx context.Context, d Delivery, a Attempt, done func(error))
-	RetryAsync(ctx context.Context, d Delivery, a Attempt, due time.Time, done func(error))
-	DeadLetterAsync(ctx context.Context, d Delivery, a Attempt, done func(error))
+	// Settle records an attempt of the leased delivery d and moves d as o
+	// says (finished, due again at o.Due, or dead-lettered), in one atomic
+	// step. It returns at once; done is called exactly once, from a
+	// goroutine of the store's once the write is durable or refused (or
+	// from the call itself when it cannot be queued), with nil, with
+	// ErrLeaseLost when d's lease is no longer the live one, or with the
+	// store's failure. done must not block: other outcomes wait behind it.
+	// SettleWait is Settle for a caller that waits.
+	Settle(ctx context.Context, d Delivery, o Settlement, done func(error))
 
 	// Event returns an event with its deliveries and their attempts.
 	Event(ctx context.Context, id string) (EventRecord, error)

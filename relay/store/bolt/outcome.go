@@ -127,31 +127,29 @@ func (s *Store) finishAsync(ctx context.Context, d store.Delivery, c change, don
 	}
 }
 
-// CompleteAsync is Complete without waiting; see finishAsync for done.
-// A worker that does not wait for its outcome's commit is free for the
-// next attempt at once, and nobody has to be woken when the commit ends.
-func (s *Store) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	s.finishAsync(ctx, d, change{kind: changeComplete, a: a}, done)
-}
-
-// RetryAsync is Retry without waiting; see finishAsync for done.
-func (s *Store) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
-	s.finishAsync(ctx, d, change{kind: changeRetry, a: a, due: due}, done)
-}
-
-// DeadLetterAsync is DeadLetter without waiting; see finishAsync for done.
-func (s *Store) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	s.finishAsync(ctx, d, change{kind: changeDeadLetter, a: a}, done)
-}
-
-// Complete records a successful attempt and finishes the delivery.
-func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	return s.finish(ctx, d, change{kind: changeComplete, a: a})
-}
-
-// Retry records a failed attempt and schedules the next one at due.
-func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error {
-	return s.finish(ctx, d, change{kind: changeRetry, a: a, due: due})
+// Settle records an attempt of the leased delivery d as o says; see
+// finishAsync for done. A worker that does not wait for its outcome's
+// commit is free for the next attempt at once, and nobody has to be woken
+// when the commit ends; a caller that waits (store.SettleWait) is
+// committed with less delay.
+func (s *Store) Settle(ctx context.Context, d store.Delivery, o store.Settlement, done func(error)) {
+	c := change{a: o.Attempt, due: o.Due}
+	switch o.State {
+	case store.StateDelivered:
+		c.kind = changeComplete
+	case store.StatePending:
+		c.kind = changeRetry
+	case store.StateDead:
+		c.kind = changeDeadLetter
+	default:
+		done(fmt.Errorf("bolt: settle %s: a delivery cannot be settled %q", d.ID, o.State))
+		return
+	}
+	if store.Waited(ctx) {
+		done(s.finish(ctx, d, c))
+		return
+	}
+	s.finishAsync(ctx, d, c, done)
 }
 
 // Release gives a leased delivery back, due at due, recording no attempt.
@@ -170,11 +168,6 @@ func reschedule(b *batch, rec *deliveryRec, due time.Time) error {
 		return err
 	}
 	return q.Put(dueKey(&rec.Delivery), empty)
-}
-
-// DeadLetter records the last attempt and moves the delivery to the DLQ.
-func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	return s.finish(ctx, d, change{kind: changeDeadLetter, a: a})
 }
 
 func putDead(b *batch, rec *deliveryRec) error {

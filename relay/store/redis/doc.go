@@ -7,7 +7,7 @@
 // Accept is one script call per event, except that Accepts arriving while
 // others are on their way share the next call: the script still decides
 // each event on its own, and each caller is answered once the call is done.
-// Outcomes (Complete, Retry, DeadLetter) share calls of the outcome script
+// Outcomes (Settle) share calls of the outcome script
 // the same way (batch.go), each answered with its own error; within a call
 // the script reads the clock once and writes what its outcomes change in
 // one key (a queue, the depth counters, the DLQ, the expiry index) once.
@@ -107,7 +107,7 @@
 // "Now" is always the Redis server's TIME, read inside the scripts, so
 // processes with skewed clocks agree on due times and lease expiry, and
 // tests cannot move it: they wait for it. Absolute times that callers pass
-// (Retry and Release due times) are used as given, a zero one as
+// (Settle's and Release's due times) are used as given, a zero one as
 // Options.Clock's now.
 //
 // # Retention

@@ -18,8 +18,7 @@ const (
 // outcomeArgs is the number of script arguments per outcome.
 const outcomeArgs = 8
 
-// outcomeReq is one Complete, Retry or DeadLetter waiting for its script
-// call.
+// outcomeReq is one settled outcome waiting for its script call.
 type outcomeReq struct {
 	call
 	args [outcomeArgs]any // this outcome's part of the script arguments
@@ -72,19 +71,29 @@ func (s *Store) outcomeReq(c call, kind string, d store.Delivery, a store.Attemp
 	return r, nil
 }
 
-// CompleteAsync is Complete without waiting; see outcomeAsync for done.
-func (s *Store) CompleteAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	s.outcomeAsync(ctx, "complete", kindComplete, d, a, time.Time{}, done)
-}
-
-// RetryAsync is Retry without waiting; see outcomeAsync for done.
-func (s *Store) RetryAsync(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time, done func(error)) {
-	s.outcomeAsync(ctx, "retry", kindRetry, d, a, s.dueOrNow(due), done)
-}
-
-// DeadLetterAsync is DeadLetter without waiting; see outcomeAsync for done.
-func (s *Store) DeadLetterAsync(ctx context.Context, d store.Delivery, a store.Attempt, done func(error)) {
-	s.outcomeAsync(ctx, "dead-letter", kindDeadLetter, d, a, time.Time{}, done)
+// Settle records an attempt of the leased delivery d as o says, in an
+// outcome script call that concurrent outcomes share; see outcomeAsync for
+// done. A caller that waits (store.SettleWait) sends the shared calls
+// itself, as it did when it had a method of its own.
+func (s *Store) Settle(ctx context.Context, d store.Delivery, o store.Settlement, done func(error)) {
+	var op, kind string
+	due := time.Time{}
+	switch o.State {
+	case store.StateDelivered:
+		op, kind = "complete", kindComplete
+	case store.StatePending:
+		op, kind, due = "retry", kindRetry, s.dueOrNow(o.Due)
+	case store.StateDead:
+		op, kind = "dead-letter", kindDeadLetter
+	default:
+		done(fmt.Errorf("redis: settle %s: a delivery cannot be settled %q", d.ID, o.State))
+		return
+	}
+	if store.Waited(ctx) {
+		done(s.outcome(ctx, op, kind, d, o.Attempt, due))
+		return
+	}
+	s.outcomeAsync(ctx, op, kind, d, o.Attempt, due, done)
 }
 
 // outcomeBatch runs the outcome script once for batch and sets each

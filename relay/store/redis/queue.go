@@ -80,22 +80,6 @@ func (s *Store) Release(ctx context.Context, d store.Delivery, due time.Time) er
 	return s.leased(ctx, "release", d, s.sc.release, millis(due), nanos(due))
 }
 
-// Complete records a successful attempt and finishes the delivery.
-// Concurrent outcomes share one script call (see batch.go).
-func (s *Store) Complete(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	return s.outcome(ctx, "complete", kindComplete, d, a, time.Time{})
-}
-
-// Retry records a failed attempt and schedules the next one at due.
-func (s *Store) Retry(ctx context.Context, d store.Delivery, a store.Attempt, due time.Time) error {
-	return s.outcome(ctx, "retry", kindRetry, d, a, s.dueOrNow(due))
-}
-
-// DeadLetter records the last attempt and moves the delivery to the DLQ.
-func (s *Store) DeadLetter(ctx context.Context, d store.Delivery, a store.Attempt) error {
-	return s.outcome(ctx, "dead-letter", kindDeadLetter, d, a, time.Time{})
-}
-
 // leased runs a script that acts on a held lease and maps its status code.
 //
 // go-redis retries a command whose reply was lost; if the first run did

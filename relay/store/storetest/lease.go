@@ -26,12 +26,12 @@ func testLeaseOrderAndLimit(t *testing.T, open Opener) {
 	now := time.Now()
 	past := []time.Duration{-1 * time.Second, -3 * time.Second, -2 * time.Second}
 	for i, d := range first {
-		if err := s.Retry(ctx, d, attemptFor(d, 503, ""), now.Add(past[i])); err != nil {
+		if err := retry(ctx, s, d, attemptFor(d, 503, ""), now.Add(past[i])); err != nil {
 			t.Fatalf("Retry: %v", err)
 		}
 	}
 	for _, d := range rest {
-		if err := s.Retry(ctx, d, attemptFor(d, 503, ""), now.Add(long)); err != nil {
+		if err := retry(ctx, s, d, attemptFor(d, 503, ""), now.Add(long)); err != nil {
 			t.Fatalf("Retry: %v", err)
 		}
 	}
@@ -87,8 +87,8 @@ func testLeaseExpiry(t *testing.T, open Opener) {
 	if second.Lease == first.Lease {
 		t.Fatal("a new lease reused the expired lease's token")
 	}
-	wantErr(t, "Complete with the expired lease", s.Complete(ctx, first, attemptFor(first, 200, "")), store.ErrLeaseLost)
-	if err := s.Complete(ctx, second, attemptFor(second, 200, "")); err != nil {
+	wantErr(t, "Complete with the expired lease", complete(ctx, s, first, attemptFor(first, 200, "")), store.ErrLeaseLost)
+	if err := complete(ctx, s, second, attemptFor(second, 200, "")); err != nil {
 		t.Fatalf("Complete with the new lease: %v", err)
 	}
 	leaseNone(t, s, destA)
@@ -157,9 +157,9 @@ func testExpiredLease(t *testing.T, open Opener) {
 		name string
 		call func(store.Delivery) error
 	}{
-		{"Complete", func(d store.Delivery) error { return s.Complete(ctx, d, attemptFor(d, 200, "")) }},
-		{"Retry", func(d store.Delivery) error { return s.Retry(ctx, d, attemptFor(d, 500, ""), time.Now()) }},
-		{"DeadLetter", func(d store.Delivery) error { return s.DeadLetter(ctx, d, attemptFor(d, 500, "")) }},
+		{"Complete", func(d store.Delivery) error { return complete(ctx, s, d, attemptFor(d, 200, "")) }},
+		{"Retry", func(d store.Delivery) error { return retry(ctx, s, d, attemptFor(d, 500, ""), time.Now()) }},
+		{"DeadLetter", func(d store.Delivery) error { return deadLetter(ctx, s, d, attemptFor(d, 500, "")) }},
 		{"ExtendLease", func(d store.Delivery) error { return s.ExtendLease(ctx, d, long) }},
 		{"Release", func(d store.Delivery) error { return s.Release(ctx, d, time.Now()) }},
 	} {
@@ -184,9 +184,9 @@ func testStaleLease(t *testing.T, open Opener) {
 
 	for name, d := range map[string]store.Delivery{"stale": stale, "foreign": foreign, "empty": noToken} {
 		a := attemptFor(d, 500, "x")
-		wantErr(t, name+" Complete", s.Complete(ctx, d, a), store.ErrLeaseLost)
-		wantErr(t, name+" Retry", s.Retry(ctx, d, a, time.Now()), store.ErrLeaseLost)
-		wantErr(t, name+" DeadLetter", s.DeadLetter(ctx, d, a), store.ErrLeaseLost)
+		wantErr(t, name+" Complete", complete(ctx, s, d, a), store.ErrLeaseLost)
+		wantErr(t, name+" Retry", retry(ctx, s, d, a, time.Now()), store.ErrLeaseLost)
+		wantErr(t, name+" DeadLetter", deadLetter(ctx, s, d, a), store.ErrLeaseLost)
 		wantErr(t, name+" ExtendLease", s.ExtendLease(ctx, d, long), store.ErrLeaseLost)
 		wantErr(t, name+" Release", s.Release(ctx, d, time.Now()), store.ErrLeaseLost)
 	}
@@ -200,13 +200,13 @@ func testStaleLease(t *testing.T, open Opener) {
 	wantDepths(t, s, map[string]int{destA: 1}, nil, 0)
 	leaseNone(t, s, destA)
 
-	if err := s.Complete(ctx, live, attemptFor(live, 200, "")); err != nil {
+	if err := complete(ctx, s, live, attemptFor(live, 200, "")); err != nil {
 		t.Fatalf("Complete with the live lease: %v", err)
 	}
 	// The lease ends with the delivery: a repeated outcome is refused.
-	wantErr(t, "second Complete", s.Complete(ctx, live, attemptFor(live, 200, "")), store.ErrLeaseLost)
-	wantErr(t, "Retry after Complete", s.Retry(ctx, live, attemptFor(live, 500, ""), time.Now()), store.ErrLeaseLost)
-	wantErr(t, "DeadLetter after Complete", s.DeadLetter(ctx, live, attemptFor(live, 500, "")), store.ErrLeaseLost)
+	wantErr(t, "second Complete", complete(ctx, s, live, attemptFor(live, 200, "")), store.ErrLeaseLost)
+	wantErr(t, "Retry after Complete", retry(ctx, s, live, attemptFor(live, 500, ""), time.Now()), store.ErrLeaseLost)
+	wantErr(t, "DeadLetter after Complete", deadLetter(ctx, s, live, attemptFor(live, 500, "")), store.ErrLeaseLost)
 	wantDepths(t, s, nil, nil, 0)
 }
 
@@ -218,7 +218,7 @@ func testRetry(t *testing.T, open Opener) {
 	d0 := leaseOne(t, s, destA, long)
 	due := time.Now().Add(long).Truncate(time.Millisecond)
 	a := attemptFor(d0, 503, "503 Service Unavailable")
-	if err := s.Retry(ctx, d0, a, due); err != nil {
+	if err := retry(ctx, s, d0, a, due); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	got := deliveryOf(t, mustEvent(t, s, ids[0]), d0.ID)
@@ -241,7 +241,7 @@ func testRetry(t *testing.T, open Opener) {
 	}
 	leaseNone(t, s, destA)
 
-	if err := s.Retry(ctx, d1, attemptFor(d1, 0, "connection refused"), time.Now().Add(200*time.Millisecond)); err != nil {
+	if err := retry(ctx, s, d1, attemptFor(d1, 0, "connection refused"), time.Now().Add(200*time.Millisecond)); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	again := eventuallyLease(t, s, destA, long)
@@ -267,7 +267,7 @@ func testExtendLease(t *testing.T, open Opener) {
 	if err := s.ExtendLease(ctx, d, long); err != nil {
 		t.Fatalf("second ExtendLease: %v", err)
 	}
-	if err := s.Complete(ctx, d, attemptFor(d, 200, "")); err != nil {
+	if err := complete(ctx, s, d, attemptFor(d, 200, "")); err != nil {
 		t.Fatalf("Complete after ExtendLease: %v", err)
 	}
 }
@@ -281,7 +281,7 @@ func testRelease(t *testing.T, open Opener) {
 	if err := s.Release(ctx, d, time.Now()); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	wantErr(t, "Complete after Release", s.Complete(ctx, d, attemptFor(d, 200, "")), store.ErrLeaseLost)
+	wantErr(t, "Complete after Release", complete(ctx, s, d, attemptFor(d, 200, "")), store.ErrLeaseLost)
 	again := leaseOne(t, s, destA, long)
 	if again.ID != d.ID || again.Attempts != 0 {
 		t.Fatalf("after Release leased %s with %d attempts, want %s with 0", again.ID, again.Attempts, d.ID)
@@ -314,39 +314,66 @@ func wantAttempt(t testing.TB, got, want store.Attempt) {
 	}
 }
 
-// testAsyncOutcomes records each kind of outcome without waiting: done is
-// called once with what the waiting call returns, and the outcome is then
-// as durable and visible as theirs.
-func testAsyncOutcomes(t *testing.T, open Opener) {
+// testSettle settles one delivery of each kind without waiting: done is
+// called once with what SettleWait returns, and the outcome is then as
+// durable and visible as a waiting caller's. A settlement into a state
+// that is not an outcome is refused and writes nothing.
+func testSettle(t *testing.T, open Opener) {
 	s := openStore(t, open)
 	ctx := context.Background()
-	ids := acceptN(t, s, 3, destA)
-	ds := mustLease(t, s, destA, 3, long)
+	ids := acceptN(t, s, 4, destA)
+	ds := mustLease(t, s, destA, 4, long)
 	due := time.Now().Add(long).Truncate(time.Millisecond)
-	ok, retry, dead := attemptFor(ds[0], 200, ""), attemptFor(ds[1], 503, "503"), attemptFor(ds[2], 410, "410 Gone")
-	if err := answer(t, func(done func(error)) { s.CompleteAsync(ctx, ds[0], ok, done) }); err != nil {
-		t.Fatalf("CompleteAsync: %v", err)
+	outcomes := []store.Settlement{
+		{State: store.StateDelivered, Attempt: attemptFor(ds[0], 200, "")},
+		{State: store.StatePending, Attempt: attemptFor(ds[1], 503, "503"), Due: due},
+		{State: store.StateDead, Attempt: attemptFor(ds[2], 410, "410 Gone")},
 	}
-	if err := answer(t, func(done func(error)) { s.RetryAsync(ctx, ds[1], retry, due, done) }); err != nil {
-		t.Fatalf("RetryAsync: %v", err)
-	}
-	if err := answer(t, func(done func(error)) { s.DeadLetterAsync(ctx, ds[2], dead, done) }); err != nil {
-		t.Fatalf("DeadLetterAsync: %v", err)
-	}
-	want := map[string]store.DeliveryState{ds[0].ID: store.StateDelivered, ds[1].ID: store.StatePending, ds[2].ID: store.StateDead}
-	for i, id := range ids {
-		got := deliveryOf(t, mustEvent(t, s, id), ds[i].ID)
-		if got.State != want[ds[i].ID] || got.Attempts != 1 || len(got.AttemptLog) != 1 {
-			t.Fatalf("delivery %d = %+v with %d attempts logged, want %s after one attempt", i, got.Delivery, len(got.AttemptLog), want[ds[i].ID])
+	for i, o := range outcomes {
+		if err := answer(t, func(done func(error)) { s.Settle(ctx, ds[i], o, done) }); err != nil {
+			t.Fatalf("Settle %s: %v", o.State, err)
 		}
 	}
+	err := answer(t, func(done func(error)) {
+		s.Settle(ctx, ds[3], store.Settlement{State: store.StateDiscarded, Attempt: attemptFor(ds[3], 200, "")}, done)
+	})
+	if err == nil {
+		t.Fatal("Settle into discarded: no error")
+	}
+	for i, id := range ids[:3] {
+		got := deliveryOf(t, mustEvent(t, s, id), ds[i].ID)
+		if got.State != outcomes[i].State || got.Attempts != 1 || len(got.AttemptLog) != 1 {
+			t.Fatalf("delivery %d = %+v with %d attempts logged, want %s after one attempt", i, got.Delivery, len(got.AttemptLog), outcomes[i].State)
+		}
+		wantAttempt(t, got.AttemptLog[0], outcomes[i].Attempt)
+	}
+	if got := deliveryOf(t, mustEvent(t, s, ids[3]), ds[3].ID); got.State != store.StatePending || got.Attempts != 0 || len(got.AttemptLog) != 0 {
+		t.Fatalf("after a refused Settle delivery = %+v with %d attempts logged, want untouched", got.Delivery, len(got.AttemptLog))
+	}
+	// The lease ended with the outcome, as it does for a caller that waits.
+	err = answer(t, func(done func(error)) { s.Settle(ctx, ds[0], outcomes[0], done) })
+	wantErr(t, "Settle after the outcome", err, store.ErrLeaseLost)
+	if err := complete(ctx, s, ds[3], attemptFor(ds[3], 200, "")); err != nil {
+		t.Fatalf("SettleWait with the lease a refused Settle left: %v", err)
+	}
 	wantDepths(t, s, map[string]int{destA: 1}, map[string]int{destA: 1}, 0)
-	// The lease ended with the outcome, as it does for Complete.
-	err := answer(t, func(done func(error)) { s.CompleteAsync(ctx, ds[0], ok, done) })
-	wantErr(t, "CompleteAsync after the outcome", err, store.ErrLeaseLost)
 }
 
-// answer runs an Async outcome call and returns the error its done gets,
+// complete, retry and deadLetter settle d and wait for the answer
+// (store.SettleWait).
+func complete(ctx context.Context, s store.Store, d store.Delivery, a store.Attempt) error {
+	return store.SettleWait(ctx, s, d, store.Settlement{State: store.StateDelivered, Attempt: a})
+}
+
+func retry(ctx context.Context, s store.Store, d store.Delivery, a store.Attempt, due time.Time) error {
+	return store.SettleWait(ctx, s, d, store.Settlement{State: store.StatePending, Attempt: a, Due: due})
+}
+
+func deadLetter(ctx context.Context, s store.Store, d store.Delivery, a store.Attempt) error {
+	return store.SettleWait(ctx, s, d, store.Settlement{State: store.StateDead, Attempt: a})
+}
+
+// answer runs a Settle and returns the error its done gets,
 // failing the test when done is not called once.
 func answer(t testing.TB, call func(done func(error))) error {
 	t.Helper()

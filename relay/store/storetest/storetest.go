@@ -45,7 +45,7 @@ func Run(t *testing.T, newBackend func(t testing.TB) Opener) {
 		{"ExtendLease", testExtendLease},
 		{"Release", testRelease},
 		{"DeadLetter", testDeadLetter},
-		{"AsyncOutcomes", testAsyncOutcomes},
+		{"Settle", testSettle},
 		{"ListDLQFilterAndPages", testListDLQPages},
 		{"ReplayDLQ", testReplayDLQ},
 		{"DeleteDLQ", testDeleteDLQ},
