@@ -133,9 +133,7 @@ func (s *Server) take(ctx context.Context, name string, n int) (out []assignment
 		if s.storeFailing.Swap(false) {
 			s.log.Info("agent: store answers again")
 		}
-		if d.limiter != nil && len(got) > 0 {
-			d.limiter.ReserveN(time.Now(), len(got))
-		}
+		pipe.RateSpend(len(got))
 		for _, dl := range got {
 			a, tls, ok := s.assign(d, pipe, dl, probe)
 			if !ok {
@@ -158,10 +156,7 @@ func (s *Server) take(ctx context.Context, name string, n int) (out []assignment
 // leaves free in this process. Agents run at most its concurrency at once.
 func (s *Server) room(d *destination, pipe *deliver.Pipeline, want int) int {
 	n := min(want, holdFactor*pipe.Concurrency()-s.inFlight(d.name))
-	if d.limiter != nil {
-		n = min(n, int(d.limiter.Tokens()))
-	}
-	return max(n, 0)
+	return max(pipe.RateRoom(n), 0)
 }
 
 // assign turns a leased delivery into the agent's assignment, with the

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"golang.org/x/time/rate"
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/authguard"
@@ -154,12 +153,10 @@ type table struct {
 }
 
 // destination is an agent destination as the transport needs it: who
-// serves it and how fast it may be handed out. Everything about the
-// attempt comes from its pipeline.
+// serves it. Everything else comes from its pipeline.
 type destination struct {
-	name    string
-	agent   string
-	limiter *rate.Limiter
+	name  string
+	agent string
 }
 
 // Queue is the store as the agent server uses it: leases, and the delivery
@@ -243,9 +240,6 @@ func compile(cfg *config.Config, pipes Pipelines) (*table, error) {
 			return nil, fmt.Errorf("%w: destination %q: no delivery pipeline (update the delivery manager first)", ErrBadConfig, d.Name)
 		}
 		cd := &destination{name: d.Name, agent: d.Agent}
-		if d.RateLimit > 0 {
-			cd.limiter = rate.NewLimiter(rate.Limit(d.RateLimit), 1)
-		}
 		t.byAgent[d.Agent] = append(t.byAgent[d.Agent], cd)
 		t.byName[d.Name] = cd
 	}

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/relaygw/relay/relay/store"
 )
 
@@ -28,8 +26,7 @@ const (
 // worker goroutine, never more attempts at once than the destination's
 // concurrency, and leases nothing while its circuit is open.
 type dispatcher struct {
-	*Pipeline               // the destination's settings, breaker and settling
-	limiter   *rate.Limiter // shared by the profiles, so a reload keeps its pace
+	*Pipeline // the destination's settings, breaker, rate limit and settling
 	wake      chan struct{}
 	// kick tells run that it may lease again (kickIfLeasable): a worker
 	// freed its slot or an outcome was written. Workers never block on it
@@ -51,7 +48,6 @@ func newDispatcher(pl *Pipeline) *dispatcher {
 	p := pl.profile()
 	dp := &dispatcher{
 		Pipeline: pl,
-		limiter:  rate.NewLimiter(limitOf(p.set.rateLimit), 1),
 		wake:     make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
 		jobs:     make(chan job),
@@ -61,21 +57,10 @@ func newDispatcher(pl *Pipeline) *dispatcher {
 	return dp
 }
 
-// limitOf is a rate_limit as a rate.Limit. A burst of one spreads
-// deliveries evenly instead of letting a backlog out in a rush after an
-// outage.
-func limitOf(perSecond float64) rate.Limit {
-	if perSecond <= 0 {
-		return rate.Inf
-	}
-	return rate.Limit(perSecond)
-}
-
 // apply switches to a new profile (a config reload). Attempts in flight
 // keep the old one; its idle connections are closed.
 func (dp *dispatcher) apply(p *profile) {
 	old := dp.Pipeline.apply(p)
-	dp.limiter.SetLimit(limitOf(p.set.rateLimit))
 	for _, j := range dp.slots.setLimit(p.set.concurrency) {
 		dp.launch(j)
 	}

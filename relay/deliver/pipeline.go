@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/state"
 	"github.com/relaygw/relay/relay/store"
@@ -33,6 +35,9 @@ type Pipeline struct {
 	log   *slog.Logger
 	prof  atomic.Pointer[profile]
 	cb    *circuit
+	// limiter is the destination's rate_limit, shared by its profiles so
+	// that a reload keeps its pace.
+	limiter *rate.Limiter
 }
 
 func newPipeline(q Queue, d config.Destination, opts *Options) (*Pipeline, error) {
@@ -44,7 +49,7 @@ func newPipeline(q Queue, d config.Destination, opts *Options) (*Pipeline, error
 	if d.Agent != "" {
 		log = log.With("agent", d.Agent)
 	}
-	pl := &Pipeline{name: d.Name, agent: d.Agent, q: q, opts: opts, log: log}
+	pl := &Pipeline{name: d.Name, agent: d.Agent, q: q, opts: opts, log: log, limiter: rate.NewLimiter(limitOf(p.set.rateLimit), 1)}
 	pl.cb = newCircuit(d.Name, p.set.circuit, log, opts.OnCircuit)
 	pl.prof.Store(p)
 	pl.warnInsecure(p)
@@ -57,6 +62,7 @@ func (pl *Pipeline) profile() *profile { return pl.prof.Load() }
 // state, and returns the old one. Attempts in flight keep the old profile.
 func (pl *Pipeline) apply(p *profile) *profile {
 	old := pl.prof.Swap(p)
+	pl.limiter.SetLimit(limitOf(p.set.rateLimit))
 	pl.cb.notify(pl.cb.br.configure(p.set.circuit))
 	pl.warnInsecure(p)
 	return old
@@ -89,6 +95,33 @@ func (pl *Pipeline) ProbeNow(now time.Time) bool { return pl.cb.ProbeNow(now) }
 
 // Concurrency returns how many attempts of the destination may run at once.
 func (pl *Pipeline) Concurrency() int { return pl.profile().set.concurrency }
+
+// limitOf is a rate_limit as a rate.Limit. A burst of one spreads
+// deliveries evenly instead of letting a backlog out in a rush after an
+// outage.
+func limitOf(perSecond float64) rate.Limit {
+	if perSecond <= 0 {
+		return rate.Inf
+	}
+	return rate.Limit(perSecond)
+}
+
+// RateRoom returns how many of want deliveries the destination's rate_limit
+// lets out now, for someone who hands them out in batches (an agent's
+// poll); RateSpend counts those handed out.
+func (pl *Pipeline) RateRoom(want int) int {
+	if pl.profile().set.rateLimit <= 0 {
+		return want
+	}
+	return min(want, int(pl.limiter.Tokens()))
+}
+
+// RateSpend counts n deliveries handed out against the rate_limit.
+func (pl *Pipeline) RateSpend(n int) {
+	if n > 0 && pl.profile().set.rateLimit > 0 {
+		pl.limiter.ReserveN(time.Now(), n)
+	}
+}
 
 // State returns the destination's live state as far as delivery knows it:
 // its circuit and the last results. InFlight is the Manager's to add.
