@@ -45,11 +45,20 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	s.finished(name, tickets)
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, waitParallel)
 	for i, rep := range req.Reports {
 		wg.Add(1)
-		s.record(ctx, name, rep, func(ack string) { resp.Acks[i] = ack; wg.Done() })
+		done := func(ack string) { resp.Acks[i] = ack; wg.Done() }
+		if !rep.Release {
+			s.record(ctx, name, rep, done)
+			continue
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			s.record(ctx, name, rep, done)
+		}()
 	}
-	sem := make(chan struct{}, extendParallel)
 	for i, tk := range req.Held {
 		sem <- struct{}{}
 		wg.Go(func() {

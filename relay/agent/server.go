@@ -38,9 +38,10 @@ const (
 	deadlineGrace = 10 * time.Second
 	// storeCallTimeout bounds the store calls of one report.
 	storeCallTimeout = store.CallTimeout
-	// extendParallel bounds the lease extensions one report runs at once;
-	// they run together so the embedded store commits them in one group.
-	extendParallel = 32
+	// waitParallel bounds the store calls one report waits for at once
+	// (releases, lease extensions); they run together so the embedded store
+	// commits them in one group. Settled outcomes need no goroutine.
+	waitParallel = 32
 )
 
 // ServerOptions tunes a Server. The zero value is usable.
