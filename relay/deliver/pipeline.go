@@ -22,9 +22,10 @@ import (
 
 // Pipeline is one destination's delivery pipeline, whoever makes the HTTP
 // attempt: its compiled settings, its circuit breaker, and the one way an
-// attempt is settled. A dispatcher runs one for each direct destination;
-// the agent server uses the one of each agent destination (Manager.Pipeline)
-// and only carries deliveries to the agent and results back. So both follow
+// attempt is settled. The Manager keeps one per destination: a direct
+// destination's dispatcher works through it, and the agent server uses an
+// agent destination's (Manager.Pipeline), only carrying deliveries to the
+// agent and results back. So both follow
 // the same policy, feed the same breaker, count and log the same way, and
 // write outcomes the same way. It is safe for concurrent use.
 type Pipeline struct {
