@@ -113,7 +113,7 @@ func benchAccepts(b *testing.B, s *Store, p int, run func(func(*batch) error) er
 // BenchmarkLeaseComplete measures the embedded store's share of a delivery,
 // without HTTP: a queue of b.N deliveries is filled first (not timed), then
 // one leaser takes batches of 16 (twice the concurrency, as the dispatcher
-// leases ahead), 8 workers hand each delivery's success to CompleteAsync as
+// leases ahead), 8 workers hand each delivery's success to Settle as
 // the dispatcher's workers do, and the clock stops when every outcome is
 // durable. Reported per delivery: this process's CPU time (the fsyncs'
 // system time included); and deliveries and pages written per commit.
@@ -132,7 +132,7 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	storetest.Drain(b, s, "sink", b.N, conc, func(d store.Delivery) {
 		a := store.Attempt{N: 1, At: time.Now(), Duration: time.Millisecond, Status: 200}
 		outcomes.Add(1)
-		s.CompleteAsync(ctx, d, a, func(err error) {
+		s.Settle(ctx, d, delivered(a), func(err error) {
 			if err != nil {
 				b.Error(err)
 			}
@@ -172,7 +172,7 @@ func BenchmarkSweepEvents(b *testing.B) {
 	var outcomes sync.WaitGroup
 	storetest.Drain(b, s, "sink", b.N, 8, func(d store.Delivery) {
 		outcomes.Add(1)
-		s.CompleteAsync(ctx, d, store.Attempt{N: 1, At: time.Now(), Status: 200}, func(err error) {
+		s.Settle(ctx, d, delivered(store.Attempt{N: 1, At: time.Now(), Status: 200}), func(err error) {
 			if err != nil {
 				b.Error(err)
 			}

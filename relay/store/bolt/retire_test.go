@@ -106,18 +106,18 @@ func TestRetentionDeletesOnlyFinishedEvents(t *testing.T) {
 	}
 
 	delivered := accept(1, "a")
-	must(s.Complete(ctx, leaseOne(t, s, "a"), ok))
+	must(complete(ctx, s, leaseOne(t, s, "a"), ok))
 	retried := accept(2, "a")
-	must(s.Retry(ctx, leaseOne(t, s, "a"), failed, time.Now()))
-	must(s.Complete(ctx, leaseOne(t, s, "a"), ok))
+	must(retry(ctx, s, leaseOne(t, s, "a"), failed, time.Now()))
+	must(complete(ctx, s, leaseOne(t, s, "a"), ok))
 	discarded := accept(3, "a")
 	d := leaseOne(t, s, "a")
-	must(s.DeadLetter(ctx, d, failed))
+	must(deadLetter(ctx, s, d, failed))
 	must(s.DeleteDLQ(ctx, d.ID))
 	half := accept(4, "a", "b")
-	must(s.Complete(ctx, leaseOne(t, s, "a"), ok))
+	must(complete(ctx, s, leaseOne(t, s, "a"), ok))
 	dead := accept(5, "c")
-	must(s.DeadLetter(ctx, leaseOne(t, s, "c"), failed))
+	must(deadLetter(ctx, s, leaseOne(t, s, "c"), failed))
 	parked := accept(6)
 	pending := accept(7, "d")
 
@@ -165,7 +165,7 @@ func TestRetentionDeletesOnlyFinishedEvents(t *testing.T) {
 	// The half-delivered event finishes now. The walk has passed it, so only
 	// the next full pass deletes it, and only once its own retention is
 	// over: a retention counts from the last delivery's end.
-	must(s.Complete(ctx, leaseOne(t, s, "b"), ok))
+	must(complete(ctx, s, leaseOne(t, s, "b"), ok))
 	rec, err := s.Event(ctx, half)
 	must(err)
 	var finished time.Time
@@ -199,7 +199,7 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 	if _, err := s.Accept(ctx, event(0), []string{"dead"}, store.Dedupe{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeadLetter(ctx, leaseOne(t, s, "dead"), failed); err != nil {
+	if err := deadLetter(ctx, s, leaseOne(t, s, "dead"), failed); err != nil {
 		t.Fatal(err)
 	}
 	const n = 2*sweepLimit + 5
@@ -222,7 +222,7 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 		}
 		for _, d := range ds {
 			wg.Go(func() {
-				if err := s.Complete(ctx, d, store.Attempt{Status: 200, At: time.Now()}); err != nil {
+				if err := complete(ctx, s, d, store.Attempt{Status: 200, At: time.Now()}); err != nil {
 					t.Error(err)
 				}
 			})
@@ -259,7 +259,7 @@ func TestRetentionWalkIgnoresReceivedAt(t *testing.T) {
 		if _, err := s.Accept(ctx, ev, []string{"a"}, store.Dedupe{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Complete(ctx, leaseOne(t, s, "a"), ok); err != nil {
+		if err := complete(ctx, s, leaseOne(t, s, "a"), ok); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -291,7 +291,7 @@ func TestRetentionSkipsUnreadableEvents(t *testing.T) {
 	if _, err := s.Accept(ctx, event(1), []string{"a"}, store.Dedupe{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, leaseOne(t, s, "a"), store.Attempt{Status: 200, At: time.Now()}); err != nil {
+	if err := complete(ctx, s, leaseOne(t, s, "a"), store.Attempt{Status: 200, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if n := sweepAt(t, s, time.Now().Add(2*time.Hour)); n != 1 {
@@ -388,9 +388,9 @@ func randomOutcome(ctx context.Context, s *Store, r *rand.Rand, d store.Delivery
 	a := store.Attempt{Status: 200, At: time.Now()}
 	switch r.IntN(4) {
 	case 0:
-		return s.Retry(ctx, d, a, time.Now())
+		return retry(ctx, s, d, a, time.Now())
 	case 1:
-		if err := s.DeadLetter(ctx, d, a); err != nil {
+		if err := deadLetter(ctx, s, d, a); err != nil {
 			return err
 		}
 		if r.IntN(2) == 0 {
@@ -399,7 +399,7 @@ func randomOutcome(ctx context.Context, s *Store, r *rand.Rand, d store.Delivery
 		return s.DeleteDLQ(ctx, d.ID)
 	}
 	written := make(chan error, 1)
-	s.CompleteAsync(ctx, d, a, func(err error) { written <- err })
+	s.Settle(ctx, d, delivered(a), func(err error) { written <- err })
 	return <-written
 }
 

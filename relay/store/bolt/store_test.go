@@ -434,9 +434,9 @@ func TestAttemptLogSplitsRecordAndBucket(t *testing.T) {
 		}
 		a := store.Attempt{At: time.Now(), Status: status, Response: fmt.Sprintf("answer %d", status)}
 		if status == 200 {
-			err = s.Complete(ctx, ds[0], a)
+			err = complete(ctx, s, ds[0], a)
 		} else {
-			err = s.Retry(ctx, ds[0], a, time.Now())
+			err = retry(ctx, s, ds[0], a, time.Now())
 		}
 		if err != nil {
 			t.Fatalf("outcome %d: %v", status, err)

@@ -144,7 +144,7 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	b.ResetTimer()
 	storetest.Drain(b, s, "sink", b.N, conc, func(d store.Delivery) {
 		a := store.Attempt{At: time.Now(), Duration: time.Millisecond, Status: 200}
-		if err := s.Complete(ctx, d, a); err != nil {
+		if err := complete(ctx, s, d, a); err != nil {
 			b.Error(err)
 		}
 	})

@@ -21,7 +21,7 @@ func TestZeroDueReadsTheStoreClock(t *testing.T) {
 
 	accept(t, s, event(1), []string{"ahead"}, store.Dedupe{})
 	d := leaseOne(t, s, "ahead")
-	if err := s.Retry(ctx, d, attempt(1, 503), time.Time{}); err != nil {
+	if err := retry(ctx, s, d, attempt(1, 503), time.Time{}); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	if due := deliveryState(t, s, d).DueAt; !due.Equal(clk.Now()) {

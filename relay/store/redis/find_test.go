@@ -22,7 +22,7 @@ func TestFindIndexFollowsRetention(t *testing.T) {
 
 	finish := func(n int) string {
 		res := accept(t, s, event(n), []string{"alpha"}, store.Dedupe{})
-		if err := s.Complete(ctx, leaseN(t, s, "alpha", 1, time.Hour)[0], ok200()); err != nil {
+		if err := complete(ctx, s, leaseN(t, s, "alpha", 1, time.Hour)[0], ok200()); err != nil {
 			t.Fatalf("Complete: %v", err)
 		}
 		return res.EventID
@@ -30,7 +30,7 @@ func TestFindIndexFollowsRetention(t *testing.T) {
 	first := finish(1)
 	dead := accept(t, s, event(2), []string{"beta"}, store.Dedupe{}).EventID
 	d := leaseN(t, s, "beta", 1, time.Hour)[0]
-	if err := s.DeadLetter(ctx, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
+	if err := deadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	eventually(t, "first event expires", func() error {

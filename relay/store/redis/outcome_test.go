@@ -132,11 +132,11 @@ func TestOutcomeBatchDecidesEachOutcome(t *testing.T) {
 // answer: those with a lost lease or a missing delivery their error, the
 // others success.
 //
-// With async the outcomes go through CompleteAsync: each done is called once,
-// with the error Complete would return.
+// With async the outcomes go through Settle without waiting: each done is
+// called once, with the error SettleWait would return.
 func TestConcurrentCompletesOwnErrors(t *testing.T) {
 	for _, async := range []bool{false, true} {
-		t.Run(map[bool]string{false: "Complete", true: "CompleteAsync"}[async], func(t *testing.T) {
+		t.Run(map[bool]string{false: "SettleWait", true: "Settle"}[async], func(t *testing.T) {
 			testConcurrentCompletes(t, async)
 		})
 	}
@@ -165,14 +165,14 @@ func testConcurrentCompletes(t *testing.T, async bool) {
 	for i, d := range ds {
 		if async {
 			wg.Add(1)
-			s.CompleteAsync(ctx, d, ok200(), func(err error) {
+			s.Settle(ctx, d, delivered(ok200()), func(err error) {
 				errs[i] = err
 				answers.Add(1)
 				wg.Done()
 			})
 			continue
 		}
-		wg.Go(func() { errs[i] = s.Complete(ctx, d, ok200()) })
+		wg.Go(func() { errs[i] = complete(ctx, s, d, ok200()) })
 	}
 	wg.Wait()
 	if async && answers.Load() != n {
@@ -205,7 +205,7 @@ func TestCompleteCanceled(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.Complete(ctx, ds[0], ok200()); !errors.Is(err, context.Canceled) {
+	if err := complete(ctx, s, ds[0], ok200()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Complete with a canceled context: %v, want context.Canceled", err)
 	}
 
@@ -216,7 +216,7 @@ func TestCompleteCanceled(t *testing.T) {
 	q.mu.Unlock()
 	ctx, cancel = context.WithCancel(context.Background())
 	waited := make(chan error, 1)
-	go func() { waited <- s.Complete(ctx, ds[1], ok200()) }()
+	go func() { waited <- complete(ctx, s, ds[1], ok200()) }()
 	eventually(t, "Complete queued", func() error {
 		q.mu.Lock()
 		defer q.mu.Unlock()
@@ -235,7 +235,7 @@ func TestCompleteCanceled(t *testing.T) {
 	q.calls = 0
 	q.mu.Unlock()
 
-	if err := s.Complete(context.Background(), ds[2], ok200()); err != nil {
+	if err := complete(context.Background(), s, ds[2], ok200()); err != nil {
 		t.Fatalf("Complete after canceled ones: %v", err)
 	}
 	for i, d := range ds {
@@ -282,7 +282,7 @@ func TestRedisKilledMidOutcomes(t *testing.T) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
 				afterKill[i] = killed.Load()
-				errs[i] = s.Complete(ctx, ds[i], ok200())
+				errs[i] = complete(ctx, s, ds[i], ok200())
 				if errs[i] == nil {
 					okCount.Add(1)
 				}
@@ -335,7 +335,7 @@ func TestRedisKilledMidOutcomes(t *testing.T) {
 	// The leases taken before the kill still hold: the rest completes.
 	for i, d := range ds {
 		if errs[i] != nil {
-			if err := s.Complete(ctx, d, ok200()); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+			if err := complete(ctx, s, d, ok200()); err != nil && !errors.Is(err, store.ErrLeaseLost) {
 				t.Errorf("Complete %s after the restart: %v", d.ID, err)
 			}
 		}

@@ -55,7 +55,7 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 		t.Fatal("the only delivery of its event has no nd 1")
 	}
 	wantNoTTL(t, raw, evk)
-	if err := s.Complete(ctx, d, ok200()); err != nil {
+	if err := complete(ctx, s, d, ok200()); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if raw.HExists(ctx, evk, "out").Val() {
@@ -66,11 +66,11 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 	// Retried, dead, then deleted from the DLQ.
 	res = accept(t, s, event(2), []string{"one"}, store.Dedupe{})
 	d = leaseOne(t, s, "one")
-	if err := s.Retry(ctx, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err != nil {
+	if err := retry(ctx, s, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	d = leaseOne(t, s, "one")
-	if err := s.DeadLetter(ctx, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
+	if err := deadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	wantNoTTL(t, raw, prefix+"ev:"+res.EventID)
@@ -91,7 +91,7 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 		t.Fatalf("ReplayParked = %d, %v", n, err)
 	}
 	d = leaseOne(t, s, "one")
-	if err := s.Complete(ctx, d, ok200()); err != nil {
+	if err := complete(ctx, s, d, ok200()); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	wantRetired(t, raw, prefix, parked.EventID, d.ID)
@@ -110,13 +110,13 @@ func TestMultiDestinationRetiresOnLast(t *testing.T) {
 		var err error
 		switch i {
 		case 0:
-			err = s.Complete(ctx, d, ok200())
+			err = complete(ctx, s, d, ok200())
 		case 1:
-			if err = s.Retry(ctx, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err == nil {
-				err = s.Complete(ctx, leaseOne(t, s, d.Destination), ok200())
+			if err = retry(ctx, s, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err == nil {
+				err = complete(ctx, s, leaseOne(t, s, d.Destination), ok200())
 			}
 		case 2:
-			if err = s.DeadLetter(ctx, d, store.Attempt{At: time.Now(), Status: 500}); err == nil {
+			if err = deadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err == nil {
 				err = s.DeleteDLQ(ctx, d.ID)
 			}
 		}

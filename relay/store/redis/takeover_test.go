@@ -50,7 +50,7 @@ func TestLapsedLeaseKeepsItsDueOrder(t *testing.T) {
 			}
 			if tt.retry {
 				d := lease(dead, time.Minute)
-				if err := dead.Retry(ctx, d, store.Attempt{N: 1, At: time.Now(), Status: 503}, time.Now()); err != nil {
+				if err := retry(ctx, dead, d, store.Attempt{N: 1, At: time.Now(), Status: 503}, time.Now()); err != nil {
 					t.Fatal(err)
 				}
 			}
