@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Circuit states, as DestinationState.Circuit and Options.OnCircuit give them.
+// Circuit states, as state.Destination.Circuit and Options.OnCircuit give them.
 const (
 	// CircuitClosed: deliveries flow.
 	CircuitClosed = "closed"
@@ -41,7 +41,7 @@ type transition struct {
 }
 
 // breaker is one destination's circuit breaker, plus the attempt statistics
-// that DestinationState shows. Workers record each attempt's result before
+// that state.Destination shows. Workers record each attempt's result before
 // they free their worker slot, so with concurrency 1 no attempt starts after
 // the one that opened the circuit. It is safe for concurrent use.
 type breaker struct {
