@@ -17,21 +17,30 @@ const (
 	DefaultEmbeddedRetention = 72 * time.Hour
 	DefaultRedisPrefix       = "relay:"
 	DefaultRedisRetention    = 72 * time.Hour
-	DefaultMaxBodyBytes      = 1 << 20
-	DefaultResponseStatus    = 202
-	DefaultUnmatched         = UnmatchedPark
-	DefaultDedupeField       = "mid"
-	DefaultDedupeTTL         = 24 * time.Hour
-	DefaultPollInterval      = 500 * time.Millisecond
-	DefaultLeaseMargin       = 30 * time.Second
-	DefaultTimeout           = 10 * time.Second
-	DefaultMaxAttempts       = 12
-	DefaultInitialInterval   = time.Second
-	DefaultMaxInterval       = time.Hour
-	DefaultMaxAge            = 72 * time.Hour
-	DefaultConcurrency       = 4
-	DefaultCircuitFailures   = 10
-	DefaultCircuitCooldown   = 5 * time.Minute
+	// DefaultRedisPartitions and DefaultRedisClusterPartitions are
+	// store.redis.partitions on one Redis and with cluster: true. The
+	// number cannot change for existing data; 16 spreads over a cluster of
+	// up to a dozen masters or so (README, Redis Cluster).
+	DefaultRedisPartitions        = 1
+	DefaultRedisClusterPartitions = 16
+	// MaxRedisPartitions bounds store.redis.partitions: a lease reads
+	// every partition's queue.
+	MaxRedisPartitions     = 1024
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultResponseStatus  = 202
+	DefaultUnmatched       = UnmatchedPark
+	DefaultDedupeField     = "mid"
+	DefaultDedupeTTL       = 24 * time.Hour
+	DefaultPollInterval    = 500 * time.Millisecond
+	DefaultLeaseMargin     = 30 * time.Second
+	DefaultTimeout         = 10 * time.Second
+	DefaultMaxAttempts     = 12
+	DefaultInitialInterval = time.Second
+	DefaultMaxInterval     = time.Hour
+	DefaultMaxAge          = 72 * time.Hour
+	DefaultConcurrency     = 4
+	DefaultCircuitFailures = 10
+	DefaultCircuitCooldown = 5 * time.Minute
 	// DefaultCircuitFirstCooldown is the first cooldown after the circuit
 	// opens; each failed probe doubles it, up to circuit.cooldown.
 	DefaultCircuitFirstCooldown = 5 * time.Second
@@ -95,6 +104,10 @@ func (c *Config) SetDefaults() {
 	if r := c.Store.Redis; r != nil {
 		setString(&r.Prefix, DefaultRedisPrefix)
 		setDuration(&r.Retention, DefaultRedisRetention)
+		if r.Cluster {
+			setInt(&r.Partitions, DefaultRedisClusterPartitions)
+		}
+		setInt(&r.Partitions, DefaultRedisPartitions)
 	}
 	setDuration(&c.Store.WriteTimeout, DefaultWriteTimeout)
 	if c.Ingest.MaxBodyBytes == 0 {

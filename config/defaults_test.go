@@ -59,7 +59,7 @@ func TestLoadDefaultsRedis(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	want := Store{Redis: &RedisStore{URL: "redis://127.0.0.1:6379/0", Prefix: "relay:", Retention: Duration(72 * time.Hour)}, WriteTimeout: Duration(2 * time.Second)}
+	want := Store{Redis: &RedisStore{URL: "redis://127.0.0.1:6379/0", Prefix: "relay:", Retention: Duration(72 * time.Hour), Partitions: 1}, WriteTimeout: Duration(2 * time.Second)}
 	if !reflect.DeepEqual(c.Store, want) {
 		t.Errorf("store = %+v %+v, want %+v", c.Store, c.Store.Redis, want.Redis)
 	}
@@ -71,10 +71,39 @@ func TestLoadRedisCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	want := Store{Redis: &RedisStore{URL: url, Prefix: "relay:", Retention: Duration(72 * time.Hour), Cluster: true},
-		WriteTimeout: Duration(DefaultWriteTimeout)}
+	want := Store{Redis: &RedisStore{URL: url, Prefix: "relay:", Retention: Duration(72 * time.Hour), Cluster: true,
+		Partitions: DefaultRedisClusterPartitions}, WriteTimeout: Duration(DefaultWriteTimeout)}
 	if !reflect.DeepEqual(c.Store, want) {
 		t.Errorf("store = %+v %+v, want %+v", c.Store, c.Store.Redis, want.Redis)
+	}
+}
+
+func TestRedisPartitions(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want int
+		err  string
+	}{
+		{`{url: "redis://h:1", partitions: 4}`, 4, ""},
+		{`{url: "redis://h:1", cluster: true, partitions: 1}`, 1, ""},
+		{`{url: "redis://h:1", partitions: -1}`, 0, "store.redis.partitions must be from 1 to 1024, got -1"},
+		{`{url: "redis://h:1", partitions: 2000}`, 0, "store.redis.partitions must be from 1 to 1024, got 2000"},
+		{`{url: "redis://h:1", cluster: true, prefix: "{r}:"}`, 0, "holds a hash tag"},
+		{`{url: "redis://h:1", cluster: true, prefix: "{r}:", partitions: 1}`, 1, ""},
+		{`{url: "redis://h:1", prefix: "{r}:", partitions: 4}`, 4, ""},
+	} {
+		c, err := Load([]byte("store:\n  redis: "+tc.yaml+"\n"), "")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", tc.yaml, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.yaml, err)
+		} else if got := c.Store.Redis.Partitions; got != tc.want {
+			t.Errorf("%s: partitions = %d, want %d", tc.yaml, got, tc.want)
+		}
 	}
 }
 

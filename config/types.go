@@ -57,6 +57,10 @@ type RedisStore struct {
 	// Cluster reads URL as one seed of a Redis Cluster (more seeds as
 	// ?addr=host:port parameters).
 	Cluster bool `yaml:"cluster"`
+	// Partitions is how many partitions events and their deliveries are
+	// spread over, each in one hash slot of a cluster; fixed for the
+	// data once written.
+	Partitions int `yaml:"partitions"`
 }
 
 // Ingest configures the provider-facing listener.

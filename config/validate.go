@@ -152,6 +152,12 @@ func (v *validator) store() {
 	if r.Retention <= 0 {
 		v.add(v.pos.line("store.redis.retention"), "store.redis.retention must be positive, got %s", r.Retention)
 	}
+	if r.Partitions < 1 || r.Partitions > MaxRedisPartitions {
+		v.add(v.pos.line("store.redis.partitions", "store.redis"), "store.redis.partitions must be from 1 to %d, got %d", MaxRedisPartitions, r.Partitions)
+	} else if r.Cluster && r.Partitions > 1 && hasHashTag(r.Prefix) {
+		v.add(v.pos.line("store.redis.prefix", "store.redis"),
+			"store.redis.prefix %q holds a hash tag ({...}), which would put every partition in one slot of the cluster; leave the braces out", r.Prefix)
+	}
 }
 
 // checkRedisURL never quotes the URL unredacted: it may hold a password.
@@ -589,4 +595,13 @@ func (v *validator) log() {
 	if l.Sample != nil && (*l.Sample < 0 || *l.Sample > 1) {
 		v.add(v.pos.line("log.sample"), "log.sample must be between 0 (no per-callback lines) and 1 (all), got %v", *l.Sample)
 	}
+}
+
+// hasHashTag reports whether a Redis Cluster would hash a key starting with
+// prefix by a tag in it: a "{" followed later by "}" with something between.
+func hasHashTag(prefix string) bool {
+	if i := strings.IndexByte(prefix, '{'); i >= 0 {
+		return strings.IndexByte(prefix[i+1:], '}') > 0
+	}
+	return false
 }

@@ -117,11 +117,12 @@ func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (store.S
 	switch {
 	case cfg.Redis != nil:
 		st, err := redisstore.Open(ctx, redisstore.Options{
-			URL:       cfg.Redis.URL,
-			Prefix:    cfg.Redis.Prefix,
-			Retention: cfg.Redis.Retention.D(),
-			Logger:    log,
-			Cluster:   cfg.Redis.Cluster,
+			URL:        cfg.Redis.URL,
+			Prefix:     cfg.Redis.Prefix,
+			Retention:  cfg.Redis.Retention.D(),
+			Logger:     log,
+			Cluster:    cfg.Redis.Cluster,
+			Partitions: cfg.Redis.Partitions,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("relay: open redis store: %w", err)

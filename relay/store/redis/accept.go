@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -25,7 +26,13 @@ func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dd s
 	if err != nil {
 		return store.AcceptResult{}, fmt.Errorf("redis: accept %s: %w", ev.ID, err)
 	}
-	err = s.accepts.submit(r)
+	// The event goes where its dedupe claim is, so that one script claims
+	// the key and stores the event (partition.go).
+	key := dd.Key
+	if key == "" {
+		key = ev.ID
+	}
+	err = s.parts[s.partOf(key)].accepts.submit(r)
 	return r.res, err
 }
 
@@ -56,19 +63,19 @@ func newAcceptReq(ctx context.Context, ev store.Event, dests []string, dd store.
 	return &acceptReq{call: newCall(ctx, "accept", ev.ID), args: args}, nil
 }
 
-// acceptBatch runs the accept script once for batch and sets each request's
-// result.
-func (s *Store) acceptBatch(ctx context.Context, batch []*acceptReq) {
+// acceptBatch runs the accept script once for batch, all of partition pt,
+// and sets each request's result.
+func (s *Store) acceptBatch(ctx context.Context, pt *part, batch []*acceptReq) {
 	n := 0
 	for _, r := range batch {
 		n += len(r.args)
 	}
 	// The whole argument list at once, prefix first: s.run would copy it.
-	args := append(make([]any, 0, n+2), s.prefix, len(batch))
+	args := append(make([]any, 0, n+2), pt.prefix, len(batch))
 	for _, r := range batch {
 		args = append(args, r.args...)
 	}
-	arr, err := s.runBatch(ctx, s.sc.accept, args, len(batch))
+	arr, err := s.runBatch(ctx, pt, s.sc.accept, args, len(batch))
 	s.wrote(err, len(batch))
 	for i, r := range batch {
 		if err != nil {
@@ -90,18 +97,24 @@ func (s *Store) ReplayParked(ctx context.Context, id string, dests []string) (in
 		return 0, fmt.Errorf("redis: %s: %w", op, err)
 	}
 	args := appendRoute([]any{id, dj, len(dests)}, dests)
-	reply, err := s.run(ctx, s.sc.replayParked, args...)
-	if err != nil {
-		return 0, s.fail(op, err)
-	}
-	n, err := integer(reply)
-	if err != nil {
-		return 0, fmt.Errorf("redis: %s: %w", op, err)
-	}
-	if n < 0 {
+	var n int64
+	err = s.lookup(s.partOf(id), func(pt *part) error {
+		reply, err := s.run(ctx, pt, s.sc.replayParked, args...)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		if n, err = integer(reply); err != nil {
+			return fmt.Errorf("redis: %s: %w", op, err)
+		}
+		if n < 0 {
+			return errNotHere
+		}
+		return nil
+	})
+	if errors.Is(err, errNotHere) {
 		return 0, fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
 	}
-	return int(n), nil
+	return int(n), err
 }
 
 // ListParked lists parked events, oldest first, with their bodies.
@@ -124,6 +137,9 @@ func (s *Store) ListParked(ctx context.Context, p store.Page) ([]store.Event, st
 // list reads one page of a sequence-scored set: the hashes of its members
 // and the cursor of the next page ("" on the last).
 func (s *Store) list(ctx context.Context, op, set, hashPrefix string, p store.Page) ([]map[string]string, string, error) {
+	if len(s.parts) > 1 {
+		return s.listParts(ctx, op, set, hashPrefix, p)
+	}
 	if p.Cursor != "" {
 		if _, err := strconv.ParseUint(p.Cursor, 10, 64); err != nil {
 			return nil, "", fmt.Errorf("redis: %s: %w %q", op, errBadCursor, p.Cursor)
@@ -133,7 +149,7 @@ func (s *Store) list(ctx context.Context, op, set, hashPrefix string, p store.Pa
 	if limit <= 0 {
 		limit = store.DefaultPageLimit
 	}
-	reply, err := s.run(ctx, s.sc.list, set, hashPrefix, p.Cursor, limit)
+	reply, err := s.run(ctx, s.parts[0], s.sc.list, set, hashPrefix, p.Cursor, limit)
 	if err != nil {
 		return nil, "", s.fail(op, err)
 	}

@@ -188,16 +188,16 @@ func (b *batcher[R]) run(batch []R) {
 	}
 }
 
-// runBatch runs a batch script with args (the prefix first) and returns its
-// reply, one value per request of the batch.
-func (s *Store) runBatch(ctx context.Context, sc *goredis.Script, args []any, n int) ([]any, error) {
+// runBatch runs a batch script in partition pt with args (its prefix first)
+// and returns its reply, one value per request of the batch.
+func (s *Store) runBatch(ctx context.Context, pt *part, sc *goredis.Script, args []any, n int) ([]any, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	reply, err := sc.Run(ctx, s.rdb, s.route, args...).Result()
+	reply, err := sc.Run(ctx, s.rdb, pt.route, args...).Result()
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func TestAcceptBatchDecidesEachEvent(t *testing.T) {
 		}
 		batch[i] = r
 	}
-	s.accepts.run(batch)
+	s.parts[0].accepts.run(batch)
 
 	want := []store.AcceptResult{
 		{EventID: batch[0].id, Deliveries: 2},

@@ -62,6 +62,24 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformancePartitions runs the contract on one Redis with the events
+// spread over 16 partitions, the layout a cluster uses: leases, lists and
+// searches merge the partitions.
+func TestConformancePartitions(t *testing.T) {
+	srv := testredis.Start(t)
+	storetest.Run(t, func(t testing.TB) storetest.Opener {
+		prefix := uniquePrefix(t)
+		return func(t testing.TB) store.Store {
+			return openStore(t, srv.URL(), prefix, withPartitions(16))
+		}
+	})
+}
+
+// withPartitions sets Options.Partitions.
+func withPartitions(n int) func(*Options) {
+	return func(o *Options) { o.Partitions = n }
+}
+
 // newRawStore opens a store on a redis-server of its own under a fresh
 // prefix, with a plain client of the same server for looking at keys.
 func newRawStore(t testing.TB) (s *Store, raw *goredis.Client, prefix string) {

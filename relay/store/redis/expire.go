@@ -20,8 +20,21 @@ func (s *Store) ExpireParked(ctx context.Context, cutoff time.Time) (int, error)
 	}
 	ns := strconv.FormatInt(cutoff.UnixNano(), 10)
 	total := 0
+	for _, pt := range s.parts {
+		n, err := s.expireParked(ctx, pt, ns)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// expireParked is ExpireParked in partition pt.
+func (s *Store) expireParked(ctx context.Context, pt *part, ns string) (int, error) {
+	total := 0
 	for {
-		reply, err := s.run(ctx, s.sc.expireParked, ns, expireLimit)
+		reply, err := s.run(ctx, pt, s.sc.expireParked, ns, expireLimit)
 		if err != nil {
 			return total, s.fail("expire parked", err)
 		}

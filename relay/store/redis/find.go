@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -14,12 +15,7 @@ import (
 // DeleteDLQ takes a dead delivery out of the DLQ for good; it stays in its
 // event's record as discarded.
 func (s *Store) DeleteDLQ(ctx context.Context, id string) error {
-	op := "delete dlq " + id
-	reply, err := s.run(ctx, s.sc.deleteDLQ, id, s.retention.Milliseconds())
-	if err != nil {
-		return s.fail(op, err)
-	}
-	return statusErr(op, reply)
+	return s.inDLQ(ctx, "delete dlq "+id, id, s.sc.deleteDLQ)
 }
 
 // findBatch is how many index entries FindEvents reads per round trip.
@@ -52,16 +48,14 @@ func (s *Store) FindEvents(ctx context.Context, q store.EventQuery, p store.Page
 	}
 	for examined < store.FindScanLimit {
 		want := min(findBatch, store.FindScanLimit-examined)
-		ids, err := s.rdb.ZRevRangeByLex(ctx, s.prefix+"evidx", &goredis.ZRangeBy{
-			Max: top, Min: "-", Count: int64(want),
-		}).Result()
+		ids, pts, err := s.index(ctx, top, want)
 		if err != nil {
 			return nil, "", s.fail(op, err)
 		}
 		if len(ids) == 0 {
 			return items, "", nil
 		}
-		evs, err := s.findEvents(ctx, ids, q)
+		evs, err := s.findEvents(ctx, ids, pts, q)
 		if err != nil {
 			return nil, "", err
 		}
@@ -85,20 +79,54 @@ func (s *Store) FindEvents(ctx context.Context, q store.EventQuery, p store.Page
 	return items, strings.TrimPrefix(top, "("), nil
 }
 
+// index reads up to count ids of the search index below top, newest first:
+// with several partitions the newest of all their indexes, each id with
+// its partition.
+func (s *Store) index(ctx context.Context, top string, count int) ([]string, []*part, error) {
+	by := &goredis.ZRangeBy{Max: top, Min: "-", Count: int64(count)}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*goredis.StringSliceCmd, len(s.parts))
+	for i, pt := range s.parts {
+		cmds[i] = pipe.ZRevRangeByLex(ctx, pt.prefix+"evidx", by)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, err
+	}
+	type entry struct {
+		id string
+		pt *part
+	}
+	var all []entry
+	for i, c := range cmds {
+		for _, id := range c.Val() {
+			all = append(all, entry{id, s.parts[i]})
+		}
+	}
+	if len(s.parts) > 1 {
+		slices.SortFunc(all, func(a, b entry) int { return strings.Compare(b.id, a.id) })
+		all = all[:min(count, len(all))]
+	}
+	ids, pts := make([]string, len(all)), make([]*part, len(all))
+	for i, e := range all {
+		ids[i], pts[i] = e.id, e.pt
+	}
+	return ids, pts, nil
+}
+
 // findEvents reads the events ids (no bodies) and, for those whose own
 // fields match q, their deliveries. Index entries of expired events are
 // dropped on the way.
-func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery) (map[string]store.EventRecord, error) {
+func (s *Store) findEvents(ctx context.Context, ids []string, pts []*part, q store.EventQuery) (map[string]store.EventRecord, error) {
 	const op = "find events"
 	pipe := s.rdb.Pipeline()
 	evCmds := make([]*goredis.SliceCmd, len(ids))
 	for i, id := range ids {
-		evCmds[i] = pipe.HMGet(ctx, s.prefix+"ev:"+id, eventFields...)
+		evCmds[i] = pipe.HMGet(ctx, pts[i].prefix+"ev:"+id, eventFields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, s.fail(op, err)
 	}
-	var gone []any
+	gone := map[*part][]any{}
 	recs := make(map[string]store.EventRecord, len(ids))
 	dlvCmds := map[string][]*goredis.MapStringStringCmd{}
 	evHashes := map[string]map[string]string{}
@@ -106,7 +134,7 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 	for i, id := range ids {
 		h := hashOf(eventFields, evCmds[i].Val())
 		if h["e"] == "" {
-			gone = append(gone, id)
+			gone[pts[i]] = append(gone[pts[i]], id)
 			continue
 		}
 		ev, err := eventFrom(h)
@@ -121,12 +149,12 @@ func (s *Store) findEvents(ctx context.Context, ids []string, q store.EventQuery
 		recs[id] = rec
 		evHashes[id] = h
 		for _, d := range deliveryIDs(h) {
-			dlvCmds[id] = append(dlvCmds[id], pipe.HGetAll(ctx, s.prefix+"dlv:"+d))
+			dlvCmds[id] = append(dlvCmds[id], pipe.HGetAll(ctx, pts[i].prefix+"dlv:"+d))
 		}
 	}
-	if len(gone) > 0 {
-		pipe.ZRem(ctx, s.prefix+"evidx", gone...)
-		pipe.ZRem(ctx, s.prefix+"evexp", gone...)
+	for pt, ids := range gone {
+		pipe.ZRem(ctx, pt.prefix+"evidx", ids...)
+		pipe.ZRem(ctx, pt.prefix+"evexp", ids...)
 	}
 	if pipe.Len() > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -48,9 +49,30 @@ func wantFormatErr(t testing.TB, err error, prefix, found string) {
 // wantMarker fails unless the format key under prefix holds this format.
 func wantMarker(t testing.TB, raw goredis.Cmdable, prefix string) {
 	t.Helper()
-	if v, err := raw.Get(context.Background(), prefix+formatKey).Result(); err != nil || v != formatVersion {
-		t.Fatalf("format marker = %q, %v; want %q", v, err, formatVersion)
+	wantMarkers(t, raw, []string{prefix + formatKey}, formatVersion)
+}
+
+// wantMarkers fails unless every one of the format keys holds want.
+func wantMarkers(t testing.TB, raw goredis.Cmdable, keys []string, want string) {
+	t.Helper()
+	for _, k := range keys {
+		if v, err := raw.Get(context.Background(), k).Result(); err != nil || v != want {
+			t.Fatalf("format marker %s = %q, %v; want %q", k, v, err, want)
+		}
 	}
+}
+
+// markerKeys are the format keys of a store of n partitions under prefix,
+// on a cluster (where one partition's prefix is a hash tag) or not.
+func markerKeys(prefix string, n int, cluster bool) []string {
+	if n == 1 && cluster {
+		prefix = clusterPrefix(prefix)
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = partPrefix(prefix, i, n) + formatKey
+	}
+	return keys
 }
 
 // testFormat runs the marker's outcomes on one Redis (raw reaches its
@@ -60,12 +82,32 @@ func wantMarker(t testing.TB, raw goredis.Cmdable, prefix string) {
 // accepts.
 func testFormat(t *testing.T, url string, raw goredis.Cmdable, mod ...func(*Options)) {
 	ctx := context.Background()
-	cluster := len(mod) > 0
+	var o Options
+	for _, m := range mod {
+		m(&o)
+	}
+	n := o.Partitions
+	if n == 0 {
+		n = 1
+		if o.Cluster {
+			n = 16
+		}
+	}
+	// key is the prefix the errors name: with one partition on a cluster
+	// the hash tag.
 	key := func(prefix string) string {
-		if cluster {
+		if o.Cluster && n == 1 {
 			return clusterPrefix(prefix)
 		}
 		return prefix
+	}
+	markers := func(prefix string) []string { return markerKeys(prefix, n, o.Cluster) }
+	setAll := func(prefix, v string) {
+		for _, k := range markers(prefix) {
+			if err := raw.Set(ctx, k, v, 0).Err(); err != nil {
+				t.Fatalf("SET %s: %v", k, err)
+			}
+		}
 	}
 
 	// Empty: every one of the relays starting together opens, one marker.
@@ -85,7 +127,7 @@ func testFormat(t *testing.T, url string, raw goredis.Cmdable, mod ...func(*Opti
 			t.Fatalf("Open of an empty keyspace: %v", err)
 		}
 	}
-	wantMarker(t, raw, key(prefix))
+	wantMarkers(t, raw, markers(prefix), formatValue(n))
 
 	// A probe alone is no relay data: CheckWrite may write one into a
 	// Redis restarted empty before its first event.
@@ -96,14 +138,16 @@ func testFormat(t *testing.T, url string, raw goredis.Cmdable, mod ...func(*Opti
 	if err := openErr(t, url, prefix, mod...); err != nil {
 		t.Fatalf("Open with only a probe key: %v", err)
 	}
-	wantMarker(t, raw, key(prefix))
+	wantMarkers(t, raw, markers(prefix), formatValue(n))
 
 	// Relay data without a marker (as every relay before markers wrote).
 	prefix = uniquePrefix(t)
 	s := openStore(t, url, prefix, mod...)
 	accept(t, s, event(1), []string{"alpha"}, store.Dedupe{})
-	if err := raw.Del(ctx, key(prefix)+formatKey).Err(); err != nil {
-		t.Fatalf("DEL format: %v", err)
+	for _, k := range markers(prefix) {
+		if err := raw.Del(ctx, k).Err(); err != nil {
+			t.Fatalf("DEL format: %v", err)
+		}
 	}
 	wantFormatErr(t, openErr(t, url, prefix, mod...), key(prefix), "without a format marker")
 
@@ -111,23 +155,58 @@ func testFormat(t *testing.T, url string, raw goredis.Cmdable, mod ...func(*Opti
 	// Store, whose accepts it stops.
 	prefix = uniquePrefix(t)
 	s = openStore(t, url, prefix, mod...)
-	if err := raw.Set(ctx, key(prefix)+formatKey, "0", 0).Err(); err != nil {
-		t.Fatalf("SET format: %v", err)
-	}
+	setAll(prefix, "0")
 	wantFormatErr(t, openErr(t, url, prefix, mod...), key(prefix), `format "0"`)
 	_, err := s.Accept(ctx, event(2), []string{"alpha"}, store.Dedupe{})
 	wantFormatErr(t, err, key(prefix), `format "0"`)
 	if err := s.Ping(ctx); !errors.Is(err, errFormat) {
 		t.Fatalf("Ping after a refused accept: %v, want the format refusal", err)
 	}
-	if n := raw.Exists(ctx, key(prefix)+"evidx", key(prefix)+"depth").Val(); n != 0 {
-		t.Fatalf("the refused accept wrote %d keys", n)
+	for _, k := range markers(prefix) {
+		pp := strings.TrimSuffix(k, formatKey)
+		if n := raw.Exists(ctx, pp+"evidx").Val() + raw.Exists(ctx, pp+"depth").Val(); n != 0 {
+			t.Fatalf("the refused accept wrote %d keys under %s", n, pp)
+		}
 	}
 }
 
 func TestFormatMarker(t *testing.T) {
 	srv := testredis.Start(t)
 	testFormat(t, srv.URL(), rawClient(t, srv.URL()))
+}
+
+func TestFormatMarkerPartitions(t *testing.T) {
+	srv := testredis.Start(t)
+	testFormat(t, srv.URL(), rawClient(t, srv.URL()), withPartitions(4))
+}
+
+// TestFormatPartitionsFixed: the number of partitions cannot change for
+// existing data, either way, and the refusal says what to set.
+func TestFormatPartitionsFixed(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	for _, tc := range []struct{ wrote, opens int }{{1, 4}, {4, 1}, {4, 8}, {8, 4}} {
+		prefix := uniquePrefix(t)
+		s := openStore(t, srv.URL(), prefix, withPartitions(tc.wrote))
+		accept(t, s, event(1), []string{"alpha"}, store.Dedupe{})
+		err := openErr(t, srv.URL(), prefix, withPartitions(tc.opens))
+		if !errors.Is(err, errFormat) {
+			t.Fatalf("%d partitions opening data of %d: %v, want the format refusal", tc.opens, tc.wrote, err)
+		}
+		for _, part := range []string{fmt.Sprintf("written with %d partitions", tc.wrote),
+			fmt.Sprintf("configured with %d", tc.opens), fmt.Sprintf("store.redis.partitions: %d", tc.wrote)} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("error %q does not say %q", err, part)
+			}
+		}
+		// Nothing was written by the refused relay: the data's own number still opens.
+		if err := openErr(t, srv.URL(), prefix, withPartitions(tc.wrote)); err != nil {
+			t.Fatalf("reopen with %d partitions: %v", tc.wrote, err)
+		}
+		if _, err := s.Accept(ctx, event(2), []string{"alpha"}, store.Dedupe{}); err != nil {
+			t.Fatalf("Accept on the first store after the refusal: %v", err)
+		}
+	}
 }
 
 func TestFormatMarkerCluster(t *testing.T) {
@@ -139,6 +218,7 @@ func TestFormatMarkerCluster(t *testing.T) {
 	raw := goredis.NewClusterClient(o)
 	t.Cleanup(func() { _ = raw.Close() })
 	testFormat(t, c.URL(), raw, withCluster)
+	testFormat(t, c.URL(), raw, withCluster, withPartitions(1))
 }
 
 // A Redis restarted empty (no persistence) under a running relay is marked

@@ -21,6 +21,7 @@ const outcomeArgs = 8
 // outcomeReq is one settled outcome waiting for its script call.
 type outcomeReq struct {
 	call
+	pt   *part            // the partition of the delivery, from its token
 	args [outcomeArgs]any // this outcome's part of the script arguments
 }
 
@@ -37,7 +38,7 @@ func (s *Store) outcome(ctx context.Context, op, kind string, d store.Delivery, 
 	if err != nil {
 		return err
 	}
-	return s.outcomes.submit(r)
+	return r.pt.outcomes.submit(r)
 }
 
 // outcomeAsync is outcome without waiting: done gets what outcome would
@@ -49,7 +50,7 @@ func (s *Store) outcomeAsync(ctx context.Context, op, kind string, d store.Deliv
 		done(err)
 		return
 	}
-	s.outcomes.submitAsync(r)
+	r.pt.outcomes.submitAsync(r)
 }
 
 // outcomeReq checks an outcome and builds its request around c.
@@ -60,10 +61,14 @@ func (s *Store) outcomeReq(c call, kind string, d store.Delivery, a store.Attemp
 	if d.Lease == "" {
 		return nil, fmt.Errorf("redis: %s %s: no lease token: %w", c.op, d.ID, store.ErrLeaseLost)
 	}
+	pt := s.tokenPart(d.Lease)
+	if pt == nil {
+		return nil, fmt.Errorf("redis: %s %s: not a lease token of this store: %w", c.op, d.ID, store.ErrLeaseLost)
+	}
 	if a.N == 0 {
 		a.N = d.Attempts + 1
 	}
-	r := &outcomeReq{call: c}
+	r := &outcomeReq{call: c, pt: pt}
 	r.args = [outcomeArgs]any{kind, d.ID, d.Lease, encodeAttempt(a), a.Status, a.Error, "", ""}
 	if kind == kindRetry {
 		r.args[6], r.args[7] = millis(due), nanos(due)
@@ -96,15 +101,15 @@ func (s *Store) Settle(ctx context.Context, d store.Delivery, o store.Settlement
 	s.outcomeAsync(ctx, op, kind, d, o.Attempt, due, done)
 }
 
-// outcomeBatch runs the outcome script once for batch and sets each
-// request's error from its status code.
-func (s *Store) outcomeBatch(ctx context.Context, batch []*outcomeReq) {
+// outcomeBatch runs the outcome script once for batch, all of partition
+// pt, and sets each request's error from its status code.
+func (s *Store) outcomeBatch(ctx context.Context, pt *part, batch []*outcomeReq) {
 	args := make([]any, 0, 3+outcomeArgs*len(batch))
-	args = append(args, s.prefix, s.retention.Milliseconds(), len(batch))
+	args = append(args, pt.prefix, s.retention.Milliseconds(), len(batch))
 	for _, r := range batch {
 		args = append(args, r.args[:]...)
 	}
-	arr, err := s.runBatch(ctx, s.sc.outcome, args, len(batch))
+	arr, err := s.runBatch(ctx, pt, s.sc.outcome, args, len(batch))
 	s.wrote(err, len(batch))
 	for i, r := range batch {
 		if err != nil {

@@ -81,7 +81,7 @@ func TestOutcomeBatchDecidesEachOutcome(t *testing.T) {
 	}
 	want := []error{nil, store.ErrLeaseLost, store.ErrLeaseLost, store.ErrNotFound, nil,
 		store.ErrLeaseLost, nil, nil, nil}
-	s.outcomes.run(batch)
+	s.parts[0].outcomes.run(batch)
 	for i, r := range batch {
 		if !r.answered() {
 			t.Fatalf("outcome %d not answered", i)
@@ -210,7 +210,7 @@ func TestCompleteCanceled(t *testing.T) {
 	}
 
 	// Every call slot busy: the next Complete waits in the queue.
-	q := &s.outcomes
+	q := &s.parts[0].outcomes
 	q.mu.Lock()
 	q.calls = q.maxCalls
 	q.mu.Unlock()

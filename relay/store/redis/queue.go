@@ -1,9 +1,13 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -12,7 +16,10 @@ import (
 )
 
 // Lease hands out up to n due deliveries of dest, oldest due first, each with
-// its event, in one round trip.
+// its event: in one round trip with one partition. With several, it first
+// reads the due scores of every partition's queue (one pipeline), then
+// leases from each partition as many as it holds of the n oldest (another),
+// so no partition is starved and the order holds across them.
 func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error) {
 	op := "lease " + dest
 	if err := s.check(); err != nil {
@@ -21,72 +28,170 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 	if n <= 0 {
 		return nil, nil
 	}
+	ms := max(lease.Milliseconds(), 1)
+	if len(s.parts) == 1 {
+		calls := []partCall{s.leaseCall(s.parts[0], dest, n, ms)}
+		s.runEach(ctx, s.sc.lease, calls)
+		return s.leased(op, calls)
+	}
+	peeks := s.allParts(dest, n)
+	s.runEach(ctx, s.sc.peek, peeks)
+	var all []due
+	var down error
+	for i, c := range peeks {
+		if c.err != nil {
+			// Its master may be down: lease from the others.
+			down = c.err
+			continue
+		}
+		arr, _ := c.reply.([]any)
+		for j := 0; j+1 < len(arr); j += 2 {
+			f, err := strconv.ParseFloat(text(arr[j+1]), 64)
+			if err != nil {
+				return nil, fmt.Errorf("redis: %s: bad peek reply %v", op, arr[j+1])
+			}
+			all = append(all, due{f, text(arr[j]), i})
+		}
+	}
+	if len(all) == 0 {
+		if down != nil {
+			s.wrote(down, 1)
+			return nil, s.fail(op, down)
+		}
+		return nil, nil
+	}
+	slices.SortFunc(all, due.cmp)
+	want := make([]int, len(s.parts))
+	for _, d := range all[:min(n, len(all))] {
+		want[d.p]++
+	}
+	var calls []partCall
+	for p, k := range want {
+		if k > 0 {
+			calls = append(calls, s.leaseCall(s.parts[p], dest, k, ms))
+		}
+	}
+	s.runEach(ctx, s.sc.lease, calls)
+	return s.leased(op, calls)
+}
+
+// due is a delivery in a queue: its score, id and partition. Dues sort as
+// a queue's members do, by score, then id.
+type due struct {
+	score float64
+	id    string
+	p     int
+}
+
+func (a due) cmp(b due) int {
+	if c := cmp.Compare(a.score, b.score); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// leaseCall is the lease script's call in partition pt.
+func (s *Store) leaseCall(pt *part, dest string, n int, ms int64) partCall {
 	// One random base per call; the script numbers the tokens under it.
-	reply, err := s.run(ctx, s.sc.lease, dest, n, max(lease.Milliseconds(), 1), rand.Text())
-	if err != nil {
-		// Only a refusal counts: a lease that found nothing due wrote
-		// nothing, so its success says nothing about writes.
-		s.wrote(err, 1)
-		return nil, s.fail(op, err)
-	}
-	arr, err := array(reply)
-	if err != nil {
-		return nil, fmt.Errorf("redis: %s: %w", op, err)
-	}
-	out := make([]store.Delivery, 0, len(arr))
-	for _, item := range arr {
-		d, err := leasedFrom(item)
+	return partCall{pt: pt, args: []any{dest, n, ms, s.tokenBase(pt, rand.Text())}}
+}
+
+// leased decodes the replies of lease calls, in the order of the due times
+// the deliveries had. It fails only when every call failed: a partition
+// whose master is down leaves the others' deliveries to hand out.
+func (s *Store) leased(op string, calls []partCall) ([]store.Delivery, error) {
+	var out []store.Delivery
+	var dues []due
+	var failed error
+	ok := 0
+	for _, c := range calls {
+		if c.err != nil {
+			// Only a refusal counts: a lease that found nothing due
+			// wrote nothing, so its success says nothing about writes.
+			s.wrote(c.err, 1)
+			failed = c.err
+			continue
+		}
+		ok++
+		arr, err := array(c.reply)
 		if err != nil {
 			return nil, fmt.Errorf("redis: %s: %w", op, err)
 		}
-		out = append(out, d)
+		for _, item := range arr {
+			d, od, err := leasedFrom(item)
+			if err != nil {
+				return nil, fmt.Errorf("redis: %s: %w", op, err)
+			}
+			out = append(out, d)
+			dues = append(dues, due{score: od, id: d.ID})
+		}
+	}
+	if ok == 0 && failed != nil {
+		return nil, s.fail(op, failed)
+	}
+	if len(calls) > 1 {
+		idx := make([]int, len(out))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return dues[a].cmp(dues[b]) })
+		sorted := make([]store.Delivery, len(out))
+		for i, j := range idx {
+			sorted[i] = out[j]
+		}
+		out = sorted
+	}
+	if out == nil {
+		out = []store.Delivery{}
 	}
 	return out, nil
 }
 
 // leasedFrom decodes one {delivery fields, event fields} pair of the lease
-// script.
-func leasedFrom(item any) (store.Delivery, error) {
+// script, and the queue score the delivery had before ("od").
+func leasedFrom(item any) (store.Delivery, float64, error) {
 	pair, err := array(item)
 	if err != nil || len(pair) != 2 {
-		return store.Delivery{}, fmt.Errorf("bad lease item %v: %v", item, err)
+		return store.Delivery{}, 0, fmt.Errorf("bad lease item %v: %v", item, err)
 	}
 	dh, err := fields(pair[0])
 	if err != nil {
-		return store.Delivery{}, err
+		return store.Delivery{}, 0, err
 	}
 	eh, err := fields(pair[1])
 	if err != nil {
-		return store.Delivery{}, err
+		return store.Delivery{}, 0, err
 	}
 	d := deliveryFrom(dh)
 	d.Lease = dh["tok"]
 	ev, err := eventFrom(eh)
 	if err != nil {
-		return store.Delivery{}, err
+		return store.Delivery{}, 0, err
 	}
 	d.Event = &ev
-	return d, nil
+	od, _ := strconv.ParseFloat(dh["od"], 64)
+	return d, od, nil
 }
 
 // ExtendLease pushes a held lease's expiry to now+lease.
 func (s *Store) ExtendLease(ctx context.Context, d store.Delivery, lease time.Duration) error {
-	return s.leased(ctx, "extend lease", d, s.sc.extend, max(lease.Milliseconds(), 1))
+	return s.held(ctx, "extend lease", d, s.sc.extend, max(lease.Milliseconds(), 1))
 }
 
 // Release gives a leased delivery back, due at due, without an attempt.
 func (s *Store) Release(ctx context.Context, d store.Delivery, due time.Time) error {
 	due = s.dueOrNow(due)
-	return s.leased(ctx, "release", d, s.sc.release, millis(due), nanos(due))
+	return s.held(ctx, "release", d, s.sc.release, millis(due), nanos(due))
 }
 
-// leased runs a script that acts on a held lease and maps its status code.
+// held runs a script that acts on a held lease, in the partition its token
+// names, and maps its status code.
 //
 // go-redis retries a command whose reply was lost; if the first run did
 // finish, the retry finds the lease gone and this returns ErrLeaseLost for
 // an outcome that was in fact recorded. Callers treat ErrLeaseLost as "not
 // mine any more", which is safe either way.
-func (s *Store) leased(ctx context.Context, op string, d store.Delivery, sc *goredis.Script, args ...any) error {
+func (s *Store) held(ctx context.Context, op string, d store.Delivery, sc *goredis.Script, args ...any) error {
 	what := op + " " + d.ID
 	if err := s.check(); err != nil {
 		return fmt.Errorf("redis: %s: %w", what, err)
@@ -94,7 +199,11 @@ func (s *Store) leased(ctx context.Context, op string, d store.Delivery, sc *gor
 	if d.Lease == "" {
 		return fmt.Errorf("redis: %s: no lease token: %w", what, store.ErrLeaseLost)
 	}
-	reply, err := s.run(ctx, sc, append([]any{d.ID, d.Lease}, args...)...)
+	pt := s.tokenPart(d.Lease)
+	if pt == nil {
+		return fmt.Errorf("redis: %s: not a lease token of this store: %w", what, store.ErrLeaseLost)
+	}
+	reply, err := s.run(ctx, pt, sc, append([]any{d.ID, d.Lease}, args...)...)
 	if err != nil {
 		s.wrote(err, 1)
 		return s.fail(op, err) // no id: an outage fails every delivery alike

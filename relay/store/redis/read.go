@@ -2,9 +2,12 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/relaygw/relay/relay/store"
 )
@@ -13,16 +16,25 @@ import (
 // in one consistent snapshot.
 func (s *Store) Event(ctx context.Context, id string) (store.EventRecord, error) {
 	op := "event " + id
-	reply, err := s.run(ctx, s.sc.event, id)
-	if err != nil {
-		return store.EventRecord{}, s.fail(op, err)
-	}
-	arr, err := array(reply)
-	if err != nil {
-		return store.EventRecord{}, fmt.Errorf("redis: %s: %w", op, err)
-	}
-	if len(arr) == 0 {
+	var arr []any
+	err := s.lookup(s.partOf(id), func(pt *part) error {
+		reply, err := s.run(ctx, pt, s.sc.event, id)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		if arr, err = array(reply); err != nil {
+			return fmt.Errorf("redis: %s: %w", op, err)
+		}
+		if len(arr) == 0 {
+			return errNotHere
+		}
+		return nil
+	})
+	if errors.Is(err, errNotHere) {
 		return store.EventRecord{}, fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.EventRecord{}, err
 	}
 	rec, err := recordFrom(arr)
 	if err != nil {
@@ -85,12 +97,26 @@ func (s *Store) ListDLQ(ctx context.Context, dest string, p store.Page) ([]store
 // ReplayDLQ moves one dead delivery back into its queue, due now, with its
 // attempt count and age reset.
 func (s *Store) ReplayDLQ(ctx context.Context, id string) error {
-	op := "replay dlq " + id
-	reply, err := s.run(ctx, s.sc.replayDLQ, id)
-	if err != nil {
-		return s.fail(op, err)
+	return s.inDLQ(ctx, "replay dlq "+id, id, s.sc.replayDLQ)
+}
+
+// inDLQ runs a script that acts on the dead delivery id, in the partition
+// that holds it, with the retention as its last argument.
+func (s *Store) inDLQ(ctx context.Context, op, id string, sc *goredis.Script) error {
+	err := s.lookup(s.deliveryPart(id), func(pt *part) error {
+		reply, err := s.run(ctx, pt, sc, id, s.retention.Milliseconds())
+		if err != nil {
+			return s.fail(op, err)
+		}
+		if code, _ := integer(reply); code == codeMissing {
+			return errNotHere
+		}
+		return statusErr(op, reply)
+	})
+	if errors.Is(err, errNotHere) {
+		return fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
 	}
-	return statusErr(op, reply)
+	return err
 }
 
 // Depths reads the counters that the scripts keep, one HGETALL.
@@ -101,23 +127,37 @@ func (s *Store) Depths(ctx context.Context) (store.Depths, error) {
 	if err := s.ready(ctx); err != nil {
 		return store.Depths{}, s.fail("depths", err)
 	}
-	h, err := s.rdb.HGetAll(ctx, s.prefix+"depth").Result()
-	if err != nil {
+	// Each partition counts its own; the sums are the store's.
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*goredis.MapStringStringCmd, len(s.parts))
+	for i, pt := range s.parts {
+		cmds[i] = pipe.HGetAll(ctx, pt.prefix+"depth")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return store.Depths{}, s.fail("depths", err)
 	}
 	d := store.Depths{Queued: map[string]int{}, Dead: map[string]int{}}
-	for k, v := range h {
-		n, err := strconv.Atoi(v)
-		if err != nil || n == 0 {
-			continue
+	for _, c := range cmds {
+		for k, v := range c.Val() {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				continue
+			}
+			switch {
+			case k == "parked":
+				d.Parked += n
+			case strings.HasPrefix(k, "q:"):
+				d.Queued[k[2:]] += n
+			case strings.HasPrefix(k, "d:"):
+				d.Dead[k[2:]] += n
+			}
 		}
-		switch {
-		case k == "parked":
-			d.Parked = n
-		case strings.HasPrefix(k, "q:"):
-			d.Queued[k[2:]] = n
-		case strings.HasPrefix(k, "d:"):
-			d.Dead[k[2:]] = n
+	}
+	for _, m := range []map[string]int{d.Queued, d.Dead} {
+		for k, n := range m {
+			if n == 0 {
+				delete(m, k)
+			}
 		}
 	}
 	return d, nil
@@ -132,17 +172,28 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	if err := s.ready(ctx); err != nil {
 		return store.Delivery{}, s.fail(op, err)
 	}
-	h, err := s.rdb.HGetAll(ctx, s.prefix+"dlv:"+id).Result()
+	var d store.Delivery
+	err := s.lookup(s.deliveryPart(id), func(pt *part) (err error) {
+		d, err = s.delivery(ctx, op, pt, id)
+		return err
+	})
+	if errors.Is(err, errNotHere) {
+		return store.Delivery{}, fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
+	}
+	return d, err
+}
+
+// delivery reads the delivery id in partition pt, or errNotHere.
+func (s *Store) delivery(ctx context.Context, op string, pt *part, id string) (store.Delivery, error) {
+	h, err := s.rdb.HGetAll(ctx, pt.prefix+"dlv:"+id).Result()
 	if err != nil {
 		return store.Delivery{}, s.fail(op, err)
 	}
 	if len(h) > 0 {
 		return deliveryFrom(h), nil
 	}
-	// Accept stores no hash for a delivery until its first lease; its
-	// state then follows from its event's (see implicitDelivery).
 	if cut := strings.LastIndexByte(id, '_'); cut > 4 && strings.HasPrefix(id, "dlv_") {
-		evh, err := s.rdb.HGetAll(ctx, s.prefix+"ev:evt_"+id[4:cut]).Result()
+		evh, err := s.rdb.HGetAll(ctx, pt.prefix+"ev:evt_"+id[4:cut]).Result()
 		if err != nil {
 			return store.Delivery{}, s.fail(op, err)
 		}
@@ -156,5 +207,5 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 			}
 		}
 	}
-	return store.Delivery{}, fmt.Errorf("redis: %s: %w", op, store.ErrNotFound)
+	return store.Delivery{}, errNotHere
 }

@@ -10,16 +10,18 @@ import (
 //go:embed lua/*.lua
 var luaFiles embed.FS
 
-// scripts holds the Lua scripts, each the format version (FORMAT), the
+// scripts holds the Lua scripts, each the format marker's value (FORMAT), the
 // shared prelude and its own body. Script.Run sends EVALSHA and falls back to EVAL when the server's
 // script cache lost it (after a restart).
 type scripts struct {
 	accept, lease, extend, release, outcome         *goredis.Script
 	replayDLQ, deleteDLQ, replayParked, event, list *goredis.Script
-	expireParked                                    *goredis.Script
+	expireParked, peek                              *goredis.Script
 }
 
-func newScripts() (*scripts, error) {
+// newScripts builds the scripts for a store whose format marker holds
+// format (formatValue).
+func newScripts(format string) (*scripts, error) {
 	prelude, err := luaFiles.ReadFile("lua/prelude.lua")
 	if err != nil {
 		return nil, err
@@ -30,7 +32,7 @@ func newScripts() (*scripts, error) {
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("script %s: %w", name, err)
 		}
-		return goredis.NewScript("local FORMAT = '" + formatVersion + "'\n" + string(prelude) + "\n" + string(body))
+		return goredis.NewScript("local FORMAT = '" + format + "'\n" + string(prelude) + "\n" + string(body))
 	}
 	sc := &scripts{
 		accept:       load("accept"),
@@ -44,6 +46,7 @@ func newScripts() (*scripts, error) {
 		event:        load("event"),
 		list:         load("list"),
 		expireParked: load("expire_parked"),
+		peek:         load("peek"),
 	}
 	return sc, firstErr
 }
@@ -51,6 +54,6 @@ func newScripts() (*scripts, error) {
 func (sc *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		sc.accept, sc.lease, sc.extend, sc.release, sc.outcome,
-		sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list, sc.expireParked,
+		sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list, sc.expireParked, sc.peek,
 	}
 }

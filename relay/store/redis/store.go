@@ -40,9 +40,14 @@ type Options struct {
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 	// Cluster reads URL as a Redis Cluster seed (more seeds as addr
-	// parameters) and keeps every key in the slot of the prefix's hash tag
-	// ("{relay:}" for "relay:").
+	// parameters). With one partition every key is in the slot of the
+	// prefix's hash tag ("{relay:}" for "relay:").
 	Cluster bool
+	// Partitions is how many partitions the events and their deliveries
+	// are spread over (partition.go); zero means
+	// config.DefaultRedisPartitions, or config.DefaultRedisClusterPartitions
+	// with Cluster. It cannot change for existing data (format.go).
+	Partitions int
 	// Clock stands in for a zero due time of Retry and Release (clock.Real
 	// when nil). Due times and leases run on the Redis server's TIME.
 	Clock clock.Clock
@@ -53,15 +58,14 @@ type Options struct {
 type Store struct {
 	rdb       goredis.UniversalClient
 	sc        *scripts
-	prefix    string
-	route     []string // a cluster's key for every script: the prefix, so the slot of all keys
+	prefix    string  // the keys' prefix; with several partitions, each has its own under it
+	parts     []*part // the partitions, by number (partition.go)
+	format    string  // the format marker's value (format.go)
 	retention time.Duration
 	log       *slog.Logger
 	clock     clock.Clock
 	closed    atomic.Bool
 	formatOK  atomic.Bool // the format marker was checked (format.go)
-	accepts   batcher[*acceptReq]
-	outcomes  batcher[*outcomeReq]
 	health    store.WriteHealth
 }
 
@@ -105,13 +109,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	ro.ContextTimeoutEnabled = true
 	ro.DisableIdentity = true
 
-	sc, err := newScripts()
-	if err != nil {
-		return nil, fmt.Errorf("redis: open: %w", err)
-	}
 	s := &Store{
 		rdb:       newClient(ro, co),
-		sc:        sc,
 		prefix:    opts.Prefix,
 		retention: opts.Retention,
 		log:       opts.Logger,
@@ -120,9 +119,37 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.prefix == "" {
 		s.prefix = config.DefaultRedisPrefix
 	}
-	if opts.Cluster {
+	n := opts.Partitions
+	if n <= 0 {
+		n = config.DefaultRedisPartitions
+		if opts.Cluster {
+			n = config.DefaultRedisClusterPartitions
+		}
+	}
+	if opts.Cluster && n > 1 && hashTag(s.prefix) {
+		_ = s.rdb.Close()
+		return nil, fmt.Errorf("redis: open: prefix %q holds a hash tag, which would put all %d partitions in one slot of the cluster: "+
+			"leave the braces out of store.redis.prefix", s.prefix, n)
+	}
+	if opts.Cluster && n == 1 {
 		s.prefix = clusterPrefix(s.prefix)
-		s.route = []string{s.prefix}
+	}
+	s.format = formatValue(n)
+	if s.sc, err = newScripts(s.format); err != nil {
+		_ = s.rdb.Close()
+		return nil, fmt.Errorf("redis: open: %w", err)
+	}
+	s.parts = make([]*part, n)
+	for i := range s.parts {
+		pt := &part{n: i, prefix: partPrefix(s.prefix, i, n)}
+		if opts.Cluster {
+			pt.route = []string{pt.prefix}
+		}
+		pt.accepts = batcher[*acceptReq]{send: func(ctx context.Context, b []*acceptReq) { s.acceptBatch(ctx, pt, b) },
+			fail: s.fail, maxCalls: maxAcceptCalls}
+		pt.outcomes = batcher[*outcomeReq]{send: func(ctx context.Context, b []*outcomeReq) { s.outcomeBatch(ctx, pt, b) },
+			fail: s.fail, maxCalls: maxOutcomeCalls}
+		s.parts[i] = pt
 	}
 	if s.retention <= 0 {
 		s.retention = config.DefaultRedisRetention
@@ -130,8 +157,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.accepts = batcher[*acceptReq]{send: s.acceptBatch, fail: s.fail, maxCalls: maxAcceptCalls}
-	s.outcomes = batcher[*outcomeReq]{send: s.outcomeBatch, fail: s.fail, maxCalls: maxOutcomeCalls}
 	err = s.load(ctx)
 	if err == nil {
 		err = s.ready(ctx)
@@ -151,7 +176,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			"addr", ro.Addr, "store_error", err)
 		return s, nil
 	}
-	s.log.Debug("redis store open", "addr", ro.Addr, "db", ro.DB, "prefix", s.prefix)
+	s.log.Debug("redis store open", "addr", ro.Addr, "db", ro.DB, "prefix", s.prefix, "partitions", n)
 	return s, nil
 }
 
@@ -240,15 +265,15 @@ func (s *Store) check() error {
 	return nil
 }
 
-// run runs a script with the prefix as ARGV[1].
-func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, error) {
+// run runs a script in partition pt, with its prefix as ARGV[1].
+func (s *Store) run(ctx context.Context, pt *part, sc *goredis.Script, args ...any) (any, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	return sc.Run(ctx, s.rdb, s.route, append([]any{s.prefix}, args...)...).Result()
+	return sc.Run(ctx, s.rdb, pt.route, append([]any{pt.prefix}, args...)...).Result()
 }
 
 // fail wraps a Redis error for op, marking connection trouble as

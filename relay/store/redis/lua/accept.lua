@@ -109,8 +109,7 @@ for e = 1, tonumber(ARGV[2]) do
     indexed[#indexed + 1] = '0'
     indexed[#indexed + 1] = id
     if n == 0 then
-      local seq = redis.call('INCR', P .. 'seq')
-      redis.call('ZADD', P .. 'parked', seq, id)
+      redis.call('ZADD', P .. 'parked', string.format('%d', stamps(1) + 1), id)
       redis.call('HINCRBY', P .. 'depth', 'parked', 1)
     end
   end

@@ -13,5 +13,6 @@ for i = 1, count do
   local h = redis.call('HGETALL', P .. ARGV[3] .. page[2 * i - 1])
   if #h > 0 then out[#out + 1] = h end
 end
-if #page / 2 > limit then out[1] = page[2 * limit] end
+-- The score as an integer: Redis may write a large one with an exponent.
+if #page / 2 > limit then out[1] = string.format('%d', tonumber(page[2 * limit])) end
 return out

@@ -5,9 +5,9 @@
 --   unfinished delivery (its only one, or 'out' reaches 0), the event, its
 --   deliveries and their attempt logs expire after the retention.
 -- retry: the delivery is due again at the given time.
--- dead-letter: the delivery moves to the DLQ. The DLQ sets are scored by a
---   sequence number, so they list in the order deliveries died and page by
---   that number exactly.
+-- dead-letter: the delivery moves to the DLQ. The DLQ sets are scored by
+--   stamps (prelude.lua), so they list in the order deliveries died and page
+--   by that number exactly.
 -- ARGV: prefix, retention ms, number of outcomes, then per outcome: kind
 --       ('c', 'r' or 'd'), delivery id, token, attempt (attempt.go), status, error,
 --       due ms and due ns ('' but for a retry).
@@ -76,7 +76,7 @@ for i = 1, tonumber(ARGV[3]) do
   a = a + 8
 end
 if #dead > 0 then
-  local seq = redis.call('INCRBY', P .. 'seq', #dead) - #dead
+  local seq = stamps(#dead)
   local all = {}
   for j, d in ipairs(dead) do
     local score = string.format('%d', seq + j)

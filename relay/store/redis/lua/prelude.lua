@@ -13,6 +13,20 @@ local function now()
   return ms, t[1] .. string.format('%06d', tonumber(t[2])) .. '000'
 end
 
+-- stamps reserves k scores for the DLQ and parked sets and returns the one
+-- before the first: the scores are base+1 to base+k. They are the server's
+-- clock in microseconds, but always above the last ones given (kept in
+-- 'seq'), so a set lists in the order its members came, and the sets of
+-- several partitions merge in that order too (partition.go). A Lua double
+-- holds such a number exactly.
+local function stamps(k)
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local base = math.max(tonumber(redis.call('GET', P .. 'seq')) or 0, us - 1)
+  redis.call('SET', P .. 'seq', string.format('%d', base + k))
+  return base
+end
+
 -- enqueue stores one pending delivery per destination, due now.
 local function enqueue(evid, dests, ids, ms, ns)
   for i = 1, #dests do
