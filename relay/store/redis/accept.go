@@ -32,13 +32,15 @@ func (s *Store) Accept(ctx context.Context, ev store.Event, dests []string, dd s
 	if key == "" {
 		key = ev.ID
 	}
-	err = s.parts[s.partOf(key)].accepts.submit(r)
+	r.pt = s.parts[s.partOf(key)]
+	err = s.sender(r.pt).accepts.submit(r)
 	return r.res, err
 }
 
 // acceptReq is one Accept waiting for its script call.
 type acceptReq struct {
 	call
+	pt   *part // the event's partition
 	args []any // this event's part of the script arguments
 	res  store.AcceptResult
 }
@@ -63,17 +65,22 @@ func newAcceptReq(ctx context.Context, ev store.Event, dests []string, dd store.
 	return &acceptReq{call: newCall(ctx, "accept", ev.ID), args: args}, nil
 }
 
-// acceptBatch runs the accept script once for batch, all of partition pt,
-// and sets each request's result.
+// acceptBatch runs the accept script once for batch, all of partition pt
+// unless the script spans the partitions, and sets each request's result.
 func (s *Store) acceptBatch(ctx context.Context, pt *part, batch []*acceptReq) {
 	n := 0
 	for _, r := range batch {
 		n += len(r.args)
 	}
 	// The whole argument list at once, prefix first: s.run would copy it.
-	args := append(make([]any, 0, n+2), pt.prefix, len(batch))
+	args := append(make([]any, 0, n+2+len(batch)), pt.prefix, len(batch))
 	for _, r := range batch {
 		args = append(args, r.args...)
+	}
+	if s.spans { // the batch's events are of any partition
+		for _, r := range batch {
+			args = append(args, r.pt.prefix)
+		}
 	}
 	arr, err := s.runBatch(ctx, pt, s.sc.accept, args, len(batch))
 	s.wrote(err, len(batch))

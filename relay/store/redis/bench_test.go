@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,69 @@ import (
 	"github.com/relaygw/relay/relay/store"
 	"github.com/relaygw/relay/relay/store/storetest"
 )
+
+// benchLayouts are the key layouts the store benchmarks run on: one
+// partition on one Redis (the default), 16 on one Redis, and 16 on a
+// three-master cluster (the cluster default). Select one with -bench
+// 'Name/single-1$'.
+var benchLayouts = []struct {
+	name string
+	open func(b *testing.B) *Store
+}{
+	{"single-1", func(b *testing.B) *Store {
+		return openStore(b, testredis.Start(b).URL(), uniquePrefix(b))
+	}},
+	{"single-16", func(b *testing.B) *Store {
+		return openStore(b, testredis.Start(b).URL(), uniquePrefix(b), withPartitions(16))
+	}},
+	{"cluster-16", func(b *testing.B) *Store {
+		return openStore(b, testredis.StartCluster(b, false).URL(), uniquePrefix(b), withCluster)
+	}},
+}
+
+// infoEach is INFO section of every server of s: its masters on a cluster.
+func infoEach(b *testing.B, s *Store, section string) []string {
+	b.Helper()
+	var mu sync.Mutex
+	var out []string
+	each := func(ctx context.Context, c *goredis.Client) error {
+		info, err := c.Info(ctx, section).Result()
+		mu.Lock()
+		out = append(out, info)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(context.Background(), each)
+	} else {
+		err = each(context.Background(), s.rdb.(*goredis.Client))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// infoAll is infoEach joined, for counters summed over the servers.
+func infoAll(b *testing.B, s *Store, section string) string {
+	return strings.Join(infoEach(b, s, section), "\r\n")
+}
+
+// resetStats resets the counters of every server of s.
+func resetStats(b *testing.B, s *Store) {
+	b.Helper()
+	each := func(ctx context.Context, c *goredis.Client) error { return c.ConfigResetStat(ctx).Err() }
+	var err error
+	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(context.Background(), each)
+	} else {
+		err = each(context.Background(), s.rdb.(*goredis.Client))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+}
 
 // benchParallelism multiplies GOMAXPROCS into the number of goroutines, like
 // concurrent ingest requests; both benchmarks use it so their numbers compare.
@@ -33,16 +97,18 @@ func seedBody(b *testing.B) []byte {
 // BenchmarkAcceptParallel measures the whole accept path: dedupe claim,
 // event body, two deliveries, one script per event.
 func BenchmarkAcceptParallel(b *testing.B) {
-	srv := testredis.Start(b)
-	s := openStore(b, srv.URL(), uniquePrefix(b))
+	for _, l := range benchLayouts {
+		b.Run(l.name, func(b *testing.B) { benchAccept(b, l.open(b)) })
+	}
+}
+
+func benchAccept(b *testing.B, s *Store) {
 	body := seedBody(b)
 	dests := []string{"acme-crm", "acme-archive"}
 	var seq atomic.Int64
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(benchParallelism)
-	if err := s.rdb.ConfigResetStat(context.Background()).Err(); err != nil {
-		b.Fatal(err)
-	}
+	resetStats(b, s)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
@@ -65,10 +131,8 @@ func BenchmarkAcceptParallel(b *testing.B) {
 // network and reply handling, which are per call, not per event.
 func scriptMicros(b *testing.B, s *Store) float64 {
 	b.Helper()
-	info, err := s.rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
+	info := infoAll(b, s, "commandstats")
+	var total float64
 	for line := range strings.Lines(info) {
 		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
 		if !ok {
@@ -77,11 +141,11 @@ func scriptMicros(b *testing.B, s *Store) float64 {
 		for kv := range strings.SplitSeq(rest, ",") {
 			if v, ok := strings.CutPrefix(kv, "usec="); ok {
 				n, _ := strconv.ParseFloat(v, 64)
-				return n
+				total += n
 			}
 		}
 	}
-	return 0
+	return total
 }
 
 // ceilingScript is the least a durable, deduplicated accept can do in one
@@ -131,14 +195,16 @@ func BenchmarkCeilingScript(b *testing.B) {
 // delivery: redis-server CPU (INFO cpu), the commands Redis ran (scripts'
 // redis.call included, from INFO commandstats) and the script calls.
 func BenchmarkLeaseComplete(b *testing.B) {
+	for _, l := range benchLayouts {
+		b.Run(l.name, func(b *testing.B) { benchLeaseComplete(b, l.open(b)) })
+	}
+}
+
+func benchLeaseComplete(b *testing.B, s *Store) {
 	const conc = 8
-	srv := testredis.Start(b)
-	s := openStore(b, srv.URL(), uniquePrefix(b))
 	ctx := context.Background()
 	storetest.Fill(b, s, b.N, "sink")
-	if err := s.rdb.ConfigResetStat(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
+	resetStats(b, s)
 	cpu0 := serverCPU(b, s)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -160,28 +226,26 @@ func BenchmarkLeaseComplete(b *testing.B) {
 // serverCPU is redis-server's own CPU time so far (testredis.InfoCPU).
 func serverCPU(b *testing.B, s *Store) time.Duration {
 	b.Helper()
-	info, err := s.rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
+	var total time.Duration
+	for _, info := range infoEach(b, s, "cpu") {
+		cpu, err := testredis.InfoCPU(testredis.InfoFields(info))
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += cpu
 	}
-	cpu, err := testredis.InfoCPU(testredis.InfoFields(info))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cpu
+	return total
 }
 
 // commandCalls sums the calls of INFO commandstats: every command, those
 // scripts ran included, and apart the script calls themselves.
 func commandCalls(b *testing.B, s *Store) (calls, scripts int64) {
 	b.Helper()
-	info, err := s.rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
+	info := infoAll(b, s, "commandstats")
 	for line := range strings.Lines(info) {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" || name == "cmdstat_config|resetstat" {
+		if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" || name == "cmdstat_config|resetstat" ||
+			strings.HasPrefix(name, "cmdstat_cluster") { // the cluster client reading the slot map
 			continue
 		}
 		v, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")

@@ -38,7 +38,7 @@ func (s *Store) outcome(ctx context.Context, op, kind string, d store.Delivery, 
 	if err != nil {
 		return err
 	}
-	return r.pt.outcomes.submit(r)
+	return s.sender(r.pt).outcomes.submit(r)
 }
 
 // outcomeAsync is outcome without waiting: done gets what outcome would
@@ -50,7 +50,7 @@ func (s *Store) outcomeAsync(ctx context.Context, op, kind string, d store.Deliv
 		done(err)
 		return
 	}
-	r.pt.outcomes.submitAsync(r)
+	s.sender(r.pt).outcomes.submitAsync(r)
 }
 
 // outcomeReq checks an outcome and builds its request around c.
@@ -102,12 +102,18 @@ func (s *Store) Settle(ctx context.Context, d store.Delivery, o store.Settlement
 }
 
 // outcomeBatch runs the outcome script once for batch, all of partition
-// pt, and sets each request's error from its status code.
+// pt unless the script spans the partitions, and sets each request's error
+// from its status code.
 func (s *Store) outcomeBatch(ctx context.Context, pt *part, batch []*outcomeReq) {
 	args := make([]any, 0, 3+outcomeArgs*len(batch))
 	args = append(args, pt.prefix, s.retention.Milliseconds(), len(batch))
 	for _, r := range batch {
 		args = append(args, r.args[:]...)
+	}
+	if s.spans { // the batch's outcomes are of any partition
+		for _, r := range batch {
+			args = append(args, r.pt.prefix)
+		}
 	}
 	arr, err := s.runBatch(ctx, pt, s.sc.outcome, args, len(batch))
 	s.wrote(err, len(batch))

@@ -30,6 +30,16 @@ type part struct {
 	outcomes batcher[*outcomeReq]
 }
 
+// sender is the partition whose batchers send the calls for partition pt:
+// pt itself, or on one Redis with several partitions the first, whose
+// calls span them all.
+func (s *Store) sender(pt *part) *part {
+	if s.spans {
+		return s.parts[0]
+	}
+	return pt
+}
+
 // partPrefix is the key prefix of partition p of n under prefix.
 func partPrefix(prefix string, p, n int) string {
 	if n == 1 {

@@ -16,10 +16,12 @@ import (
 )
 
 // Lease hands out up to n due deliveries of dest, oldest due first, each with
-// its event: in one round trip with one partition. With several, it first
-// reads the due scores of every partition's queue (one pipeline), then
-// leases from each partition as many as it holds of the n oldest (another),
-// so no partition is starved and the order holds across them.
+// its event, from every partition: no partition is starved and the order
+// holds across them. That is one script call with one partition, and with
+// several on one Redis, where a script may touch them all. On a cluster it
+// first reads the due members of every partition's queue (one pipeline, one
+// round trip per master), then leases from each partition as many as it
+// holds of the n oldest (another).
 func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error) {
 	op := "lease " + dest
 	if err := s.check(); err != nil {
@@ -32,7 +34,19 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 	if len(s.parts) == 1 {
 		calls := []partCall{s.leaseCall(s.parts[0], dest, n, ms)}
 		s.runEach(ctx, s.sc.lease, calls)
-		return s.leased(op, calls)
+		return s.leased(op, calls, false)
+	}
+	if s.spans {
+		// One Redis: one script chooses and leases across the partitions.
+		random := rand.Text()
+		c := partCall{pt: s.parts[0], args: make([]any, 0, 5+2*len(s.parts))}
+		c.args = append(c.args, dest, n, ms, "")
+		for _, pt := range s.parts {
+			c.args = append(c.args, pt.prefix, s.tokenBase(pt, random))
+		}
+		calls := []partCall{c}
+		s.runEach(ctx, s.sc.lease, calls)
+		return s.leased(op, calls, true)
 	}
 	peeks := s.allParts(dest, n)
 	s.runEach(ctx, s.sc.peek, peeks)
@@ -72,7 +86,7 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 		}
 	}
 	s.runEach(ctx, s.sc.lease, calls)
-	return s.leased(op, calls)
+	return s.leased(op, calls, len(calls) > 1)
 }
 
 // due is a delivery in a queue: its score, id and partition. Dues sort as
@@ -96,12 +110,12 @@ func (s *Store) leaseCall(pt *part, dest string, n int, ms int64) partCall {
 	return partCall{pt: pt, args: []any{dest, n, ms, s.tokenBase(pt, rand.Text())}}
 }
 
-// leased decodes the replies of lease calls, in the order of the due times
-// the deliveries had. It fails only when every call failed: a partition
-// whose master is down leaves the others' deliveries to hand out.
-func (s *Store) leased(op string, calls []partCall) ([]store.Delivery, error) {
+// leased decodes the replies of lease calls, with merge in the order of the
+// due times the deliveries had. It fails only when every call failed: a
+// partition whose master is down leaves the others' deliveries to hand out.
+func (s *Store) leased(op string, calls []partCall, merge bool) ([]store.Delivery, error) {
 	var out []store.Delivery
-	var dues []due
+	var dues []due // the merge's keys, with several calls
 	var failed error
 	ok := 0
 	for _, c := range calls {
@@ -123,13 +137,15 @@ func (s *Store) leased(op string, calls []partCall) ([]store.Delivery, error) {
 				return nil, fmt.Errorf("redis: %s: %w", op, err)
 			}
 			out = append(out, d)
-			dues = append(dues, due{score: od, id: d.ID})
+			if merge {
+				dues = append(dues, due{score: od, id: d.ID})
+			}
 		}
 	}
 	if ok == 0 && failed != nil {
 		return nil, s.fail(op, failed)
 	}
-	if len(calls) > 1 {
+	if merge {
 		idx := make([]int, len(out))
 		for i := range idx {
 			idx[i] = i

@@ -61,6 +61,7 @@ type Store struct {
 	prefix    string  // the keys' prefix; with several partitions, each has its own under it
 	parts     []*part // the partitions, by number (partition.go)
 	format    string  // the format marker's value (format.go)
+	spans     bool    // several partitions on one Redis: a script may touch them all
 	retention time.Duration
 	log       *slog.Logger
 	clock     clock.Clock
@@ -135,6 +136,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.prefix = clusterPrefix(s.prefix)
 	}
 	s.format = formatValue(n)
+	s.spans = n > 1 && !opts.Cluster
 	if s.sc, err = newScripts(s.format); err != nil {
 		_ = s.rdb.Close()
 		return nil, fmt.Errorf("redis: open: %w", err)

@@ -4,7 +4,8 @@
 -- ARGV: prefix, number of events, then per event:
 --       event id, dedupe key ('' = none), dedupe ttl ms (0 = none),
 --       packed event (the "e" field, see pack.go), n, n destinations,
---       n delivery ids.
+--       n delivery ids; on a single Redis with several partitions, then
+--       per event the prefix of its partition.
 -- Returns one value per event: the deliveries queued (an integer) when the
 -- event is stored (or was, by this id), or the id of the event holding the
 -- dedupe claim (a string) when it is a duplicate.
@@ -12,10 +13,18 @@
 -- The format marker (doc.go, Format), checked at Open, is written again
 -- when Redis lost it with everything else (restarted empty, flushed), so
 -- that no relay data is ever without it; another format's is refused.
-local mark = redis.call('GET', P .. 'format')
-if mark ~= FORMAT then
-  if mark then return redis.error_reply('RELAYFORMAT ' .. mark) end
-  redis.call('SET', P .. 'format', FORMAT)
+-- marked checks the marker of partition P once per call; it returns the
+-- marker's value when it is another format's.
+local checked = {}
+local function marked()
+  if checked[P] then return nil end
+  checked[P] = true
+  local mark = redis.call('GET', P .. 'format')
+  if mark ~= FORMAT then
+    if mark then return mark end
+    redis.call('SET', P .. 'format', FORMAT)
+  end
+  return nil
 end
 local ms, ns = now()
 -- Lua numbers given to redis.call are formatted with printf on every call;
@@ -31,10 +40,29 @@ local places = {}
 local out = {}
 -- What many events add to the same key is written once at the end: the
 -- search index, each destination's queue and depth counter.
-local indexed = {}
+local indexed, iorder = {}, {}
 local queued, qorder = {}, {}
+-- The partitions' prefixes, per event, follow the events' arguments.
+local pfx = nil
+local count = tonumber(ARGV[2])
+do
+  local a, e = 3, 0
+  while e < count do
+    a = a + 5 + 2 * tonumber(ARGV[a + 4])
+    e = e + 1
+  end
+  if #ARGV >= a then pfx = a - 1 end
+end
+-- Every partition's marker before any write: a refusal writes nothing.
+for e = 1, (pfx and count or 1) do
+  if pfx then P = ARGV[pfx + e] end
+  local bad = marked()
+  if bad then return redis.error_reply('RELAYFORMAT ' .. bad) end
+end
 local a = 3
-for e = 1, tonumber(ARGV[2]) do
+for e = 1, count do
+  -- The prelude's functions build keys from P: it names the partition.
+  if pfx then P = ARGV[pfx + e] end
   local id = ARGV[a]
   local nstr = ARGV[a + 4]
   local n = tonumber(nstr)
@@ -81,11 +109,11 @@ for e = 1, tonumber(ARGV[2]) do
         redis.call('HSET', P .. 'dlv:' .. did, 'id', did, 'ev', id, 'dest', dest,
           'st', 'pending', 'n', '0', 'ca', ns, 'due', ns, 'ua', ns)
       end
-      local q = queued[dest]
+      local q = queued[P .. 'q:' .. dest]
       if not q then
-        q = {}
-        queued[dest] = q
-        qorder[#qorder + 1] = dest
+        q = {p = P, dest = dest}
+        queued[P .. 'q:' .. dest] = q
+        qorder[#qorder + 1] = q
       end
       q[#q + 1] = sc
       q[#q + 1] = did
@@ -106,8 +134,14 @@ for e = 1, tonumber(ARGV[2]) do
     end
     redis.call('HSET', evk, unpack(f))
     -- The search index: one score, so members sort by id, which is by time.
-    indexed[#indexed + 1] = '0'
-    indexed[#indexed + 1] = id
+    local ix = indexed[P]
+    if not ix then
+      ix = {}
+      indexed[P] = ix
+      iorder[#iorder + 1] = P
+    end
+    ix[#ix + 1] = '0'
+    ix[#ix + 1] = id
     if n == 0 then
       redis.call('ZADD', P .. 'parked', string.format('%d', stamps(1) + 1), id)
       redis.call('HINCRBY', P .. 'depth', 'parked', 1)
@@ -120,12 +154,11 @@ for e = 1, tonumber(ARGV[2]) do
   end
   a = a + 5 + 2 * n
 end
-if #indexed > 0 then
-  redis.call('ZADD', P .. 'evidx', unpack(indexed))
+for _, p in ipairs(iorder) do
+  redis.call('ZADD', p .. 'evidx', unpack(indexed[p]))
 end
-for _, dest in ipairs(qorder) do
-  local q = queued[dest]
-  redis.call('ZADD', P .. 'q:' .. dest, unpack(q))
-  redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, string.format('%d', #q / 2))
+for _, q in ipairs(qorder) do
+  redis.call('ZADD', q.p .. 'q:' .. q.dest, unpack(q))
+  redis.call('HINCRBY', q.p .. 'depth', 'q:' .. q.dest, string.format('%d', #q / 2))
 end
 return out

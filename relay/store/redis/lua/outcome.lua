@@ -10,8 +10,10 @@
 --   by that number exactly.
 -- ARGV: prefix, retention ms, number of outcomes, then per outcome: kind
 --       ('c', 'r' or 'd'), delivery id, token, attempt (attempt.go), status, error,
---       due ms and due ns ('' but for a retry).
+--       due ms and due ns ('' but for a retry); on a single Redis with
+--       several partitions, then per outcome the prefix of its partition.
 -- Returns one status code per outcome: 1 done, 2 lease lost, 3 missing.
+local outcomeArgs = 8 -- per outcome, as outcome.go sends them
 local ms, ns = now()
 local ret = ARGV[2]
 local expms = string.format('%d', ms + tonumber(ret))
@@ -20,20 +22,29 @@ local codes = {}
 -- destination its queue's finished and rescheduled members, its depth
 -- counters and its DLQ; the DLQ, the sequence, the expiry index. A batch is
 -- at most maxBatch (batch.go) outcomes, well within unpack's stack.
+local count = tonumber(ARGV[3])
+local spans = #ARGV > 3 + outcomeArgs * count
 local groups, order = {}, {}
-local dead, exp = {}, {}
+-- Per partition (prefix): the dead deliveries and the retired events.
+local dead, exp, porder = {}, {}, {}
 local a = 4
-for i = 1, tonumber(ARGV[3]) do
+for i = 1, count do
+  -- The prelude's functions build keys from P: it names the partition.
+  if spans then P = ARGV[3 + outcomeArgs * count + i] end
+  if not dead[P] then
+    dead[P], exp[P] = {}, {}
+    porder[#porder + 1] = P
+  end
   local kind, id = ARGV[a], ARGV[a + 1]
   local dk = P .. 'dlv:' .. id
   local h, code = held(dk, ARGV[a + 2], ms)
   if h then
     code = 1
-    local g = groups[h.dest]
+    local g = groups[P .. 'q:' .. h.dest]
     if not g then
-      g = {rem = {}, add = {}, dlq = {}, lz = {}, q = 0, d = 0}
-      groups[h.dest] = g
-      order[#order + 1] = h.dest
+      g = {p = P, dest = h.dest, rem = {}, add = {}, dlq = {}, lz = {}, q = 0, d = 0}
+      groups[P .. 'q:' .. h.dest] = g
+      order[#order + 1] = g
     end
     -- The lease ends here: its entry in the lease index (see lease.lua)
     -- goes now, one command per destination, rather than be looked at
@@ -60,35 +71,43 @@ for i = 1, tonumber(ARGV[3]) do
         local skip
         if not h.la then skip = id end
         expire(h.ev, ret, siblings(id, h.ev, h.nd), skip)
-        exp[#exp + 1] = expms
-        exp[#exp + 1] = h.ev
+        local e = exp[P]
+        e[#e + 1] = expms
+        e[#e + 1] = h.ev
       end
     else
       g.rem[#g.rem + 1] = id
       g.q = g.q - 1
       g.d = g.d + 1
-      dead[#dead + 1] = {id, g}
+      local dd = dead[P]
+      dd[#dd + 1] = {id, g}
       redis.call('HSET', dk, 'st', 'dead', 'n', n, 'ls', ARGV[a + 4],
         'le', ARGV[a + 5], 'ua', ns, 'tok', '', 'lu', '0', 'la', att)
     end
   end
   codes[i] = code
-  a = a + 8
+  a = a + outcomeArgs
 end
-if #dead > 0 then
-  local seq = stamps(#dead)
-  local all = {}
-  for j, d in ipairs(dead) do
-    local score = string.format('%d', seq + j)
-    all[#all + 1] = score
-    all[#all + 1] = d[1]
-    d[2].dlq[#d[2].dlq + 1] = score
-    d[2].dlq[#d[2].dlq + 1] = d[1]
+for _, p in ipairs(porder) do
+  P = p
+  local dd = dead[p]
+  if #dd > 0 then
+    local seq = stamps(#dd)
+    local all = {}
+    for j, d in ipairs(dd) do
+      local score = string.format('%d', seq + j)
+      all[#all + 1] = score
+      all[#all + 1] = d[1]
+      d[2].dlq[#d[2].dlq + 1] = score
+      d[2].dlq[#d[2].dlq + 1] = d[1]
+    end
+    redis.call('ZADD', P .. 'dlq', unpack(all))
   end
-  redis.call('ZADD', P .. 'dlq', unpack(all))
 end
-for _, dest in ipairs(order) do
-  local g, q = groups[dest], P .. 'q:' .. dest
+for _, g in ipairs(order) do
+  local dest = g.dest
+  P = g.p
+  local q = P .. 'q:' .. dest
   if #g.rem > 0 then redis.call('ZREM', q, unpack(g.rem)) end
   redis.call('ZREM', P .. 'lz:' .. dest, unpack(g.lz))
   if #g.add > 0 then redis.call('ZADD', q, unpack(g.add)) end
@@ -96,5 +115,8 @@ for _, dest in ipairs(order) do
   if g.q ~= 0 then redis.call('HINCRBY', P .. 'depth', 'q:' .. dest, string.format('%d', g.q)) end
   if g.d ~= 0 then redis.call('HINCRBY', P .. 'depth', 'd:' .. dest, string.format('%d', g.d)) end
 end
-if #exp > 0 then unindex(exp, ms) end
+for _, p in ipairs(porder) do
+  P = p
+  if #exp[p] > 0 then unindex(exp[p], ms) end
+end
 return codes
