@@ -223,6 +223,34 @@ func benchLeaseComplete(b *testing.B, s *Store) {
 	b.ReportMetric(float64(scripts)/n, "scripts/delivery")
 }
 
+// BenchmarkLease measures the lease alone on a busy queue: batches of 16
+// due deliveries, as the dispatcher of a destination of concurrency 8
+// leases, none finished. Reported per delivery: redis-server CPU and
+// EVALSHA time (the scripts' own count, INFO commandstats).
+func BenchmarkLease(b *testing.B) {
+	for _, l := range benchLayouts {
+		b.Run(l.name, func(b *testing.B) {
+			s := l.open(b)
+			ctx := context.Background()
+			storetest.Fill(b, s, b.N, "sink")
+			resetStats(b, s)
+			cpu0 := serverCPU(b, s)
+			b.ResetTimer()
+			for left := b.N; left > 0; {
+				ds, err := s.Lease(ctx, "sink", min(left, 16), time.Minute)
+				if err != nil || len(ds) == 0 {
+					b.Fatalf("Lease: %d, %v with %d left", len(ds), err, left)
+				}
+				left -= len(ds)
+			}
+			b.StopTimer()
+			n := float64(b.N)
+			b.ReportMetric(float64((serverCPU(b, s)-cpu0).Microseconds())/n, "redis-cpu-µs/delivery")
+			b.ReportMetric(scriptMicros(b, s)/n, "script-µs/delivery")
+		})
+	}
+}
+
 // serverCPU is redis-server's own CPU time so far (testredis.InfoCPU).
 func serverCPU(b *testing.B, s *Store) time.Duration {
 	b.Helper()

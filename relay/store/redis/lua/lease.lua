@@ -51,19 +51,40 @@ for _, pt in ipairs(parts) do
 end
 -- How many to take from each partition: with one, n; with several, as many
 -- as each holds of the n oldest due of all (ties by id, as in a queue).
-local take = {n}
+local take, dues = {n}, {}
 if #parts > 1 then
-  local all = {}
-  for j, pt in ipairs(parts) do
-    take[j] = 0
-    local due = redis.call('ZRANGEBYSCORE', pt[1] .. 'q:' .. dest, '-inf', ms, 'WITHSCORES', 'LIMIT', 0, n)
-    for i = 1, #due, 2 do all[#all + 1] = {tonumber(due[i + 1]), due[i], j} end
+  -- A merge of the partitions' due members, each list in queue order,
+  -- read in chunks of about its share of n, and more when the merge runs
+  -- through a chunk: heads[j] is the place of partition j's next member
+  -- in dues[j], and ended[j] says its list has no more.
+  local chunk = math.floor(n / #parts) + 2
+  local heads, ended = {}, {}
+  local function more(j)
+    local d = dues[j]
+    local got = redis.call('ZRANGEBYSCORE', parts[j][1] .. 'q:' .. dest, '-inf', ms, 'WITHSCORES', 'LIMIT', #d / 2, chunk)
+    for i = 1, #got do d[#d + 1] = got[i] end
+    ended[j] = #got < 2 * chunk
   end
-  table.sort(all, function(a, b)
-    if a[1] ~= b[1] then return a[1] < b[1] end
-    return a[2] < b[2]
-  end)
-  for i = 1, math.min(n, #all) do take[all[i][3]] = take[all[i][3]] + 1 end
+  for j = 1, #parts do
+    take[j], dues[j], heads[j] = 0, {}, 1
+    more(j)
+  end
+  for _ = 1, n do
+    local best, bs, bid = nil, nil, nil
+    for j = 1, #parts do
+      local d, h = dues[j], heads[j]
+      if h > #d and not ended[j] then more(j) end
+      if h < #d then
+        local sc = tonumber(d[h + 1])
+        if not best or sc < bs or (sc == bs and d[h] < bid) then
+          best, bs, bid = j, sc, d[h]
+        end
+      end
+    end
+    if not best then break end
+    take[best] = take[best] + 1
+    heads[best] = heads[best] + 2
+  end
 end
 
 local out = {}
@@ -111,15 +132,18 @@ local function hold(dk, cur, tok, ev, od)
 end
 
 -- leaseIn leases up to k due deliveries of the partition P, with tokens
--- under base.
-local function leaseIn(k, base)
+-- under base; due, when given, holds its due members as the merge above
+-- read them.
+local function leaseIn(k, base, due)
   -- Members and scores: a score that is not a whole number marks a
   -- delivery that accept queued with no hash (see accept.lua), which
   -- nothing has moved since, as any later change of its score makes it a
   -- whole number.
-  local due = redis.call('ZRANGEBYSCORE', q, '-inf', ms, 'WITHSCORES', 'LIMIT', 0, k)
+  if not due then
+    due = redis.call('ZRANGEBYSCORE', q, '-inf', ms, 'WITHSCORES', 'LIMIT', 0, k)
+  end
   local moved = {}
-  for i = 1, #due / 2 do
+  for i = 1, math.min(k, #due / 2) do
     local id = due[2 * i - 1]
     local dk = P .. 'dlv:' .. id
     local tok = base .. '.' .. i
@@ -182,7 +206,7 @@ for j, pt in ipairs(parts) do
   if take[j] > 0 then
     P = pt[1]
     q, lz = P .. 'q:' .. dest, P .. 'lz:' .. dest
-    leaseIn(take[j], pt[2])
+    leaseIn(take[j], pt[2], dues[j])
   end
 end
 return out
