@@ -48,23 +48,44 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 		s.runEach(ctx, s.sc.lease, calls)
 		return s.leased(op, calls, true)
 	}
-	peeks := s.allParts(dest, n)
-	s.runEach(ctx, s.sc.peek, peeks)
+	// A plain read of every partition's lowest members: the due ones come
+	// first, before those leased (scored by their expiry) and those due
+	// later. "Now" is a server's TIME, read in the same round trip; the
+	// lease scripts then decide by their own server's clock, so a skew only
+	// makes the choice a little less exact.
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	if err := s.ready(ctx); err != nil {
+		s.wrote(err, 1)
+		return nil, s.fail(op, err)
+	}
+	pipe := s.rdb.Pipeline()
+	clock := pipe.Time(ctx)
+	peeks := make([]*goredis.ZSliceCmd, len(s.parts))
+	for i, pt := range s.parts {
+		peeks[i] = pipe.ZRangeByScoreWithScores(ctx, pt.prefix+"q:"+dest, &goredis.ZRangeBy{Min: "-inf", Max: "+inf", Count: int64(n)})
+	}
+	_, _ = pipe.Exec(ctx)
+	now, err := clock.Result()
+	if err != nil {
+		now = time.Now()
+	}
+	nowMS := float64(now.UnixMilli())
 	var all []due
 	var down error
 	for i, c := range peeks {
-		if c.err != nil {
+		zs, err := c.Result()
+		if err != nil {
 			// Its master may be down: lease from the others.
-			down = c.err
+			down = err
 			continue
 		}
-		arr, _ := c.reply.([]any)
-		for j := 0; j+1 < len(arr); j += 2 {
-			f, err := strconv.ParseFloat(text(arr[j+1]), 64)
-			if err != nil {
-				return nil, fmt.Errorf("redis: %s: bad peek reply %v", op, arr[j+1])
+		for _, z := range zs {
+			if z.Score > nowMS {
+				break
 			}
-			all = append(all, due{f, text(arr[j]), i})
+			all = append(all, due{z.Score, text(z.Member), i})
 		}
 	}
 	if len(all) == 0 {

@@ -16,7 +16,7 @@ var luaFiles embed.FS
 type scripts struct {
 	accept, lease, extend, release, outcome         *goredis.Script
 	replayDLQ, deleteDLQ, replayParked, event, list *goredis.Script
-	expireParked, peek                              *goredis.Script
+	expireParked                                    *goredis.Script
 }
 
 // newScripts builds the scripts for a store whose format marker holds
@@ -46,7 +46,6 @@ func newScripts(format string) (*scripts, error) {
 		event:        load("event"),
 		list:         load("list"),
 		expireParked: load("expire_parked"),
-		peek:         load("peek"),
 	}
 	return sc, firstErr
 }
@@ -54,6 +53,6 @@ func newScripts(format string) (*scripts, error) {
 func (sc *scripts) all() []*goredis.Script {
 	return []*goredis.Script{
 		sc.accept, sc.lease, sc.extend, sc.release, sc.outcome,
-		sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list, sc.expireParked, sc.peek,
+		sc.replayDLQ, sc.deleteDLQ, sc.replayParked, sc.event, sc.list, sc.expireParked,
 	}
 }
