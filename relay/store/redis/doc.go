@@ -12,7 +12,38 @@
 // the script reads the clock once and writes what its outcomes change in
 // one key (a queue, the depth counters, the DLQ, the expiry index) once.
 //
+// # Partitions
+//
+// Events and their deliveries are spread over a fixed number of partitions
+// (Options.Partitions, store.redis.partitions; partition.go). Each is a
+// whole keyspace of the layout below under a prefix of its own: with one
+// partition the store's prefix, with N > 1 the prefix and the partition's
+// hash tag, "<prefix>{p}:" for p from 0 to N-1. An event's partition is
+// FNV-1a of its dedupe claim key, or of its id when it has none, mod N: the
+// claim, the event, its deliveries and their queue entries are in one
+// partition, so every script touches one partition, which on Redis Cluster
+// is one hash slot. Keys named "global" below (depth, seq, evidx, evexp,
+// dlq, parked) are per partition; the store derives the whole: Depths sums
+// the partitions' counters, ListDLQ and ListParked merge the partitions'
+// sets by score and partition (a cursor of N > 1 is "score-p"), FindEvents
+// merges their search indexes by id (its cursor is an id, as with one).
+// A lease token starts with its partition ("p-"), so ExtendLease, Release
+// and outcomes go straight to it; a lookup by id (Event, Delivery, the DLQ
+// and parked actions) tries the partition the id hashes to, then the
+// others, since a deduped event lives where its claim key hashes.
+//
+// Lease takes the n oldest due deliveries of all partitions, ties by id as
+// within one queue, so none starves. On one Redis a script may touch every
+// partition: one lease script merges their queues and leases, and accepts
+// and outcomes of any partition share one batched call, as with one
+// partition. On a cluster a lease reads every partition's queue head (a
+// pipeline of plain reads and TIME), then runs the lease script in each
+// partition that holds some of the n oldest, and accepts and outcomes are
+// batched per partition.
+//
 // # Keys
+//
+// Per partition, under its prefix:
 //
 //	ev:{event id}      hash: e nd ca, and out dlvs parked dests when needed
 //	dlv:{delivery id}  hash: id ev dest st n ca due ua ls le tok lu od la nd
@@ -23,9 +54,11 @@
 //	                   (less half a ms for implicit ones, see below)
 //	lz:{destination}   sorted set of leased delivery ids, scored by the
 //	                   lease's expiry ms (see Queues and time)
-//	dlq, dlq:{dest}    sorted sets of dead delivery ids, scored by seq
-//	parked             sorted set of parked event ids, scored by seq
-//	seq                counter that orders the DLQ and parked sets
+//	dlq, dlq:{dest}    sorted sets of dead delivery ids, scored by stamp
+//	parked             sorted set of parked event ids, scored by stamp
+//	seq                the last stamp given: stamps are the server's clock in
+//	                   µs, kept above the last, so a partition's sets list in
+//	                   the order members came and partitions merge by time
 //	dd:{dedupe key}    string: id of the event holding the claim, PX = TTL
 //	depth              hash of counters: q:{dest}, d:{dest}, parked
 //	evidx              sorted set of event ids, all scored 0 so they sort by id
@@ -33,7 +66,8 @@
 //	evexp              sorted set of retired event ids, scored by expiry ms;
 //	                   their evidx entries are dropped once expired
 //	probe              string written by CheckWrite, PX one minute
-//	format             string: the version of this layout (see Format)
+//	format             string: the version of this layout and, with N > 1,
+//	                   "/N" (see Format)
 //
 // Times in hashes are Unix nanoseconds as decimal strings; "nd" says how
 // many deliveries the event has and "dlvs" lists their ids (left out when
@@ -83,10 +117,16 @@
 // # Format
 //
 // The keys above are format "1" (formatVersion), the only one this package
-// reads; the format key says so. Open checks it: a keyspace with no relay
-// key (the probe aside) gets the marker, SET NX, so relays starting
-// together agree; relay data without the marker or with another version is
-// refused with an error that names the prefix and both formats. There is
+// reads; each partition's format key says so, followed by "/N" when there
+// are N > 1 partitions ("1/16"), so that a relay configured with another
+// number refuses the data with an error naming both numbers: the number
+// cannot change for existing data. One partition's keys are those of the
+// layout before partitions, which opens as it was. Open checks every
+// partition's marker, and the markers of the other layouts under the same
+// prefix (that of one partition, or partition 0 of several): a keyspace
+// with no relay key (the probe aside) gets the markers, SET NX, so relays
+// starting together agree; relay data without the marker or with another
+// version is refused with an error that names the prefix and both formats. There is
 // no migration before the first release. When Open cannot reach Redis, the
 // first call that does checks instead. The marker never expires, and the
 // accept script writes it again when Redis lost it with everything else
@@ -127,10 +167,13 @@
 // wrapping store.ErrUnavailable.
 //
 // The scripts build key names at run time. On a standalone Redis (or one
-// behind Sentinel) that needs nothing more; with Options.Cluster
-// (store.redis.cluster) the prefix becomes one hash tag, so every key, and
-// so every script, is on one slot of the cluster (docs/benchmarks.md,
-// Redis Cluster).
+// behind Sentinel) that needs nothing more. With Options.Cluster
+// (store.redis.cluster) each script runs with its partition's prefix as its
+// key, so on that key's slot; with one partition the prefix becomes one
+// hash tag ("{relay:}"), and a prefix that holds a tag is refused with
+// several. With a master down and no replica, calls of its partitions fail
+// as unavailable while the others go on (with the cluster's
+// cluster-require-full-coverage off; docs/benchmarks.md, Redis Cluster).
 //
 // This package must not know HTTP, routing or delivery policy: it stores
 // what the store contract says and decides nothing about retries. Of
