@@ -20,14 +20,19 @@ func (s *Store) ExpireParked(ctx context.Context, cutoff time.Time) (int, error)
 	}
 	ns := strconv.FormatInt(cutoff.UnixNano(), 10)
 	total := 0
+	var first error
 	for _, pt := range s.parts {
+		// A partition that fails (its master down) leaves the others to go on.
 		n, err := s.expireParked(ctx, pt, ns)
 		total += n
-		if err != nil {
-			return total, err
+		if err != nil && first == nil {
+			first = err
+		}
+		if err != nil && !unavailable(err) {
+			break
 		}
 	}
-	return total, nil
+	return total, first
 }
 
 // expireParked is ExpireParked in partition pt.
