@@ -62,13 +62,22 @@ func newClient(ro *goredis.Options, co *goredis.ClusterOptions) goredis.Universa
 }
 
 // clusterPrefix puts the whole prefix in one hash tag unless it already
-// holds one, so every key of the store lands in one slot: the scripts touch
-// many keys at once, and a cluster runs a script only on keys of one slot.
+// holds one, so that with one partition every key of the store lands in one
+// slot: the scripts touch many keys at once, and a cluster runs a script
+// only on keys of one slot.
 func clusterPrefix(prefix string) string {
-	if i := strings.IndexByte(prefix, '{'); i >= 0 {
-		if j := strings.IndexByte(prefix[i+1:], '}'); j > 0 {
-			return prefix
-		}
+	if hashTag(prefix) {
+		return prefix
 	}
 	return "{" + prefix + "}"
+}
+
+// hashTag reports whether prefix holds a Redis Cluster hash tag (a "{"
+// followed later by "}" with something between), which puts every key
+// starting with it in one slot.
+func hashTag(prefix string) bool {
+	if i := strings.IndexByte(prefix, '{'); i >= 0 {
+		return strings.IndexByte(prefix[i+1:], '}') > 0
+	}
+	return false
 }

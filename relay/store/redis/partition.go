@@ -48,15 +48,6 @@ func partPrefix(prefix string, p, n int) string {
 	return prefix + "{" + strconv.Itoa(p) + "}:"
 }
 
-// hashTag reports whether prefix holds a Redis Cluster hash tag, which
-// would put every key under it in one slot.
-func hashTag(prefix string) bool {
-	if i := strings.IndexByte(prefix, '{'); i >= 0 {
-		return strings.IndexByte(prefix[i+1:], '}') > 0
-	}
-	return false
-}
-
 // partOf is the partition of an event: FNV-1a of its dedupe claim key, or
 // of its id when it has none, mod the number of partitions. It must never
 // change: stored events are found where it put them.
@@ -146,15 +137,11 @@ type partCall struct {
 // cluster. Each call gets its own reply or error, so a partition whose
 // master is down fails its calls only.
 func (s *Store) runEach(ctx context.Context, sc *goredis.Script, calls []partCall) {
-	if err := s.check(); err == nil {
+	err := s.check()
+	if err == nil {
 		err = s.ready(ctx)
-		if err != nil {
-			for i := range calls {
-				calls[i].err = err
-			}
-			return
-		}
-	} else {
+	}
+	if err != nil {
 		for i := range calls {
 			calls[i].err = err
 		}
@@ -181,15 +168,6 @@ func (s *Store) runEach(ctx context.Context, sc *goredis.Script, calls []partCal
 			c.reply, c.err = sc.Run(ctx, s.rdb, c.pt.route, argv(c)...).Result()
 		}
 	}
-}
-
-// allParts is one call per partition with the same arguments.
-func (s *Store) allParts(args ...any) []partCall {
-	calls := make([]partCall, len(s.parts))
-	for i, pt := range s.parts {
-		calls[i] = partCall{pt: pt, args: args}
-	}
-	return calls
 }
 
 // partCursor reads a page cursor of a list merged from several partitions:
