@@ -18,16 +18,21 @@ import (
 func withCluster(o *Options) { o.Cluster = true }
 
 // TestConformanceCluster runs the store's whole contract on a three-master
-// Redis Cluster: the scripts touch many keys at once, which a cluster only
-// allows within one slot.
+// Redis Cluster, with the partitions spread over the masters and with one:
+// the scripts touch many keys at once, which a cluster only allows within
+// one slot.
 func TestConformanceCluster(t *testing.T) {
 	c := testredis.StartCluster(t, false)
-	storetest.Run(t, func(t testing.TB) storetest.Opener {
-		prefix := uniquePrefix(t)
-		return func(t testing.TB) store.Store {
-			return openStore(t, c.URL(), prefix, withCluster)
-		}
-	})
+	for _, n := range []int{16, 1} { // the default, and every key in one slot
+		t.Run(fmt.Sprintf("partitions-%d", n), func(t *testing.T) {
+			storetest.Run(t, func(t testing.TB) storetest.Opener {
+				prefix := uniquePrefix(t)
+				return func(t testing.TB) store.Store {
+					return openStore(t, c.URL(), prefix, withCluster, withPartitions(n))
+				}
+			})
+		})
+	}
 }
 
 func TestClusterPrefix(t *testing.T) {
