@@ -132,7 +132,7 @@ func BenchmarkLeaseComplete(b *testing.B) {
 	storetest.Drain(b, s, "sink", b.N, conc, func(d store.Delivery) {
 		a := store.Attempt{N: 1, At: time.Now(), Duration: time.Millisecond, Status: 200}
 		outcomes.Add(1)
-		s.Settle(ctx, d, delivered(a), func(err error) {
+		s.Settle(ctx, d, storetest.Delivered(a), func(err error) {
 			if err != nil {
 				b.Error(err)
 			}
@@ -172,7 +172,7 @@ func BenchmarkSweepEvents(b *testing.B) {
 	var outcomes sync.WaitGroup
 	storetest.Drain(b, s, "sink", b.N, 8, func(d store.Delivery) {
 		outcomes.Add(1)
-		s.Settle(ctx, d, delivered(store.Attempt{N: 1, At: time.Now(), Status: 200}), func(err error) {
+		s.Settle(ctx, d, storetest.Delivered(store.Attempt{N: 1, At: time.Now(), Status: 200}), func(err error) {
 			if err != nil {
 				b.Error(err)
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // openRetaining opens a store in a new directory that keeps finished events
@@ -106,18 +107,18 @@ func TestRetentionDeletesOnlyFinishedEvents(t *testing.T) {
 	}
 
 	delivered := accept(1, "a")
-	must(complete(ctx, s, leaseOne(t, s, "a"), ok))
+	must(storetest.Complete(ctx, s, leaseOne(t, s, "a"), ok))
 	retried := accept(2, "a")
-	must(retry(ctx, s, leaseOne(t, s, "a"), failed, time.Now()))
-	must(complete(ctx, s, leaseOne(t, s, "a"), ok))
+	must(storetest.Retry(ctx, s, leaseOne(t, s, "a"), failed, time.Now()))
+	must(storetest.Complete(ctx, s, leaseOne(t, s, "a"), ok))
 	discarded := accept(3, "a")
 	d := leaseOne(t, s, "a")
-	must(deadLetter(ctx, s, d, failed))
+	must(storetest.DeadLetter(ctx, s, d, failed))
 	must(s.DeleteDLQ(ctx, d.ID))
 	half := accept(4, "a", "b")
-	must(complete(ctx, s, leaseOne(t, s, "a"), ok))
+	must(storetest.Complete(ctx, s, leaseOne(t, s, "a"), ok))
 	dead := accept(5, "c")
-	must(deadLetter(ctx, s, leaseOne(t, s, "c"), failed))
+	must(storetest.DeadLetter(ctx, s, leaseOne(t, s, "c"), failed))
 	parked := accept(6)
 	pending := accept(7, "d")
 
@@ -165,7 +166,7 @@ func TestRetentionDeletesOnlyFinishedEvents(t *testing.T) {
 	// The half-delivered event finishes now. The walk has passed it, so only
 	// the next full pass deletes it, and only once its own retention is
 	// over: a retention counts from the last delivery's end.
-	must(complete(ctx, s, leaseOne(t, s, "b"), ok))
+	must(storetest.Complete(ctx, s, leaseOne(t, s, "b"), ok))
 	rec, err := s.Event(ctx, half)
 	must(err)
 	var finished time.Time
@@ -199,7 +200,7 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 	if _, err := s.Accept(ctx, event(0), []string{"dead"}, store.Dedupe{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := deadLetter(ctx, s, leaseOne(t, s, "dead"), failed); err != nil {
+	if err := storetest.DeadLetter(ctx, s, leaseOne(t, s, "dead"), failed); err != nil {
 		t.Fatal(err)
 	}
 	const n = 2*sweepLimit + 5
@@ -222,7 +223,7 @@ func TestRetentionDeletesInBatches(t *testing.T) {
 		}
 		for _, d := range ds {
 			wg.Go(func() {
-				if err := complete(ctx, s, d, store.Attempt{Status: 200, At: time.Now()}); err != nil {
+				if err := storetest.Complete(ctx, s, d, store.Attempt{Status: 200, At: time.Now()}); err != nil {
 					t.Error(err)
 				}
 			})
@@ -259,7 +260,7 @@ func TestRetentionWalkIgnoresReceivedAt(t *testing.T) {
 		if _, err := s.Accept(ctx, ev, []string{"a"}, store.Dedupe{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := complete(ctx, s, leaseOne(t, s, "a"), ok); err != nil {
+		if err := storetest.Complete(ctx, s, leaseOne(t, s, "a"), ok); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -291,7 +292,7 @@ func TestRetentionSkipsUnreadableEvents(t *testing.T) {
 	if _, err := s.Accept(ctx, event(1), []string{"a"}, store.Dedupe{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := complete(ctx, s, leaseOne(t, s, "a"), store.Attempt{Status: 200, At: time.Now()}); err != nil {
+	if err := storetest.Complete(ctx, s, leaseOne(t, s, "a"), store.Attempt{Status: 200, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if n := sweepAt(t, s, time.Now().Add(2*time.Hour)); n != 1 {
@@ -388,9 +389,9 @@ func randomOutcome(ctx context.Context, s *Store, r *rand.Rand, d store.Delivery
 	a := store.Attempt{Status: 200, At: time.Now()}
 	switch r.IntN(4) {
 	case 0:
-		return retry(ctx, s, d, a, time.Now())
+		return storetest.Retry(ctx, s, d, a, time.Now())
 	case 1:
-		if err := deadLetter(ctx, s, d, a); err != nil {
+		if err := storetest.DeadLetter(ctx, s, d, a); err != nil {
 			return err
 		}
 		if r.IntN(2) == 0 {
@@ -399,7 +400,7 @@ func randomOutcome(ctx context.Context, s *Store, r *rand.Rand, d store.Delivery
 		return s.DeleteDLQ(ctx, d.ID)
 	}
 	written := make(chan error, 1)
-	s.Settle(ctx, d, delivered(a), func(err error) { written <- err })
+	s.Settle(ctx, d, storetest.Delivered(a), func(err error) { written <- err })
 	return <-written
 }
 

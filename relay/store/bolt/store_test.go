@@ -434,9 +434,9 @@ func TestAttemptLogSplitsRecordAndBucket(t *testing.T) {
 		}
 		a := store.Attempt{At: time.Now(), Status: status, Response: fmt.Sprintf("answer %d", status)}
 		if status == 200 {
-			err = complete(ctx, s, ds[0], a)
+			err = storetest.Complete(ctx, s, ds[0], a)
 		} else {
-			err = retry(ctx, s, ds[0], a, time.Now())
+			err = storetest.Retry(ctx, s, ds[0], a, time.Now())
 		}
 		if err != nil {
 			t.Fatalf("outcome %d: %v", status, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 func TestAttemptEncoding(t *testing.T) {
@@ -81,7 +82,7 @@ func TestNewestAttemptInDeliveryHash(t *testing.T) {
 
 	accept(t, s, event(1), []string{"at-once"}, store.Dedupe{})
 	d := leaseOne(t, s, "at-once")
-	if err := complete(ctx, s, d, attempt(1, 200)); err != nil {
+	if err := storetest.Complete(ctx, s, d, attempt(1, 200)); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if n := raw.Exists(ctx, prefix+"att:"+d.ID).Val(); n != 0 {
@@ -101,7 +102,7 @@ func TestNewestAttemptInDeliveryHash(t *testing.T) {
 	accept(t, s, event(2), []string{"slow"}, store.Dedupe{})
 	d = leaseOne(t, s, "slow")
 	for n := 1; n <= 2; n++ {
-		if err := retry(ctx, s, d, attempt(n, 503), time.Now()); err != nil {
+		if err := storetest.Retry(ctx, s, d, attempt(n, 503), time.Now()); err != nil {
 			t.Fatalf("Retry: %v", err)
 		}
 		if got, want := raw.LLen(ctx, prefix+"att:"+d.ID).Val(), int64(n-1); got != want {
@@ -109,14 +110,14 @@ func TestNewestAttemptInDeliveryHash(t *testing.T) {
 		}
 		d = leaseOne(t, s, "slow")
 	}
-	if err := deadLetter(ctx, s, d, attempt(3, 500)); err != nil {
+	if err := storetest.DeadLetter(ctx, s, d, attempt(3, 500)); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	if err := s.ReplayDLQ(ctx, d.ID); err != nil {
 		t.Fatalf("ReplayDLQ: %v", err)
 	}
 	d = leaseOne(t, s, "slow")
-	if err := complete(ctx, s, d, attempt(4, 200)); err != nil {
+	if err := storetest.Complete(ctx, s, d, attempt(4, 200)); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if got := logNumbers(t, s, d); !slices.Equal(got, []int{1, 2, 3, 4}) {
@@ -142,7 +143,7 @@ func TestLeaseAgainHandsOutStoredDelivery(t *testing.T) {
 
 	accept(t, s, event(1), []string{"again"}, store.Dedupe{})
 	d := leaseOne(t, s, "again")
-	if err := retry(ctx, s, d, attempt(1, 503), time.Now()); err != nil {
+	if err := storetest.Retry(ctx, s, d, attempt(1, 503), time.Now()); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	for n := 1; n <= 2; n++ {
@@ -159,7 +160,7 @@ func TestLeaseAgainHandsOutStoredDelivery(t *testing.T) {
 			}
 		}
 	}
-	if err := complete(ctx, s, d, attempt(2, 200)); err != nil {
+	if err := storetest.Complete(ctx, s, d, attempt(2, 200)); err != nil {
 		t.Fatalf("Complete with the second lease's token: %v", err)
 	}
 }

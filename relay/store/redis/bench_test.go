@@ -210,7 +210,7 @@ func benchLeaseComplete(b *testing.B, s *Store) {
 	b.ResetTimer()
 	storetest.Drain(b, s, "sink", b.N, conc, func(d store.Delivery) {
 		a := store.Attempt{At: time.Now(), Duration: time.Millisecond, Status: 200}
-		if err := complete(ctx, s, d, a); err != nil {
+		if err := storetest.Complete(ctx, s, d, a); err != nil {
 			b.Error(err)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // A zero due time of Retry or Release is the Store's clock's now. Due
@@ -21,7 +22,7 @@ func TestZeroDueReadsTheStoreClock(t *testing.T) {
 
 	accept(t, s, event(1), []string{"ahead"}, store.Dedupe{})
 	d := leaseOne(t, s, "ahead")
-	if err := retry(ctx, s, d, attempt(1, 503), time.Time{}); err != nil {
+	if err := storetest.Retry(ctx, s, d, attempt(1, 503), time.Time{}); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	if due := deliveryState(t, s, d).DueAt; !due.Equal(clk.Now()) {

@@ -145,12 +145,12 @@ func TestClusterTakeover(t *testing.T) {
 		return nil
 	})
 	for _, d := range orphans {
-		if err := complete(ctx, dead, d, store.Attempt{N: 1, At: time.Now(), Status: 200}); !errors.Is(err, store.ErrLeaseLost) {
+		if err := storetest.Complete(ctx, dead, d, store.Attempt{N: 1, At: time.Now(), Status: 200}); !errors.Is(err, store.ErrLeaseLost) {
 			t.Fatalf("late Complete of the dead relay: %v, want ErrLeaseLost", err)
 		}
 	}
 	for _, d := range taken {
-		if err := complete(ctx, survivor, d, store.Attempt{N: 1, At: time.Now(), Status: 200}); err != nil {
+		if err := storetest.Complete(ctx, survivor, d, store.Attempt{N: 1, At: time.Now(), Status: 200}); err != nil {
 			t.Fatalf("survivor's Complete: %v", err)
 		}
 	}
@@ -243,7 +243,7 @@ func TestClusterMasterDown(t *testing.T) {
 					t.Fatalf("Lease with a master down = %d deliveries, want the %d of live partitions", len(ds), want)
 				}
 				for _, d := range ds {
-					if err := complete(ctx, s, d, store.Attempt{N: 1, At: time.Now(), Status: 200}); err != nil {
+					if err := storetest.Complete(ctx, s, d, store.Attempt{N: 1, At: time.Now(), Status: 200}); err != nil {
 						t.Fatalf("Complete in a live partition: %v", err)
 					}
 				}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // The search index does not outlive the events: an event that expired
@@ -22,7 +23,7 @@ func TestFindIndexFollowsRetention(t *testing.T) {
 
 	finish := func(n int) string {
 		res := accept(t, s, event(n), []string{"alpha"}, store.Dedupe{})
-		if err := complete(ctx, s, leaseN(t, s, "alpha", 1, time.Hour)[0], ok200()); err != nil {
+		if err := storetest.Complete(ctx, s, leaseN(t, s, "alpha", 1, time.Hour)[0], ok200()); err != nil {
 			t.Fatalf("Complete: %v", err)
 		}
 		return res.EventID
@@ -30,7 +31,7 @@ func TestFindIndexFollowsRetention(t *testing.T) {
 	first := finish(1)
 	dead := accept(t, s, event(2), []string{"beta"}, store.Dedupe{}).EventID
 	d := leaseN(t, s, "beta", 1, time.Hour)[0]
-	if err := deadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
+	if err := storetest.DeadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	eventually(t, "first event expires", func() error {

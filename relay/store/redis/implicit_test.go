@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // Accept writes no delivery hash for an event with a store-made id: the
@@ -52,14 +53,14 @@ func TestImplicitDeliveries(t *testing.T) {
 	// A delivery never leased: outcomes with any token are refused as lost.
 	unleased := before[rec.Deliveries[1].Delivery.ID]
 	unleased.Lease = "never-issued"
-	if err := complete(ctx, s, unleased, ok200()); !errors.Is(err, store.ErrLeaseLost) {
+	if err := storetest.Complete(ctx, s, unleased, ok200()); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("Complete of a never-leased delivery: %v, want ErrLeaseLost", err)
 	}
 
 	// An id of the derived form past the event's deliveries is missing.
 	beyond := unleased
 	beyond.ID = "dlv_" + strings.TrimPrefix(res.EventID, "evt_") + "_3"
-	if err := complete(ctx, s, beyond, ok200()); !errors.Is(err, store.ErrNotFound) {
+	if err := storetest.Complete(ctx, s, beyond, ok200()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Complete of %s: %v, want ErrNotFound", beyond.ID, err)
 	}
 
@@ -76,7 +77,7 @@ func TestImplicitDeliveries(t *testing.T) {
 		!d.CreatedAt.Equal(b.CreatedAt) || !d.DueAt.Equal(b.DueAt) || got[0].Event.ID != res.EventID {
 		t.Fatalf("leased %+v, want the implicit %+v", d, b)
 	}
-	if err := complete(ctx, s, got[0], ok200()); err != nil {
+	if err := storetest.Complete(ctx, s, got[0], ok200()); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	rec, err = s.Event(ctx, res.EventID)
@@ -112,14 +113,14 @@ func TestImplicitQueueScores(t *testing.T) {
 	if after := raw.ZScore(ctx, prefix+"q:marked", d.ID).Val(); after != float64(int64(after)) {
 		t.Fatalf("leased delivery's score %v is not whole", after)
 	}
-	if err := retry(ctx, s, d, attempt(1, 503), time.Now()); err != nil {
+	if err := storetest.Retry(ctx, s, d, attempt(1, 503), time.Now()); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	d = leaseOne(t, s, "marked")
 	if d.Attempts != 1 || d.LastStatus != 503 {
 		t.Fatalf("leased again %+v, want the attempt kept", d)
 	}
-	if err := complete(ctx, s, d, attempt(2, 200)); err != nil {
+	if err := storetest.Complete(ctx, s, d, attempt(2, 200)); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if got := logNumbers(t, s, d); len(got) != 2 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // acceptLease accepts n events for dest and leases their deliveries.
@@ -165,14 +166,14 @@ func testConcurrentCompletes(t *testing.T, async bool) {
 	for i, d := range ds {
 		if async {
 			wg.Add(1)
-			s.Settle(ctx, d, delivered(ok200()), func(err error) {
+			s.Settle(ctx, d, storetest.Delivered(ok200()), func(err error) {
 				errs[i] = err
 				answers.Add(1)
 				wg.Done()
 			})
 			continue
 		}
-		wg.Go(func() { errs[i] = complete(ctx, s, d, ok200()) })
+		wg.Go(func() { errs[i] = storetest.Complete(ctx, s, d, ok200()) })
 	}
 	wg.Wait()
 	if async && answers.Load() != n {
@@ -205,7 +206,7 @@ func TestCompleteCanceled(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := complete(ctx, s, ds[0], ok200()); !errors.Is(err, context.Canceled) {
+	if err := storetest.Complete(ctx, s, ds[0], ok200()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Complete with a canceled context: %v, want context.Canceled", err)
 	}
 
@@ -216,7 +217,7 @@ func TestCompleteCanceled(t *testing.T) {
 	q.mu.Unlock()
 	ctx, cancel = context.WithCancel(context.Background())
 	waited := make(chan error, 1)
-	go func() { waited <- complete(ctx, s, ds[1], ok200()) }()
+	go func() { waited <- storetest.Complete(ctx, s, ds[1], ok200()) }()
 	eventually(t, "Complete queued", func() error {
 		q.mu.Lock()
 		defer q.mu.Unlock()
@@ -235,7 +236,7 @@ func TestCompleteCanceled(t *testing.T) {
 	q.calls = 0
 	q.mu.Unlock()
 
-	if err := complete(context.Background(), s, ds[2], ok200()); err != nil {
+	if err := storetest.Complete(context.Background(), s, ds[2], ok200()); err != nil {
 		t.Fatalf("Complete after canceled ones: %v", err)
 	}
 	for i, d := range ds {
@@ -282,7 +283,7 @@ func TestRedisKilledMidOutcomes(t *testing.T) {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
 				afterKill[i] = killed.Load()
-				errs[i] = complete(ctx, s, ds[i], ok200())
+				errs[i] = storetest.Complete(ctx, s, ds[i], ok200())
 				if errs[i] == nil {
 					okCount.Add(1)
 				}
@@ -335,7 +336,7 @@ func TestRedisKilledMidOutcomes(t *testing.T) {
 	// The leases taken before the kill still hold: the rest completes.
 	for i, d := range ds {
 		if errs[i] != nil {
-			if err := complete(ctx, s, d, ok200()); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+			if err := storetest.Complete(ctx, s, d, ok200()); err != nil && !errors.Is(err, store.ErrLeaseLost) {
 				t.Errorf("Complete %s after the restart: %v", d.ID, err)
 			}
 		}

@@ -109,10 +109,10 @@ func TestLeaseTakeoverAcrossHandles(t *testing.T) {
 	if taken.ID != first[0].ID || !bytes.Equal(taken.Event.Body, event(1).Body) {
 		t.Fatalf("survivor took %s, want %s with its body", taken.ID, first[0].ID)
 	}
-	if err := complete(ctx, dying, first[0], ok200()); !errors.Is(err, store.ErrLeaseLost) {
+	if err := storetest.Complete(ctx, dying, first[0], ok200()); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("Complete with the expired lease: %v, want ErrLeaseLost", err)
 	}
-	if err := complete(ctx, survivor, taken, ok200()); err != nil {
+	if err := storetest.Complete(ctx, survivor, taken, ok200()); err != nil {
 		t.Fatalf("Complete by the survivor: %v", err)
 	}
 	rec, err := dying.Event(ctx, res.EventID)
@@ -156,9 +156,9 @@ func TestRedisDownAndBack(t *testing.T) {
 		},
 		"ExtendLease":  func(ctx context.Context) error { return s.ExtendLease(ctx, held, time.Hour) },
 		"Release":      func(ctx context.Context) error { return s.Release(ctx, held, time.Now()) },
-		"Complete":     func(ctx context.Context) error { return complete(ctx, s, held, ok200()) },
-		"Retry":        func(ctx context.Context) error { return retry(ctx, s, held, ok200(), time.Now()) },
-		"DeadLetter":   func(ctx context.Context) error { return deadLetter(ctx, s, held, ok200()) },
+		"Complete":     func(ctx context.Context) error { return storetest.Complete(ctx, s, held, ok200()) },
+		"Retry":        func(ctx context.Context) error { return storetest.Retry(ctx, s, held, ok200(), time.Now()) },
+		"DeadLetter":   func(ctx context.Context) error { return storetest.DeadLetter(ctx, s, held, ok200()) },
 		"Event":        func(ctx context.Context) error { _, err := s.Event(ctx, before.EventID); return err },
 		"ListDLQ":      func(ctx context.Context) error { _, _, err := s.ListDLQ(ctx, "", store.Page{}); return err },
 		"ReplayDLQ":    func(ctx context.Context) error { return s.ReplayDLQ(ctx, held.ID) },
@@ -189,7 +189,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	if err != nil || !bytes.Equal(rec.Event.Body, event(1).Body) || len(rec.Deliveries) != 2 {
 		t.Fatalf("Event after restart = %+v, %v", rec, err)
 	}
-	if err := complete(ctx, s, held, ok200()); err != nil {
+	if err := storetest.Complete(ctx, s, held, ok200()); err != nil {
 		t.Fatalf("Complete with a lease taken before the crash: %v", err)
 	}
 	if ds := leaseN(t, s, "alpha", 10, time.Hour); len(ds) != 1 || ds[0].EventID != before.EventID {
@@ -340,7 +340,7 @@ func TestKeysAndRetention(t *testing.T) {
 	var doneKeys []string
 	for _, dest := range []string{alpha, beta} {
 		d := leaseN(t, s, dest, 1, time.Hour)[0]
-		if err := complete(ctx, s, d, ok200()); err != nil {
+		if err := storetest.Complete(ctx, s, d, ok200()); err != nil {
 			t.Fatalf("Complete: %v", err)
 		}
 		doneKeys = append(doneKeys, prefix+"dlv:"+d.ID, prefix+"att:"+d.ID)
@@ -354,7 +354,7 @@ func TestKeysAndRetention(t *testing.T) {
 	}
 	doneKeys = append(doneKeys, prefix+"ev:"+done.EventID)
 	g := leaseN(t, s, gamma, 1, time.Hour)[0]
-	if err := deadLetter(ctx, s, g, store.Attempt{At: time.Now(), Status: 500}); err != nil {
+	if err := storetest.DeadLetter(ctx, s, g, store.Attempt{At: time.Now(), Status: 500}); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 
@@ -412,7 +412,7 @@ func TestScriptsRunFromCache(t *testing.T) {
 	}
 	res := accept(t, s, event(1), []string{"alpha"}, store.Dedupe{Key: "k", TTL: time.Hour})
 	d := leaseN(t, s, "alpha", 1, time.Hour)[0]
-	if err := complete(ctx, s, d, ok200()); err != nil {
+	if err := storetest.Complete(ctx, s, d, ok200()); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if _, err := s.Event(ctx, res.EventID); err != nil {

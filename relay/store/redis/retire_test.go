@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // wantNoTTL fails unless key exists without an expiry.
@@ -55,7 +56,7 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 		t.Fatal("the only delivery of its event has no nd 1")
 	}
 	wantNoTTL(t, raw, evk)
-	if err := complete(ctx, s, d, ok200()); err != nil {
+	if err := storetest.Complete(ctx, s, d, ok200()); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if raw.HExists(ctx, evk, "out").Val() {
@@ -66,11 +67,11 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 	// Retried, dead, then deleted from the DLQ.
 	res = accept(t, s, event(2), []string{"one"}, store.Dedupe{})
 	d = leaseOne(t, s, "one")
-	if err := retry(ctx, s, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err != nil {
+	if err := storetest.Retry(ctx, s, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	d = leaseOne(t, s, "one")
-	if err := deadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
+	if err := storetest.DeadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	wantNoTTL(t, raw, prefix+"ev:"+res.EventID)
@@ -91,7 +92,7 @@ func TestSoleDeliveryRetiresItsEvent(t *testing.T) {
 		t.Fatalf("ReplayParked = %d, %v", n, err)
 	}
 	d = leaseOne(t, s, "one")
-	if err := complete(ctx, s, d, ok200()); err != nil {
+	if err := storetest.Complete(ctx, s, d, ok200()); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	wantRetired(t, raw, prefix, parked.EventID, d.ID)
@@ -110,13 +111,13 @@ func TestMultiDestinationRetiresOnLast(t *testing.T) {
 		var err error
 		switch i {
 		case 0:
-			err = complete(ctx, s, d, ok200())
+			err = storetest.Complete(ctx, s, d, ok200())
 		case 1:
-			if err = retry(ctx, s, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err == nil {
-				err = complete(ctx, s, leaseOne(t, s, d.Destination), ok200())
+			if err = storetest.Retry(ctx, s, d, store.Attempt{At: time.Now(), Status: 503}, time.Now()); err == nil {
+				err = storetest.Complete(ctx, s, leaseOne(t, s, d.Destination), ok200())
 			}
 		case 2:
-			if err = deadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err == nil {
+			if err = storetest.DeadLetter(ctx, s, d, store.Attempt{At: time.Now(), Status: 500}); err == nil {
 				err = s.DeleteDLQ(ctx, d.ID)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relaygw/relay/internal/testredis"
 	"github.com/relaygw/relay/relay/store"
+	"github.com/relaygw/relay/relay/store/storetest"
 )
 
 // A delivery whose lease ran out unextended (its relay was killed) is taken
@@ -50,7 +51,7 @@ func TestLapsedLeaseKeepsItsDueOrder(t *testing.T) {
 			}
 			if tt.retry {
 				d := lease(dead, time.Minute)
-				if err := retry(ctx, dead, d, store.Attempt{N: 1, At: time.Now(), Status: 503}, time.Now()); err != nil {
+				if err := storetest.Retry(ctx, dead, d, store.Attempt{N: 1, At: time.Now(), Status: 503}, time.Now()); err != nil {
 					t.Fatal(err)
 				}
 			}
