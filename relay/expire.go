@@ -19,8 +19,8 @@ func (s *Server) expireParkedLoop(ctx context.Context, every time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			s.expireParked(ctx, now)
+		case <-t.C:
+			s.expireParked(ctx, s.opts.Clock.Now()) // the clock ReceivedAt was read by
 		}
 	}
 }

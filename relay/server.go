@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/relaygw/relay/config"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/internal/quietlog"
 	"github.com/relaygw/relay/relay/admin"
 	"github.com/relaygw/relay/relay/agent"
@@ -47,6 +48,9 @@ type Options struct {
 	// Load reads the config file on reload, with the same listener
 	// overrides the process started with; default config.LoadFile.
 	Load func(path string) (*config.Config, error)
+	// Clock is the relay's time, given to the store, delivery, ingest's
+	// received-at and the agent server; default clock.Real. Tests step it.
+	Clock clock.Clock
 }
 
 // Server is one running relay: listeners, store and delivery workers.
@@ -91,9 +95,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if opts.ParkedSweepInterval <= 0 {
 		opts.ParkedSweepInterval = time.Minute
 	}
+	opts.Clock = clock.Or(opts.Clock)
 	s := &Server{cfg: cfg, opts: opts, log: opts.Logger}
 	s.live.Store(cfg)
-	st, err := OpenStore(ctx, cfg.Store, opts.Logger)
+	st, err := openStore(ctx, cfg.Store, opts.Logger, opts.Clock)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +119,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 
 // OpenStore opens the backend that cfg selects.
 func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (store.Store, error) {
+	return openStore(ctx, cfg, log, clock.Real)
+}
+
+func openStore(ctx context.Context, cfg config.Store, log *slog.Logger, clk clock.Clock) (store.Store, error) {
 	switch {
 	case cfg.Redis != nil:
 		st, err := redisstore.Open(ctx, redisstore.Options{
@@ -123,13 +132,14 @@ func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (store.S
 			Logger:     log,
 			Cluster:    cfg.Redis.Cluster,
 			Partitions: cfg.Redis.Partitions,
+			Clock:      clk,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("relay: open redis store: %w", err)
 		}
 		return st, nil
 	case cfg.Embedded != nil:
-		st, err := bolt.Open(cfg.Embedded.Path, bolt.Options{Logger: log, Retention: cfg.Embedded.Retention.D()})
+		st, err := bolt.Open(cfg.Embedded.Path, bolt.Options{Logger: log, Retention: cfg.Embedded.Retention.D(), Clock: clk})
 		if err != nil {
 			return nil, fmt.Errorf("relay: open embedded store %s: %w", cfg.Embedded.Path, err)
 		}
@@ -154,6 +164,7 @@ func (s *Server) build() error {
 		LogSample:    logSampler(s.cfg.Log.Sample),
 		DrainTimeout: s.opts.ShutdownTimeout,
 		Version:      s.opts.Version,
+		Clock:        s.opts.Clock,
 		// A receiver's redirect must not lead back into the relay.
 		OwnAddrs: []net.Addr{s.ingestLn.Addr(), s.adminLn.Addr()},
 	})
@@ -167,6 +178,7 @@ func (s *Server) build() error {
 		Logger:       s.log,
 		Lease:        cmp.Or(s.opts.AgentLease, s.cfg.Delivery.Lease.D()),
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
+		Now:          s.opts.Clock.Now,
 		// Agents come in through the ingest listener's load balancer, if
 		// any: the client behind it is who failed.
 		Source: func(r *http.Request) string { return s.ingest.Client(r).String() },
@@ -180,6 +192,7 @@ func (s *Server) build() error {
 		return err
 	}
 	s.ingest = ingest.NewHandler(s.store, settings, s.log)
+	s.ingest.Now = s.opts.Clock.Now
 	// Ingest calls this only with the destinations of a routed event, never
 	// with none (which would wake every destination).
 	s.ingest.OnAccepted = func(dests []string) { s.wake(dests...) }

@@ -93,7 +93,8 @@ type Handler struct {
 	// second per source.
 	refusals *keyedLimiter
 
-	// Now is the clock for signature timestamps and rate limits.
+	// Now is the clock for signature timestamps, rate limits and an
+	// event's ReceivedAt.
 	Now func() time.Time
 
 	// OnAccepted, when set, is called with the destinations of every newly
@@ -267,7 +268,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 		DedupeKey:   dedupeValue(p.fields, s.DedupeFields),
 		ContentType: r.Header.Get("Content-Type"),
 		Body:        body,
-		ReceivedAt:  start.UTC(),
+		ReceivedAt:  h.Now().UTC(),
 	}
 	var dd store.Dedupe
 	if ev.DedupeKey != "" {
