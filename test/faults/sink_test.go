@@ -36,6 +36,11 @@ type sink struct {
 	// are held open, never answered, until it goes away: deliveries it has
 	// leased when it is killed.
 	hold atomic.Pointer[string]
+	// failFirst, when set, names a destination whose first attempt of
+	// every delivery is answered 500, so that retries are waiting.
+	failFirst atomic.Pointer[string]
+	// inflight counts the requests being served now.
+	inflight atomic.Int64
 
 	mu       sync.Mutex
 	got      map[dmKey][]delivery
@@ -82,6 +87,12 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mid := r.Header.Get("Idempotency-Key")
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	if f := s.failFirst.Load(); f != nil && *f == dest && r.Header.Get("X-Relay-Attempt") == "1" {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
 	if h := s.hold.Load(); h != nil && *h == r.Header.Get("X-Instance") {
 		s.mu.Lock()
 		s.held[dmKey{dest, mid}] = true
