@@ -24,8 +24,9 @@ import (
 const clockStep = time.Hour
 
 // stepLoad is how long the clock-step scenarios post: twice the others',
-// since a relay built with -race takes fewer callbacks a second.
-var stepLoad = 2 * size.load
+// since a relay built with -race takes fewer callbacks a second. (A func:
+// TestMain picks the size.)
+func stepLoad() time.Duration { return 2 * size.load }
 
 // stepSlack is how long before a forward step a duplicate's first delivery
 // may lie: a delivery still leased, its outcome not yet written, when the
@@ -92,8 +93,8 @@ func TestClockStepForward(t *testing.T) {
 	g := newLoadGen("step-fwd", r.Ingest)
 	var fs faults
 	start := time.Now()
-	wait := loadFor(t, g, size.rate, stepLoad)
-	time.Sleep(stepLoad / 2)
+	wait := loadFor(t, g, size.rate, stepLoad())
+	time.Sleep(stepLoad() / 2)
 	end := fs.begin("clock step +1h")
 	inflight := s.inflight.Load()
 	clk.step(clockStep)
@@ -151,8 +152,8 @@ func TestClockStepBack(t *testing.T) {
 	g := newLoadGen("step-back", r.Ingest)
 	var fs faults
 	start := time.Now()
-	wait := loadFor(t, g, size.rate, stepLoad)
-	time.Sleep(stepLoad / 2)
+	wait := loadFor(t, g, size.rate, stepLoad())
+	time.Sleep(stepLoad() / 2)
 	s.failFirst.Store(nil)
 	clk.step(-clockStep)
 	stepped := time.Now()

@@ -10,6 +10,9 @@
 // The package has tests only. It must not know the relay's internals: it
 // talks to the relay the way providers, receivers, agents and operators do
 // (HTTP, signals, the config file, /metrics), and it never opens the store.
+// The one exception is the clock steps: a Go binary's clock cannot be
+// stepped from outside, so they run the relay in-process (relaytest) with
+// relay.Options.Clock, and otherwise talk to it the same way.
 //
 // `go test ./test/faults` runs the fast suite; FAULTS_LONG=1 (make
 // test-faults) runs the long one. docs/reliability.md describes each fault
