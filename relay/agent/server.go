@@ -61,7 +61,7 @@ type ServerOptions struct {
 	PollInterval time.Duration
 	// Now is the clock for leases, signatures, max_age and the circuit's
 	// admissions; default time.Now. The destinations' pipelines have their
-	// own for due times (deliver.Options.Now).
+	// own for due times (deliver.Options.Clock).
 	Now func() time.Time
 	// Throttle counts failed authentications per source address; default
 	// one with config's DefaultAuthFailure* settings.
