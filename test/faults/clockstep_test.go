@@ -162,8 +162,9 @@ func TestClockStepBack(t *testing.T) {
 		t.Fatalf("%d mids not answered 2xx a minute after the load", n)
 	}
 	fresh, late := waitFresh(t, g, s, stepped)
-	if late > 10*time.Second {
-		t.Errorf("callbacks taken after the step: the slowest was delivered %v after its answer, want under 10s", late)
+	// A stall would be the hour; under load the queue itself takes seconds.
+	if late > time.Minute {
+		t.Errorf("callbacks taken after the step: the slowest was delivered %v after its answer, want under a minute", late)
 	}
 	waiting := undelivered(g, s)
 	t.Logf("after the step: %d callbacks delivered everywhere, the slowest %v after its answer; %d deliveries from before it still wait for their retry",
