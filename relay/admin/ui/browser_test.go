@@ -124,6 +124,32 @@ func waitText(sel, text string) chromedp.Action[chromedp.Void] {
 	return void(chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond)))
 }
 
+// leave runs act, which takes the console to another page (a new hash, a
+// search, a click on a link, logging out), and waits until the page it
+// left is gone from main. The address changes before the console's
+// hashchange handler renders the new page, so until then the old page
+// still answers: a wait for text that it shows too passes at once, and a
+// node found in it vanishes under the next click or read ("No node with
+// given id found"). A full page load starts a new window, where no old
+// page is left to wait for.
+func leave(act chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		void(chromedp.Evaluate[bool](`(() => {
+			const page = document.getElementById("main").firstElementChild;
+			if (!page) throw new Error("main shows no page to leave");
+			window.pageLeft = page;
+			return true;
+		})()`)),
+		act,
+		void(chromedp.Poll[bool](`!document.getElementById("main").contains(window.pageLeft)`,
+			chromedp.WithPollingInterval(20*time.Millisecond))),
+	)
+}
+
+// open navigates to url, the console's address with a page's hash, and
+// waits until main shows that page instead of the one before.
+func open(url string) chromedp.Action[chromedp.Void] { return leave(chromedp.Navigate(url)) }
+
 // login signs in on the page open in ctx.
 func login(token string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
@@ -250,9 +276,9 @@ portals:
 	// Find the second event by mid and open it.
 	var list string
 	run(t, b, "search by mid",
-		chromedp.Navigate(ui+"#/events"),
+		open(ui+"#/events"),
 		chromedp.WaitVisible(chromedp.ID("q-mid")),
-		chromedp.SendKeys(chromedp.ID("q-mid"), mids[1]+kb.Enter),
+		leave(chromedp.SendKeys(chromedp.ID("q-mid"), mids[1]+kb.Enter)),
 		waitText("main table tbody", mids[1]),
 		readText("main table tbody", &list),
 	)
@@ -261,11 +287,11 @@ portals:
 			t.Errorf("search for %s lists %s too:\n%s", mids[1], other, list)
 		}
 	}
-	run(t, b, "events page screenshot", chromedp.Navigate(ui+"#/events"), waitText("main table tbody", "call-unrouted"), sh.take("events"))
-	run(t, b, "search again", chromedp.Navigate(ui+"#/events?mid="+mids[1]), waitText("main table tbody", mids[1]))
+	run(t, b, "events page screenshot", open(ui+"#/events"), waitText("main table tbody", "call-unrouted"), sh.take("events"))
+	run(t, b, "search again", open(ui+"#/events?mid="+mids[1]), waitText("main table tbody", mids[1]))
 	var attempts string
 	run(t, b, "open the event",
-		chromedp.Click(chromedp.CSS("main table tbody a")),
+		leave(chromedp.Click(chromedp.CSS("main table tbody a"))),
 		waitText("main h1", "Event evt_"),
 		waitText("main section", "acme-crm"),
 		readText("main section[aria-label='Delivery to acme-crm'] table", &attempts),
@@ -291,10 +317,10 @@ portals:
 	// The live tail in its own tab, then replay the DLQ from another.
 	tail := tab(t, b)
 	run(t, tail, "open the live tail", chromedp.Navigate(ui), login(adminToken),
-		chromedp.Navigate(ui+"#/tail"), waitText("#tail-state", "connected"))
+		open(ui+"#/tail"), waitText("#tail-state", "connected"))
 	crm.broken.Store(false)
 	run(t, b, "replay the DLQ",
-		chromedp.Navigate(ui+"#/dlq?destination=acme-crm"),
+		open(ui+"#/dlq?destination=acme-crm"),
 		waitText("main table tbody", "unsuccessful status 500"),
 		sh.take("dlq"),
 		chromedp.Click(chromedp.Search("//main//button[starts-with(normalize-space(.), 'Replay all')]")),
@@ -325,13 +351,13 @@ portals:
 
 	// The replayed attempt is marked as a replay on the event page.
 	run(t, b, "replay marked",
-		chromedp.Navigate(ui+"#/events?mid="+mids[1]), waitText("main table tbody", mids[1]),
-		chromedp.Click(chromedp.CSS("main table tbody a")),
+		open(ui+"#/events?mid="+mids[1]), waitText("main table tbody", mids[1]),
+		leave(chromedp.Click(chromedp.CSS("main table tbody a"))),
 		waitText("main section[aria-label='Delivery to acme-crm']", "replay 1"),
 		waitText("main section[aria-label='Delivery to acme-crm']", "delivered"))
 	run(t, b, "parked and config",
-		chromedp.Navigate(ui+"#/parked"), waitText("main table tbody", "call-unrouted"), sh.take("parked"),
-		chromedp.Navigate(ui+"#/config"), waitText("main pre.body", "acme-crm"), waitText("main", "token must be at least 16 bytes"),
+		open(ui+"#/parked"), waitText("main table tbody", "call-unrouted"), sh.take("parked"),
+		open(ui+"#/config"), waitText("main pre.body", "acme-crm"), waitText("main", "token must be at least 16 bytes"),
 		sh.take("config"))
 	var cfgText string
 	run(t, b, "config text", readText("main pre.body", &cfgText))
@@ -340,7 +366,7 @@ portals:
 			t.Errorf("the config page shows the secret %q", secret)
 		}
 	}
-	run(t, b, "log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("token")))
+	run(t, b, "log out", leave(chromedp.Click(chromedp.ID("logout"))), chromedp.WaitVisible(chromedp.ID("token")))
 
 	// The acme portal: its link opens its login form; it sees acme-crm only.
 	portal := tab(t, b)
@@ -363,7 +389,7 @@ portals:
 	}
 	var events string
 	run(t, portal, "portal events",
-		chromedp.Navigate(ui+"#/events"), waitText("main table tbody", mids[0]),
+		open(ui+"#/events"), waitText("main table tbody", mids[0]),
 		readText("main table tbody", &events), sh.take("portal-events"))
 	if strings.Contains(events, "globex") || strings.Contains(events, "call-globex-only") || strings.Contains(events, "call-unrouted") {
 		t.Errorf("the portal lists other clients' events or deliveries:\n%s", events)
@@ -371,7 +397,7 @@ portals:
 	// Typed into the address bar, the config route falls back to the
 	// overview; the API refuses it anyway (tested in relay/admin).
 	run(t, portal, "portal cannot open config",
-		chromedp.Navigate(ui+"#/config"), waitText("main h1", "Overview"))
+		open(ui+"#/config"), waitText("main h1", "Overview"))
 }
 
 // void drops an action's value, so it fits in a list of steps.
