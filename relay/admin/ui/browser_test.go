@@ -355,6 +355,20 @@ portals:
 		leave(chromedp.Click(chromedp.CSS("main table tbody a"))),
 		waitText("main section[aria-label='Delivery to acme-crm']", "replay 1"),
 		waitText("main section[aria-label='Delivery to acme-crm']", "delivered"))
+	// An event page still loading when the user moves on does not cover
+	// the page they moved to: its answer is held until then.
+	var h1 string
+	run(t, b, "a slow event page stays behind",
+		void(chromedp.Evaluate[bool](holdEventJS)),
+		open(ui+"#/events?mid="+mids[0]), waitText("main table tbody", mids[0]),
+		leave(chromedp.Click(chromedp.CSS("main table tbody a"))), waitText("main", "Loading"),
+		open(ui+"#/dlq"), waitText("main h1", "Dead letters"),
+		void(chromedp.Evaluate[bool](`window.releaseEvent(), true`)),
+		void(chromedp.Poll[bool](`window.eventSettled === true`, chromedp.WithPollingInterval(20*time.Millisecond))),
+		readText("main h1", &h1))
+	if h1 != "Dead letters" {
+		t.Errorf("the event page that loaded late replaced the DLQ page: main shows %q", h1)
+	}
 	run(t, b, "parked and config",
 		open(ui+"#/parked"), waitText("main table tbody", "call-unrouted"), sh.take("parked"),
 		open(ui+"#/config"), waitText("main pre.body", "acme-crm"), waitText("main", "token must be at least 16 bytes"),
@@ -399,6 +413,26 @@ portals:
 	run(t, portal, "portal cannot open config",
 		open(ui+"#/config"), waitText("main h1", "Overview"))
 }
+
+// holdEventJS makes the page's next fetch of one event wait until
+// window.releaseEvent() is called, and sets window.eventSettled once the
+// page has read the answer and run what follows it (a task queued after
+// the body is read runs after those microtasks).
+const holdEventJS = `(() => {
+	const real = window.fetch;
+	window.fetch = (url, opts) => {
+		if (!String(url).startsWith("/api/events/")) return real(url, opts);
+		window.fetch = real;
+		return new Promise((resolve) => {
+			window.releaseEvent = () => resolve(real(url, opts).then((resp) => {
+				const text = resp.text.bind(resp);
+				resp.text = () => text().then((v) => { setTimeout(() => { window.eventSettled = true; }); return v; });
+				return resp;
+			}));
+		});
+	};
+	return true;
+})()`
 
 // void drops an action's value, so it fits in a list of steps.
 func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {

@@ -460,17 +460,22 @@ function decodeBody(ev) {
 }
 
 async function eventPage(id) {
+  // The page fills main itself once the event arrives, so it must not when
+  // the user has moved on meanwhile.
+  let left = false;
+  state.cleanup.push(() => { left = true; });
   show(title("Event " + id), h("p", { class: "muted" }, "Loading…"));
   let ev;
   try {
     ev = (await api("GET", "/api/events/" + encodeURIComponent(id))).body;
   } catch (ex) {
-    if (ex.status === 401) return;
+    if (ex.status === 401 || left) return;
     const msg = ex.status === 404 ? "No event " + id + " (events expire after the store's retention)." :
       ex.status === 403 ? "This event is not one of your destinations'." : ex.message;
     show(title("Event " + id), h("div", { class: "error-box", role: "alert" }, msg), h("p", {}, h("a", { href: "#/events" }, "Back to events")));
     return;
   }
+  if (left) return;
   const body = decodeBody(ev);
   let pretty = null;
   try { pretty = JSON.stringify(JSON.parse(body.text), null, 2); } catch (_) { /* not JSON */ }
