@@ -130,8 +130,8 @@ func waitText(sel, text string) chromedp.Action[chromedp.Void] {
 // hashchange handler renders the new page, so until then the old page
 // still answers: a wait for text that it shows too passes at once, and a
 // node found in it vanishes under the next click or read ("No node with
-// given id found"). A full page load starts a new window, where no old
-// page is left to wait for.
+// given id found"). It is for moves within the page; see load for a new
+// document.
 func leave(act chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		void(chromedp.Evaluate[bool](`(() => {
@@ -146,9 +146,25 @@ func leave(act chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
 	)
 }
 
-// open navigates to url, the console's address with a page's hash, and
+// open navigates to url, the address open now with another hash, and
 // waits until main shows that page instead of the one before.
 func open(url string) chromedp.Action[chromedp.Void] { return leave(chromedp.Navigate(url)) }
+
+// load opens url as a new document. Navigate returns on the load event,
+// which can reach chromedp before it has dropped the old document's script
+// context; a Poll (waitText, leave) then fails with "Cannot find context with
+// specified id". load returns once a Poll that checks nothing runs.
+func load(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.Navigate(url), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			_, err := chromedp.Poll[bool](`true`)(ctx, t)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}))
+}
 
 // login signs in on the page open in ctx.
 func login(token string) chromedp.Action[chromedp.Void] {
@@ -265,7 +281,7 @@ portals:
 	b := browser(t, ctx)
 	// A wrong token is refused and the form says so.
 	run(t, b, "refused login",
-		chromedp.Navigate(ui),
+		load(ui),
 		chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), "wrong-token"+kb.Enter),
 		waitText("main .error-box", "401"),
@@ -316,7 +332,7 @@ portals:
 
 	// The live tail in its own tab, then replay the DLQ from another.
 	tail := tab(t, b)
-	run(t, tail, "open the live tail", chromedp.Navigate(ui), login(adminToken),
+	run(t, tail, "open the live tail", load(ui), login(adminToken),
 		open(ui+"#/tail"), waitText("#tail-state", "connected"))
 	crm.broken.Store(false)
 	run(t, b, "replay the DLQ",
@@ -385,7 +401,7 @@ portals:
 	// The acme portal: its link opens its login form; it sees acme-crm only.
 	portal := tab(t, b)
 	run(t, portal, "portal login",
-		chromedp.Navigate(ui+"?portal=acme"),
+		load(ui+"?portal=acme"),
 		waitText("main h1", "Sign in to the acme portal"),
 		sh.take("portal-login"),
 		login(acmeToken),
@@ -401,9 +417,10 @@ portals:
 	if strings.Contains(nav, "Config") || strings.Contains(nav, "Parked") {
 		t.Errorf("the portal's navigation offers %q", nav)
 	}
+	// Without ?portal= this address is a new document: the tab keeps the token.
 	var events string
 	run(t, portal, "portal events",
-		open(ui+"#/events"), waitText("main table tbody", mids[0]),
+		load(ui+"#/events"), waitText("main table tbody", mids[0]),
 		readText("main table tbody", &events), sh.take("portal-events"))
 	if strings.Contains(events, "globex") || strings.Contains(events, "call-globex-only") || strings.Contains(events, "call-unrouted") {
 		t.Errorf("the portal lists other clients' events or deliveries:\n%s", events)
