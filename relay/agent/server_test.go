@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ type testServer struct {
 	st   *bolt.Store
 	url  string
 	logs *testlog.Buffer
+	// attempts and results count the pipelines' OnAttempt and OnResult calls.
+	attempts, results atomic.Int64
 }
 
 func newTestServer(t *testing.T, opts ServerOptions) *testServer {
@@ -64,7 +67,9 @@ func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
-	ts.m, err = deliver.NewManager(st, cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now)})
+	ts.m, err = deliver.NewManager(st, cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now),
+		OnAttempt: func(string, deliver.Outcome, int, time.Duration) { ts.attempts.Add(1) },
+		OnResult:  func(store.Delivery, store.Attempt, deliver.Outcome) { ts.results.Add(1) }})
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
@@ -265,9 +270,17 @@ func testReportOutcome(t *testing.T, ts *testServer, dest string, out report, wa
 	if check != nil {
 		check(t, ts.delivery(t, id))
 	}
-	// The same report again is settled already.
+	want := int64(1)
+	if out.Release {
+		want = 0
+	}
+	// The same report again (its answer was lost) is settled already: it
+	// is not counted, shown in the tail or logged a second time.
 	if again := ts.report(t, "office-1", reportRequest{Reports: []report{out}}); again.Acks[0] != ackLeaseLost {
 		t.Errorf("second report acked %q, want %q", again.Acks[0], ackLeaseLost)
+	}
+	if a, r := ts.attempts.Load(), ts.results.Load(); a != want || r != want {
+		t.Errorf("after the report and its repeat: OnAttempt %d, OnResult %d; want %d each", a, r, want)
 	}
 }
 

@@ -195,16 +195,24 @@ func receiverAnswered(err error) bool {
 }
 
 // Settle settles one attempt of d (or a delivery Assign refused) made by
-// someone else: see judge, then the outcome is written (store.Settle,
-// without waiting). done gets the
-// outcome and the store's answer, once, possibly on the store's goroutine:
+// someone else, in the order judge gives, except that OnAttempt, OnResult
+// and the log line wait until the store took the outcome: a report sent
+// again because its answer was lost reaches the store as a lost lease and
+// is not counted, shown or logged a second time. done gets the outcome and
+// the store's answer, once, possibly on the store's goroutine:
 // store.ErrLeaseLost when the lease was lost (another holder, or an
 // earlier copy of the same report, settled it), any other error when the
 // store failed and the result should be settled again. probe says whether
 // d was the circuit's probe.
 func (pl *Pipeline) Settle(ctx context.Context, d store.Delivery, res Result, probe bool, done func(Outcome, error)) {
-	s := pl.judge(pl.profile(), d, res.internal(), probe, pl.opts.Clock.Now())
-	pl.q.Settle(ctx, d, s.Settlement, func(err error) { done(s.outcome, err) })
+	r := res.internal()
+	s := pl.decide(pl.profile(), d, r, probe, pl.opts.Clock.Now())
+	pl.q.Settle(ctx, d, s.Settlement, func(err error) {
+		if err == nil {
+			pl.report(d, s, r)
+		}
+		done(s.outcome, err)
+	})
 }
 
 // settlement is one attempt judged: what to write, and its outcome as
@@ -215,25 +223,24 @@ type settlement struct {
 }
 
 // judge settles one result of d under p, the profile its attempt was made
-// with, at now, the moment it ended, in the order a worker and the agent
-// server share: the destination's policy decides (attemptRecord); a result
-// the receiver gave feeds the circuit breaker (others give the probe's turn
-// back); OnAttempt and OnResult see it; it is logged. Writing it is the
-// caller's next step.
+// with, at now, the moment it ended: decide, then report. Writing it is
+// the caller's next step.
 func (pl *Pipeline) judge(p *profile, d store.Delivery, res result, probe bool, now time.Time) settlement {
+	s := pl.decide(p, d, res, probe, now)
+	pl.report(d, s, res)
+	return s
+}
+
+// decide applies the destination's policy to one result of d
+// (attemptRecord), and feeds a result the receiver gave to the circuit
+// breaker (others give the probe's turn back).
+func (pl *Pipeline) decide(p *profile, d store.Delivery, res result, probe bool, now time.Time) settlement {
 	outcome, a, due := p.attemptRecord(pl.opts, d, res, now)
 	if receiverAnswered(res.err) {
 		pl.cb.Record(outcome == OutcomeSuccess, probe, now, a.Error)
 	} else if probe {
 		pl.cb.ProbeUnused()
 	}
-	if pl.opts.OnAttempt != nil {
-		pl.opts.OnAttempt(pl.name, outcome, res.status, res.took)
-	}
-	if pl.opts.OnResult != nil {
-		pl.opts.OnResult(d, a, outcome)
-	}
-	pl.logOutcome(d, outcome, a, due)
 	state := store.StateDelivered
 	switch outcome {
 	case OutcomeRetry:
@@ -242,6 +249,17 @@ func (pl *Pipeline) judge(p *profile, d store.Delivery, res result, probe bool, 
 		state = store.StateDead
 	}
 	return settlement{outcome: outcome, Settlement: store.Settlement{State: state, Attempt: a, Due: due}}
+}
+
+// report hands a decided result to OnAttempt and OnResult and logs it.
+func (pl *Pipeline) report(d store.Delivery, s settlement, res result) {
+	if pl.opts.OnAttempt != nil {
+		pl.opts.OnAttempt(pl.name, s.outcome, res.status, res.took)
+	}
+	if pl.opts.OnResult != nil {
+		pl.opts.OnResult(d, s.Attempt, s.outcome)
+	}
+	pl.logOutcome(d, s.outcome, s.Attempt, s.Due)
 }
 
 func (pl *Pipeline) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time) {
