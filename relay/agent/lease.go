@@ -170,7 +170,7 @@ func (s *Server) assign(d *destination, pipe *deliver.Pipeline, dl store.Deliver
 	now := s.opts.Now()
 	req, err := pipe.Assign(context.Background(), dl, now)
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		ctx, cancel := context.WithTimeout(store.Awaiting(context.Background()), storeCallTimeout)
 		defer cancel()
 		written := make(chan struct{})
 		pipe.Settle(ctx, dl, deliver.Result{Err: err}, probe, func(_ deliver.Outcome, err error) {

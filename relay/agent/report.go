@@ -29,8 +29,9 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 	// An agent that hangs up mid-report must not leave reports half
 	// recorded; it sends the report again and gets lease_lost for the ones
-	// that were.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeCallTimeout)
+	// that were. The agent waits for the answer, so the store must not hold
+	// its outcomes back as it does those nobody waits for (store.Awaiting).
+	ctx, cancel := context.WithTimeout(store.Awaiting(context.WithoutCancel(r.Context())), storeCallTimeout)
 	defer cancel()
 
 	resp := reportResponse{

@@ -53,6 +53,13 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 	t.Helper()
+	return newTestServerOn(t, opts, func(st *bolt.Store) deliver.Queue { return st })
+}
+
+// newTestServerOn is newTestServer with the store as pipes, which settle
+// the reports, see it.
+func newTestServerOn(t *testing.T, opts ServerOptions, pipes func(*bolt.Store) deliver.Queue) *testServer {
+	t.Helper()
 	cfg, err := config.Load([]byte(serverConfig), "agents.yaml")
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -67,7 +74,7 @@ func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
-	ts.m, err = deliver.NewManager(st, cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now),
+	ts.m, err = deliver.NewManager(pipes(st), cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now),
 		OnAttempt: func(string, deliver.Outcome, int, time.Duration) { ts.attempts.Add(1) },
 		OnResult:  func(store.Delivery, store.Attempt, deliver.Outcome) { ts.results.Add(1) }})
 	if err != nil {
@@ -253,6 +260,36 @@ func TestReportOutcomes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			testReportOutcome(t, newTestServer(t, ServerOptions{}), tc.dest, tc.out, tc.wantAck, tc.check)
 		})
+	}
+}
+
+// awaitSpy is the store as the pipelines see it, noting for each outcome
+// whether its context says the caller waits for the answer.
+type awaitSpy struct {
+	*bolt.Store
+	mu      sync.Mutex
+	awaited []bool
+}
+
+func (s *awaitSpy) Settle(ctx context.Context, d store.Delivery, o store.Settlement, done func(error)) {
+	s.mu.Lock()
+	s.awaited = append(s.awaited, store.Awaited(ctx))
+	s.mu.Unlock()
+	s.Store.Settle(ctx, d, o, done)
+}
+
+// A report is answered once its outcomes are durable, so the agent waits
+// for the store's commit: its outcomes reach the store marked as awaited,
+// which the embedded store commits without the long wait of outcomes
+// nobody waits for.
+func TestReportOutcomesAreAwaited(t *testing.T) {
+	spy := &awaitSpy{}
+	ts := newTestServerOn(t, ServerOptions{}, func(st *bolt.Store) deliver.Queue { spy.Store = st; return spy })
+	testReportOutcome(t, ts, "office", report{Status: 200}, "success", nil)
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	if len(spy.awaited) != 1 || !spy.awaited[0] {
+		t.Errorf("outcomes settled with awaited %v, want [true]", spy.awaited)
 	}
 }
 

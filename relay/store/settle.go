@@ -32,6 +32,20 @@ func SettleWait(ctx context.Context, s Settler, d Delivery, o Settlement) error 
 
 type waiterKey struct{}
 
+// Awaiting returns ctx marked as a caller's that waits for the answers of
+// the Settle calls it makes with ctx before it goes on, though it takes them
+// through done (an agent's report, answered once its outcomes are durable):
+// a backend that holds outcomes back to share a commit holds these back as
+// little as a SettleWait's.
+func Awaiting(ctx context.Context) context.Context {
+	return context.WithValue(ctx, awaitKey{}, true)
+}
+
+type awaitKey struct{}
+
+// Awaited reports whether ctx is an Awaiting one.
+func Awaited(ctx context.Context) bool { return ctx.Value(awaitKey{}) != nil }
+
 // Waited reports whether ctx is a SettleWait's, whose caller waits for the
 // answer: a backend that holds outcomes back to share a commit holds one
 // that someone waits for back less.

@@ -22,6 +22,9 @@ type op struct {
 	// is called with it instead, by the committer (see finishAsync).
 	done   chan error
 	notify func(error)
+	// awaited marks an op with notify whose caller still waits for the
+	// answer (store.Awaiting).
+	awaited bool
 	// probe marks CheckWrite's probe, which reports its own outcome and
 	// must not count as a write in the store's WriteHealth.
 	probe bool
@@ -36,7 +39,7 @@ func (o *op) write(b *batch) error {
 }
 
 // waited reports whether o's caller waits for its answer.
-func (o *op) waited() bool { return o.notify == nil }
+func (o *op) waited() bool { return o.notify == nil || o.awaited }
 
 // answer reports o's result to its caller; an outcome's caller that does
 // not wait gets it as finish would return it.

@@ -1,8 +1,11 @@
 package bolt
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/relaygw/relay/relay/store"
 )
 
 // lingerAsync runs linger, with limit, on a store whose queue holds the
@@ -122,6 +125,29 @@ func TestGatherTakesWhatWaits(t *testing.T) {
 		}
 		if got := s.gather(nil, c.limit); len(got) != c.want {
 			t.Errorf("%+v: gather took %d ops", c, len(got))
+		}
+	}
+}
+
+// Settle hands an outcome over without waiting either way; one settled with
+// a store.Awaiting context counts as waited for, so its linger ends short
+// (an agent's report is answered once its outcomes are durable), and one
+// settled without it lingers long.
+func TestSettleAwaitingIsWaitedFor(t *testing.T) {
+	for _, awaiting := range []bool{false, true} {
+		s := gatherStore(100)
+		ctx := context.Background()
+		if awaiting {
+			ctx = store.Awaiting(ctx)
+		}
+		s.Settle(ctx, store.Delivery{ID: "d", Lease: "l"}, store.Settlement{State: store.StateDelivered},
+			func(err error) { t.Errorf("answered before the commit: %v", err) })
+		o := <-s.ops
+		if o.notify == nil {
+			t.Fatal("Settle's outcome has no done to answer through")
+		}
+		if o.waited() != awaiting {
+			t.Errorf("awaiting %v: waited() = %v", awaiting, o.waited())
 		}
 	}
 }

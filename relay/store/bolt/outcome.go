@@ -122,6 +122,7 @@ func (s *Store) finish(ctx context.Context, d store.Delivery, c change) error {
 func (s *Store) finishAsync(ctx context.Context, d store.Delivery, c change, done func(error)) {
 	w := s.newOutcome(ctx, d, c)
 	w.notify = done
+	w.awaited = store.Awaited(ctx)
 	if err := s.handOver(&w.op); err != nil {
 		w.answer(err)
 	}
