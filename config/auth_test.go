@@ -24,12 +24,13 @@ func TestLoadAuthProblems(t *testing.T) {
 		`27: routes.2.auth sets no check: give token, hmac, standard_webhooks or allow_ips`,
 		`30: routes.3.auth.hmac.header is required`,
 		`34: routes.4.auth.token is empty (is its ${VAR} set?)`,
+		`38: routes.5.auth.token must be at least 16 bytes (it is 12); use a long random one, e.g. openssl rand -hex 32`,
 	}
 	for i := range want {
 		want[i] = file + ":" + want[i]
 	}
 	assertLines(t, got, want)
-	for _, secret := range []string{"s3cr3t-hmac-value", "not*base64", "route-secret"} {
+	for _, secret := range []string{"s3cr3t-hmac-value", "not*base64", "route-secret", "short-secret"} {
 		for _, line := range got {
 			if strings.Contains(line, secret) {
 				t.Errorf("problem quotes a secret: %s", line)

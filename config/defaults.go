@@ -76,6 +76,10 @@ const (
 	DefaultAuthFailureSources = 10_000
 	// MinAgentTokenBytes is the shortest agent token the config accepts.
 	MinAgentTokenBytes = 16
+	// MinIngestTokenBytes is the shortest ingest auth token it accepts:
+	// ingest does not throttle failed tokens, so a short one could be
+	// guessed at the listener's rate.
+	MinIngestTokenBytes = 16
 )
 
 // SetDefaults fills every unset (zero) field with its default. It is the one

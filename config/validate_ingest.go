@@ -93,6 +93,9 @@ func (v *validator) auth(path string, a *Auth, line int) {
 		// Refused rather than read as "no token": an unset ${VAR} must not
 		// turn a check off.
 		v.add(l, "%s.token is empty (is its ${VAR} set?)", path)
+	} else if len(a.Token) > 0 && len(a.Token) < MinIngestTokenBytes {
+		v.add(at("token"), "%s.token must be at least %d bytes (it is %d); use a long random one, e.g. openssl rand -hex 32",
+			path, MinIngestTokenBytes, len(a.Token))
 	} else if a.Token == "" && a.HMAC == nil && a.StandardWebhooks == nil && len(a.AllowIPs) == 0 {
 		v.add(line, "%s sets no check: give token, hmac, standard_webhooks or allow_ips", path)
 	}
