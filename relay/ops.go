@@ -105,15 +105,19 @@ func (s *Server) route(ev store.Event) []string {
 	})
 }
 
+// orAll returns dests, or every configured destination's name when dests
+// is empty.
+func (s *Server) orAll(dests []string) []string {
+	if len(dests) > 0 {
+		return dests
+	}
+	return destinationNames(s.live.Load())
+}
+
 // wake tells the workers (local or agents) of dests, or of every
 // configured destination when none is named, that deliveries are due.
 func (s *Server) wake(dests ...string) {
-	if len(dests) == 0 {
-		for _, d := range s.live.Load().Destinations {
-			dests = append(dests, d.Name)
-		}
-	}
-	for _, d := range dests {
+	for _, d := range s.orAll(dests) {
 		s.deliver.Wake(d)
 		if s.agents != nil {
 			s.agents.Wake(d)
@@ -125,12 +129,7 @@ func (s *Server) wake(dests ...string) {
 // when none is named, that an operator replayed deliveries: an open circuit
 // sends the first at once as its probe.
 func (s *Server) replayed(dests ...string) {
-	if len(dests) == 0 {
-		for _, d := range s.live.Load().Destinations {
-			dests = append(dests, d.Name)
-		}
-	}
-	for _, d := range dests {
+	for _, d := range s.orAll(dests) {
 		s.deliver.Replayed(d)
 		if s.agents != nil {
 			s.agents.Replayed(d)
