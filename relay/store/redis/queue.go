@@ -53,9 +53,6 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 	// later. "Now" is a server's TIME, read in the same round trip; the
 	// lease scripts then decide by their own server's clock, so a skew only
 	// makes the choice a little less exact.
-	if err := s.check(); err != nil {
-		return nil, fmt.Errorf("redis: %s: %w", op, err)
-	}
 	if err := s.ready(ctx); err != nil {
 		s.wrote(err, 1)
 		return nil, s.fail(op, err)
@@ -69,7 +66,7 @@ func (s *Store) Lease(ctx context.Context, dest string, n int, lease time.Durati
 	_, _ = pipe.Exec(ctx)
 	now, err := clock.Result()
 	if err != nil {
-		now = time.Now()
+		now = s.clock.Now()
 	}
 	nowMS := float64(now.UnixMilli())
 	var all []due
