@@ -17,7 +17,7 @@ func testDeadLetter(t *testing.T, open Opener) {
 	res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA, destB}, store.Dedupe{})
 
 	dA := leaseOne(t, s, destA, long)
-	if err := deadLetter(ctx, s, dA, attemptFor(dA, 500, "500 Internal Server Error")); err != nil {
+	if err := DeadLetter(ctx, s, dA, attemptFor(dA, 500, "500 Internal Server Error")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	leaseNone(t, s, destA)
@@ -25,11 +25,11 @@ func testDeadLetter(t *testing.T, open Opener) {
 
 	// A delivery retried once and then given up on a connection error.
 	dB := leaseOne(t, s, destB, long)
-	if err := retry(ctx, s, dB, attemptFor(dB, 502, "502 Bad Gateway"), time.Now()); err != nil {
+	if err := Retry(ctx, s, dB, attemptFor(dB, 502, "502 Bad Gateway"), time.Now()); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	dB = eventuallyLease(t, s, destB, long)
-	if err := deadLetter(ctx, s, dB, attemptFor(dB, 0, "dial tcp: connection refused")); err != nil {
+	if err := DeadLetter(ctx, s, dB, attemptFor(dB, 0, "dial tcp: connection refused")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	wantDepths(t, s, nil, map[string]int{destA: 1, destB: 1}, 0)
@@ -114,7 +114,7 @@ func testListDLQPages(t *testing.T, open Opener) {
 	for i, dest := range order {
 		mustAccept(t, s, newEvent("1001", SeedBody(i)), []string{dest}, store.Dedupe{})
 		d := leaseOne(t, s, dest, long)
-		if err := deadLetter(ctx, s, d, attemptFor(d, 500, "")); err != nil {
+		if err := DeadLetter(ctx, s, d, attemptFor(d, 500, "")); err != nil {
 			t.Fatalf("DeadLetter: %v", err)
 		}
 		byDest[dest] = append(byDest[dest], d.ID)
@@ -159,11 +159,11 @@ func testReplayDLQ(t *testing.T, open Opener) {
 	ids := acceptN(t, s, 1, destA)
 
 	d := leaseOne(t, s, destA, long)
-	if err := retry(ctx, s, d, attemptFor(d, 503, ""), time.Now()); err != nil {
+	if err := Retry(ctx, s, d, attemptFor(d, 503, ""), time.Now()); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	d = eventuallyLease(t, s, destA, long)
-	if err := deadLetter(ctx, s, d, attemptFor(d, 503, "")); err != nil {
+	if err := DeadLetter(ctx, s, d, attemptFor(d, 503, "")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	// Let the clock move on so a reset CreatedAt differs from the original.
@@ -191,7 +191,7 @@ func testReplayDLQ(t *testing.T, open Opener) {
 		t.Fatalf("leased %s with %d attempts, want %s with 0", again.ID, again.Attempts, d.ID)
 	}
 	wantErr(t, "ReplayDLQ of a pending delivery", s.ReplayDLQ(ctx, d.ID), store.ErrNotFound)
-	if err := complete(ctx, s, again, attemptFor(again, 200, "")); err != nil {
+	if err := Complete(ctx, s, again, attemptFor(again, 200, "")); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	wantErr(t, "ReplayDLQ of a delivered delivery", s.ReplayDLQ(ctx, d.ID), store.ErrNotFound)
@@ -219,7 +219,7 @@ func testDelivery(t *testing.T, open Opener) {
 		}
 	}
 	dA := leaseOne(t, s, destA, long)
-	if err := deadLetter(ctx, s, dA, attemptFor(dA, 500, "boom")); err != nil {
+	if err := DeadLetter(ctx, s, dA, attemptFor(dA, 500, "boom")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	d, err := s.Delivery(ctx, dA.ID)

@@ -13,14 +13,14 @@ func testDeleteDLQ(t *testing.T, open Opener) {
 	ctx := context.Background()
 	res := mustAccept(t, s, newEvent("1001", SeedBody(1)), []string{destA, destB}, store.Dedupe{})
 	dA := leaseOne(t, s, destA, long)
-	if err := deadLetter(ctx, s, dA, attemptFor(dA, 500, "boom")); err != nil {
+	if err := DeadLetter(ctx, s, dA, attemptFor(dA, 500, "boom")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	if st := mustEvent(t, s, res.EventID).Status(); st != store.EventPending {
 		t.Fatalf("Status with one dead and one pending delivery = %s, want pending", st)
 	}
 	dB := leaseOne(t, s, destB, long)
-	if err := complete(ctx, s, dB, attemptFor(dB, 200, "")); err != nil {
+	if err := Complete(ctx, s, dB, attemptFor(dB, 200, "")); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	if st := mustEvent(t, s, res.EventID).Status(); st != store.EventDead {
@@ -79,12 +79,12 @@ func findFixture(t *testing.T, s store.Store) ([]string, time.Time) {
 		switch i {
 		case 0:
 			d := leaseOne(t, s, destA, long)
-			if err := complete(ctx, s, d, attemptFor(d, 200, "")); err != nil {
+			if err := Complete(ctx, s, d, attemptFor(d, 200, "")); err != nil {
 				t.Fatalf("Complete: %v", err)
 			}
 		case 1:
 			d := leaseOne(t, s, destA, long)
-			if err := deadLetter(ctx, s, d, attemptFor(d, 500, "")); err != nil {
+			if err := DeadLetter(ctx, s, d, attemptFor(d, 500, "")); err != nil {
 				t.Fatalf("DeadLetter: %v", err)
 			}
 		}

@@ -26,12 +26,12 @@ func testLeaseOrderAndLimit(t *testing.T, open Opener) {
 	now := time.Now()
 	past := []time.Duration{-1 * time.Second, -3 * time.Second, -2 * time.Second}
 	for i, d := range first {
-		if err := retry(ctx, s, d, attemptFor(d, 503, ""), now.Add(past[i])); err != nil {
+		if err := Retry(ctx, s, d, attemptFor(d, 503, ""), now.Add(past[i])); err != nil {
 			t.Fatalf("Retry: %v", err)
 		}
 	}
 	for _, d := range rest {
-		if err := retry(ctx, s, d, attemptFor(d, 503, ""), now.Add(long)); err != nil {
+		if err := Retry(ctx, s, d, attemptFor(d, 503, ""), now.Add(long)); err != nil {
 			t.Fatalf("Retry: %v", err)
 		}
 	}
@@ -87,8 +87,8 @@ func testLeaseExpiry(t *testing.T, open Opener) {
 	if second.Lease == first.Lease {
 		t.Fatal("a new lease reused the expired lease's token")
 	}
-	wantErr(t, "Complete with the expired lease", complete(ctx, s, first, attemptFor(first, 200, "")), store.ErrLeaseLost)
-	if err := complete(ctx, s, second, attemptFor(second, 200, "")); err != nil {
+	wantErr(t, "Complete with the expired lease", Complete(ctx, s, first, attemptFor(first, 200, "")), store.ErrLeaseLost)
+	if err := Complete(ctx, s, second, attemptFor(second, 200, "")); err != nil {
 		t.Fatalf("Complete with the new lease: %v", err)
 	}
 	leaseNone(t, s, destA)
@@ -157,9 +157,9 @@ func testExpiredLease(t *testing.T, open Opener) {
 		name string
 		call func(store.Delivery) error
 	}{
-		{"Complete", func(d store.Delivery) error { return complete(ctx, s, d, attemptFor(d, 200, "")) }},
-		{"Retry", func(d store.Delivery) error { return retry(ctx, s, d, attemptFor(d, 500, ""), time.Now()) }},
-		{"DeadLetter", func(d store.Delivery) error { return deadLetter(ctx, s, d, attemptFor(d, 500, "")) }},
+		{"Complete", func(d store.Delivery) error { return Complete(ctx, s, d, attemptFor(d, 200, "")) }},
+		{"Retry", func(d store.Delivery) error { return Retry(ctx, s, d, attemptFor(d, 500, ""), time.Now()) }},
+		{"DeadLetter", func(d store.Delivery) error { return DeadLetter(ctx, s, d, attemptFor(d, 500, "")) }},
 		{"ExtendLease", func(d store.Delivery) error { return s.ExtendLease(ctx, d, long) }},
 		{"Release", func(d store.Delivery) error { return s.Release(ctx, d, time.Now()) }},
 	} {
@@ -184,9 +184,9 @@ func testStaleLease(t *testing.T, open Opener) {
 
 	for name, d := range map[string]store.Delivery{"stale": stale, "foreign": foreign, "empty": noToken} {
 		a := attemptFor(d, 500, "x")
-		wantErr(t, name+" Complete", complete(ctx, s, d, a), store.ErrLeaseLost)
-		wantErr(t, name+" Retry", retry(ctx, s, d, a, time.Now()), store.ErrLeaseLost)
-		wantErr(t, name+" DeadLetter", deadLetter(ctx, s, d, a), store.ErrLeaseLost)
+		wantErr(t, name+" Complete", Complete(ctx, s, d, a), store.ErrLeaseLost)
+		wantErr(t, name+" Retry", Retry(ctx, s, d, a, time.Now()), store.ErrLeaseLost)
+		wantErr(t, name+" DeadLetter", DeadLetter(ctx, s, d, a), store.ErrLeaseLost)
 		wantErr(t, name+" ExtendLease", s.ExtendLease(ctx, d, long), store.ErrLeaseLost)
 		wantErr(t, name+" Release", s.Release(ctx, d, time.Now()), store.ErrLeaseLost)
 	}
@@ -200,13 +200,13 @@ func testStaleLease(t *testing.T, open Opener) {
 	wantDepths(t, s, map[string]int{destA: 1}, nil, 0)
 	leaseNone(t, s, destA)
 
-	if err := complete(ctx, s, live, attemptFor(live, 200, "")); err != nil {
+	if err := Complete(ctx, s, live, attemptFor(live, 200, "")); err != nil {
 		t.Fatalf("Complete with the live lease: %v", err)
 	}
 	// The lease ends with the delivery: a repeated outcome is refused.
-	wantErr(t, "second Complete", complete(ctx, s, live, attemptFor(live, 200, "")), store.ErrLeaseLost)
-	wantErr(t, "Retry after Complete", retry(ctx, s, live, attemptFor(live, 500, ""), time.Now()), store.ErrLeaseLost)
-	wantErr(t, "DeadLetter after Complete", deadLetter(ctx, s, live, attemptFor(live, 500, "")), store.ErrLeaseLost)
+	wantErr(t, "second Complete", Complete(ctx, s, live, attemptFor(live, 200, "")), store.ErrLeaseLost)
+	wantErr(t, "Retry after Complete", Retry(ctx, s, live, attemptFor(live, 500, ""), time.Now()), store.ErrLeaseLost)
+	wantErr(t, "DeadLetter after Complete", DeadLetter(ctx, s, live, attemptFor(live, 500, "")), store.ErrLeaseLost)
 	wantDepths(t, s, nil, nil, 0)
 }
 
@@ -218,7 +218,7 @@ func testRetry(t *testing.T, open Opener) {
 	d0 := leaseOne(t, s, destA, long)
 	due := time.Now().Add(long).Truncate(time.Millisecond)
 	a := attemptFor(d0, 503, "503 Service Unavailable")
-	if err := retry(ctx, s, d0, a, due); err != nil {
+	if err := Retry(ctx, s, d0, a, due); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	got := deliveryOf(t, mustEvent(t, s, ids[0]), d0.ID)
@@ -241,7 +241,7 @@ func testRetry(t *testing.T, open Opener) {
 	}
 	leaseNone(t, s, destA)
 
-	if err := retry(ctx, s, d1, attemptFor(d1, 0, "connection refused"), time.Now().Add(200*time.Millisecond)); err != nil {
+	if err := Retry(ctx, s, d1, attemptFor(d1, 0, "connection refused"), time.Now().Add(200*time.Millisecond)); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	again := eventuallyLease(t, s, destA, long)
@@ -267,7 +267,7 @@ func testExtendLease(t *testing.T, open Opener) {
 	if err := s.ExtendLease(ctx, d, long); err != nil {
 		t.Fatalf("second ExtendLease: %v", err)
 	}
-	if err := complete(ctx, s, d, attemptFor(d, 200, "")); err != nil {
+	if err := Complete(ctx, s, d, attemptFor(d, 200, "")); err != nil {
 		t.Fatalf("Complete after ExtendLease: %v", err)
 	}
 }
@@ -281,7 +281,7 @@ func testRelease(t *testing.T, open Opener) {
 	if err := s.Release(ctx, d, time.Now()); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	wantErr(t, "Complete after Release", complete(ctx, s, d, attemptFor(d, 200, "")), store.ErrLeaseLost)
+	wantErr(t, "Complete after Release", Complete(ctx, s, d, attemptFor(d, 200, "")), store.ErrLeaseLost)
 	again := leaseOne(t, s, destA, long)
 	if again.ID != d.ID || again.Attempts != 0 {
 		t.Fatalf("after Release leased %s with %d attempts, want %s with 0", again.ID, again.Attempts, d.ID)
@@ -353,24 +353,10 @@ func testSettle(t *testing.T, open Opener) {
 	// The lease ended with the outcome, as it does for a caller that waits.
 	err = answer(t, func(done func(error)) { s.Settle(ctx, ds[0], outcomes[0], done) })
 	wantErr(t, "Settle after the outcome", err, store.ErrLeaseLost)
-	if err := complete(ctx, s, ds[3], attemptFor(ds[3], 200, "")); err != nil {
+	if err := Complete(ctx, s, ds[3], attemptFor(ds[3], 200, "")); err != nil {
 		t.Fatalf("SettleWait with the lease a refused Settle left: %v", err)
 	}
 	wantDepths(t, s, map[string]int{destA: 1}, map[string]int{destA: 1}, 0)
-}
-
-// complete, retry and deadLetter settle d and wait for the answer
-// (store.SettleWait).
-func complete(ctx context.Context, s store.Store, d store.Delivery, a store.Attempt) error {
-	return store.SettleWait(ctx, s, d, store.Settlement{State: store.StateDelivered, Attempt: a})
-}
-
-func retry(ctx context.Context, s store.Store, d store.Delivery, a store.Attempt, due time.Time) error {
-	return store.SettleWait(ctx, s, d, store.Settlement{State: store.StatePending, Attempt: a, Due: due})
-}
-
-func deadLetter(ctx context.Context, s store.Store, d store.Delivery, a store.Attempt) error {
-	return store.SettleWait(ctx, s, d, store.Settlement{State: store.StateDead, Attempt: a})
 }
 
 // answer runs a Settle and returns the error its done gets,

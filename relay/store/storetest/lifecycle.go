@@ -17,14 +17,14 @@ func testEventRecord(t *testing.T, open Opener) {
 	d := leaseOne(t, s, destA, long)
 	for _, fail := range []store.Attempt{attemptFor(d, 503, "503 Service Unavailable"), attemptFor(d, 0, "timeout")} {
 		fail.N = d.Attempts + 1
-		if err := retry(ctx, s, d, fail, time.Now()); err != nil {
+		if err := Retry(ctx, s, d, fail, time.Now()); err != nil {
 			t.Fatalf("Retry: %v", err)
 		}
 		want = append(want, fail)
 		d = eventuallyLease(t, s, destA, long)
 	}
 	ok := attemptFor(d, 200, "")
-	if err := complete(ctx, s, d, ok); err != nil {
+	if err := Complete(ctx, s, d, ok); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	want = append(want, ok)
@@ -72,19 +72,19 @@ func testDepthsLifecycle(t *testing.T, open Opener) {
 	// Leasing does not change depths; finishing does.
 	a1 := leaseOne(t, s, destA, long)
 	wantDepths(t, s, map[string]int{destA: 2, destB: 1}, nil, 1)
-	if err := complete(ctx, s, a1, attemptFor(a1, 200, "")); err != nil {
+	if err := Complete(ctx, s, a1, attemptFor(a1, 200, "")); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	wantDepths(t, s, map[string]int{destA: 1, destB: 1}, nil, 1)
 
 	b1 := leaseOne(t, s, destB, long)
-	if err := deadLetter(ctx, s, b1, attemptFor(b1, 410, "410 Gone")); err != nil {
+	if err := DeadLetter(ctx, s, b1, attemptFor(b1, 410, "410 Gone")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	wantDepths(t, s, map[string]int{destA: 1}, map[string]int{destB: 1}, 1)
 
 	a2 := leaseOne(t, s, destA, long)
-	if err := retry(ctx, s, a2, attemptFor(a2, 500, ""), time.Now().Add(long)); err != nil {
+	if err := Retry(ctx, s, a2, attemptFor(a2, 500, ""), time.Now().Add(long)); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	wantDepths(t, s, map[string]int{destA: 1}, map[string]int{destB: 1}, 1)
@@ -124,11 +124,11 @@ func testPersist(t *testing.T, open Opener) {
 	mustAccept(t, s1, newEvent("1001", SeedBody(4)), []string{destC}, store.Dedupe{})
 
 	dB := leaseOne(t, s1, destB, long)
-	if err := retry(ctx, s1, dB, attemptFor(dB, 503, "later"), time.Now().Add(long)); err != nil {
+	if err := Retry(ctx, s1, dB, attemptFor(dB, 503, "later"), time.Now().Add(long)); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
 	dC := leaseOne(t, s1, destC, long)
-	if err := deadLetter(ctx, s1, dC, attemptFor(dC, 500, "boom")); err != nil {
+	if err := DeadLetter(ctx, s1, dC, attemptFor(dC, 500, "boom")); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	if err := s1.Close(); err != nil {
@@ -186,8 +186,8 @@ func testLeaseAfterReopen(t *testing.T, open Opener) {
 	if again.ID != d.ID {
 		t.Fatalf("leased %s after reopen, want %s", again.ID, d.ID)
 	}
-	wantErr(t, "Complete with the lease from before the reopen", complete(ctx, s2, d, attemptFor(d, 200, "")), store.ErrLeaseLost)
-	if err := complete(ctx, s2, again, attemptFor(again, 200, "")); err != nil {
+	wantErr(t, "Complete with the lease from before the reopen", Complete(ctx, s2, d, attemptFor(d, 200, "")), store.ErrLeaseLost)
+	if err := Complete(ctx, s2, again, attemptFor(again, 200, "")); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	wantDepths(t, s2, nil, nil, 0)
@@ -214,9 +214,9 @@ func testClosed(t *testing.T, open Opener) {
 		},
 		"ExtendLease":          func() error { return s.ExtendLease(ctx, d, long) },
 		"Release":              func() error { return s.Release(ctx, d, time.Now()) },
-		"SettleWait delivered": func() error { return complete(ctx, s, d, a) },
-		"SettleWait pending":   func() error { return retry(ctx, s, d, a, time.Now()) },
-		"SettleWait dead":      func() error { return deadLetter(ctx, s, d, a) },
+		"SettleWait delivered": func() error { return Complete(ctx, s, d, a) },
+		"SettleWait pending":   func() error { return Retry(ctx, s, d, a, time.Now()) },
+		"SettleWait dead":      func() error { return DeadLetter(ctx, s, d, a) },
 		"Event":                func() error { _, err := s.Event(ctx, res.EventID); return err },
 		"ListDLQ":              func() error { _, _, err := s.ListDLQ(ctx, "", store.Page{}); return err },
 		"ReplayDLQ":            func() error { return s.ReplayDLQ(ctx, d.ID) },
