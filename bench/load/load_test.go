@@ -50,7 +50,7 @@ func TestOpenLoopSendsTheSchedule(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer srv.Close()
-	g := &generator{url: srv.URL, run: "t", client: newClient(4)}
+	g := &generator{urls: []string{srv.URL}, run: "t", client: newClient(4)}
 	res := g.open(context.Background(), 500, 100*time.Millisecond, 4)
 	if res.Sent != 50 || res.OK != 50 || res.Failed != 0 {
 		t.Fatalf("sent %d, ok %d, failed %d; want 50 sent and answered", res.Sent, res.OK, res.Failed)
@@ -64,4 +64,44 @@ func midOf(body []byte) string {
 	_, rest, _ := strings.Cut(string(body), `"mid": "`)
 	mid, _, _ := strings.Cut(rest, `"`)
 	return mid
+}
+
+// TestSeveralURLsShareTheLoad checks that repeated -url values split the
+// load: round robin in the open loop, one URL per connection in the closed.
+func TestSeveralURLsShareTheLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(g *generator) Result
+		want func(ok, a, b int) bool
+	}{
+		{"open loop", func(g *generator) Result { return g.open(context.Background(), 500, 100*time.Millisecond, 4) },
+			func(ok, a, b int) bool { return ok == 50 && a == 25 && b == 25 }},
+		// The closed loop stops at 40 answers; a request cut off by that
+		// stop may still reach a server, so only both's share is checked.
+		{"closed loop", func(g *generator) Result { return g.closed(context.Background(), 4, time.Minute, 40) },
+			func(ok, a, b int) bool { return ok >= 40 && a > 0 && b > 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			hits := map[string]int{}
+			var urls []string
+			for _, name := range []string{"a", "b"} {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body)
+					mu.Lock()
+					hits[name]++
+					mu.Unlock()
+					w.WriteHeader(http.StatusAccepted)
+				}))
+				t.Cleanup(srv.Close)
+				urls = append(urls, srv.URL)
+			}
+			res := tc.run(&generator{urls: urls, run: "t", client: newClient(4)})
+			mu.Lock()
+			defer mu.Unlock()
+			if res.Failed != 0 || !tc.want(res.OK, hits["a"], hits["b"]) {
+				t.Fatalf("ok %d, failed %d, hits %v: the load was not split", res.OK, res.Failed, hits)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,18 +37,19 @@ type Result struct {
 }
 
 func main() {
-	url := flag.String("url", "", "URL to POST to")
+	var urls urlList
+	flag.Var(&urls, "url", "URL to POST to; repeated, requests go round robin (closed loop: each connection keeps one)")
 	conns := flag.Int("conns", 64, "connections (closed loop) or most requests in flight (open loop)")
 	rate := flag.Float64("rate", 0, "requests per second on a fixed schedule; 0 = closed loop")
 	dur := flag.Duration("duration", 10*time.Second, "how long to send")
 	count := flag.Int("count", 0, "closed loop: stop after this many 2xx answers (0 = run for -duration)")
 	run := flag.String("run", strconv.FormatInt(time.Now().UnixNano(), 36), "prefix of every mid, so runs never collide")
 	flag.Parse()
-	if *url == "" || *conns <= 0 {
+	if len(urls) == 0 || *conns <= 0 {
 		fmt.Fprintln(os.Stderr, "load: -url and a positive -conns are required")
 		os.Exit(2)
 	}
-	g := &generator{url: *url, run: *run, client: newClient(*conns)}
+	g := &generator{urls: urls, run: *run, client: newClient(*conns)}
 	var res Result
 	if *rate > 0 {
 		res = g.open(context.Background(), *rate, *dur, *conns)
@@ -71,8 +74,21 @@ func newClient(conns int) *http.Client {
 	}
 }
 
+// urlList is the repeatable -url flag.
+type urlList []string
+
+func (l *urlList) String() string { return strings.Join(*l, " ") }
+
+func (l *urlList) Set(v string) error {
+	if v == "" {
+		return errors.New("empty URL")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
 type generator struct {
-	url    string
+	urls   []string // several relays sharing one store get their share each
 	run    string
 	client *http.Client
 	n      atomic.Uint64
@@ -97,8 +113,8 @@ func (g *generator) body() []byte {
 }`)
 }
 
-func (g *generator) post(ctx context.Context) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(g.body()))
+func (g *generator) post(ctx context.Context, url string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(g.body()))
 	if err != nil {
 		return false
 	}
@@ -168,13 +184,14 @@ func (g *generator) closed(ctx context.Context, conns int, dur time.Duration, co
 	var okCount atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range conns {
+	for i := range conns {
+		url := g.urls[i%len(g.urls)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				ok := g.post(ctx)
+				ok := g.post(ctx, url)
 				if ctx.Err() != nil && !ok {
 					return // cut off by the end of the run, not the server's failure
 				}
@@ -195,16 +212,20 @@ func (g *generator) closed(ctx context.Context, conns int, dur time.Duration, co
 func (g *generator) open(ctx context.Context, rate float64, dur time.Duration, conns int) Result {
 	var t tally
 	n := int(rate * dur.Seconds())
-	due := make(chan time.Time, n)
+	type slot struct {
+		at  time.Time
+		url string
+	}
+	due := make(chan slot, n)
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for at := range due {
-				late := time.Since(at) > time.Millisecond
-				ok := g.post(ctx)
-				t.add(time.Since(at), ok, late)
+			for s := range due {
+				late := time.Since(s.at) > time.Millisecond
+				ok := g.post(ctx, s.url)
+				t.add(time.Since(s.at), ok, late)
 			}
 		}()
 	}
@@ -215,7 +236,7 @@ func (g *generator) open(ctx context.Context, rate float64, dur time.Duration, c
 		if d := time.Until(at); d > 0 {
 			time.Sleep(d)
 		}
-		due <- at
+		due <- slot{at, g.urls[i%len(g.urls)]}
 	}
 	close(due)
 	wg.Wait()
