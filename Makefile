@@ -9,7 +9,7 @@ CONFIG  ?= relay.example.yaml
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 DIST      ?= dist
 
-.PHONY: help run build dist test deps vet race bench fmt test-faults
+.PHONY: help run build dist test deps vet race bench bench-scale fmt test-faults
 
 ## help: list the targets
 help:
@@ -57,3 +57,7 @@ test-faults: deps
 ## bench: one side-by-side table of Relay against its ceilings (BENCH_QUICK=1 for a short run)
 bench:
 	$(GO) run ./bench/run
+
+## bench-scale: one, two and four relay processes on one Redis and on a 3-master cluster (not part of make bench)
+bench-scale:
+	BENCH_SCALE=1 $(GO) run ./bench/run

@@ -68,6 +68,16 @@ func main() {
 		os.Exit(130)
 	}()
 	start := time.Now()
+	if os.Getenv("BENCH_SCALE") == "1" {
+		load0 := loadAverage()
+		runs, err := b.scale(context.Background())
+		if err != nil {
+			b.close()
+			fatal(err)
+		}
+		printScale(os.Stdout, label, sz, runs, load0, time.Since(start))
+		return
+	}
 	rep, err := b.run(context.Background())
 	if err != nil {
 		b.close()
@@ -127,14 +137,18 @@ func (b *bench) close() {
 
 func (b *bench) path(name string) string { return filepath.Join(b.work, name) }
 
-// build compiles every program and test binary the run uses.
-func (b *bench) build(ctx context.Context) error {
+// build compiles every program the run uses, and the test binaries with
+// tests (the scale run needs none).
+func (b *bench) build(ctx context.Context, tests bool) error {
 	steps := [][]string{
 		{"build", "-o", b.path("relay"), "./cmd/relay"},
 		{"build", "-o", b.path("ceiling"), "./bench/ceiling"},
 		{"build", "-o", b.path("load"), "./bench/load"},
-		{"test", "-c", "-o", b.path("deliver.test"), "./relay/deliver/"},
-		{"test", "-c", "-o", b.path("agent.test"), "./relay/agent/"},
+	}
+	if tests {
+		steps = append(steps,
+			[]string{"test", "-c", "-o", b.path("deliver.test"), "./relay/deliver/"},
+			[]string{"test", "-c", "-o", b.path("agent.test"), "./relay/agent/"})
 	}
 	for _, s := range steps {
 		logf("go %s", strings.Join(s, " "))
@@ -231,7 +245,7 @@ func freeAddr() (string, error) {
 // startRedis starts an empty redis-server, appendonly with everysec, as
 // production would run it; every Redis-backed server gets a fresh one so no
 // run pays for another's AOF rewrites.
-func (b *bench) startRedis(name string) (*proc, error) {
+func (b *bench) startRedis(name string, extra ...string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -241,8 +255,8 @@ func (b *bench) startRedis(name string) (*proc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return b.start("redis-"+name, addr, "redis-server", "--port", port, "--bind", "127.0.0.1",
-		"--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no")
+	return b.start("redis-"+name, addr, append([]string{"redis-server", "--port", port, "--bind", "127.0.0.1",
+		"--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"}, extra...)...)
 }
 
 // loadResult is bench/load's output.
@@ -420,7 +434,7 @@ type table struct {
 }
 
 func (b *bench) run(ctx context.Context) (report, error) {
-	if err := b.build(ctx); err != nil {
+	if err := b.build(ctx, true); err != nil {
 		return report{}, err
 	}
 	sinkAddr, err := freeAddr()
