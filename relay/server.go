@@ -167,6 +167,7 @@ func (s *Server) build() error {
 		Clock:        s.opts.Clock,
 		// A receiver's redirect must not lead back into the relay.
 		OwnAddrs: []net.Addr{s.ingestLn.Addr(), s.adminLn.Addr()},
+		Yield:    s.ingestBackedUp,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: delivery: %w", err)
@@ -357,4 +358,18 @@ func logSampler(rate *float64) func() bool {
 	}
 	r := *rate
 	return func() bool { return rand.Float64() < r }
+}
+
+// ingestBackedUpAt is how many callbacks waiting for their store write
+// mean that ingest is backed up and delivery should yield (deliver's
+// Options.Yield): a few more than a store keeps in flight at a steady rate,
+// so that only a queue building up makes delivery wait
+// (docs/benchmarks.md, "Why the tuned constants are what they are").
+const ingestBackedUpAt = 8
+
+// ingestBackedUp reports whether ingest is backed up: the dispatchers then
+// hold their next Lease for a moment, so the provider's answer, the latency
+// that matters, gets the CPU and the store first.
+func (s *Server) ingestBackedUp() bool {
+	return s.ingest.Writing() >= ingestBackedUpAt
 }

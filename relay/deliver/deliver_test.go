@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -593,6 +594,45 @@ func TestLeasesInBatches(t *testing.T) {
 	}
 }
 
+// TestYieldsToIngest runs a destination while Options.Yield says ingest is
+// backed up: each Lease waits up to yieldFor first, so Lease calls (polls
+// every 5 ms here) come at least that far apart, and every event is still
+// delivered, since the wait is bounded. Once ingest is no longer backed up,
+// a Wake is answered without that wait.
+func TestYieldsToIngest(t *testing.T) {
+	sk := newSink(t, status(200))
+	st := newTestStore(t)
+	cq := &countingQueue{Queue: st}
+	var backedUp atomic.Bool
+	backedUp.Store(true)
+	opts := testOptions()
+	opts.Yield = backedUp.Load
+	r := startManager(t, cq, []config.Destination{dest("crm", sk.URL)}, opts)
+	var ids []string
+	for range 3 {
+		ids = append(ids, accept(t, st, store.Event{Body: []byte("x")}, "crm"))
+		r.Wake("crm")
+	}
+	for _, id := range ids {
+		waitState(t, st, id, "crm", store.StateDelivered)
+	}
+	calls := cq.calls()
+	if len(calls) < 2 {
+		t.Fatalf("%d Lease calls, want at least 2", len(calls))
+	}
+	// Less a step: the wait is counted in steps as they were meant to
+	// last, and the calls are timed as they reach the store.
+	for i := 1; i < len(calls); i++ {
+		if gap := calls[i].Sub(calls[i-1]); gap < yieldFor-yieldStep {
+			t.Fatalf("Lease %d came %v after the one before while ingest was backed up, want at least %v", i, gap, yieldFor)
+		}
+	}
+	backedUp.Store(false)
+	id := accept(t, st, store.Event{Body: []byte("x")}, "crm")
+	r.Wake("crm")
+	waitState(t, st, id, "crm", store.StateDelivered)
+}
+
 // TestLeaseExtendedWhileWaiting makes workers wait on the rate limit longer
 // than their lease: the lease must be extended, so no delivery is taken over
 // and sent twice.
@@ -633,10 +673,23 @@ type countingQueue struct {
 	extends  atomic.Int32
 	leases   atomic.Int32 // returned Lease calls
 	nonEmpty atomic.Int32 // returned Lease calls that leased something
+
+	mu sync.Mutex
+	at []time.Time // when each Lease call came
+}
+
+// calls returns when each Lease call came, in order.
+func (c *countingQueue) calls() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.at)
 }
 
 func (c *countingQueue) Lease(ctx context.Context, dest string, n int, lease time.Duration) ([]store.Delivery, error) {
 	defer c.leases.Add(1)
+	c.mu.Lock()
+	c.at = append(c.at, time.Now())
+	c.mu.Unlock()
 	ds, err := c.Queue.Lease(ctx, dest, n, lease)
 	if len(ds) > 0 {
 		c.nonEmpty.Add(1)

@@ -136,6 +136,9 @@ func (dp *dispatcher) run(ctx, hard context.Context, workers *sync.WaitGroup) {
 		if probe {
 			n = 1
 		}
+		if !dp.yield(ctx) {
+			return
+		}
 		batch, err := dp.q.Lease(ctx, dp.name, n, p.lease)
 		if probe && len(batch) == 0 {
 			dp.cb.ProbeUnused()
@@ -299,6 +302,21 @@ func (dp *dispatcher) pause(ctx context.Context, d time.Duration) bool {
 	case <-dp.wake:
 	case <-ctx.Done():
 		return false
+	}
+	return true
+}
+
+// yield waits while Options.Yield says ingest is backed up, in steps of
+// yieldStep and for at most yieldFor, so that a dispatcher under sustained
+// load still leases at least once per yieldFor. False when ctx ended.
+func (dp *dispatcher) yield(ctx context.Context) bool {
+	if dp.opts.Yield == nil {
+		return true
+	}
+	for waited := time.Duration(0); waited < yieldFor && dp.opts.Yield(); waited += yieldStep {
+		if !sleep(ctx, yieldStep) {
+			return false
+		}
 	}
 	return true
 }

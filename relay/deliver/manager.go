@@ -77,6 +77,11 @@ type Options struct {
 	// info line (log.sample); nil logs every one. Failures always do.
 	LogSample func() bool
 
+	// Yield, when set, reports that ingest is backed up: a dispatcher then
+	// holds its next Lease, up to yieldFor, so the CPU and the store serve
+	// providers first. Deliveries are late by the wait, never lost.
+	Yield func() bool
+
 	// guard is built from OwnAddrs by withDefaults.
 	guard *dialGuard
 }

@@ -75,6 +75,14 @@ func heldLimit(concurrency int) int { return concurrency + max(4*concurrency, 20
 // attempted.
 func leaseAhead(concurrency int) int { return 2 * concurrency }
 
+// yieldStep and yieldFor pace a dispatcher that yields to ingest
+// (Options.Yield): it looks again every yieldStep, and leases anyway after
+// yieldFor.
+const (
+	yieldStep = time.Millisecond
+	yieldFor  = 20 * time.Millisecond
+)
+
 // leaseBatch is the fewest deliveries a dispatcher leases while every attempt
 // slot has a delivery: half a pool. With the backlog benchmark's concurrency
 // of 8, leasing whenever a slot freed made 44k Lease calls for 50k

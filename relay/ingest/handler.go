@@ -89,6 +89,7 @@ type Handler struct {
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
 	budget   budget
+	writing  atomic.Int64 // callbacks in h.store.Accept
 	// refusals limits the log lines about refused callbacks to one a
 	// second per source.
 	refusals *keyedLimiter
@@ -205,6 +206,10 @@ func rateBurst(perSec float64) int {
 	return max(1, int(perSec))
 }
 
+// Writing is how many callbacks are being written to the store: read,
+// checked and routed, waiting only for the durable write and their answer.
+func (h *Handler) Writing() int { return int(h.writing.Load()) }
+
 // serveHook takes a callback through, in order: the concurrency cap, the
 // client's rate limit, the body read (its bytes reserved as they come),
 // auth, and only then routing and the store. Nothing before auth writes
@@ -278,7 +283,9 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, s *Settings, p 
 	// either happened durably or not at all, and the provider retries anyway.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.WriteTimeout)
 	defer cancel()
+	h.writing.Add(1)
 	res, err := h.store.Accept(ctx, ev, dests, dd)
+	h.writing.Add(-1)
 	if err != nil {
 		h.log.Error("ingest: store refused event", "webhook_id", p.webhookID, "err", err)
 		w.Header().Set("Retry-After", storeRetryAfter)

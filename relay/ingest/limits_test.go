@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -181,5 +182,38 @@ func TestRateLimit(t *testing.T) {
 	now = now.Add(time.Second)
 	if rec := from("192.0.2.1:1000"); rec.Code != http.StatusAccepted {
 		t.Errorf("a second later: %d", rec.Code)
+	}
+}
+
+// TestWritingCountsStoreWrites holds callbacks in the store write: Writing
+// counts them while they wait there, and not once they are answered; a
+// callback refused before the store (no webhook_id) is never counted.
+func TestWritingCountsStoreWrites(t *testing.T) {
+	st := newHeldStore()
+	h := limitedHandler(t, acceptFunc(st.accept), func(*ingest.Settings) {})
+	var answers []<-chan *httptest.ResponseRecorder
+	for i := range 3 {
+		answers = append(answers, serveAsync(h, httptest.NewRequest("POST", "/hooks/1001", strings.NewReader(`{"mid":"m`+strconv.Itoa(i)+`"}`))))
+		<-st.inside
+	}
+	if got := h.Writing(); got != 3 {
+		t.Fatalf("Writing() = %d with 3 callbacks in the store write, want 3", got)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/hooks", strings.NewReader(`{"mid":"x"}`)))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("a callback without a webhook_id: status %d, want 400", rec.Code)
+	}
+	if got := h.Writing(); got != 3 {
+		t.Fatalf("Writing() = %d after a callback refused before the store, want 3", got)
+	}
+	close(st.release)
+	for _, a := range answers {
+		if rec := <-a; rec.Code != http.StatusAccepted {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	if got := h.Writing(); got != 0 {
+		t.Fatalf("Writing() = %d once every write returned, want 0", got)
 	}
 }
