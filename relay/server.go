@@ -168,6 +168,7 @@ func (s *Server) build() error {
 		// A receiver's redirect must not lead back into the relay.
 		OwnAddrs: []net.Addr{s.ingestLn.Addr(), s.adminLn.Addr()},
 		Yield:    s.ingestBackedUp,
+		OnYield:  s.metrics.Yielded,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: delivery: %w", err)

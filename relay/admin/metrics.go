@@ -55,6 +55,7 @@ type Metrics struct {
 	reloadOK         prometheus.Gauge
 	reloadTime       prometheus.Gauge
 	parkedExpired    prometheus.Counter
+	yielded          *prometheus.CounterVec
 }
 
 // NewMetrics builds the registry with the relay's metrics, the Go runtime
@@ -99,6 +100,10 @@ func NewMetrics(o MetricsOptions) *Metrics {
 			Name: "relay_parked_expired_total",
 			Help: "Parked events deleted unreplayed after ingest.parked_ttl.",
 		}),
+		yielded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_delivery_yield_seconds_total",
+			Help: "Time a destination's workers held their next lease so that callbacks waiting for the store write came first.",
+		}, []string{"destination"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "relay_build_info",
@@ -115,7 +120,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
 	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.deliveries, m.deliveryDuration,
-		m.reloads, m.reloadOK, m.reloadTime, m.parkedExpired, build,
+		m.reloads, m.reloadOK, m.reloadTime, m.parkedExpired, m.yielded, build,
 		&stateCollector{o: o},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -145,13 +150,21 @@ func (m *Metrics) Delivery(dest, outcome string, took time.Duration) {
 }
 
 // KnowDestinations exports dest's delivery counters at zero, so a
-// destination shows in relay_deliveries_total before its first attempt.
+// destination shows in relay_deliveries_total and
+// relay_delivery_yield_seconds_total before its first attempt.
 func (m *Metrics) KnowDestinations(dests []string) {
 	for _, d := range dests {
 		for _, out := range DeliveryOutcomes {
 			m.deliveries.WithLabelValues(d, out)
 		}
+		m.yielded.WithLabelValues(d)
 	}
+}
+
+// Yielded counts time dest's workers waited for ingest (deliver's
+// Options.OnYield).
+func (m *Metrics) Yielded(dest string, waited time.Duration) {
+	m.yielded.WithLabelValues(dest).Add(waited.Seconds())
 }
 
 // ParkedExpired counts n parked events deleted after ingest.parked_ttl.

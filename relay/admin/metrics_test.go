@@ -88,6 +88,8 @@ func TestMetricsValues(t *testing.T) {
 	m.Delivery("archive", "dead", time.Second)
 	m.Reloaded(false)
 	m.Reloaded(true)
+	m.Yielded("crm", 20*time.Millisecond)
+	m.Yielded("crm", 5*time.Millisecond)
 
 	a.accept("1001", "", "application/json", []byte("{}"), "crm", "archive")
 	a.accept("1001", "", "application/json", []byte("{}"), "crm", "archive")
@@ -119,6 +121,8 @@ func TestMetricsValues(t *testing.T) {
 		"relay_dlq_destination_depth{destination=crm}":               0,
 		"relay_parked_events{}":                                      1,
 		"relay_delivery_in_flight{destination=crm}":                  3,
+		"relay_delivery_yield_seconds_total{destination=crm}":        0.025,
+		"relay_delivery_yield_seconds_total{destination=office}":     0,
 		"relay_circuit_state{destination=crm}":                       2,
 		"relay_circuit_state{destination=archive}":                   1,
 		"relay_store_up{}":                                           1,

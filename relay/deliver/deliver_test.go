@@ -597,8 +597,8 @@ func TestLeasesInBatches(t *testing.T) {
 // TestYieldsToIngest runs a destination while Options.Yield says ingest is
 // backed up: each Lease waits up to yieldFor first, so Lease calls (polls
 // every 5 ms here) come at least that far apart, and every event is still
-// delivered, since the wait is bounded. Once ingest is no longer backed up,
-// a Wake is answered without that wait.
+// delivered, since the wait is bounded; OnYield reports the waits. Once
+// ingest is no longer backed up, a Wake is answered without that wait.
 func TestYieldsToIngest(t *testing.T) {
 	sk := newSink(t, status(200))
 	st := newTestStore(t)
@@ -607,6 +607,12 @@ func TestYieldsToIngest(t *testing.T) {
 	backedUp.Store(true)
 	opts := testOptions()
 	opts.Yield = backedUp.Load
+	var yielded atomic.Int64 // ns reported to OnYield for crm
+	opts.OnYield = func(dest string, waited time.Duration) {
+		if dest == "crm" {
+			yielded.Add(int64(waited))
+		}
+	}
 	r := startManager(t, cq, []config.Destination{dest("crm", sk.URL)}, opts)
 	var ids []string
 	for range 3 {
@@ -626,6 +632,9 @@ func TestYieldsToIngest(t *testing.T) {
 		if gap := calls[i].Sub(calls[i-1]); gap < yieldFor-yieldStep {
 			t.Fatalf("Lease %d came %v after the one before while ingest was backed up, want at least %v", i, gap, yieldFor)
 		}
+	}
+	if got, least := time.Duration(yielded.Load()), time.Duration(len(calls)-1)*(yieldFor-yieldStep); got < least {
+		t.Fatalf("OnYield reported %v for crm, want at least %v (%d Lease calls)", got, least, len(calls))
 	}
 	backedUp.Store(false)
 	id := accept(t, st, store.Event{Body: []byte("x")}, "crm")

@@ -313,7 +313,13 @@ func (dp *dispatcher) yield(ctx context.Context) bool {
 	if dp.opts.Yield == nil {
 		return true
 	}
-	for waited := time.Duration(0); waited < yieldFor && dp.opts.Yield(); waited += yieldStep {
+	var waited time.Duration
+	defer func() {
+		if waited > 0 && dp.opts.OnYield != nil {
+			dp.opts.OnYield(dp.name, waited)
+		}
+	}()
+	for start := time.Now(); waited < yieldFor && dp.opts.Yield(); waited = time.Since(start) {
 		if !sleep(ctx, yieldStep) {
 			return false
 		}

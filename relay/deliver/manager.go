@@ -81,6 +81,9 @@ type Options struct {
 	// holds its next Lease, up to yieldFor, so the CPU and the store serve
 	// providers first. Deliveries are late by the wait, never lost.
 	Yield func() bool
+	// OnYield, if set, is called with the time a dispatcher of dest waited
+	// because Yield said so (for metrics).
+	OnYield func(dest string, waited time.Duration)
 
 	// guard is built from OwnAddrs by withDefaults.
 	guard *dialGuard
