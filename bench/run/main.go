@@ -410,8 +410,12 @@ func rss(pid int) int64 {
 
 // measured is everything one server gave.
 type measured struct {
-	max              float64
-	maxRun           loadResult // the closed loop that measured max
+	max    float64
+	maxRun loadResult // the closed loop that measured max
+	// drainAfter is how long the queue (Relay) or the stream (the
+	// forwarder) took to empty after that closed loop: delivery that
+	// yielded to ingest catches up then.
+	drainAfter       time.Duration
 	at2000, atHalf   loadResult
 	rssIdle, rssLoad int64
 	rssQueue         int64 // relay only: right after queueing
@@ -549,9 +553,11 @@ destinations:
 		return m, err
 	}
 	m.max, m.rssLoad, m.maxRun = r.Rate, peak[0], r
+	t0 := time.Now()
 	if err := waitDrained(ctx, metrics, "sink"); err != nil {
 		return m, err
 	}
+	m.drainAfter = time.Since(t0)
 	for _, lr := range []struct {
 		rate float64
 		to   *loadResult
@@ -629,9 +635,11 @@ func (b *bench) ceiling(ctx context.Context, name string, half float64, args ...
 		return m, err
 	}
 	m.max, m.rssLoad, m.maxRun = r.Rate, peak[0], r
+	t0 := time.Now()
 	if err := drained(); err != nil {
 		return m, err
 	}
+	m.drainAfter = time.Since(t0)
 	if m.at2000, err = b.openLoop(url, fixedRate); err != nil {
 		return m, err
 	}
@@ -814,6 +822,8 @@ func tableRows(emb, rds, bolt, lua, fwd measured, d drainResult, agent map[strin
 		{"ingest, embedded store vs net/http + bbolt Batch per request", rate(emb.max), rate(bolt.max), ratio(emb.max, bolt.max)},
 		{"ingest, Redis store vs net/http + one Lua script (AOF everysec)", rate(rds.max), rate(lua.max), ratio(rds.max, lua.max)},
 		{"ingest, Redis store vs the same + stream forwarder (end to end)", rate(rds.max), rate(fwd.max), ratio(rds.max, fwd.max)},
+		{"delivered end to end (the closed loop's callbacks over it and the drain after it), embedded store", rate(endToEnd(emb)) + drainNote(emb), "–", "–"},
+		{"delivered end to end, Redis store vs the same + stream forwarder", rate(endToEnd(rds)) + drainNote(rds), rate(endToEnd(fwd)) + drainNote(fwd), ratio(endToEnd(rds), endToEnd(fwd))},
 		{fmt.Sprintf("drain of %s, embedded store vs plain POSTs", thousands(float64(sz.drain))),
 			rate(d.bolt["relay-deliveries/s"]), rate(d.bolt["ceiling-posts/s"]), ratio(d.bolt["relay-deliveries/s"], d.bolt["ceiling-posts/s"])},
 		{fmt.Sprintf("drain of %s, Redis store vs stream forwarder", thousands(float64(sz.drain))),
@@ -840,6 +850,20 @@ func tableRows(emb, rds, bolt, lua, fwd measured, d drainResult, agent map[strin
 			rate(agent["agent/s"]), rate(agent["direct/s"]) + " direct", ratio(agent["agent/s"], agent["direct/s"])},
 	)
 	return rows
+}
+
+// endToEnd is the closed loop's accepted callbacks over the loop and the
+// drain after it: the rate at which they were all delivered.
+func endToEnd(m measured) float64 {
+	if t := m.maxRun.elapsed + m.drainAfter; t > 0 {
+		return float64(m.maxRun.OK) / t.Seconds()
+	}
+	return 0
+}
+
+// drainNote says how long the drain after the closed loop took.
+func drainNote(m measured) string {
+	return fmt.Sprintf(" (drained %.1f s after)", m.drainAfter.Seconds())
 }
 
 func thousands(v float64) string {

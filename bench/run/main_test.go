@@ -4,6 +4,7 @@ import (
 	"os"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestParseBench(t *testing.T) {
@@ -31,6 +32,23 @@ func TestThousands(t *testing.T) {
 	}{{0, "0"}, {999.4, "999"}, {999.5, "1,000"}, {1234567, "1,234,567"}, {100000, "100,000"}} {
 		if got := thousands(tc.in); got != tc.want {
 			t.Errorf("thousands(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	for _, tc := range []struct {
+		ok             int
+		elapsed, drain time.Duration
+		want           float64
+	}{
+		{1000, time.Second, 0, 1000},
+		{1000, time.Second, time.Second, 500}, // delivery caught up after the load
+		{1000, 0, 0, 0},
+	} {
+		m := measured{maxRun: loadResult{OK: tc.ok, elapsed: tc.elapsed}, drainAfter: tc.drain}
+		if got := endToEnd(m); got != tc.want {
+			t.Errorf("endToEnd(%d in %v, drained %v after) = %v, want %v", tc.ok, tc.elapsed, tc.drain, got, tc.want)
 		}
 	}
 }
