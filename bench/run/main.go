@@ -47,6 +47,10 @@ const (
 	// queue goes to: a million deliveries from a quarter million callbacks.
 	queueFanout = 4
 	drainLimit  = 5 * time.Minute
+	// forwardWorkers is the end-to-end ceiling's forwarder goroutines
+	// (bench/ceiling's default) and the concurrency of Relay's sink
+	// destination, so both deliver as many callbacks at a time.
+	forwardWorkers = 8
 )
 
 func main() {
@@ -468,7 +472,7 @@ func (b *bench) run(ctx context.Context) (report, error) {
 	if err != nil {
 		return report{}, err
 	}
-	fwd, err := b.ceiling(ctx, "redis-forward", rds.max/2, "-mode", "redis", "-forward", "http://"+sinkAddr+"/ceiling")
+	fwd, err := b.ceiling(ctx, "redis-forward", rds.max/2, "-mode", "redis", "-forward", "http://"+sinkAddr+"/ceiling", "-forward-workers", strconv.Itoa(forwardWorkers))
 	if err != nil {
 		return report{}, err
 	}
@@ -520,12 +524,12 @@ routes:
   - {webhook_id: "1002", to: [q1, q2, q3, q4]}
 agents: [{name: bench, token: bench-agent-token-not-used-0123456789}]
 destinations:
-  - {name: sink, url: "http://%s/relay"}
+  - {name: sink, url: "http://%s/relay", concurrency: %d}
   - {name: q1, url: "http://127.0.0.1:1/q1", agent: bench}
   - {name: q2, url: "http://127.0.0.1:1/q2", agent: bench}
   - {name: q3, url: "http://127.0.0.1:1/q3", agent: bench}
   - {name: q4, url: "http://127.0.0.1:1/q4", agent: bench}
-`, listen, admin, storeYAML, sinkAddr)
+`, listen, admin, storeYAML, sinkAddr, forwardWorkers)
 	cfgPath := b.path("relay-" + store + ".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return m, err
