@@ -82,5 +82,5 @@ C0=$(cpu $PID) R0=$(cpu "$RPID")
 "$D/load" -url "http://$LISTEN/hooks/1001" -rate "$RATE" -conns 512 -duration 10s
 T0=$(date +%s%N)
 drained
-echo "drained $(( ($(date +%s%N) - T0) / 1000000 )) ms after the load"
+[ -z "${NODELIVER:-}" ] && echo "drained $(( ($(date +%s%N) - T0) / 1000000 )) ms after the load"
 echo "cpu ticks: relay $(( $(cpu $PID) - C0 )), redis-server $(( $(cpu "$RPID") - R0 ))"
