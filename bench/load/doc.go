@@ -1,6 +1,6 @@
 // Command load POSTs the provider's seed callback (a unique mid each) to one
-// URL, or round robin to several (-url repeated), and prints what it measured as one JSON object. It replaces wrk and
-// wrk2 for bench/run:
+// URL, or round robin to several (-url repeated), and prints what it
+// measured as one JSON object. It replaces wrk and wrk2 for bench/run:
 //
 //	load -url URL -conns 64 -duration 10s               closed loop: as fast as the server answers
 //	load -url URL -rate 2000 -duration 10s -conns 256   open loop: a fixed schedule
