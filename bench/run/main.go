@@ -712,15 +712,24 @@ func waitDrained(ctx context.Context, metricsURL, dest string) error {
 	return fmt.Errorf("the %s queue did not drain within %s", dest, drainLimit)
 }
 
-// queueDepth sums relay_queue_depth over the destinations whose names
-// start with prefix.
-func queueDepth(metricsURL, prefix string) (int, error) {
-	resp, err := http.Get(metricsURL)
+// metricsPage reads a relay's /metrics page.
+func metricsPage(url string) ([]byte, error) {
+	resp, err := http.Get(url)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	return body, nil
+}
+
+// queueDepth sums relay_queue_depth over the destinations whose names
+// start with prefix.
+func queueDepth(metricsURL, prefix string) (int, error) {
+	body, err := metricsPage(metricsURL)
 	if err != nil {
 		return 0, err
 	}

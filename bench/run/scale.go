@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -262,14 +261,9 @@ func clusterOK(info string) bool {
 
 // delivered is a relay's count of successful deliveries to dest.
 func delivered(metricsURL, dest string) (int, error) {
-	resp, err := http.Get(metricsURL)
+	body, err := metricsPage(metricsURL)
 	if err != nil {
 		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", metricsURL, err)
 	}
 	return successes(string(body), dest), nil
 }
