@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/state"
+	"github.com/relaygw/relay/relay/store"
 )
 
 // fakeClock is a ServerOptions.Now that moves only when told.
@@ -32,8 +34,8 @@ func (c *fakeClock) advance(d time.Duration) {
 // TestCircuitProbe pins down how the probe of a half-open agent destination
 // is settled, on a fake clock: its reported failure opens the circuit for
 // another cooldown, its success closes it, and a probe that ends without an
-// attempt (released, or its lease ran out unreported) lets the next poll
-// take another at once, while one kept by heartbeats holds everything else
+// attempt (released, or its lease ran out unreported) or whose report the
+// store refused lets the next poll take another at once, while one kept by heartbeats holds everything else
 // back. "fragile" opens after one failure, for an hour, and retries after an
 // hour or more, so no retry falls due (on the store's real clock) meanwhile.
 func TestCircuitProbe(t *testing.T) {
@@ -50,6 +52,22 @@ func TestCircuitProbe(t *testing.T) {
 		{"reported success", func(t *testing.T, ts *testServer, _ *fakeClock, p assignment) {
 			ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: p.Ticket, Status: 200}}})
 		}, deliver.CircuitClosed, 1},
+		{"reported, refused by the store", func(t *testing.T, ts *testServer, _ *fakeClock, p assignment) {
+			// The store no longer knows this lease (given back behind the
+			// server's back, as another relay taking it over would): the
+			// report reaches the store and is refused, so its failure is
+			// not held against the receiver and the probe's turn comes back.
+			tk, err := decodeTicket(p.Ticket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ts.st.Release(context.Background(), store.Delivery{ID: tk.ID, Lease: tk.Lease}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if resp := ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: p.Ticket, Status: 503}}}); resp.Acks[0] != ackLeaseLost {
+				t.Errorf("report acked %q, want %q", resp.Acks[0], ackLeaseLost)
+			}
+		}, deliver.CircuitHalfOpen, 1},
 		{"released", func(t *testing.T, ts *testServer, _ *fakeClock, p assignment) {
 			ts.report(t, "office-2", reportRequest{Reports: []report{{Ticket: p.Ticket, Release: true}}})
 		}, deliver.CircuitHalfOpen, 1},

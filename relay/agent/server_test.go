@@ -311,13 +311,18 @@ func testReportOutcome(t *testing.T, ts *testServer, dest string, out report, wa
 	if out.Release {
 		want = 0
 	}
+	failures := ts.m.Pipeline(dest).State().ConsecutiveFailures
 	// The same report again (its answer was lost) is settled already: it
-	// is not counted, shown in the tail or logged a second time.
+	// is not counted, shown in the tail, logged or fed to the circuit
+	// breaker a second time.
 	if again := ts.report(t, "office-1", reportRequest{Reports: []report{out}}); again.Acks[0] != ackLeaseLost {
 		t.Errorf("second report acked %q, want %q", again.Acks[0], ackLeaseLost)
 	}
 	if a, r := ts.attempts.Load(), ts.results.Load(); a != want || r != want {
 		t.Errorf("after the report and its repeat: OnAttempt %d, OnResult %d; want %d each", a, r, want)
+	}
+	if f := ts.m.Pipeline(dest).State().ConsecutiveFailures; f != failures {
+		t.Errorf("the repeat took the breaker's consecutive failures from %d to %d", failures, f)
 	}
 }
 

@@ -195,10 +195,12 @@ func receiverAnswered(err error) bool {
 }
 
 // Settle settles one attempt of d (or a delivery Assign refused) made by
-// someone else, in the order judge gives, except that OnAttempt, OnResult
-// and the log line wait until the store took the outcome: a report sent
-// again because its answer was lost reaches the store as a lost lease and
-// is not counted, shown or logged a second time. done gets the outcome and
+// someone else, in the order judge gives, except that the circuit
+// breaker, OnAttempt, OnResult and the log line wait until the store took
+// the outcome: a report sent again because its answer was lost reaches the
+// store as a lost lease and is not counted, shown, logged or held against
+// the receiver a second time; a probe whose outcome the store refused
+// gives its turn back. done gets the outcome and
 // the store's answer, once, possibly on the store's goroutine:
 // store.ErrLeaseLost when the lease was lost (another holder, or an
 // earlier copy of the same report, settled it), any other error when the
@@ -206,10 +208,14 @@ func receiverAnswered(err error) bool {
 // d was the circuit's probe.
 func (pl *Pipeline) Settle(ctx context.Context, d store.Delivery, res Result, probe bool, done func(Outcome, error)) {
 	r := res.internal()
-	s := pl.decide(pl.profile(), d, r, probe, pl.opts.Clock.Now())
+	now := pl.opts.Clock.Now()
+	s := pl.decide(pl.profile(), d, r, now)
 	pl.q.Settle(ctx, d, s.Settlement, func(err error) {
 		if err == nil {
+			pl.feed(s, r, probe, now)
 			pl.report(d, s, r)
+		} else if probe {
+			pl.cb.ProbeUnused()
 		}
 		done(s.outcome, err)
 	})
@@ -223,24 +229,30 @@ type settlement struct {
 }
 
 // judge settles one result of d under p, the profile its attempt was made
-// with, at now, the moment it ended: decide, then report. Writing it is
-// the caller's next step.
+// with, at now, the moment it ended: decide, feed the breaker, report.
+// Writing it is the caller's next step: a local attempt is made once per
+// lease, so its result is counted before the write, as soon as it is known.
 func (pl *Pipeline) judge(p *profile, d store.Delivery, res result, probe bool, now time.Time) settlement {
-	s := pl.decide(p, d, res, probe, now)
+	s := pl.decide(p, d, res, now)
+	pl.feed(s, res, probe, now)
 	pl.report(d, s, res)
 	return s
 }
 
-// decide applies the destination's policy to one result of d
-// (attemptRecord), and feeds a result the receiver gave to the circuit
-// breaker (others give the probe's turn back).
-func (pl *Pipeline) decide(p *profile, d store.Delivery, res result, probe bool, now time.Time) settlement {
-	outcome, a, due := p.attemptRecord(pl.opts, d, res, now)
+// feed gives the circuit breaker a result the receiver gave; any other
+// result gives the probe's turn back.
+func (pl *Pipeline) feed(s settlement, res result, probe bool, now time.Time) {
 	if receiverAnswered(res.err) {
-		pl.cb.Record(outcome == OutcomeSuccess, probe, now, a.Error)
+		pl.cb.Record(s.outcome == OutcomeSuccess, probe, now, s.Attempt.Error)
 	} else if probe {
 		pl.cb.ProbeUnused()
 	}
+}
+
+// decide applies the destination's policy to one result of d
+// (attemptRecord).
+func (pl *Pipeline) decide(p *profile, d store.Delivery, res result, now time.Time) settlement {
+	outcome, a, due := p.attemptRecord(pl.opts, d, res, now)
 	state := store.StateDelivered
 	switch outcome {
 	case OutcomeRetry:
