@@ -25,6 +25,7 @@ func TestLoadAuthProblems(t *testing.T) {
 		`30: routes.3.auth.hmac.header is required`,
 		`34: routes.4.auth.token is empty (is its ${VAR} set?)`,
 		`38: routes.5.auth.token must be at least 16 bytes (it is 12); use a long random one, e.g. openssl rand -hex 32`,
+		`41: admin.trusted_proxies: "10.0.0.0/33" is not a CIDR (203.0.113.0/24) or an IP address`,
 	}
 	for i := range want {
 		want[i] = file + ":" + want[i]

@@ -30,6 +30,10 @@ type Admin struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener, behind admin.token (which it requires).
 	Pprof bool `yaml:"pprof"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed when
+	// counting failed admin authentications per client: behind a reverse
+	// proxy, every client would otherwise be the proxy.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Store selects exactly one backend.

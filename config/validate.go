@@ -80,6 +80,7 @@ func (v *validator) listeners() {
 	if v.c.Listen == v.c.Admin.Listen && !strings.HasSuffix(v.c.Listen, ":0") {
 		v.add(v.pos.line("admin.listen", "listen"), "admin.listen must differ from listen (both %q)", v.c.Listen)
 	}
+	v.cidrs("admin.trusted_proxies", v.c.Admin.TrustedProxies)
 	// A heap profile holds whatever the process holds: secrets and bodies.
 	if v.c.Admin.Pprof && v.c.Admin.Token == "" {
 		v.add(v.pos.line("admin.pprof", "admin"), "admin.pprof needs admin.token: profiles show the process's memory, secrets and bodies included")

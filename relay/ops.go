@@ -2,6 +2,9 @@ package relay
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/relaygw/relay/config"
@@ -36,7 +39,30 @@ func (s *Server) adminOptions() admin.Options {
 		LastReload:   s.lastReload.Load,
 		Console:      ui.Handler(),
 		Pprof:        s.cfg.Admin.Pprof,
+		Source:       s.adminClient,
 	}
+}
+
+// adminClient is who a failed admin authentication counts against: the
+// client behind admin.trusted_proxies, else the TCP peer. Behind a reverse
+// proxy every request's peer is the proxy, and one stranger's failures
+// would lock every operator out.
+func (s *Server) adminClient(r *http.Request) string {
+	return ingest.ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), *s.adminProxies.Load()).String()
+}
+
+// setAdminProxies parses cfg's admin.trusted_proxies for adminClient.
+func (s *Server) setAdminProxies(cfg *config.Config) error {
+	list := make([]netip.Prefix, 0, len(cfg.Admin.TrustedProxies))
+	for _, c := range cfg.Admin.TrustedProxies {
+		p, err := config.ParseCIDR(c)
+		if err != nil {
+			return fmt.Errorf("relay: admin.trusted_proxies: %w", err)
+		}
+		list = append(list, p)
+	}
+	s.adminProxies.Store(&list)
+	return nil
 }
 
 // sent runs dest's transform, under the running config, on ev: what a

@@ -82,6 +82,9 @@ func (s *Server) apply(old, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("relay: reload ingest: %w", err)
 	}
+	if err := s.setAdminProxies(cfg); err != nil {
+		return fmt.Errorf("relay: reload: %w", err)
+	}
 	if err := s.deliver.Update(cfg.Destinations); err != nil {
 		return fmt.Errorf("relay: reload destinations: %w", err)
 	}

@@ -1,12 +1,15 @@
 package relay_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +180,69 @@ destinations:
 			return m["relay_parked_expired_total{}"] == 1 && m["relay_parked_events{}"] == 0
 		})
 	})
+}
+
+// The admin API is often reached through a reverse proxy that terminates
+// TLS. Failed admin authentications are counted per client as
+// admin.trusted_proxies decides it, so a stranger guessing tokens through
+// the proxy does not lock the operators out with it. Without the key the
+// proxy is the client, as before; a reload sets it.
+func TestAdminThrottlePerClientBehindProxy(t *testing.T) {
+	const tok = "admin-token-0123456789abcdef"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "relay.yaml")
+	write := func(proxies string) {
+		t.Helper()
+		text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0, token: " + tok + ", trusted_proxies: " + proxies + "}\n" +
+			"store: {embedded: {path: " + filepath.Join(dir, "data") + "}}\n"
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[]")
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	r := relaytest.Start(t, cfg, relay.Options{})
+	get := func(client, token string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, r.Admin+"/api/destinations", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	guess := func() {
+		t.Helper()
+		var last int
+		for range config.DefaultAuthFailureBurst + 1 {
+			last = get("198.51.100.7", "guess")
+		}
+		if last != http.StatusTooManyRequests {
+			t.Fatalf("the guessing client's last answer: %d, want 429", last)
+		}
+	}
+
+	guess()
+	if code := get("203.0.113.20", tok); code != http.StatusTooManyRequests {
+		t.Errorf("no trusted proxies: the operator behind the same proxy got %d, want 429 (the proxy is the client)", code)
+	}
+	write("[127.0.0.1/32]")
+	if _, err := r.Server.Reload(context.Background()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	guess()
+	if code := get("203.0.113.21", tok); code != http.StatusOK {
+		t.Errorf("proxy trusted: the operator behind the same proxy got %d, want 200", code)
+	}
 }
 
 // Agents dial in on the ingest listener, often through the same load

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -75,6 +76,8 @@ type Server struct {
 	// reload's result for the console.
 	tail       *admin.Tail
 	lastReload atomic.Pointer[admin.ReloadResult]
+	// adminProxies are admin.trusted_proxies, parsed (adminClient).
+	adminProxies atomic.Pointer[[]netip.Prefix]
 
 	ingestLn, adminLn   net.Listener
 	ingestSrv, adminSrv *http.Server
@@ -203,6 +206,9 @@ func (s *Server) build() error {
 	s.ingest.LogSample = logSampler(s.cfg.Log.Sample)
 	s.router.Store(table)
 	s.door = &door{}
+	if err := s.setAdminProxies(s.cfg); err != nil {
+		return err
+	}
 	s.admin = admin.NewHandler(s.adminOptions())
 	return nil
 }

@@ -80,6 +80,10 @@ type Options struct {
 	// Throttle counts failed authentications per source address; default
 	// one with config's DefaultAuthFailure* settings.
 	Throttle *authguard.Throttle
+	// Source returns the address a request's failed authentications count
+	// against (the client behind a trusted proxy, admin.trusted_proxies);
+	// default the TCP peer.
+	Source func(r *http.Request) string
 	// Portals are the client portals: tokens scoped to destinations.
 	Portals []Portal
 	// Tail, when set, feeds GET /api/tail.
@@ -120,6 +124,9 @@ func NewHandler(o Options) *Handler {
 	if o.Throttle == nil {
 		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: config.DefaultAuthFailureBurst,
 			Every: config.DefaultAuthFailureEvery, MaxSources: config.DefaultAuthFailureSources})
+	}
+	if o.Source == nil {
+		o.Source = func(r *http.Request) string { return r.RemoteAddr }
 	}
 	h := &Handler{opts: o, log: o.Logger}
 	h.SetToken(o.Token)

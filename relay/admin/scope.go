@@ -95,14 +95,15 @@ func (h *Handler) auth(next http.Handler, portal bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A source that failed too often is answered 429 without its token
 		// being looked at.
-		if wait := h.opts.Throttle.Wait(r.RemoteAddr); wait > 0 {
+		src := h.opts.Source(r)
+		if wait := h.opts.Throttle.Wait(src); wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(authguard.RetryAfter(wait)))
 			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; try again later")
 			return
 		}
 		scope, ok := h.identify(r)
 		if !ok {
-			h.opts.Throttle.Fail(r.RemoteAddr)
+			h.opts.Throttle.Fail(src)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="relay admin"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <admin.token>")
 			return
