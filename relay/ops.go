@@ -48,7 +48,11 @@ func (s *Server) adminOptions() admin.Options {
 // proxy every request's peer is the proxy, and one stranger's failures
 // would lock every operator out.
 func (s *Server) adminClient(r *http.Request) string {
-	return ingest.ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), *s.adminProxies.Load()).String()
+	var trusted []netip.Prefix
+	if p := s.adminProxies.Load(); p != nil {
+		trusted = *p
+	}
+	return ingest.ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), trusted).String()
 }
 
 // setAdminProxies parses cfg's admin.trusted_proxies for adminClient.
@@ -57,7 +61,7 @@ func (s *Server) setAdminProxies(cfg *config.Config) error {
 	for _, c := range cfg.Admin.TrustedProxies {
 		p, err := config.ParseCIDR(c)
 		if err != nil {
-			return fmt.Errorf("relay: admin.trusted_proxies: %w", err)
+			return fmt.Errorf("admin.trusted_proxies: %w", err)
 		}
 		list = append(list, p)
 	}

@@ -207,7 +207,7 @@ func (s *Server) build() error {
 	s.router.Store(table)
 	s.door = &door{}
 	if err := s.setAdminProxies(s.cfg); err != nil {
-		return err
+		return fmt.Errorf("relay: %w", err)
 	}
 	s.admin = admin.NewHandler(s.adminOptions())
 	return nil

@@ -200,8 +200,8 @@ func receiverAnswered(err error) bool {
 // the outcome: a report sent again because its answer was lost reaches the
 // store as a lost lease and is not counted, shown, logged or held against
 // the receiver a second time; a probe whose outcome the store refused
-// gives its turn back. done gets the outcome and
-// the store's answer, once, possibly on the store's goroutine:
+// gives its turn back. done gets the outcome and the store's answer, once,
+// possibly on the store's goroutine:
 // store.ErrLeaseLost when the lease was lost (another holder, or an
 // earlier copy of the same report, settled it), any other error when the
 // store failed and the result should be settled again. probe says whether
