@@ -15,23 +15,8 @@
 # during the loop (README, "Delivery"), so most of the loop's callbacks
 # are still queued when it ends. It uses ports 18180-18183 on 127.0.0.1.
 set -u
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-D=$(mktemp -d)
-trap 'kill ${PIDS:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
-(cd "$ROOT" && go build -o "$D/ceiling" ./bench/ceiling && go build -o "$D/load" ./bench/load) || exit 1
-RELAY=${RELAY:-}
-if [ -z "$RELAY" ]; then
-	(cd "$ROOT" && go build -o "$D/relay" ./cmd/relay) || exit 1
-	RELAY=$D/relay
-fi
-SINK=127.0.0.1:18180 LISTEN=127.0.0.1:18181 ADMIN=127.0.0.1:18182 RPORT=18183
-"$D/ceiling" -mode bare -listen $SINK >/dev/null 2>&1 &
-SPID=$!
-PIDS="$SPID"
-redis-server --port $RPORT --bind 127.0.0.1 --dir "$D" --appendonly yes --appendfsync everysec \
-	--save "" --daemonize no >/dev/null 2>&1 &
-RPID=$!
-PIDS="$PIDS $RPID"
+. "$(dirname "$0")/setup.sh"
+start_redis
 cat >"$D/relay.yaml" <<YAML
 listen: "$LISTEN"
 admin: {listen: "$ADMIN"}
@@ -46,7 +31,6 @@ sleep 0.5
 PID=$!
 PIDS="$PIDS $PID"
 for _ in $(seq 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 depth() { curl -s "http://$ADMIN/metrics" | awk '/^relay_queue_depth\{destination="sink"\}/{print $2}'; }
 "$D/load" -url "http://$LISTEN/hooks/1001" -conns 64 -duration "${DUR:-10s}"
 T0=$(date +%s%N)

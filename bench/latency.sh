@@ -20,24 +20,10 @@
 set -u
 STORE=${1:?usage: bench/latency.sh embedded|redis RATE}
 RATE=${2:?usage: bench/latency.sh embedded|redis RATE}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-D=$(mktemp -d)
-trap 'kill ${PIDS:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$D"' EXIT
-(cd "$ROOT" && go build -o "$D/ceiling" ./bench/ceiling && go build -o "$D/load" ./bench/load) || exit 1
-RELAY=${RELAY:-}
-if [ -z "$RELAY" ]; then
-	(cd "$ROOT" && go build -o "$D/relay" ./cmd/relay) || exit 1
-	RELAY=$D/relay
-fi
-SINK=127.0.0.1:18180 LISTEN=127.0.0.1:18181 ADMIN=127.0.0.1:18182 RPORT=18183
-"$D/ceiling" -mode bare -listen $SINK >/dev/null 2>&1 &
-PIDS="$!"
+. "$(dirname "$0")/setup.sh"
 RPID=""
 if [ "$STORE" = redis ]; then
-	redis-server --port $RPORT --bind 127.0.0.1 --dir "$D" --appendonly yes --appendfsync everysec \
-		--save "" --daemonize no >/dev/null 2>&1 &
-	RPID=$!
-	PIDS="$PIDS $RPID"
+	start_redis
 	STY="{redis: {url: \"redis://127.0.0.1:$RPORT/0\", prefix: \"bench:\"}}"
 else
 	STY="{embedded: {path: \"$D/embedded\"}}"
@@ -74,7 +60,6 @@ drained() {
 	done
 	echo "latency.sh: the queue did not drain" >&2
 }
-cpu() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" || echo 0; }
 "$D/load" -url "http://$LISTEN/hooks/1001" -conns 64 -duration "${WARM:-3s}" >/dev/null
 drained
 sleep 2
