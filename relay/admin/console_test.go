@@ -83,11 +83,29 @@ func TestPortalScope(t *testing.T) {
 	a.kill("ledger", 500, "boom")
 	acme := a.as(acmeToken)
 
+	t.Run("other clients' ids are not found", func(t *testing.T) {
+		// The same answer as an id that does not exist, so that a portal
+		// cannot tell another client's ids from made-up ones.
+		for _, r := range []struct{ method, path, missing string }{
+			{"GET", "/api/events/" + theirs, "/api/events/evt_made_up"},
+			{"GET", "/api/events/" + parked, "/api/events/evt_made_up"},
+			{"POST", "/api/dlq/" + ledgerDead + "/replay", "/api/dlq/dlv_made_up/replay"},
+		} {
+			got := acme.wantError(r.method, r.path, http.StatusNotFound)
+			want := acme.wantError(r.method, r.missing, http.StatusNotFound)
+			id := strings.Split(strings.TrimPrefix(r.path, "/api/"), "/")[1]
+			missing := strings.Split(strings.TrimPrefix(r.missing, "/api/"), "/")[1]
+			if strings.ReplaceAll(got, id, missing) != want {
+				t.Errorf("%s %s answered %q; a missing id gets %q", r.method, r.path, got, want)
+			}
+		}
+		if d := a.depths(); d.Dead["ledger"] != 2 {
+			t.Fatalf("a refused replay changed the DLQ: %v", d.Dead)
+		}
+	})
+
 	t.Run("forbidden routes", func(t *testing.T) {
 		for _, r := range []struct{ method, path string }{
-			{"GET", "/api/events/" + theirs},
-			{"GET", "/api/events/" + parked},
-			{"POST", "/api/dlq/" + ledgerDead + "/replay"},
 			{"POST", "/api/dlq/replay?destination=ledger"},
 			{"GET", "/api/dlq?destination=ledger"},
 			{"DELETE", "/api/dlq/" + crmDead},

@@ -34,7 +34,9 @@ func (h *Handler) getEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, ok := scoped(scopeOf(r), rec)
 	if !ok {
-		forbidden(w, scopeOf(r))
+		// The answer a missing id gets: a portal learns nothing of other
+		// clients' events, not even that the id exists.
+		h.storeError(w, "event "+id, store.ErrNotFound)
 		return
 	}
 	v := eventView(rec)

@@ -66,7 +66,8 @@ func (h *Handler) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if scope := scopeOf(r); scope != nil && !scope.Allows(d.Destination) {
-		forbidden(w, scope)
+		// As for a missing id (see getEvent).
+		h.storeError(w, "delivery "+id+" in the dlq", store.ErrNotFound)
 		return
 	}
 	if err := h.opts.Store.ReplayDLQ(r.Context(), id); err != nil {

@@ -470,8 +470,8 @@ async function eventPage(id) {
     ev = (await api("GET", "/api/events/" + encodeURIComponent(id))).body;
   } catch (ex) {
     if (ex.status === 401 || left) return;
-    const msg = ex.status === 404 ? "No event " + id + " (events expire after the store's retention)." :
-      ex.status === 403 ? "This event is not one of your destinations'." : ex.message;
+    // A portal gets 404 for another client's event too, as for a missing one.
+    const msg = ex.status === 404 ? "No event " + id + " (events expire after the store's retention)." : ex.message;
     show(title("Event " + id), h("div", { class: "error-box", role: "alert" }, msg), h("p", {}, h("a", { href: "#/events" }, "Back to events")));
     return;
   }
