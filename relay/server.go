@@ -183,7 +183,7 @@ func (s *Server) build() error {
 		Logger:       s.log,
 		Lease:        cmp.Or(s.opts.AgentLease, s.cfg.Delivery.Lease.D()),
 		PollInterval: s.cfg.Delivery.PollInterval.D(),
-		Now:          s.opts.Clock.Now,
+		Clock:        s.opts.Clock,
 		// Agents come in through the ingest listener's load balancer, if
 		// any: the client behind it is who failed.
 		Source: func(r *http.Request) string { return s.ingest.Client(r).String() },

@@ -34,7 +34,7 @@ type held struct {
 func (s *Server) hold(dl store.Delivery, agent string, expiry time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	if now.After(s.nextSweep) {
 		for id, h := range s.held {
 			if now.After(h.expiry) {
@@ -112,7 +112,7 @@ func (s *Server) remember(id string, h held) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.held[id]; !ok {
-		h.expiry = s.opts.Now().Add(s.opts.Lease)
+		h.expiry = s.opts.Clock.Now().Add(s.opts.Lease)
 		s.held[id] = h
 	}
 }

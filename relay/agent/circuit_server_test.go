@@ -13,7 +13,7 @@ import (
 	"github.com/relaygw/relay/relay/store"
 )
 
-// fakeClock is a ServerOptions.Now that moves only when told.
+// fakeClock is a clock (as nowClock(c.Now)) that moves only when told.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -86,7 +86,7 @@ func TestCircuitProbe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := &fakeClock{now: time.Now()}
-			ts := newTestServer(t, ServerOptions{Lease: lease, Now: clock.Now})
+			ts := newTestServer(t, ServerOptions{Lease: lease, Clock: nowClock(clock.Now)})
 			for range 3 {
 				ts.queue(t, "fragile")
 			}
@@ -124,7 +124,7 @@ func TestCircuitProbe(t *testing.T) {
 // added back starts closed.
 func TestCircuitAcrossReload(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
-	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Now: clock.Now})
+	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Clock: nowClock(clock.Now)})
 	if !strings.Contains(serverConfig, fragileLine) {
 		t.Fatal("serverConfig does not hold fragileLine")
 	}
@@ -217,7 +217,7 @@ const fragileLine = `  - {name: fragile, agent: office-2, url: "http://10.0.0.6/
 // circuit open for an hour, the next poll after Replayed gets one delivery.
 func TestReplayedAgentDestinationProbesAtOnce(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
-	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Now: clock.Now})
+	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Clock: nowClock(clock.Now)})
 	ts.queue(t, "fragile")
 	ts.failFragile(t)
 	if c, _ := ts.circuit("fragile"); c.Circuit != deliver.CircuitOpen {

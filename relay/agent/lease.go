@@ -167,7 +167,7 @@ func (s *Server) room(d *destination, pipe *deliver.Pipeline, want int) int {
 // which dead-letters it without feeding the circuit breaker; a probe that
 // ends so gives its turn back.
 func (s *Server) assign(d *destination, pipe *deliver.Pipeline, dl store.Delivery, probe bool) (assignment, deliver.TLS, bool) {
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	req, err := pipe.Assign(context.Background(), dl, now)
 	if err != nil {
 		ctx, cancel := context.WithTimeout(store.Awaiting(context.Background()), storeCallTimeout)
@@ -216,7 +216,7 @@ func (s *Server) giveBack(out []assignment) {
 		s.probeUnused(t.Destination, t.ID)
 		s.forget(t.ID, t.Lease)
 		s.log.Debug("agent: the agent went away before its poll was answered; releasing", "delivery", t.ID)
-		if err := s.q.Release(ctx, t.delivery(), s.opts.Now()); err != nil {
+		if err := s.q.Release(ctx, t.delivery(), s.opts.Clock.Now()); err != nil {
 			s.log.Warn("agent: release of an undelivered assignment failed; it is due again when its lease expires",
 				"delivery", t.ID, "error", err)
 		}
@@ -255,7 +255,7 @@ func (s *Server) untrack(dest, id string) {
 func (s *Server) inFlight(dest string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	m := s.flights[dest]
 	for id, exp := range m {
 		if !now.Before(exp) {

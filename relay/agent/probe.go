@@ -26,7 +26,7 @@ type probeHold struct {
 // lease ran out without a report (its agent died, or the answer to the
 // poll never arrived) is given back first, so the breaker can send another.
 func (s *Server) admit(d *destination, pipe *deliver.Pipeline) (ok, probe bool) {
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	p, out := s.probes[d.name]
 	expired := out && !now.Before(p.expiry)

@@ -127,7 +127,7 @@ func (s *Server) record(ctx context.Context, name string, rep report, done func(
 // exists.
 func (s *Server) release(ctx context.Context, dl store.Delivery) string {
 	s.probeUnused(dl.Destination, dl.ID)
-	return s.settled(s.ack(s.q.Release(ctx, dl, s.opts.Now()), ackReleased, dl), dl)
+	return s.settled(s.ack(s.q.Release(ctx, dl, s.opts.Clock.Now()), ackReleased, dl), dl)
 }
 
 // settled forgets dl's lease once the store has answered for good, and
@@ -182,7 +182,7 @@ func (s *Server) extend(ctx context.Context, name, raw string) (lost bool) {
 	if d == nil {
 		return true
 	}
-	at := s.opts.Now()
+	at := s.opts.Clock.Now()
 	err := s.q.ExtendLease(ctx, dl, s.opts.Lease)
 	switch {
 	case err == nil:

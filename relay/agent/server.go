@@ -17,6 +17,7 @@ import (
 
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/authguard"
+	"github.com/relaygw/relay/internal/clock"
 	"github.com/relaygw/relay/relay/deliver"
 	"github.com/relaygw/relay/relay/store"
 )
@@ -59,10 +60,10 @@ type ServerOptions struct {
 	// PollInterval is how often a held poll looks for deliveries that no
 	// Wake announced (retries coming due); default 500ms.
 	PollInterval time.Duration
-	// Now is the clock for leases, signatures, max_age and the circuit's
-	// admissions; default time.Now. The destinations' pipelines have their
-	// own for due times (deliver.Options.Clock).
-	Now func() time.Time
+	// Clock is the clock for leases, signatures, max_age and the circuit's
+	// admissions; default clock.Real. The destinations' pipelines have
+	// their own for due times (deliver.Options.Clock).
+	Clock clock.Clock
 	// Throttle counts failed authentications per source address; default
 	// one with config's DefaultAuthFailure* settings.
 	Throttle *authguard.Throttle
@@ -85,9 +86,7 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.PollInterval <= 0 {
 		o.PollInterval = config.DefaultPollInterval
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Throttle == nil {
 		o.Throttle = authguard.NewThrottle(authguard.Options{Burst: config.DefaultAuthFailureBurst,
 			Every: config.DefaultAuthFailureEvery, MaxSources: config.DefaultAuthFailureSources})
@@ -289,7 +288,7 @@ func (s *Server) Wake(dest string) {
 func (s *Server) Replayed(dest string) {
 	if d := s.tbl.Load().byName[dest]; d != nil {
 		if pipe := s.pipes.Pipeline(dest); pipe != nil {
-			pipe.ProbeNow(s.opts.Now())
+			pipe.ProbeNow(s.opts.Clock.Now())
 		}
 		s.wakeAgent(d.agent)
 	}
@@ -357,7 +356,7 @@ func (s *Server) presenceOf(name string) (bool, time.Time) {
 	if p == nil {
 		return false, time.Time{}
 	}
-	c := s.opts.Now().Sub(p.lastSeen) < s.opts.Lease
+	c := s.opts.Clock.Now().Sub(p.lastSeen) < s.opts.Lease
 	if p.connected && !c {
 		p.connected = false
 		s.log.Warn("agent: disconnected; its deliveries wait until an agent connects", "agent", name, "last_seen", p.lastSeen)
@@ -379,7 +378,7 @@ func (s *Server) seen(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.presence(name)
-	p.lastSeen = s.opts.Now()
+	p.lastSeen = s.opts.Clock.Now()
 	if !p.connected {
 		p.connected = true
 		s.log.Info("agent: connected", "agent", name)

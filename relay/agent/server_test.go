@@ -74,7 +74,7 @@ func newTestServerOn(t *testing.T, opts ServerOptions, pipes func(*bolt.Store) d
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
-	ts.m, err = deliver.NewManager(pipes(st), cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: funcClock(opts.Now),
+	ts.m, err = deliver.NewManager(pipes(st), cfg.Destinations, deliver.Options{Logger: opts.Logger, Clock: opts.Clock,
 		OnAttempt: func(string, deliver.Outcome, int, time.Duration) { ts.attempts.Add(1) },
 		OnResult:  func(store.Delivery, store.Attempt, deliver.Outcome) { ts.results.Add(1) }})
 	if err != nil {
@@ -93,15 +93,7 @@ func newTestServerOn(t *testing.T, opts ServerOptions, pipes func(*bolt.Store) d
 
 func (ts *testServer) log() string { return ts.logs.String() }
 
-// funcClock is the server's Now as the pipelines' clock; nil is the real
-// clock. Its timers are real ones.
-func funcClock(now func() time.Time) clock.Clock {
-	if now == nil {
-		return nil
-	}
-	return nowClock(now)
-}
-
+// nowClock is a clock whose Now is the func's; its timers are real ones.
 type nowClock func() time.Time
 
 func (c nowClock) Now() time.Time { return c() }
@@ -434,7 +426,7 @@ func TestLeaseLimits(t *testing.T) {
 // of reaching the receiver days late.
 func TestMaxAgePassedWhileWaiting(t *testing.T) {
 	later := func() time.Time { return time.Now().Add(config.DefaultMaxAge + time.Hour) }
-	ts := newTestServer(t, ServerOptions{Now: later})
+	ts := newTestServer(t, ServerOptions{Clock: nowClock(later)})
 	id := ts.queue(t, "office")
 	if got := ts.lease(t, "office-1", 10, 0); len(got) != 0 {
 		t.Fatalf("handed out %d deliveries older than max_age", len(got))
@@ -452,7 +444,7 @@ func TestConnectedState(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Now: clock})
+	ts := newTestServer(t, ServerOptions{Lease: time.Minute, Clock: nowClock(clock)})
 
 	if ts.Connected("office-1") {
 		t.Error("connected before any call")
