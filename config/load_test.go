@@ -100,6 +100,9 @@ func TestLoadFileProblems(t *testing.T) {
 		{"pprof_no_admin_token.yaml", []string{
 			`3: admin.pprof needs admin.token: profiles show the process's memory, secrets and bodies included`,
 		}},
+		{"metrics_auth_no_admin_token.yaml", []string{
+			`3: admin.metrics_auth needs admin.token: it is the token /metrics then asks for`,
+		}},
 		{"bad_status.yaml", []string{
 			`6: destination "acme-crm": success_status 99 is not between 100 and 599`,
 			`7: destination "acme-crm": success_status 600 is not between 100 and 599`,

@@ -30,6 +30,11 @@ type Admin struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener, behind admin.token (which it requires).
 	Pprof bool `yaml:"pprof"`
+	// MetricsAuth requires admin.token on /metrics, which otherwise needs
+	// none (Prometheus scrapes it): portal clients, who reach the admin
+	// listener for their console, then cannot read every destination's
+	// counters there.
+	MetricsAuth bool `yaml:"metrics_auth"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed when
 	// counting failed admin authentications per client: behind a reverse
 	// proxy, every client would otherwise be the proxy.

@@ -85,6 +85,9 @@ func (v *validator) listeners() {
 	if v.c.Admin.Pprof && v.c.Admin.Token == "" {
 		v.add(v.pos.line("admin.pprof", "admin"), "admin.pprof needs admin.token: profiles show the process's memory, secrets and bodies included")
 	}
+	if v.c.Admin.MetricsAuth && v.c.Admin.Token == "" {
+		v.add(v.pos.line("admin.metrics_auth", "admin"), "admin.metrics_auth needs admin.token: it is the token /metrics then asks for")
+	}
 	if v.c.Admin.Token == "" && exposed(v.c.Admin.Listen) {
 		v.add(v.pos.line("admin.listen", "admin.token", "admin"),
 			"admin.listen %q is reachable from other hosts and admin.token is empty: set admin.token (whoever reaches the admin API can replay and delete deliveries), or listen on a loopback address",

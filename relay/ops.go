@@ -39,6 +39,7 @@ func (s *Server) adminOptions() admin.Options {
 		LastReload:   s.lastReload.Load,
 		Console:      ui.Handler(),
 		Pprof:        s.cfg.Admin.Pprof,
+		MetricsAuth:  s.cfg.Admin.MetricsAuth,
 		Source:       s.adminClient,
 	}
 }

@@ -168,6 +168,7 @@ func compare(old, cfg *config.Config) admin.ReloadReport {
 		{"listen", old.Listen != cfg.Listen},
 		{"admin.listen", old.Admin.Listen != cfg.Admin.Listen},
 		{"admin.pprof", old.Admin.Pprof != cfg.Admin.Pprof},
+		{"admin.metrics_auth", old.Admin.MetricsAuth != cfg.Admin.MetricsAuth},
 		{"store", !reflect.DeepEqual(old.Store, cfg.Store)},
 		{"delivery", !reflect.DeepEqual(old.Delivery, cfg.Delivery)},
 		{"log", !reflect.DeepEqual(old.Log, cfg.Log)},

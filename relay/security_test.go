@@ -245,6 +245,40 @@ func TestAdminThrottlePerClientBehindProxy(t *testing.T) {
 	}
 }
 
+// admin.metrics_auth puts /metrics behind the admin token, for relays whose
+// portal clients reach the admin listener for their console.
+func TestMetricsAuth(t *testing.T) {
+	const tok = "admin-token-0123456789abcdef"
+	cfg, err := config.Load([]byte(`listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: `+tok+`, metrics_auth: true}
+store: {embedded: {path: `+t.TempDir()+`}}
+`), "test.yaml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	r := relaytest.Start(t, cfg, relay.Options{})
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {tok, http.StatusOK}} {
+		req, err := http.NewRequest(http.MethodGet, r.Admin+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET /metrics with token %q: %d, want %d", tc.token, resp.StatusCode, tc.want)
+		}
+	}
+}
+
 // Agents dial in on the ingest listener, often through the same load
 // balancer as the providers. Failed agent authentications are counted per
 // client as ingest.trusted_proxies decides it, so a stranger guessing

@@ -97,6 +97,9 @@ type Options struct {
 	// Pprof serves net/http/pprof under /debug/pprof/, to the admin token
 	// only (admin.pprof).
 	Pprof bool
+	// MetricsAuth serves /metrics to the admin token only
+	// (admin.metrics_auth); without it /metrics needs no token.
+	MetricsAuth bool
 }
 
 // Handler serves the admin listener: probes, metrics and the /api routes.
@@ -137,7 +140,11 @@ func NewHandler(o Options) *Handler {
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
 	if o.Metrics != nil {
-		r.Handle("/metrics", h.refusePortal(o.Metrics.Handler())).Methods(http.MethodGet, http.MethodHead)
+		metrics := h.refusePortal(o.Metrics.Handler())
+		if o.MetricsAuth {
+			metrics = h.auth(o.Metrics.Handler(), false)
+		}
+		r.Handle("/metrics", metrics).Methods(http.MethodGet, http.MethodHead)
 	}
 	if o.Console != nil {
 		r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))

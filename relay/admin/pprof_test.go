@@ -42,3 +42,32 @@ func TestPprof(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsAuth: /metrics needs no token (Prometheus scrapes it) unless
+// admin.metrics_auth asks for the admin token; a portal's is 403 either way.
+func TestMetricsAuth(t *testing.T) {
+	on := portalAPI(t, func(o *admin.Options) { o.MetricsAuth = true })
+	off := portalAPI(t)
+	for _, tc := range []struct {
+		name   string
+		a      *api
+		status int
+	}{
+		{"on, admin token", on, http.StatusOK},
+		{"on, no token", on.as(""), http.StatusUnauthorized},
+		{"on, wrong token", on.as("not-the-token"), http.StatusUnauthorized},
+		{"on, portal token", on.as(acmeToken), http.StatusForbidden},
+		{"off, no token", off.as(""), http.StatusOK},
+		{"off, portal token", off.as(acmeToken), http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := tc.a.do(http.MethodGet, "/metrics")
+			if status != tc.status {
+				t.Fatalf("GET /metrics: %d %.300s; want %d", status, body, tc.status)
+			}
+			if status == http.StatusOK && !bytes.Contains(body, []byte("relay_")) {
+				t.Fatalf("GET /metrics: body lacks the relay's metrics:\n%.300s", body)
+			}
+		})
+	}
+}
