@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -276,6 +277,44 @@ store: {embedded: {path: `+t.TempDir()+`}}
 		if resp.StatusCode != tc.want {
 			t.Errorf("GET /metrics with token %q: %d, want %d", tc.token, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// admin.metrics_auth and admin.pprof change routes, so a reload reports
+// them as needing a restart and keeps the running values.
+func TestReloadKeepsAdminRoutes(t *testing.T) {
+	const tok = "admin-token-0123456789abcdef"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "relay.yaml")
+	write := func(on bool) {
+		t.Helper()
+		text := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0, token: %s, metrics_auth: %t, pprof: %t}\n"+
+			"store: {embedded: {path: %s}}\n", tok, on, on, filepath.Join(dir, "data"))
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(false)
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	r := relaytest.Start(t, cfg, relay.Options{})
+	write(true)
+	rep, err := r.Server.Reload(context.Background())
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if !slices.Equal(rep.RestartRequired, []string{"admin.pprof", "admin.metrics_auth"}) {
+		t.Errorf("restart required for %v, want admin.pprof and admin.metrics_auth", rep.RestartRequired)
+	}
+	resp, err := http.Get(r.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /metrics without a token after the reload: %d, want 200 (the running value stays)", resp.StatusCode)
 	}
 }
 
