@@ -183,29 +183,53 @@ destinations:
 	})
 }
 
+// adminTestToken is the admin token of adminFile's configs.
+const adminTestToken = "admin-token-0123456789abcdef"
+
+// adminFile is a relay config file in dir, on loopback ports with an
+// embedded store, whose admin line carries adminTestToken and then extra
+// ("key: value, ..."); write replaces its extra, and start runs a relay
+// from it, as relay serve does, so that Reload reads it again.
+type adminFile struct {
+	t         *testing.T
+	dir, path string
+}
+
+func newAdminFile(t *testing.T, extra string) *adminFile {
+	t.Helper()
+	dir := t.TempDir()
+	f := &adminFile{t: t, dir: dir, path: filepath.Join(dir, "relay.yaml")}
+	f.write(extra)
+	return f
+}
+
+func (f *adminFile) write(extra string) {
+	f.t.Helper()
+	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0, token: " + adminTestToken + ", " + extra + "}\n" +
+		"store: {embedded: {path: " + filepath.Join(f.dir, "data") + "}}\n"
+	if err := os.WriteFile(f.path, []byte(text), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *adminFile) start() *relaytest.Relay {
+	f.t.Helper()
+	cfg, err := config.LoadFile(f.path)
+	if err != nil {
+		f.t.Fatalf("config: %v", err)
+	}
+	return relaytest.Start(f.t, cfg, relay.Options{})
+}
+
 // The admin API is often reached through a reverse proxy that terminates
 // TLS. Failed admin authentications are counted per client as
 // admin.trusted_proxies decides it, so a stranger guessing tokens through
 // the proxy does not lock the operators out with it. Without the key the
 // proxy is the client, as before; a reload sets it.
 func TestAdminThrottlePerClientBehindProxy(t *testing.T) {
-	const tok = "admin-token-0123456789abcdef"
-	dir := t.TempDir()
-	path := filepath.Join(dir, "relay.yaml")
-	write := func(proxies string) {
-		t.Helper()
-		text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0, token: " + tok + ", trusted_proxies: " + proxies + "}\n" +
-			"store: {embedded: {path: " + filepath.Join(dir, "data") + "}}\n"
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("[]")
-	cfg, err := config.LoadFile(path)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	r := relaytest.Start(t, cfg, relay.Options{})
+	const tok = adminTestToken
+	f := newAdminFile(t, "trusted_proxies: []")
+	r := f.start()
 	get := func(client, token string) int {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, r.Admin+"/api/destinations", nil)
@@ -236,7 +260,7 @@ func TestAdminThrottlePerClientBehindProxy(t *testing.T) {
 	if code := get("203.0.113.20", tok); code != http.StatusTooManyRequests {
 		t.Errorf("no trusted proxies: the operator behind the same proxy got %d, want 429 (the proxy is the client)", code)
 	}
-	write("[127.0.0.1/32]")
+	f.write("trusted_proxies: [127.0.0.1/32]")
 	if _, err := r.Server.Reload(context.Background()); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -249,15 +273,8 @@ func TestAdminThrottlePerClientBehindProxy(t *testing.T) {
 // admin.metrics_auth puts /metrics behind the admin token, for relays whose
 // portal clients reach the admin listener for their console.
 func TestMetricsAuth(t *testing.T) {
-	const tok = "admin-token-0123456789abcdef"
-	cfg, err := config.Load([]byte(`listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0, token: `+tok+`, metrics_auth: true}
-store: {embedded: {path: `+t.TempDir()+`}}
-`), "test.yaml")
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	r := relaytest.Start(t, cfg, relay.Options{})
+	const tok = adminTestToken
+	r := newAdminFile(t, "metrics_auth: true").start()
 	for _, tc := range []struct {
 		token string
 		want  int
@@ -283,24 +300,9 @@ store: {embedded: {path: `+t.TempDir()+`}}
 // admin.metrics_auth and admin.pprof change routes, so a reload reports
 // them as needing a restart and keeps the running values.
 func TestReloadKeepsAdminRoutes(t *testing.T) {
-	const tok = "admin-token-0123456789abcdef"
-	dir := t.TempDir()
-	path := filepath.Join(dir, "relay.yaml")
-	write := func(on bool) {
-		t.Helper()
-		text := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0, token: %s, metrics_auth: %t, pprof: %t}\n"+
-			"store: {embedded: {path: %s}}\n", tok, on, on, filepath.Join(dir, "data"))
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(false)
-	cfg, err := config.LoadFile(path)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	r := relaytest.Start(t, cfg, relay.Options{})
-	write(true)
+	f := newAdminFile(t, "metrics_auth: false, pprof: false")
+	r := f.start()
+	f.write("metrics_auth: true, pprof: true")
 	rep, err := r.Server.Reload(context.Background())
 	if err != nil {
 		t.Fatalf("reload: %v", err)
