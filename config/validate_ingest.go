@@ -30,6 +30,19 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// ParseCIDRs is ParseCIDR of each of list, in order; nil for none.
+func ParseCIDRs(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := ParseCIDR(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // ingestLimits checks the keys that bound what callbacks can cost.
 func (v *validator) ingestLimits() {
 	in := v.c.Ingest

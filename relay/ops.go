@@ -58,13 +58,9 @@ func (s *Server) adminClient(r *http.Request) string {
 
 // setAdminProxies parses cfg's admin.trusted_proxies for adminClient.
 func (s *Server) setAdminProxies(cfg *config.Config) error {
-	list := make([]netip.Prefix, 0, len(cfg.Admin.TrustedProxies))
-	for _, c := range cfg.Admin.TrustedProxies {
-		p, err := config.ParseCIDR(c)
-		if err != nil {
-			return fmt.Errorf("admin.trusted_proxies: %w", err)
-		}
-		list = append(list, p)
+	list, err := config.ParseCIDRs(cfg.Admin.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("admin.trusted_proxies: %w", err)
 	}
 	s.adminProxies.Store(&list)
 	return nil

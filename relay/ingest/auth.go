@@ -86,13 +86,11 @@ func NewVerifier(a *config.Auth) (*Verifier, error) {
 			v.tolerance = config.DefaultWebhookTolerance
 		}
 	}
-	for _, s := range a.AllowIPs {
-		p, err := config.ParseCIDR(s)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: auth.allow_ips: %w", err)
-		}
-		v.allow = append(v.allow, p)
+	allow, err := config.ParseCIDRs(a.AllowIPs)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: auth.allow_ips: %w", err)
 	}
+	v.allow = allow
 	return v, nil
 }
 

@@ -40,12 +40,10 @@ func CompileSecurity(cfg *config.Config) (Security, error) {
 		}
 		sec.RouteAuth[r.WebhookID] = v
 	}
-	for _, s := range cfg.Ingest.TrustedProxies {
-		p, err := config.ParseCIDR(s)
-		if err != nil {
-			return Security{}, fmt.Errorf("ingest.trusted_proxies: %w", err)
-		}
-		sec.TrustedProxies = append(sec.TrustedProxies, p)
+	proxies, err := config.ParseCIDRs(cfg.Ingest.TrustedProxies)
+	if err != nil {
+		return Security{}, fmt.Errorf("ingest.trusted_proxies: %w", err)
 	}
+	sec.TrustedProxies = proxies
 	return sec, nil
 }
