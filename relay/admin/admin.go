@@ -140,9 +140,11 @@ func NewHandler(o Options) *Handler {
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
 	if o.Metrics != nil {
-		metrics := h.refusePortal(o.Metrics.Handler())
+		metrics := o.Metrics.Handler()
 		if o.MetricsAuth {
-			metrics = h.auth(o.Metrics.Handler(), false)
+			metrics = h.auth(metrics, false)
+		} else {
+			metrics = h.refusePortal(metrics)
 		}
 		r.Handle("/metrics", metrics).Methods(http.MethodGet, http.MethodHead)
 	}

@@ -36,8 +36,9 @@ func (c *fakeClock) advance(d time.Duration) {
 // another cooldown, its success closes it, and a probe that ends without an
 // attempt (released, or its lease ran out unreported) or whose report the
 // store refused lets the next poll take another at once, while one kept by
-// heartbeats holds everything else back. "fragile" opens after one failure, for an hour, and retries after an
-// hour or more, so no retry falls due (on the store's real clock) meanwhile.
+// heartbeats holds everything else back. "fragile" opens after one failure,
+// for an hour, and retries after an hour or more, so no retry falls due (on
+// the store's real clock) meanwhile.
 func TestCircuitProbe(t *testing.T) {
 	const lease = time.Minute
 	tests := []struct {
