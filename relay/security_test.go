@@ -50,17 +50,36 @@ func startSecure(t *testing.T, storeYAML, cfgTail string, a *sink, opts relay.Op
 // postWith posts body with headers and returns the status and raw answer.
 func postWith(t testing.TB, url string, body []byte, headers map[string]string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
+	return send(t, http.MethodPost, url, body, withHeader(headers, "Content-Type", "application/json"))
+}
+
+// getWith sends a GET with headers and returns the status and raw answer.
+func getWith(t testing.TB, url string, headers map[string]string) (int, string) {
+	t.Helper()
+	return send(t, http.MethodGet, url, nil, headers)
+}
+
+// withHeader is headers with k set to v, unless headers sets k itself.
+func withHeader(headers map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for hk, hv := range headers {
+		out[hk] = hv
+	}
+	return out
+}
+
+func send(t testing.TB, method, url string, body []byte, headers map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -232,18 +251,9 @@ func TestAdminThrottlePerClientBehindProxy(t *testing.T) {
 	r := f.start()
 	get := func(client, token string) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, r.Admin+"/api/destinations", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("X-Forwarded-For", client)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := getWith(t, r.Admin+"/api/destinations", map[string]string{
+			"Authorization": "Bearer " + token, "X-Forwarded-For": client})
+		return code
 	}
 	guess := func() {
 		t.Helper()
@@ -279,20 +289,12 @@ func TestMetricsAuth(t *testing.T) {
 		token string
 		want  int
 	}{{"", http.StatusUnauthorized}, {tok, http.StatusOK}} {
-		req, err := http.NewRequest(http.MethodGet, r.Admin+"/metrics", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		headers := map[string]string{}
 		if tc.token != "" {
-			req.Header.Set("Authorization", "Bearer "+tc.token)
+			headers["Authorization"] = "Bearer " + tc.token
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("GET /metrics with token %q: %d, want %d", tc.token, resp.StatusCode, tc.want)
+		if code, _ := getWith(t, r.Admin+"/metrics", headers); code != tc.want {
+			t.Errorf("GET /metrics with token %q: %d, want %d", tc.token, code, tc.want)
 		}
 	}
 }
@@ -310,13 +312,8 @@ func TestReloadKeepsAdminRoutes(t *testing.T) {
 	if !slices.Equal(rep.RestartRequired, []string{"admin.pprof", "admin.metrics_auth"}) {
 		t.Errorf("restart required for %v, want admin.pprof and admin.metrics_auth", rep.RestartRequired)
 	}
-	resp, err := http.Get(r.Admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /metrics without a token after the reload: %d, want 200 (the running value stays)", resp.StatusCode)
+	if code, _ := getWith(t, r.Admin+"/metrics", nil); code != http.StatusOK {
+		t.Errorf("GET /metrics without a token after the reload: %d, want 200 (the running value stays)", code)
 	}
 }
 
