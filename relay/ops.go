@@ -56,14 +56,13 @@ func (s *Server) adminClient(r *http.Request) string {
 	return ingest.ClientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), trusted).String()
 }
 
-// setAdminProxies parses cfg's admin.trusted_proxies for adminClient.
-func (s *Server) setAdminProxies(cfg *config.Config) error {
+// adminProxies parses cfg's admin.trusted_proxies for adminClient.
+func adminProxies(cfg *config.Config) (*[]netip.Prefix, error) {
 	list, err := config.ParseCIDRs(cfg.Admin.TrustedProxies)
 	if err != nil {
-		return fmt.Errorf("admin.trusted_proxies: %w", err)
+		return nil, fmt.Errorf("admin.trusted_proxies: %w", err)
 	}
-	s.adminProxies.Store(&list)
-	return nil
+	return &list, nil
 }
 
 // sent runs dest's transform, under the running config, on ev: what a

@@ -82,7 +82,8 @@ func (s *Server) apply(old, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("relay: reload ingest: %w", err)
 	}
-	if err := s.setAdminProxies(cfg); err != nil {
+	proxies, err := adminProxies(cfg)
+	if err != nil {
 		return fmt.Errorf("relay: reload: %w", err)
 	}
 	if err := s.deliver.Update(cfg.Destinations); err != nil {
@@ -99,6 +100,7 @@ func (s *Server) apply(old, cfg *config.Config) error {
 	s.router.Store(table)
 	s.ingest.Update(settings)
 	s.admin.SetToken(cfg.Admin.Token)
+	s.adminProxies.Store(proxies)
 	s.admin.SetPortals(portals(cfg))
 	s.metrics.KnowDestinations(destinationNames(cfg))
 	s.live.Store(cfg)

@@ -206,9 +206,11 @@ func (s *Server) build() error {
 	s.ingest.LogSample = logSampler(s.cfg.Log.Sample)
 	s.router.Store(table)
 	s.door = &door{}
-	if err := s.setAdminProxies(s.cfg); err != nil {
+	proxies, err := adminProxies(s.cfg)
+	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	s.adminProxies.Store(proxies)
 	s.admin = admin.NewHandler(s.adminOptions())
 	return nil
 }
