@@ -52,3 +52,14 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatus(t *testing.T) {
+	f, err := os.Open("testdata/status.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, want := parseStatus(f), (mem{rss: 427248 << 10, anon: 7892 << 10}); got != want {
+		t.Errorf("parseStatus = %+v, want %+v", got, want)
+	}
+}
