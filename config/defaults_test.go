@@ -23,7 +23,7 @@ func TestLoadDefaults(t *testing.T) {
 		Admin:  Admin{Listen: "127.0.0.1:9090"},
 		Store:  Store{Embedded: &EmbeddedStore{Path: "./relay-data", Retention: Duration(72 * time.Hour)}, WriteTimeout: Duration(2 * time.Second)},
 		Ingest: Ingest{MaxBodyBytes: 1048576, ResponseStatus: 202, Unmatched: "park",
-			ParkedTTL: Duration(168 * time.Hour), MaxConcurrent: 256, MaxInflightBytes: 64 << 20},
+			ParkedTTL: Duration(168 * time.Hour), MaxConcurrent: 1024, MaxInflightBytes: 64 << 20},
 		Dedupe: Dedupe{Fields: []string{"mid"}, TTL: Duration(24 * time.Hour)},
 		Delivery: Delivery{
 			PollInterval: Duration(500 * time.Millisecond),
