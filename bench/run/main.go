@@ -348,12 +348,16 @@ func (b *bench) closedLoop(url string, watch ...int) (loadResult, []mem, error) 
 }
 
 func (b *bench) openLoop(url string, rate float64, redis string) (loadResult, error) {
-	if err := rewriteAOF(redis); err != nil {
+	resume, err := rewriteAOF(redis)
+	if err != nil {
 		return loadResult{}, err
 	}
 	f0 := forks(redis)
 	r, _, err := b.load(url, nil, "-rate", strconv.FormatFloat(rate, 'f', 0, 64),
 		"-conns", strconv.Itoa(openConns), "-duration", b.sz.latency.String())
+	if rerr := resume(); err == nil {
+		err = rerr
+	}
 	r.target, r.forks = rate, -1
 	if f1 := forks(redis); f0 >= 0 && f1 >= 0 {
 		r.forks = f1 - f0
@@ -364,15 +368,16 @@ func (b *bench) openLoop(url string, rate float64, redis string) (loadResult, er
 	return r, err
 }
 
-// rewriteAOF has redis-server at addr (if any) rewrite its AOF and waits
-// until it has. An open loop that starts with a fresh AOF measures the
-// server, not whether Redis's automatic rewrite (at twice the size of the
-// last) falls in its seconds: one that did gave either side of the
-// comparison several times its p99. The forks column says whether one
-// happened anyway.
-func rewriteAOF(addr string) error {
+// rewriteAOF has redis-server at addr (if any) rewrite its AOF, waits
+// until it has, and turns its automatic rewrites off until resume is
+// called. An open loop that runs between the two measures the server, not
+// whether an automatic rewrite (a fork that stalls Redis, and a child that
+// takes a core while it writes the data set out) falls in its seconds: one
+// that did gave whichever side of the comparison it hit several times its
+// p99. The forks column says whether one happened anyway.
+func rewriteAOF(addr string) (resume func() error, err error) {
 	if addr == "" {
-		return nil
+		return func() error { return nil }, nil
 	}
 	ctx := context.Background()
 	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
@@ -380,17 +385,29 @@ func rewriteAOF(addr string) error {
 	// An error says one is already running, which the wait below covers.
 	_ = rdb.BgRewriteAOF(ctx).Err()
 	deadline := time.Now().Add(drainLimit)
-	for time.Now().Before(deadline) {
+	for {
 		info, err := rdb.Info(ctx, "persistence").Result()
 		if err != nil {
-			return fmt.Errorf("INFO persistence: %w", err)
+			return nil, fmt.Errorf("INFO persistence: %w", err)
 		}
 		if strings.Contains(info, "aof_rewrite_in_progress:0") && strings.Contains(info, "aof_rewrite_scheduled:0") {
-			return nil
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("redis-server did not rewrite its AOF within %s", drainLimit)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("redis-server did not rewrite its AOF within %s", drainLimit)
+	set := func(pct string) error {
+		c := goredis.NewClient(&goredis.Options{Addr: addr})
+		defer c.Close()
+		if err := c.ConfigSet(ctx, "auto-aof-rewrite-percentage", pct).Err(); err != nil {
+			return fmt.Errorf("CONFIG SET auto-aof-rewrite-percentage %s: %w", pct, err)
+		}
+		return nil
+	}
+	// Redis's default is 100: a rewrite once the AOF doubles.
+	return func() error { return set("100") }, set("0")
 }
 
 // forks is redis-server's total_forks (INFO stats) at addr; -1 for none or
