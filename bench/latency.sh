@@ -6,8 +6,9 @@
 # its own redis-server with AOF everysec) and one `relay serve` with one
 # route to the sink; warms it with a closed loop, waits for the queue to
 # drain, then runs bench/load in an open loop at RATE for 10 s and prints
-# its JSON line, how long the queue took to drain after it, and the CPU of
-# relay and redis-server over the load and the drain (clock ticks).
+# its JSON line, how many times redis-server forked during it (an AOF
+# rewrite), how long the queue took to drain after it, and the CPU of relay
+# and redis-server over the load and the drain (clock ticks).
 #
 #   bench/latency.sh redis 3400
 #   NODELIVER=1 bench/latency.sh redis 3400   # the destination served by an agent that never comes: ingest alone
@@ -52,6 +53,11 @@ if [ -n "${SPLIT:-}" ]; then
 	METRICS=http://127.0.0.1:18192/metrics
 fi
 for _ in $(seq 100); do curl -sf "http://$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
+# forks prints redis-server's total_forks (0 without one).
+forks() {
+	[ -n "$RPID" ] || { echo 0; return; }
+	redis-cli -p "$RPORT" info stats | tr -d '\r' | awk -F: '$1 == "total_forks" {print $2}'
+}
 drained() {
 	[ -n "${NODELIVER:-}" ] && return
 	for _ in $(seq 3000); do
@@ -63,8 +69,9 @@ drained() {
 "$D/load" -url "http://$LISTEN/hooks/1001" -conns 64 -duration "${WARM:-3s}" >/dev/null
 drained
 sleep 2
-C0=$(cpu $PID) R0=$(cpu "$RPID")
+C0=$(cpu $PID) R0=$(cpu "$RPID") F0=$(forks)
 "$D/load" -url "http://$LISTEN/hooks/1001" -rate "$RATE" -conns 512 -duration 10s
+[ -n "$RPID" ] && echo "redis-server forks during the load (AOF rewrites): $(( $(forks) - F0 ))"
 T0=$(date +%s%N)
 drained
 [ -z "${NODELIVER:-}" ] && echo "drained $(( ($(date +%s%N) - T0) / 1000000 )) ms after the load"
