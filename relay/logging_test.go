@@ -10,6 +10,8 @@ import (
 	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/internal/testlog"
 	"github.com/relaygw/relay/relay"
+	"github.com/relaygw/relay/relay/admin"
+	"github.com/relaygw/relay/relay/store"
 )
 
 // By default a callback's acceptance and each delivery's final outcome get
@@ -89,5 +91,50 @@ destinations:
 				}
 			}
 		})
+	}
+}
+
+// TestLogsLeaveOutWhatJQQuotes: a jq error quotes the value it failed on,
+// and the value comes from the body. The warning for a filter that failed
+// and the dead-letter line of a transform that failed name the error
+// without it; the attempt record, read beside the body through the admin
+// API, keeps the whole text.
+func TestLogsLeaveOutWhatJQQuotes(t *testing.T) {
+	var logs testlog.Buffer
+	r := startFile(t, `
+routes:
+  - {webhook_id: "1001", filter: '.phone.x == 1', to: [a]}
+  - {webhook_id: "1001", to: [broken]}
+destinations:
+  - {name: a, url: "{{a}}"}
+  - {name: broken, url: "{{a}}", transform: {body: '.phone | tonumber'}}
+`, newSink(t), nil, relay.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	const phone = "91891952SECRET"
+	status, ans := post(t, r.Ingest+"/hooks/1001", "application/json", []byte(`{"mid":"m-jq-1","phone":"`+phone+`"}`))
+	if status != http.StatusAccepted || ans.Deliveries != 1 {
+		t.Fatalf("post: %d %+v, want 202 with one delivery (the filter fails)", status, ans)
+	}
+	var ev admin.EventView
+	eventually(t, "the broken transform's delivery is dead-lettered", func() bool {
+		r.call(t, "GET", "/api/events/"+ans.EventID, 200, &ev)
+		return len(ev.Deliveries) == 1 && ev.Deliveries[0].State == store.StateDead
+	})
+	if log := ev.Deliveries[0].AttemptLog; len(log) != 1 || !strings.Contains(log[0].Error, phone) {
+		t.Errorf("attempt log %+v, want the jq error with the value it quoted", log)
+	}
+	if err := r.Stop(); err != nil { // every outcome is logged once Run returns
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for msg, want := range map[string]string{
+		"route: filter failed":   `err="transform: filter: jq: expected an object but got: string …"`,
+		"deliver: dead-lettered": `error="transform: body: jq: tonumber cannot be applied to …; not retried`,
+	} {
+		if !strings.Contains(out, `msg="`+msg) || !strings.Contains(out, want) {
+			t.Errorf("no %q line with %s in the log:\n%s", msg, want, out)
+		}
+	}
+	if strings.Contains(out, "SECRET") {
+		t.Errorf("the log quotes the body:\n%s", out)
 	}
 }

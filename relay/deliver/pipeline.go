@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -271,10 +272,11 @@ func (pl *Pipeline) report(d store.Delivery, s settlement, res result) {
 	if pl.opts.OnResult != nil {
 		pl.opts.OnResult(d, s.Attempt, s.outcome)
 	}
-	pl.logOutcome(d, s.outcome, s.Attempt, s.Due)
+	pl.logOutcome(d, s.outcome, s.Attempt, s.Due, res.err)
 }
 
-func (pl *Pipeline) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time) {
+// logOutcome logs one decided attempt; err is the attempt's error, if any.
+func (pl *Pipeline) logOutcome(d store.Delivery, outcome Outcome, a store.Attempt, due time.Time, err error) {
 	level, msg := slog.LevelInfo, "deliver: delivered"
 	switch outcome {
 	case OutcomeRetry:
@@ -290,7 +292,7 @@ func (pl *Pipeline) logOutcome(d store.Delivery, outcome Outcome, a store.Attemp
 	}
 	args := []any{"delivery", d.ID, "event_id", d.EventID, "attempt", a.N, "status", a.Status, "took", a.Duration}
 	if a.Error != "" {
-		args = append(args, "error", a.Error)
+		args = append(args, "error", logError(a, err))
 	}
 	if outcome == OutcomeRetry {
 		args = append(args, "due", due)
@@ -346,4 +348,17 @@ func (t TLS) Config(roots *x509.CertPool) (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	return conf, nil
+}
+
+// logError is a's error for the log: for a failed transform, without what
+// jq quoted from the body (transform.Quiet). The attempt record keeps it.
+func logError(a store.Attempt, err error) string {
+	if !errors.Is(err, transform.ErrTransform) {
+		return a.Error
+	}
+	full, quiet := err.Error(), transform.Quiet(err)
+	if !strings.Contains(a.Error, full) { // cut short (errorKeep)
+		return quiet
+	}
+	return strings.Replace(a.Error, full, quiet, 1)
 }

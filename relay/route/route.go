@@ -147,8 +147,9 @@ func (t *Table) MatchInput(ctx context.Context, webhookID string, fields map[str
 		r := &w.routes[i]
 		ok, err := t.matches(ctx, r, fields, &ev)
 		if err != nil && t.log != nil && !errors.Is(err, errNoInput) {
+			// Quiet: a jq error quotes the body, which the log must not.
 			t.log.Warn("route: filter failed; the route does not match",
-				"webhook_id", webhookID, "route", r.index+1, "err", err)
+				"webhook_id", webhookID, "route", r.index+1, "err", transform.Quiet(err))
 		}
 		if !ok {
 			continue

@@ -84,7 +84,7 @@ func (e *Expr) String() string { return e.src }
 func (e *Expr) first(ctx context.Context, input any) (v any, none bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			v, none, err = nil, false, fmt.Errorf("jq: internal error: %v", r)
+			v, none, err = nil, false, &jqError{fmt.Errorf("internal error: %v", r)}
 		}
 	}()
 	it := e.code.RunWithContext(ctx, input)
@@ -110,7 +110,56 @@ func runError(ctx context.Context, err error) error {
 	if errors.As(err, &halt) && halt.Value() == nil {
 		return errors.New("jq: halt")
 	}
-	return fmt.Errorf("jq: %w", err)
+	return &jqError{err}
+}
+
+// jqError is an error gojq gave while running an expression. Its text
+// quotes what the expression failed on: up to 30 bytes of a value from the
+// input (`expected an object but got: string ("91891952…")`), or the whole
+// value given to error(v). The attempt record, read through the admin API
+// beside the body itself, keeps that text; logs get Quiet's.
+type jqError struct{ err error }
+
+func (e *jqError) Error() string { return "jq: " + e.err.Error() }
+func (e *jqError) Unwrap() error { return e.err }
+
+// quiet is e's text cut where it first quotes a value: gojq writes a value
+// as JSON (a string in quotes, an object, an array, a number), often in
+// parentheses after its type, so the first quote, bracket, parenthesis or
+// number that starts a word ends what can be said without the input. The
+// text of error(v) and halt_error(v) is v itself, so all of it goes.
+func (e *jqError) quiet() string {
+	msg := e.err.Error()
+	var ve gojq.ValueError
+	if errors.As(e.err, &ve) {
+		msg, _, _ = strings.Cut(msg, ":")
+		return "jq: " + msg + " …"
+	}
+	for i := 0; i < len(msg); i++ {
+		c := msg[i]
+		word := i == 0 || strings.IndexByte(" (:", msg[i-1]) >= 0
+		if strings.IndexByte(`"({[`, c) >= 0 || word && (c == '-' || c >= '0' && c <= '9') {
+			return "jq: " + strings.TrimRight(msg[:i], " ") + " …"
+		}
+	}
+	return "jq: " + msg
+}
+
+// Quiet returns err's text for a log line: as Error gives it, but where
+// err holds a jq error, with what that error quoted from the expression's
+// input left out (jqError). Callbacks carry what providers send about
+// people, phone numbers in the seed callback, and logs go further than the
+// admin API.
+func Quiet(err error) string {
+	var je *jqError
+	if !errors.As(err, &je) {
+		return err.Error()
+	}
+	full := err.Error()
+	if !strings.Contains(full, je.Error()) {
+		return je.quiet()
+	}
+	return strings.Replace(full, je.Error(), je.quiet(), 1)
 }
 
 type timeoutKey struct{}
@@ -288,7 +337,7 @@ func (t *Transform) Apply(ctx context.Context, input any, lim Limits) (Output, e
 func (t *Transform) only(ctx context.Context, e *Expr, input any) (v any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			v, err = nil, fmt.Errorf("jq: internal error: %v", r)
+			v, err = nil, &jqError{fmt.Errorf("internal error: %v", r)}
 		}
 	}()
 	it := e.code.RunWithContext(ctx, input)

@@ -262,3 +262,64 @@ func TestNoEnvironment(t *testing.T) {
 // roomyLimits keep DefaultLimits' output cap without a time limit that a
 // busy test machine could reach.
 var roomyLimits = transform.Limits{Timeout: time.Minute, MaxOutputBytes: transform.DefaultLimits().MaxOutputBytes}
+
+// TestQuiet: a jq error quotes the value it failed on, up to 30 bytes of
+// the body or, for error(v), all of v. The error keeps that text (the
+// attempt record shows it beside the body); Quiet, which logs get, keeps
+// what failed and where, and none of the body.
+func TestQuiet(t *testing.T) {
+	body := []byte(`{"phone": "91891952SECRET", "n": 918919520001, "obj": {"k": "SECRET"}, "arr": ["SECRET"], "neg": -918919520001}`)
+	in := input(t, "application/json", body)
+	tests := []struct {
+		name, expr string
+		want       string // Quiet's text, whole
+	}{
+		{"object expected", `.phone.x`, `transform: body: jq: expected an object but got: string …`},
+		{"binary operator", `.phone + 1`, `transform: body: jq: cannot add: string …`},
+		{"function of a string", `.phone | tonumber`, `transform: body: jq: tonumber cannot be applied to …`},
+		{"function of an object", `.obj | tonumber`, `transform: body: jq: tonumber cannot be applied to: object …`},
+		// The argument comes from the expression, but Quiet cannot tell.
+		{"function with an argument", `.obj | ltrimstr("x")`, `transform: body: jq: ltrimstr …`},
+		{"iterate a number", `.n[]`, `transform: body: jq: cannot iterate over: number …`},
+		{"negative number", `.neg | ascii_downcase`, `transform: body: jq: ascii_downcase cannot be applied to: number …`},
+		{"array", `.arr | tonumber`, `transform: body: jq: tonumber cannot be applied to: array …`},
+		{"error of a string", `error(.phone)`, `transform: body: jq: error …`},
+		{"error of an object", `error(.obj)`, `transform: body: jq: error …`},
+		{"halt_error", `.obj | halt_error`, `transform: body: jq: halt error …`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := transform.New(config.Transform{Body: tt.expr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tr.Apply(context.Background(), in, roomyLimits)
+			if err == nil {
+				t.Fatal("Apply succeeded, want a jq error")
+			}
+			if !strings.Contains(err.Error(), "SECRET") && !strings.Contains(err.Error(), "918919520001") {
+				t.Errorf("error %q quotes nothing of the body: the case tests nothing", err)
+			}
+			if got := transform.Quiet(err); got != tt.want {
+				t.Errorf("Quiet = %q, want %q (error: %q)", got, tt.want, err)
+			}
+		})
+	}
+	t.Run("filter", func(t *testing.T) {
+		_, err := compile(t, `.phone.x == 1`).Test(context.Background(), in, roomyLimits)
+		if got, want := transform.Quiet(err), `transform: filter: jq: expected an object but got: string …`; got != want {
+			t.Errorf("Quiet = %q, want %q (error: %q)", got, want, err)
+		}
+	})
+	t.Run("not a jq error", func(t *testing.T) {
+		short := transform.Limits{Timeout: 20 * time.Millisecond, MaxOutputBytes: 4096}
+		_, err := compile(t, `def f: f; f`).Test(context.Background(), in, short)
+		if got := transform.Quiet(err); err == nil || got != err.Error() {
+			t.Errorf("Quiet(%v) = %q, want the error's own text", err, got)
+		}
+		plain := errors.New("route: filter did not compile")
+		if got := transform.Quiet(plain); got != plain.Error() {
+			t.Errorf("Quiet(%v) = %q", plain, got)
+		}
+	})
+}
