@@ -52,6 +52,9 @@ type Options struct {
 	// Clock is the relay's time, given to the store, delivery, ingest's
 	// received-at and the agent server; default clock.Real. Tests step it.
 	Clock clock.Clock
+	// WrapStore, if set, is given the store the config opened and returns
+	// the one the relay uses: tests hold its writes.
+	WrapStore func(store.Store) store.Store
 }
 
 // Server is one running relay: listeners, store and delivery workers.
@@ -104,6 +107,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	st, err := openStore(ctx, cfg.Store, opts.Logger, opts.Clock)
 	if err != nil {
 		return nil, err
+	}
+	if opts.WrapStore != nil {
+		st = opts.WrapStore(st)
 	}
 	s.store = st
 	if err := s.bind(); err != nil {
