@@ -95,9 +95,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: opts.OpenTimeout,
 		// The freelist is rebuilt on open instead of written on every
-		// commit, which makes each commit cheaper (as etcd does).
+		// commit, which makes each commit cheaper (as etcd does). The
+		// rebuild walks every page in use; mmapFlags reads the file in
+		// sequentially first where the platform can.
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
+		MmapFlags:      mmapFlags,
 	})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
