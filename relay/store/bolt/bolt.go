@@ -108,6 +108,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	// Only the first map reads the file in: a later one (bbolt maps the
+	// file again each time it outgrows the map) would read all of it again
+	// on a host whose page cache cannot hold it, and stall every write.
+	db.MmapFlags = 0
 	if err := initFile(db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
