@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -292,7 +291,9 @@ func (pl *Pipeline) logOutcome(d store.Delivery, outcome Outcome, a store.Attemp
 	}
 	args := []any{"delivery", d.ID, "event_id", d.EventID, "attempt", a.N, "status", a.Status, "took", a.Duration}
 	if a.Error != "" {
-		args = append(args, "error", logError(a, err))
+		// Without what a failed transform's jq error quoted from the body;
+		// the attempt record keeps it.
+		args = append(args, "error", transform.QuietIn(a.Error, err))
 	}
 	if outcome == OutcomeRetry {
 		args = append(args, "due", due)
@@ -348,17 +349,4 @@ func (t TLS) Config(roots *x509.CertPool) (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	return conf, nil
-}
-
-// logError is a's error for the log: for a failed transform, without what
-// jq quoted from the body (transform.Quiet). The attempt record keeps it.
-func logError(a store.Attempt, err error) string {
-	if !errors.Is(err, transform.ErrTransform) {
-		return a.Error
-	}
-	full, quiet := err.Error(), transform.Quiet(err)
-	if !strings.Contains(a.Error, full) { // cut short (errorKeep)
-		return quiet
-	}
-	return strings.Replace(a.Error, full, quiet, 1)
 }

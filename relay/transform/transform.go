@@ -150,16 +150,23 @@ func (e *jqError) quiet() string {
 // input left out (jqError). Callbacks carry what providers send about
 // people, phone numbers in the seed callback, and logs go further than the
 // admin API.
-func Quiet(err error) string {
+func Quiet(err error) string { return QuietIn(err.Error(), err) }
+
+// QuietIn is Quiet for a text made from err's (an attempt record's error,
+// say): the jq error's text in it is replaced by its quiet form. A text
+// that holds only part of it (cut short) gives way to Quiet(err). A text
+// whose err holds no jq error is returned as it is.
+func QuietIn(text string, err error) string {
 	var je *jqError
 	if !errors.As(err, &je) {
-		return err.Error()
+		return text
 	}
-	full := err.Error()
-	if !strings.Contains(full, je.Error()) {
-		return je.quiet()
+	for _, t := range []string{text, err.Error()} {
+		if strings.Contains(t, je.Error()) {
+			return strings.Replace(t, je.Error(), je.quiet(), 1)
+		}
 	}
-	return strings.Replace(full, je.Error(), je.quiet(), 1)
+	return je.quiet()
 }
 
 type timeoutKey struct{}
