@@ -63,10 +63,7 @@ func (g *door) serve(next http.Handler, w http.ResponseWriter, r *http.Request) 
 	if g.shut {
 		g.mu.RUnlock()
 		w.Header().Set("Connection", "close")
-		w.Header().Set("Retry-After", "5")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": "relay is shutting down; retry later"})
+		turnAway(w, "relay is shutting down; retry later")
 		return
 	}
 	g.inside.Add(1)
@@ -102,4 +99,13 @@ func (g *door) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// turnAway answers a callback the relay cannot take now (it is starting or
+// shutting down) with a 503 the provider retries.
+func turnAway(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", "5")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": msg})
 }

@@ -84,10 +84,20 @@ type Server struct {
 
 	ingestLn, adminLn   net.Listener
 	ingestSrv, adminSrv *http.Server
+	// ingestH and adminH are what the servers serve: the starting answers
+	// until the store is open, then the relay's handlers.
+	ingestH, adminH swapHandler
+	served          chan error // each server's end, for Run
+	opened          time.Duration
 }
 
-// New opens the store and binds both listeners, so that the addresses are
-// known (a config may ask for port 0) before Run serves them.
+// New binds both listeners and answers on them at once, then opens the
+// store: while it opens (reading a large relay.db takes seconds) ingest
+// answers 503 with Retry-After and the admin listener /healthz 200 and
+// everything else 503, so providers retry and liveness probes see a live
+// process instead of a refused connection. Once New returns, both
+// listeners serve the relay (a config may ask for port 0: the addresses
+// are known); Run starts delivery and serves until it drains.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -104,26 +114,61 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	opts.Clock = clock.Or(opts.Clock)
 	s := &Server{cfg: cfg, opts: opts, log: opts.Logger}
 	s.live.Store(cfg)
-	st, err := openStore(ctx, cfg.Store, opts.Logger, opts.Clock)
-	if err != nil {
+	if err := s.bind(); err != nil {
 		return nil, err
 	}
+	s.serveStarting()
+	start := time.Now()
+	s.log.Info("relay: opening the store; callbacks get 503 until it is open", "store", storeKind(cfg.Store),
+		"listen", s.IngestAddr().String(), "admin", s.AdminAddr().String())
+	st, err := openStore(ctx, cfg.Store, opts.Logger, opts.Clock)
+	if err != nil {
+		s.stopServing()
+		return nil, err
+	}
+	s.opened = time.Since(start)
 	if opts.WrapStore != nil {
 		st = opts.WrapStore(st)
 	}
 	s.store = st
-	if err := s.bind(); err != nil {
-		st.Close()
-		return nil, err
-	}
 	if err := s.build(); err != nil {
-		s.ingestLn.Close()
-		s.adminLn.Close()
+		s.stopServing()
 		st.Close()
 		return nil, err
 	}
 	s.listen()
 	return s, nil
+}
+
+// swapHandler serves the handler last set.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+// serveStarting serves both listeners with the answers of a relay whose
+// store is not open yet (see New).
+func (s *Server) serveStarting() {
+	s.ingestH.set(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		turnAway(w, "relay is starting; retry later")
+	}))
+	s.adminH.set(admin.Starting())
+	s.ingestSrv = newHTTPServer(&s.ingestH, s.log)
+	s.adminSrv = newHTTPServer(&s.adminH, s.log)
+	s.served = make(chan error, 2)
+	go func() { s.served <- serve(s.ingestSrv, s.ingestLn) }()
+	go func() { s.served <- serve(s.adminSrv, s.adminLn) }()
+}
+
+// stopServing closes both servers and their listeners when New fails.
+func (s *Server) stopServing() {
+	s.ingestSrv.Close()
+	s.adminSrv.Close()
+	s.ingestLn.Close()
+	s.adminLn.Close()
 }
 
 // OpenStore opens the backend that cfg selects.
@@ -267,10 +312,10 @@ func (s *Server) listen() {
 	r := mux.NewRouter().SkipClean(true)
 	s.ingest.Mount(r, s.door.wrap)
 	s.agents.Mount(r)
-	s.ingestSrv = newHTTPServer(cleanPaths(r), s.log)
 	s.ingestSrv.RegisterOnShutdown(s.agents.Close)
-	s.adminSrv = newHTTPServer(s.admin, s.log)
 	s.adminSrv.RegisterOnShutdown(s.tail.Close)
+	s.ingestH.set(cleanPaths(r))
+	s.adminH.set(s.admin)
 	s.warnOpenAdmin(s.cfg.Admin.Token)
 }
 
@@ -325,10 +370,8 @@ func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
 // shutdown) and returns nil, or the listener's error.
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("relay: serving", "listen", s.IngestAddr().String(), "admin", s.AdminAddr().String(),
-		"store", storeKind(s.cfg.Store), "routes", len(s.cfg.Routes), "destinations", len(s.cfg.Destinations))
-	errc := make(chan error, 2)
-	go func() { errc <- serve(s.ingestSrv, s.ingestLn) }()
-	go func() { errc <- serve(s.adminSrv, s.adminLn) }()
+		"store", storeKind(s.cfg.Store), "store_open", s.opened.Round(time.Millisecond),
+		"routes", len(s.cfg.Routes), "destinations", len(s.cfg.Destinations))
 	dctx, stopDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	delivered := make(chan error, 1)
 	go func() { delivered <- s.deliver.Run(dctx) }()
@@ -342,7 +385,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-errc:
+	case runErr = <-s.served:
 	}
 	s.shutdown(stop, delivered)
 	return runErr

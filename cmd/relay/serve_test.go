@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 	"github.com/relaygw/relay/config"
 	"github.com/relaygw/relay/internal/relaytest"
 	"github.com/relaygw/relay/relay"
+	"github.com/relaygw/relay/relay/store/bolt"
 )
 
 // freeAddr returns a loopback address that was free a moment ago.
@@ -33,7 +36,7 @@ func freeAddr(t testing.TB) string {
 }
 
 // startProcess starts `relay serve` as a subprocess and waits until its
-// admin /healthz answers.
+// admin /healthz says it has opened its store.
 func startProcess(t *testing.T, cfgPath, adminAddr string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(relayBin, "serve", "-config", cfgPath, "-log-level", "debug")
@@ -56,15 +59,26 @@ func startProcess(t *testing.T, cfgPath, adminAddr string) *exec.Cmd {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + adminAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
+		if started(adminAddr) {
 			return cmd
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("relay did not come up")
 	return nil
+}
+
+// started reports whether the relay's /healthz says it has opened its
+// store: while it opens, /healthz answers 200 with status "starting" and
+// ingest 503.
+func started(adminAddr string) bool {
+	resp, err := http.Get("http://" + adminAddr + "/healthz")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var h struct{ Status string }
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&h) == nil && h.Status == "ok"
 }
 
 // TestSurvivesSIGKILL accepts events while the destination is down, kills
@@ -142,6 +156,117 @@ destinations:
 		if !delivered[fmt.Sprintf("m-%03d", i)] {
 			t.Errorf("m-%03d never delivered", i)
 		}
+	}
+}
+
+// TestServeAnswersWhileTheStoreOpens starts `relay serve` while the test
+// holds relay.db's lock, so that the relay's store stays opening (bolt
+// waits up to its open timeout for the lock, as it reads a large file for
+// seconds): the listeners answer at once, /healthz 200 "starting", /readyz,
+// ingest and the admin API 503 with Retry-After, and nothing is served
+// before the token check is there. Once the lock is let go the relay opens
+// the store and takes and delivers the callback.
+func TestServeAnswersWhileTheStoreOpens(t *testing.T) {
+	got := make(chan string, 1)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Idempotency-Key")
+	}))
+	defer sink.Close()
+	listen, adminAddr := freeAddr(t), freeAddr(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	held, err := bolt.Open(data, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfgPath := filepath.Join(dir, "relay.yaml")
+	cfg := fmt.Sprintf(`listen: %q
+admin: {listen: %q, token: secret-token}
+store: {embedded: {path: %q}}
+routes:
+  - {webhook_id: "1001", to: [crm]}
+destinations:
+  - {name: crm, url: %q}
+`, listen, adminAddr, data, sink.URL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(relayBin, "serve", "-config", cfgPath)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("relay log:\n%s", logs.String())
+		}
+	})
+
+	// The relay gives up on the lock after 5s (bolt.DefaultOpenTimeout):
+	// everything below it must be seen well within that.
+	get := func(method, url, token string) (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(`{"mid":"while-opening","status":"ANSWER"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	admin := "http://" + adminAddr
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		code, _, body := get("GET", admin+"/healthz", "")
+		if code == http.StatusOK && strings.Contains(body, `"starting"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz while the store opens: %d %s; want 200 starting", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		method, url, token string
+	}{
+		{"POST", "http://" + listen + "/hooks/1001", ""},
+		{"GET", admin + "/readyz", ""},
+		{"GET", admin + "/api/events", ""},
+		{"GET", admin + "/api/events", "secret-token"},
+		{"GET", admin + "/metrics", ""},
+	} {
+		code, h, body := get(tc.method, tc.url, tc.token)
+		if code != http.StatusServiceUnavailable || h.Get("Retry-After") != "5" || !strings.Contains(body, "starting") {
+			t.Errorf("%s %s while the store opens: %d Retry-After %q %s; want 503, Retry-After 5 and why",
+				tc.method, tc.url, code, h.Get("Retry-After"), body)
+		}
+	}
+
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "relay has opened its store", func() bool { return started(adminAddr) })
+	if code, _, body := get("POST", "http://"+listen+"/hooks/1001", ""); code != http.StatusAccepted {
+		t.Fatalf("POST once open: %d %s", code, body)
+	}
+	select {
+	case key := <-got:
+		if key != "while-opening" {
+			t.Errorf("delivered %q", key)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callback taken once the store opened was not delivered")
 	}
 }
 

@@ -41,13 +41,7 @@ func startServe(t *testing.T, cfgPath, adminAddr string) *serveProcess {
 			t.Logf("relay log:\n%s", p.log())
 		}
 	})
-	eventuallyTrue(t, "relay answers /healthz", func() bool {
-		resp, err := http.Get("http://" + adminAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	eventuallyTrue(t, "relay has opened its store", func() bool { return started(adminAddr) })
 	return p
 }
 

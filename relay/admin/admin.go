@@ -347,3 +347,19 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 func notConfigured(w http.ResponseWriter, what string) {
 	writeError(w, http.StatusNotImplemented, what+" is not available in this relay")
 }
+
+// Starting returns the admin listener's handler while the relay opens its
+// store: /healthz answers 200 (the process runs; a liveness probe must not
+// restart a relay that is reading a large store) with status "starting",
+// and every other path 503 with Retry-After, /readyz included, so that
+// nothing is served before the store and the token check are there.
+func Starting() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "starting"})
+			return
+		}
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting", "error": "relay is starting: the store is opening; retry later"})
+	})
+}

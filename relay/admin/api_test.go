@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -404,6 +405,36 @@ func TestReadyz(t *testing.T) {
 	a.json("GET", "/readyz", http.StatusServiceUnavailable, nil)
 	a.json("GET", "/healthz", http.StatusOK, nil)
 	a.wantError("GET", "/api/dlq", http.StatusServiceUnavailable)
+}
+
+// TestStarting: while the store opens, only /healthz answers 200; every
+// other path, method and token gets 503 with Retry-After and says why.
+func TestStarting(t *testing.T) {
+	h := admin.Starting()
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/healthz", http.StatusOK},
+		{"HEAD", "/healthz", http.StatusOK},
+		{"POST", "/healthz", http.StatusServiceUnavailable},
+		{"GET", "/readyz", http.StatusServiceUnavailable},
+		{"GET", "/metrics", http.StatusServiceUnavailable},
+		{"GET", "/api/dlq", http.StatusServiceUnavailable},
+		{"POST", "/api/reload", http.StatusServiceUnavailable},
+		{"GET", "/ui/", http.StatusServiceUnavailable},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.Header.Set("Authorization", "Bearer anything")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want || !strings.Contains(rec.Body.String(), `"starting"`) && tc.method != "HEAD" {
+			t.Errorf("%s %s: %d %s, want %d and status starting", tc.method, tc.path, rec.Code, rec.Body, tc.want)
+		}
+		if tc.want == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s %s: no Retry-After", tc.method, tc.path)
+		}
+	}
 }
 
 // TestAuthThrottle: a source that sent the wrong token burst times is

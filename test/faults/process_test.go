@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -86,7 +87,7 @@ func (s relaySpec) config(listen, admin string) string {
 }
 
 // startRelay writes spec's config on two free loopback ports and starts
-// `relay serve` on it, waiting until /healthz answers.
+// `relay serve` on it, waiting until it has opened its store.
 func startRelay(t testing.TB, spec relaySpec) *relayProc {
 	t.Helper()
 	if spec.timeout == 0 {
@@ -133,7 +134,8 @@ func (p *relayProc) ingestURL() string { return "http://" + p.listen }
 // adminURL is the base URL of /metrics and the admin API.
 func (p *relayProc) adminURL() string { return "http://" + p.admin }
 
-// start runs the process and, for a relay, waits until /healthz answers.
+// start runs the process and, for a relay, waits until /healthz answers ok
+// (its store is open).
 func (p *relayProc) start() {
 	p.t.Helper()
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -164,15 +166,18 @@ func (p *relayProc) start() {
 			p.t.Fatalf("%s exited at start: %v\n%s", p.name, p.err, p.logTail(20))
 		default:
 		}
+		// /healthz answers "starting" while the store opens, "ok" after.
 		resp, err := http.Get(p.adminURL() + "/healthz")
 		if err == nil {
+			var h struct{ Status string }
+			err = json.NewDecoder(resp.Body).Decode(&h)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if err == nil && resp.StatusCode == http.StatusOK && h.Status == "ok" {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: /healthz did not answer within 30s", p.name)
+			p.t.Fatalf("%s: /healthz did not answer ok within 30s", p.name)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
