@@ -121,7 +121,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	start := time.Now()
 	s.log.Info("relay: opening the store; callbacks get 503 until it is open", "store", storeKind(cfg.Store),
 		"listen", s.IngestAddr().String(), "admin", s.AdminAddr().String())
-	st, err := openStore(ctx, cfg.Store, opts.Logger, opts.Clock)
+	st, err := openUnlessStopped(ctx, func() (store.Store, error) {
+		return openStore(ctx, cfg.Store, opts.Logger, opts.Clock)
+	})
 	if err != nil {
 		s.stopServing()
 		return nil, err
@@ -138,6 +140,37 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	s.listen()
 	return s, nil
+}
+
+// ErrStoppedOpening is New's error when ctx ended (SIGTERM) before the
+// store was open.
+var ErrStoppedOpening = errors.New("relay: stopped while opening the store")
+
+// openUnlessStopped returns what open returns, or ErrStoppedOpening as
+// soon as ctx ends: a relay told to stop while it reads a large relay.db
+// must not first finish the read (the orchestrator's grace period is
+// shorter). The abandoned open closes its store when it ends.
+func openUnlessStopped(ctx context.Context, open func() (store.Store, error)) (store.Store, error) {
+	type result struct {
+		st  store.Store
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := open()
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		return r.st, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil {
+				r.st.Close()
+			}
+		}()
+		return nil, fmt.Errorf("%w: %w", ErrStoppedOpening, ctx.Err())
+	}
 }
 
 // swapHandler serves the handler last set.

@@ -76,6 +76,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Logger: log, Version: currentVersion().Version, ShutdownTimeout: *drain,
 		Load: func(path string) (*config.Config, error) { return config.LoadFileWith(path, opts) },
 	})
+	if errors.Is(err, relay.ErrStoppedOpening) {
+		log.Info("relay: stopped before the store was open")
+		return 0
+	}
 	if err != nil {
 		log.Error("relay: cannot start", "err", err)
 		return 1

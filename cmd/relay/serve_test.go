@@ -159,19 +159,22 @@ destinations:
 	}
 }
 
-// TestServeAnswersWhileTheStoreOpens starts `relay serve` while the test
-// holds relay.db's lock, so that the relay's store stays opening (bolt
-// waits up to its open timeout for the lock, as it reads a large file for
-// seconds): the listeners answer at once, /healthz 200 "starting", /readyz,
-// ingest and the admin API 503 with Retry-After, and nothing is served
-// before the token check is there. Once the lock is let go the relay opens
-// the store and takes and delivers the callback.
-func TestServeAnswersWhileTheStoreOpens(t *testing.T) {
-	got := make(chan string, 1)
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get("Idempotency-Key")
-	}))
-	defer sink.Close()
+// opening is a `relay serve` process whose store stays opening: the test
+// holds relay.db's lock, and bolt waits up to its open timeout for it, as
+// it would read a large file for seconds.
+type opening struct {
+	cmd           *exec.Cmd
+	listen, admin string // base URLs
+	adminAddr     string
+	held          *bolt.Store
+}
+
+// startOpening starts `relay serve` (embedded store, admin token
+// "secret-token", webhook 1001 to sinkURL) with relay.db locked, and waits
+// until /healthz says it is starting. The relay gives up on the lock after
+// 5s (bolt.DefaultOpenTimeout): a test must let go of it well within that.
+func startOpening(t *testing.T, sinkURL string) *opening {
+	t.Helper()
 	listen, adminAddr := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -179,7 +182,7 @@ func TestServeAnswersWhileTheStoreOpens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	t.Cleanup(func() { held.Close() })
 	cfgPath := filepath.Join(dir, "relay.yaml")
 	cfg := fmt.Sprintf(`listen: %q
 admin: {listen: %q, token: secret-token}
@@ -188,76 +191,95 @@ routes:
   - {webhook_id: "1001", to: [crm]}
 destinations:
   - {name: crm, url: %q}
-`, listen, adminAddr, data, sink.URL)
+`, listen, adminAddr, data, sinkURL)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(relayBin, "serve", "-config", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs, err := os.Create(filepath.Join(dir, "relay.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+		logs.Close()
 		if t.Failed() {
-			t.Logf("relay log:\n%s", logs.String())
+			b, _ := os.ReadFile(logs.Name())
+			t.Logf("relay log:\n%s", b)
 		}
 	})
-
-	// The relay gives up on the lock after 5s (bolt.DefaultOpenTimeout):
-	// everything below it must be seen well within that.
-	get := func(method, url, token string) (int, http.Header, string) {
-		t.Helper()
-		req, err := http.NewRequest(method, url, strings.NewReader(`{"mid":"while-opening","status":"ANSWER"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b)
-	}
-	admin := "http://" + adminAddr
+	o := &opening{cmd: cmd, listen: "http://" + listen, admin: "http://" + adminAddr, adminAddr: adminAddr, held: held}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		code, _, body := get("GET", admin+"/healthz", "")
+		code, _, body := call(t, "GET", o.admin+"/healthz", "")
 		if code == http.StatusOK && strings.Contains(body, `"starting"`) {
-			break
+			return o
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("/healthz while the store opens: %d %s; want 200 starting", code, body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// call sends a seed-like callback body to url and returns the answer; a
+// connection error comes back as status 0 and its text.
+func call(t *testing.T, method, url, token string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(`{"mid":"while-opening","status":"ANSWER"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestServeAnswersWhileTheStoreOpens: while the store opens the listeners
+// answer, /healthz 200 "starting", /readyz, ingest and the admin API 503
+// with Retry-After, and nothing is served before the token check is there.
+// Once the lock is let go the relay opens the store and takes and delivers
+// the callback.
+func TestServeAnswersWhileTheStoreOpens(t *testing.T) {
+	got := make(chan string, 1)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Idempotency-Key")
+	}))
+	defer sink.Close()
+	o := startOpening(t, sink.URL)
 	for _, tc := range []struct {
 		method, url, token string
 	}{
-		{"POST", "http://" + listen + "/hooks/1001", ""},
-		{"GET", admin + "/readyz", ""},
-		{"GET", admin + "/api/events", ""},
-		{"GET", admin + "/api/events", "secret-token"},
-		{"GET", admin + "/metrics", ""},
+		{"POST", o.listen + "/hooks/1001", ""},
+		{"GET", o.admin + "/readyz", ""},
+		{"GET", o.admin + "/api/events", ""},
+		{"GET", o.admin + "/api/events", "secret-token"},
+		{"GET", o.admin + "/metrics", ""},
 	} {
-		code, h, body := get(tc.method, tc.url, tc.token)
+		code, h, body := call(t, tc.method, tc.url, tc.token)
 		if code != http.StatusServiceUnavailable || h.Get("Retry-After") != "5" || !strings.Contains(body, "starting") {
 			t.Errorf("%s %s while the store opens: %d Retry-After %q %s; want 503, Retry-After 5 and why",
 				tc.method, tc.url, code, h.Get("Retry-After"), body)
 		}
 	}
 
-	if err := held.Close(); err != nil {
+	if err := o.held.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyTrue(t, "relay has opened its store", func() bool { return started(adminAddr) })
-	if code, _, body := get("POST", "http://"+listen+"/hooks/1001", ""); code != http.StatusAccepted {
+	eventuallyTrue(t, "relay has opened its store", func() bool { return started(o.adminAddr) })
+	if code, _, body := call(t, "POST", o.listen+"/hooks/1001", ""); code != http.StatusAccepted {
 		t.Fatalf("POST once open: %d %s", code, body)
 	}
 	select {
@@ -267,6 +289,26 @@ destinations:
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the callback taken once the store opened was not delivered")
+	}
+}
+
+// TestServeStopsWhileTheStoreOpens: SIGTERM while the store opens ends the
+// process with 0 at once, rather than after the read (or, here, with 1
+// when bolt gives up on the lock).
+func TestServeStopsWhileTheStoreOpens(t *testing.T) {
+	o := startOpening(t, "http://127.0.0.1:9")
+	if err := o.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- o.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("relay serve after SIGTERM while opening: %v, want exit 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("relay serve did not exit after SIGTERM while opening")
 	}
 }
 
