@@ -72,6 +72,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Caught from the start: SIGHUP's default is to end the process, and
+	// opening a large store takes a while. One that comes meanwhile
+	// reloads once the relay runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := relay.New(ctx, cfg, relay.Options{
 		Logger: log, Version: currentVersion().Version, ShutdownTimeout: *drain,
 		Load: func(path string) (*config.Config, error) { return config.LoadFileWith(path, opts) },
@@ -88,7 +94,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		<-ctx.Done()
 		stop() // from now on a second SIGINT or SIGTERM kills the process
 	}()
-	stopHUP := reloadOnHUP(ctx, srv, log)
+	stopHUP := reloadOnHUP(ctx, hup, srv, log)
 	defer stopHUP()
 	if err := srv.Run(ctx); err != nil {
 		log.Error("relay: stopped with error", "err", err)
@@ -104,11 +110,9 @@ func firstOf(a, b string) string {
 	return b
 }
 
-// reloadOnHUP reloads the config on every SIGHUP until ctx ends. Reload
-// logs the outcome, every problem of a refused file included.
-func reloadOnHUP(ctx context.Context, srv *relay.Server, log *slog.Logger) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+// reloadOnHUP reloads the config on every SIGHUP from hup until ctx ends.
+// Reload logs the outcome, every problem of a refused file included.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, srv *relay.Server, log *slog.Logger) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -125,7 +129,6 @@ func reloadOnHUP(ctx context.Context, srv *relay.Server, log *slog.Logger) (stop
 		}
 	}()
 	return func() {
-		signal.Stop(hup)
 		close(quit)
 		<-done
 	}

@@ -167,6 +167,7 @@ type opening struct {
 	listen, admin string // base URLs
 	adminAddr     string
 	held          *bolt.Store
+	logPath       string
 }
 
 // startOpening starts `relay serve` (embedded store, admin token
@@ -213,7 +214,7 @@ destinations:
 			t.Logf("relay log:\n%s", b)
 		}
 	})
-	o := &opening{cmd: cmd, listen: "http://" + listen, admin: "http://" + adminAddr, adminAddr: adminAddr, held: held}
+	o := &opening{cmd: cmd, listen: "http://" + listen, admin: "http://" + adminAddr, adminAddr: adminAddr, held: held, logPath: logs.Name()}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		code, _, body := call(t, "GET", o.admin+"/healthz", "")
@@ -310,6 +311,24 @@ func TestServeStopsWhileTheStoreOpens(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("relay serve did not exit after SIGTERM while opening")
 	}
+}
+
+// TestServeSIGHUPWhileTheStoreOpens: SIGHUP's default action ends a
+// process; one that comes while the store opens must not, and reloads once
+// the relay runs.
+func TestServeSIGHUPWhileTheStoreOpens(t *testing.T) {
+	o := startOpening(t, "http://127.0.0.1:9")
+	if err := o.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "relay has opened its store", func() bool { return started(o.adminAddr) })
+	eventuallyTrue(t, "the SIGHUP reloaded the config", func() bool {
+		b, _ := os.ReadFile(o.logPath)
+		return strings.Contains(string(b), "relay: SIGHUP: reloading the config")
+	})
 }
 
 // TestExampleConfigRuns loads relay.example.yaml as shipped, moves only its
