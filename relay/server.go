@@ -97,7 +97,8 @@ type Server struct {
 // everything else 503, so providers retry and liveness probes see a live
 // process instead of a refused connection. Once New returns, both
 // listeners serve the relay (a config may ask for port 0: the addresses
-// are known); Run starts delivery and serves until it drains.
+// are known); Run starts delivery, serves until ctx ends and drains, and
+// is the only way to stop a Server that New returned.
 func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
