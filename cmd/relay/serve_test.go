@@ -39,33 +39,9 @@ func freeAddr(t testing.TB) string {
 // admin /healthz says it has opened its store.
 func startProcess(t *testing.T, cfgPath, adminAddr string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(relayBin, "serve", "-config", cfgPath, "-log-level", "debug")
-	logf, err := os.Create(filepath.Join(t.TempDir(), "relay.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("relay log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if started(adminAddr) {
-			return cmd
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("relay did not come up")
-	return nil
+	p := spawnServe(t, cfgPath, "-log-level", "debug")
+	eventuallyTrue(t, "relay has opened its store", func() bool { return started(adminAddr) })
+	return p.cmd
 }
 
 // started reports whether the relay's /healthz says it has opened its
@@ -163,11 +139,10 @@ destinations:
 // holds relay.db's lock, and bolt waits up to its open timeout for it, as
 // it would read a large file for seconds.
 type opening struct {
-	cmd           *exec.Cmd
+	*serveProcess
 	listen, admin string // base URLs
 	adminAddr     string
 	held          *bolt.Store
-	logPath       string
 }
 
 // startOpening starts `relay serve` (embedded store, admin token
@@ -196,25 +171,8 @@ destinations:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(relayBin, "serve", "-config", cfgPath)
-	logs, err := os.Create(filepath.Join(dir, "relay.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logs.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logs.Name())
-			t.Logf("relay log:\n%s", b)
-		}
-	})
-	o := &opening{cmd: cmd, listen: "http://" + listen, admin: "http://" + adminAddr, adminAddr: adminAddr, held: held, logPath: logs.Name()}
+	o := &opening{serveProcess: spawnServe(t, cfgPath), listen: "http://" + listen, admin: "http://" + adminAddr,
+		adminAddr: adminAddr, held: held}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		code, _, body := call(t, "GET", o.admin+"/healthz", "")
@@ -326,8 +284,7 @@ func TestServeSIGHUPWhileTheStoreOpens(t *testing.T) {
 	}
 	eventuallyTrue(t, "relay has opened its store", func() bool { return started(o.adminAddr) })
 	eventuallyTrue(t, "the SIGHUP reloaded the config", func() bool {
-		b, _ := os.ReadFile(o.logPath)
-		return strings.Contains(string(b), "relay: SIGHUP: reloading the config")
+		return strings.Contains(o.log(), "relay: SIGHUP: reloading the config")
 	})
 }
 

@@ -21,14 +21,17 @@ type serveProcess struct {
 	logPath string
 }
 
-func startServe(t *testing.T, cfgPath, adminAddr string) *serveProcess {
+// spawnServe starts `relay serve -config cfgPath` with args after it, its
+// output in a log file that a failed test prints; the process is killed
+// when the test ends.
+func spawnServe(t *testing.T, cfgPath string, args ...string) *serveProcess {
 	t.Helper()
 	p := &serveProcess{logPath: filepath.Join(t.TempDir(), "relay.log")}
 	logf, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(relayBin, "serve", "-config", cfgPath)
+	p.cmd = exec.Command(relayBin, append([]string{"serve", "-config", cfgPath}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -41,6 +44,13 @@ func startServe(t *testing.T, cfgPath, adminAddr string) *serveProcess {
 			t.Logf("relay log:\n%s", p.log())
 		}
 	})
+	return p
+}
+
+// startServe spawns `relay serve` and waits until it has opened its store.
+func startServe(t *testing.T, cfgPath, adminAddr string) *serveProcess {
+	t.Helper()
+	p := spawnServe(t, cfgPath)
 	eventuallyTrue(t, "relay has opened its store", func() bool { return started(adminAddr) })
 	return p
 }
